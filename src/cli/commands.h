@@ -1,0 +1,14 @@
+// One function per subcommand: each adds itself to the CLI11 app and returns
+// the callback that runs it. All logic lives in attnlab_core.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <functional>
+
+namespace attnlab::cli {
+
+using Run = std::function<int()>;
+Run add_train(CLI::App& app);
+Run add_sample(CLI::App& app);
+Run add_config(CLI::App& app);
+
+}  // namespace attnlab::cli

@@ -1,0 +1,489 @@
+#include "config/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cmath>
+#include <fstream>
+#include <functional>
+#include <algorithm>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace attnlab {
+
+namespace {
+
+// Where a value came from, for error messages: "file:line:col" or "--set a.b=v".
+struct Where {
+  std::string text;
+};
+
+[[noreturn]] void fail(const Where& w, const std::string& key, const std::string& what) {
+  user_error("{}: key '{}': {}", w.text, key, what);
+}
+
+std::string scalar_text(const YAML::Node& n) {
+  if (n.IsScalar()) return n.Scalar();
+  if (n.IsSequence()) return "a list";
+  if (n.IsMap()) return "a mapping";
+  return "nothing";
+}
+
+// One schema entry: how to read a YAML scalar into the config and print it back.
+struct Field {
+  std::string key, type, doc;
+  bool quoted = false;  // printed as a quoted YAML string
+  std::function<void(Config&, const YAML::Node&, const Where&)> set;
+  std::function<std::string(const Config&)> get;
+};
+
+using IntRef = std::function<int&(Config&)>;
+using DblRef = std::function<double&(Config&)>;
+using StrRef = std::function<std::string&(Config&)>;
+using BoolRef = std::function<bool&(Config&)>;
+
+std::string fmt_double(double v) {
+  std::string s = fmt::format("{}", v);
+  if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
+  return s;
+}
+
+Field int_field(std::string key, IntRef ref, long long lo, long long hi, std::string doc) {
+  Field f;
+  f.key = key;
+  f.type = hi == INT32_MAX ? fmt::format("int ≥ {}", lo) : fmt::format("int in [{}, {}]", lo, hi);
+  f.doc = std::move(doc);
+  f.set = [key, ref, lo, hi](Config& c, const YAML::Node& n, const Where& w) {
+    long long v;
+    std::string s = scalar_text(n);
+    try {
+      if (!n.IsScalar()) throw YAML::Exception(YAML::Mark(), "");
+      size_t pos = 0;
+      v = std::stoll(s, &pos);
+      if (pos != s.size()) throw std::invalid_argument("trailing");
+    } catch (...) {
+      fail(w, key, fmt::format("expected an integer, got {}", n.IsScalar() ? "'" + s + "'" : s));
+    }
+    if (v < lo || v > hi)
+      fail(w, key, hi == INT32_MAX ? fmt::format("expected an integer ≥ {}, got {}", lo, v)
+                                   : fmt::format("expected an integer in [{}, {}], got {}", lo, hi, v));
+    ref(c) = int(v);
+  };
+  f.get = [ref](const Config& c) { return std::to_string(ref(const_cast<Config&>(c))); };
+  return f;
+}
+
+Field seed_field(std::string key, std::function<int64_t&(Config&)> ref, std::string doc) {
+  Field f;
+  f.key = key;
+  f.type = "int ≥ 0";
+  f.doc = std::move(doc);
+  f.set = [key, ref](Config& c, const YAML::Node& n, const Where& w) {
+    std::string s = scalar_text(n);
+    long long v = -1;
+    try {
+      size_t pos = 0;
+      v = std::stoll(s, &pos);
+      if (pos != s.size() || !n.IsScalar()) v = -1;
+    } catch (...) {
+    }
+    if (v < 0) fail(w, key, fmt::format("expected a non-negative integer, got '{}'", s));
+    ref(c) = v;
+  };
+  f.get = [ref](const Config& c) { return std::to_string(ref(const_cast<Config&>(c))); };
+  return f;
+}
+
+Field dbl_field(std::string key, DblRef ref, double lo, double hi, bool lo_open, std::string doc) {
+  Field f;
+  f.key = key;
+  f.type = std::isinf(hi) ? fmt::format("float {} {}", lo_open ? ">" : "≥", lo)
+                          : fmt::format("float in {}{}, {}]", lo_open ? "(" : "[", lo, hi);
+  f.doc = std::move(doc);
+  const std::string range = f.type.substr(6);
+  f.set = [key, ref, lo, hi, lo_open, range](Config& c, const YAML::Node& n, const Where& w) {
+    std::string s = scalar_text(n);
+    double v;
+    try {
+      if (!n.IsScalar()) throw std::invalid_argument("");
+      size_t pos = 0;
+      v = std::stod(s, &pos);
+      if (pos != s.size()) throw std::invalid_argument("");
+    } catch (...) {
+      fail(w, key, fmt::format("expected a number, got {}", n.IsScalar() ? "'" + s + "'" : s));
+    }
+    if (!std::isfinite(v) || v < lo || v > hi || (lo_open && v == lo))
+      fail(w, key, fmt::format("expected a number {}, got {}", range, s));
+    ref(c) = v;
+  };
+  f.get = [ref](const Config& c) { return fmt_double(ref(const_cast<Config&>(c))); };
+  return f;
+}
+
+Field bool_field(std::string key, BoolRef ref, std::string doc) {
+  Field f;
+  f.key = key;
+  f.type = "bool";
+  f.doc = std::move(doc);
+  f.set = [key, ref](Config& c, const YAML::Node& n, const Where& w) {
+    const std::string s = scalar_text(n);
+    if (s == "true" || s == "True" || s == "yes" || s == "on") ref(c) = true;
+    else if (s == "false" || s == "False" || s == "no" || s == "off") ref(c) = false;
+    else fail(w, key, fmt::format("expected true or false, got '{}'", s));
+  };
+  f.get = [ref](const Config& c) { return ref(const_cast<Config&>(c)) ? "true" : "false"; };
+  return f;
+}
+
+// A string; with `choices` non-empty, one of them.
+Field str_field(std::string key, StrRef ref, std::vector<std::string> choices, std::string doc) {
+  Field f;
+  f.key = key;
+  std::string list;
+  for (const auto& ch : choices) list += (list.empty() ? "" : " | ") + ch;
+  f.type = choices.empty() ? "string" : list;
+  f.doc = std::move(doc);
+  f.quoted = true;
+  f.set = [key, ref, choices, list](Config& c, const YAML::Node& n, const Where& w) {
+    if (!n.IsScalar() && !n.IsNull()) fail(w, key, fmt::format("expected a string, got {}", scalar_text(n)));
+    const std::string s = n.IsNull() ? "" : n.Scalar();
+    if (!choices.empty() && std::find(choices.begin(), choices.end(), s) == choices.end())
+      fail(w, key, fmt::format("expected one of {}, got '{}'", list, s));
+    ref(c) = s;
+  };
+  f.get = [ref](const Config& c) { return ref(const_cast<Config&>(c)); };
+  return f;
+}
+
+const std::vector<Field>& schema() {
+  static const std::vector<Field> fields = [] {
+    std::vector<Field> v;
+    // model
+    v.push_back(str_field("model.kind", [](Config& c) -> auto& { return c.model.kind; }, {"decoder"},
+                          "Model kind. `decoder`: GPT-style causal language model."));
+    v.push_back(int_field("model.n_layers", [](Config& c) -> auto& { return c.model.n_layers; }, 1, 256,
+                          "Number of transformer blocks."));
+    v.push_back(int_field("model.d_model", [](Config& c) -> auto& { return c.model.d_model; }, 1, 65536,
+                          "Width of the residual stream."));
+    v.push_back(int_field("model.n_heads", [](Config& c) -> auto& { return c.model.n_heads; }, 1, 4096,
+                          "Attention heads per layer; must divide d_model."));
+    v.push_back(int_field("model.d_ff", [](Config& c) -> auto& { return c.model.d_ff; }, 0, 1 << 20,
+                          "Hidden width of the MLP; 0 means 4 × d_model."));
+    v.push_back(int_field("model.block_size", [](Config& c) -> auto& { return c.model.block_size; }, 2,
+                          1 << 20, "Maximum context length (tokens) the model is built for."));
+    v.push_back(str_field("model.positions", [](Config& c) -> auto& { return c.model.positions; },
+                          {"learned", "sinusoidal", "none"},
+                          "Position information: a learned table, fixed sinusoids (Vaswani 2017), or none."));
+    v.push_back(bool_field("model.tie_embeddings", [](Config& c) -> auto& { return c.model.tie_embeddings; },
+                           "Use the token embedding as the output head (weight tying)."));
+    v.push_back(bool_field("model.bias", [](Config& c) -> auto& { return c.model.bias; },
+                           "Biases in linear layers."));
+    v.push_back(dbl_field("model.dropout", [](Config& c) -> auto& { return c.model.dropout; }, 0.0, 0.99,
+                          false, "Dropout on embeddings and on each residual branch (training only)."));
+    v.push_back(str_field("model.attention.type", [](Config& c) -> auto& { return c.model.attention.type; },
+                          {}, "Attention variant (registry name, see docs/attention.md)."));
+    v.push_back(int_field("model.attention.n_kv_heads",
+                          [](Config& c) -> auto& { return c.model.attention.n_kv_heads; }, 0, 4096,
+                          "Key/value heads: 0 or n_heads = MHA, fewer = GQA, 1 = MQA. Must divide n_heads."));
+    v.push_back(str_field("model.attention.scale", [](Config& c) -> auto& { return c.model.attention.scale; },
+                          {}, "Score scale: `inv_sqrt_dk` (1/√d_head), `none` (1), or a positive number."));
+    v.push_back(dbl_field("model.attention.dropout",
+                          [](Config& c) -> auto& { return c.model.attention.dropout; }, 0.0, 0.99, false,
+                          "Dropout on the attention weights (training only)."));
+    // data
+    v.push_back(str_field("data.task", [](Config& c) -> auto& { return c.data.task; },
+                          {"text", "reverse", "sort"},
+                          "Training data: a text file (char-level LM) or a synthetic task."));
+    v.push_back(str_field("data.path", [](Config& c) -> auto& { return c.data.path; }, {},
+                          "text: the file to read. Relative paths are taken from the current directory."));
+    v.push_back(dbl_field("data.val_fraction", [](Config& c) -> auto& { return c.data.val_fraction; }, 0.0,
+                          0.5, true,
+                          "text: the last share of the file used for validation. reverse/sort: share of "
+                          "the input space reserved for validation."));
+    v.push_back(int_field("data.n_symbols", [](Config& c) -> auto& { return c.data.n_symbols; }, 2, 26,
+                          "reverse/sort: alphabet size (letters a, b, ...)."));
+    v.push_back(int_field("data.min_len", [](Config& c) -> auto& { return c.data.min_len; }, 1, 4096,
+                          "reverse/sort: shortest input."));
+    v.push_back(int_field("data.max_len", [](Config& c) -> auto& { return c.data.max_len; }, 1, 4096,
+                          "reverse/sort: longest input."));
+    v.push_back(int_field("data.n_val", [](Config& c) -> auto& { return c.data.n_val; }, 1, 1 << 20,
+                          "reverse/sort: number of held-out examples."));
+    // train
+    v.push_back(int_field("train.steps", [](Config& c) -> auto& { return c.train.steps; }, 0, INT32_MAX,
+                          "Optimizer steps."));
+    v.push_back(int_field("train.batch_size", [](Config& c) -> auto& { return c.train.batch_size; }, 1,
+                          1 << 20, "Sequences per step."));
+    v.push_back(dbl_field("train.lr", [](Config& c) -> auto& { return c.train.lr; }, 0.0, 10.0, true,
+                          "Peak learning rate."));
+    v.push_back(dbl_field("train.min_lr", [](Config& c) -> auto& { return c.train.min_lr; }, 0.0, 10.0,
+                          false, "cosine: final learning rate."));
+    v.push_back(int_field("train.warmup_steps", [](Config& c) -> auto& { return c.train.warmup_steps; }, 0,
+                          INT32_MAX, "Linear warm-up from 0 to lr over this many steps."));
+    v.push_back(str_field("train.schedule", [](Config& c) -> auto& { return c.train.schedule; },
+                          {"cosine", "constant"}, "Learning-rate schedule after warm-up."));
+    v.push_back(dbl_field("train.weight_decay", [](Config& c) -> auto& { return c.train.weight_decay; }, 0.0,
+                          10.0, false,
+                          "AdamW decoupled weight decay, applied to weight matrices only (not biases "
+                          "or norms)."));
+    v.push_back(bool_field("train.decay_embeddings",
+                           [](Config& c) -> auto& { return c.train.decay_embeddings; },
+                           "Also apply weight decay to embedding tables."));
+    v.push_back(dbl_field("train.beta1", [](Config& c) -> auto& { return c.train.beta1; }, 0.0, 1.0, false,
+                          "AdamW β₁."));
+    v.push_back(dbl_field("train.beta2", [](Config& c) -> auto& { return c.train.beta2; }, 0.0, 1.0, false,
+                          "AdamW β₂."));
+    v.push_back(dbl_field("train.eps", [](Config& c) -> auto& { return c.train.eps; }, 0.0, 1.0, true,
+                          "AdamW ε."));
+    v.push_back(dbl_field("train.grad_clip", [](Config& c) -> auto& { return c.train.grad_clip; }, 0.0,
+                          1e9, false, "Clip the global gradient norm to this value; 0 turns clipping off."));
+    v.push_back(dbl_field("train.label_smoothing", [](Config& c) -> auto& { return c.train.label_smoothing; },
+                          0.0, 0.99, false, "Label smoothing ε of the cross-entropy."));
+    v.push_back(int_field("train.eval_interval", [](Config& c) -> auto& { return c.train.eval_interval; }, 0,
+                          INT32_MAX, "Evaluate on val every N steps (and at the end); 0 = only at the end."));
+    v.push_back(int_field("train.eval_batches", [](Config& c) -> auto& { return c.train.eval_batches; }, 1,
+                          1 << 20, "Batches averaged per evaluation."));
+    v.push_back(int_field("train.log_interval", [](Config& c) -> auto& { return c.train.log_interval; }, 1,
+                          INT32_MAX, "Log train loss every N steps."));
+    v.push_back(int_field("train.checkpoint_interval",
+                          [](Config& c) -> auto& { return c.train.checkpoint_interval; }, 0, INT32_MAX,
+                          "Save a checkpoint every N steps; 0 = only at the end."));
+    v.push_back(int_field("train.keep_checkpoints", [](Config& c) -> auto& { return c.train.keep_checkpoints; },
+                          1, INT32_MAX, "How many periodic checkpoints to keep (oldest deleted first)."));
+    v.push_back(seed_field("train.seed", [](Config& c) -> auto& { return c.train.seed; },
+                           "Seed for initialisation, data order and dropout."));
+    v.push_back(int_field("train.threads", [](Config& c) -> auto& { return c.train.threads; }, 0, 4096,
+                          "OpenMP threads; 0 = all available. Losses are reproducible for a fixed count."));
+    // sample
+    v.push_back(int_field("sample.max_new_tokens", [](Config& c) -> auto& { return c.sample.max_new_tokens; },
+                          0, 1 << 20, "Default number of tokens `attnlab sample` generates."));
+    v.push_back(dbl_field("sample.temperature", [](Config& c) -> auto& { return c.sample.temperature; }, 0.0,
+                          100.0, false, "Default sampling temperature; 0 = greedy."));
+    v.push_back(int_field("sample.top_k", [](Config& c) -> auto& { return c.sample.top_k; }, 0, 1 << 20,
+                          "Default top-k filter; 0 = off."));
+    v.push_back(str_field("sample.prompt", [](Config& c) -> auto& { return c.sample.prompt; }, {},
+                          "Default prompt for `attnlab sample`."));
+    return v;
+  }();
+  return fields;
+}
+
+const Field* find_field(const std::string& key) {
+  for (const auto& f : schema())
+    if (f.key == key) return &f;
+  return nullptr;
+}
+
+bool is_section(const std::string& prefix) {
+  for (const auto& f : schema())
+    if (f.key.rfind(prefix + ".", 0) == 0) return true;
+  return false;
+}
+
+std::string where_of(const std::string& origin, const YAML::Node& n) {
+  const YAML::Mark m = n.Mark();
+  if (m.is_null()) return origin;
+  return fmt::format("{}:{}:{}", origin, m.line + 1, m.column + 1);
+}
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); j++) row[j] = j;
+  for (size_t i = 1; i <= a.size(); i++) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); j++) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] != b[j - 1])});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// " (did you mean 'x'?)" for the closest key or section: same last component, or within 2 edits
+std::string suggest(const std::string& key) {
+  std::vector<std::string> names;
+  for (const auto& f : schema()) {
+    names.push_back(f.key);
+    for (size_t dot = f.key.find('.'); dot != std::string::npos; dot = f.key.find('.', dot + 1))
+      names.push_back(f.key.substr(0, dot));
+  }
+  const std::string last = key.substr(key.rfind('.') + 1);
+  std::string best;
+  size_t best_d = 3;
+  for (const auto& n : names) {
+    const size_t d = n.substr(n.rfind('.') + 1) == last ? 0 : edit_distance(n, key);
+    if (d < best_d) best_d = d, best = n;
+  }
+  return best.empty() ? "" : fmt::format(" (did you mean '{}'?)", best);
+}
+
+struct Locations {
+  std::map<std::string, std::string> of;  // key -> where it was set
+  std::string get(const std::string& key, const std::string& origin) const {
+    auto it = of.find(key);
+    return it == of.end() ? origin : it->second;
+  }
+};
+
+void apply_map(Config& cfg, const YAML::Node& node, const std::string& prefix, const std::string& origin,
+               Locations& loc) {
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    const std::string name = it->first.as<std::string>();
+    const std::string key = prefix.empty() ? name : prefix + "." + name;
+    const Where w{where_of(origin, it->first)};
+    const YAML::Node& val = it->second;
+    if (const Field* f = find_field(key)) {
+      if (val.IsMap() || val.IsSequence())
+        fail(Where{where_of(origin, val)}, key, fmt::format("expected {}, got {}", f->type, scalar_text(val)));
+      f->set(cfg, val, Where{where_of(origin, val)});
+      loc.of[key] = where_of(origin, val);
+    } else if (is_section(key)) {
+      if (val.IsNull()) continue;  // an empty section
+      if (!val.IsMap()) fail(w, key, fmt::format("expected a mapping of keys, got {}", scalar_text(val)));
+      apply_map(cfg, val, key, origin, loc);
+    } else {
+      user_error("{}: unknown key '{}'{}", w.text, key, suggest(key));
+    }
+  }
+}
+
+void apply_override(Config& cfg, const std::string& ov, Locations& loc) {
+  const auto eq = ov.find('=');
+  if (eq == std::string::npos || eq == 0)
+    user_error("--set {}: expected key=value (e.g. --set train.lr=3e-4)", ov);
+  const std::string key = ov.substr(0, eq), value = ov.substr(eq + 1);
+  const Field* f = find_field(key);
+  if (!f) user_error("--set {}: unknown key '{}'{}", ov, key, suggest(key));
+  YAML::Node n;
+  try {
+    n = YAML::Load(value);
+  } catch (const YAML::Exception&) {
+    n = YAML::Node(value);
+  }
+  if (n.IsNull() && !value.empty()) n = YAML::Node(value);
+  const Where w{"--set " + ov};
+  f->set(cfg, n, w);
+  loc.of[key] = w.text;
+}
+
+// Checks that involve several keys.
+void validate(const Config& c, const std::string& origin, const Locations& loc) {
+  auto bad = [&](const std::string& key, const std::string& what) { fail(Where{loc.get(key, origin)}, key, what); };
+  const auto& m = c.model;
+  if (m.d_model % m.n_heads != 0)
+    bad("model.n_heads", fmt::format("expected a positive integer that divides d_model ({}), got {}",
+                                     m.d_model, m.n_heads));
+  const int kv = m.attention.n_kv_heads;
+  if (kv > 0 && m.n_heads % kv != 0)
+    bad("model.attention.n_kv_heads",
+        fmt::format("expected a positive integer that divides n_heads ({}), got {}", m.n_heads, kv));
+  const auto& t = m.attention.type;
+  if (m.kind == "decoder" && t == "bidirectional")
+    bad("model.attention.type",
+        "a decoder is a causal language model; 'bidirectional' would let it see the tokens it predicts");
+  {
+    // validate the type and scale now rather than at model construction
+    static const std::set<std::string> known = {"scaled_dot_product", "causal", "bidirectional"};
+    if (!known.count(t)) {
+      std::string list;
+      for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+      bad("model.attention.type", fmt::format("expected one of {}, got '{}'", list, t));
+    }
+    const std::string& s = m.attention.scale;
+    if (s != "inv_sqrt_dk" && s != "none") {
+      char* end = nullptr;
+      const double v = std::strtod(s.c_str(), &end);
+      if (s.empty() || *end != '\0' || !(v > 0) || !std::isfinite(v))
+        bad("model.attention.scale", fmt::format("expected inv_sqrt_dk, none or a positive number, got '{}'", s));
+    }
+  }
+  if (c.data.task == "text" && c.data.path.empty())
+    bad("data.path", "expected the path of a text file (data.task is 'text'), got nothing");
+  if (c.data.min_len > c.data.max_len)
+    bad("data.min_len", fmt::format("expected at most data.max_len ({}), got {}", c.data.max_len, c.data.min_len));
+  if (c.data.task != "text" && 2 * c.data.max_len + 1 > m.block_size)
+    bad("model.block_size",
+        fmt::format("expected at least 2 × data.max_len + 1 = {} to fit a {} example, got {}",
+                    2 * c.data.max_len + 1, c.data.task, m.block_size));
+  if (c.train.min_lr > c.train.lr)
+    bad("train.min_lr", fmt::format("expected at most train.lr ({}), got {}", c.train.lr, c.train.min_lr));
+}
+
+Config load_node(const YAML::Node& root, const std::string& origin, const std::vector<std::string>& overrides) {
+  Config cfg;
+  cfg.source = origin;
+  Locations loc;
+  if (root.IsDefined() && !root.IsNull()) {
+    if (!root.IsMap()) user_error("{}: expected a mapping of keys at the top level", where_of(origin, root));
+    apply_map(cfg, root, "", origin, loc);
+  }
+  for (const auto& ov : overrides) apply_override(cfg, ov, loc);
+  validate(cfg, origin, loc);
+  return cfg;
+}
+
+}  // namespace
+
+std::vector<ConfigKey> config_keys() {
+  const Config defaults;
+  std::vector<ConfigKey> out;
+  for (const auto& f : schema()) out.push_back({f.key, f.type, f.get(defaults), f.doc});
+  return out;
+}
+
+Config load_config_text(const std::string& yaml, const std::string& origin,
+                        const std::vector<std::string>& overrides) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml);
+  } catch (const YAML::ParserException& e) {
+    user_error("{}:{}:{}: invalid YAML: {}", origin, e.mark.line + 1, e.mark.column + 1, e.msg);
+  }
+  return load_node(root, origin, overrides);
+}
+
+Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) user_error("cannot read config file '{}'", path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return load_config_text(ss.str(), path, overrides);
+}
+
+std::string dump_config(const Config& cfg) {
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  std::vector<std::string> open;  // the sections currently open
+  for (const auto& f : schema()) {
+    std::vector<std::string> parts;
+    std::stringstream ks(f.key);
+    for (std::string p; std::getline(ks, p, '.');) parts.push_back(p);
+    const std::vector<std::string> sections(parts.begin(), parts.end() - 1);
+    size_t common = 0;
+    while (common < open.size() && common < sections.size() && open[common] == sections[common]) common++;
+    while (open.size() > common) {
+      out << YAML::EndMap;
+      open.pop_back();
+    }
+    for (size_t i = common; i < sections.size(); i++) {
+      out << YAML::Key << sections[i] << YAML::Value << YAML::BeginMap;
+      open.push_back(sections[i]);
+    }
+    out << YAML::Key << parts.back() << YAML::Value;
+    const std::string v = f.get(cfg);
+    if (f.quoted) out << YAML::DoubleQuoted << v;
+    else out << v;
+  }
+  while (!open.empty()) {
+    out << YAML::EndMap;
+    open.pop_back();
+  }
+  out << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
+}
+
+}  // namespace attnlab

@@ -1,0 +1,98 @@
+// Typed configuration. Every key a user may write is a field of these structs,
+// declared once in config.cpp's schema with its type, range and meaning; the
+// YAML loader, `--set` overrides, `attnlab config show` and the docs test all
+// read that one schema.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace attnlab {
+
+struct AttentionConfig {
+  std::string type = "causal";          // registry name (see docs/attention.md)
+  int n_kv_heads = 0;                   // 0 = n_heads
+  std::string scale = "inv_sqrt_dk";    // inv_sqrt_dk | none | a positive number
+  double dropout = 0.0;                 // on attention weights
+};
+
+struct ModelConfig {
+  std::string kind = "decoder";
+  int n_layers = 4;
+  int d_model = 128;
+  int n_heads = 4;
+  int d_ff = 0;                         // 0 = 4 * d_model
+  int block_size = 128;                 // maximum context length
+  std::string positions = "learned";    // learned | sinusoidal | none
+  bool tie_embeddings = true;
+  bool bias = true;
+  double dropout = 0.0;                 // residual and embedding dropout
+  AttentionConfig attention;
+};
+
+struct DataConfig {
+  std::string task = "text";            // text | reverse | sort
+  std::string path;                     // text: the file to read
+  double val_fraction = 0.1;
+  int n_symbols = 8;                    // reverse/sort
+  int min_len = 4;
+  int max_len = 8;
+  int n_val = 256;
+};
+
+struct TrainConfig {
+  int steps = 1000;
+  int batch_size = 16;
+  double lr = 1e-3;
+  double min_lr = 1e-4;
+  int warmup_steps = 100;
+  std::string schedule = "cosine";      // cosine | constant
+  double weight_decay = 0.1;
+  bool decay_embeddings = false;
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double eps = 1e-8;
+  double grad_clip = 1.0;               // 0 = off
+  double label_smoothing = 0.0;
+  int eval_interval = 100;
+  int eval_batches = 20;
+  int log_interval = 10;
+  int checkpoint_interval = 0;          // 0 = only at the end
+  int keep_checkpoints = 3;
+  int64_t seed = 1337;
+  int threads = 0;                      // 0 = all available
+};
+
+struct SampleConfig {
+  int max_new_tokens = 200;
+  double temperature = 1.0;
+  int top_k = 0;
+  std::string prompt = "";
+};
+
+struct Config {
+  ModelConfig model;
+  DataConfig data;
+  TrainConfig train;
+  SampleConfig sample;
+  std::string source = "<defaults>";  // where it came from (not a key)
+  int ff_dim() const { return model.d_ff > 0 ? model.d_ff : 4 * model.d_model; }
+};
+
+struct ConfigKey {
+  std::string key, type, default_value, doc;
+};
+
+// Every key of the schema, in order (for docs and `config show`).
+std::vector<ConfigKey> config_keys();
+
+// Load a YAML file and apply `key=value` overrides; validate everything.
+// Errors throw UserError: "FILE:LINE:COL: key 'a.b': expected ..., got ...".
+Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+// The same from YAML text (checkpoints embed their config); `origin` names it in errors.
+Config load_config_text(const std::string& yaml, const std::string& origin,
+                        const std::vector<std::string>& overrides = {});
+// The fully resolved config as YAML (every key, defaults filled in).
+std::string dump_config(const Config& cfg);
+
+}  // namespace attnlab

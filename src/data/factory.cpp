@@ -1,0 +1,23 @@
+#include "data/factory.h"
+
+namespace attnlab {
+
+TaskOptions task_options(const Config& cfg) {
+  TaskOptions o;
+  o.name = cfg.data.task;
+  o.n_symbols = cfg.data.n_symbols;
+  o.min_len = cfg.data.min_len;
+  o.max_len = cfg.data.max_len;
+  o.val_fraction = cfg.data.val_fraction;
+  o.n_val = cfg.data.n_val;
+  o.seed = uint64_t(cfg.train.seed);
+  return o;
+}
+
+std::unique_ptr<Dataset> make_dataset(const Config& cfg) {
+  if (cfg.data.task == "text")
+    return std::make_unique<TextDataset>(cfg.data.path, cfg.data.val_fraction, cfg.model.block_size);
+  return std::make_unique<TaskDataset>(task_options(cfg));
+}
+
+}  // namespace attnlab

@@ -1,0 +1,14 @@
+// Builds the dataset a config asks for.
+#pragma once
+#include <memory>
+
+#include "config/config.h"
+#include "data/dataset.h"
+#include "data/tasks.h"
+
+namespace attnlab {
+
+std::unique_ptr<Dataset> make_dataset(const Config& cfg);
+TaskOptions task_options(const Config& cfg);
+
+}  // namespace attnlab

@@ -1,0 +1,201 @@
+#include "train/checkpoint.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "core/error.h"
+#include "model/decoder.h"
+
+namespace attnlab {
+
+using json = nlohmann::json;
+
+uint64_t fnv1a64(const void* data, size_t n, uint64_t h) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < n; i++) {
+    h ^= p[i];
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+void write_file_atomic(const std::string& path, const std::string& content) {
+  const std::string tmp = path + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) user_error("cannot write '{}': {}", tmp, std::strerror(errno));
+  size_t off = 0;
+  while (off < content.size()) {
+    const ssize_t w = ::write(fd, content.data() + off, content.size() - off);
+    if (w < 0) {
+      const int e = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      user_error("cannot write '{}': {}", tmp, std::strerror(e));
+    }
+    off += size_t(w);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    ::unlink(tmp.c_str());
+    user_error("cannot write '{}': {}", tmp, std::strerror(errno));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    ::unlink(tmp.c_str());
+    user_error("cannot rename '{}' to '{}': {}", tmp, path, std::strerror(errno));
+  }
+}
+
+void write_checkpoint(const std::string& path, const ParamStore& store,
+                      const std::map<std::string, std::string>& metadata) {
+  json header = json::object();
+  std::string bytes;
+  size_t total = 0;
+  for (const auto& p : store.all()) total += p.numel() * sizeof(float);
+  bytes.reserve(total);
+  for (const auto& p : store.all()) {
+    const size_t begin = bytes.size();
+    bytes.append(reinterpret_cast<const char*>(p.w.data()), p.numel() * sizeof(float));  // little-endian host
+    header[p.name] = {{"dtype", "F32"}, {"shape", p.shape}, {"data_offsets", {begin, bytes.size()}}};
+  }
+  json meta = json::object();
+  for (const auto& [k, v] : metadata) meta[k] = v;
+  meta["checksum_fnv1a64"] = fmt::format("{:016x}", fnv1a64(bytes.data(), bytes.size()));
+  header["__metadata__"] = meta;
+  std::string h = header.dump();
+  while ((8 + h.size()) % 8 != 0) h.push_back(' ');  // align the tensor bytes to 8
+  std::string out;
+  out.reserve(8 + h.size() + bytes.size());
+  uint64_t n = h.size();
+  for (int i = 0; i < 8; i++) out.push_back(char((n >> (8 * i)) & 0xff));
+  out += h;
+  out += bytes;
+  write_file_atomic(path, out);
+}
+
+CheckpointFile read_checkpoint(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) user_error("cannot read checkpoint '{}'", path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string s = ss.str();
+  if (s.size() < 8) user_error("checkpoint '{}': truncated (only {} bytes)", path, s.size());
+  uint64_t n = 0;
+  for (int i = 0; i < 8; i++) n |= uint64_t(uint8_t(s[i])) << (8 * i);
+  if (n > s.size() - 8) user_error("checkpoint '{}': header length {} exceeds the file size", path, n);
+  json header;
+  try {
+    header = json::parse(s.begin() + 8, s.begin() + 8 + long(n));
+  } catch (const json::exception& e) {
+    user_error("checkpoint '{}': the header is not valid JSON ({})", path, e.what());
+  }
+  if (!header.is_object()) user_error("checkpoint '{}': the header is not a JSON object", path);
+  const size_t base = 8 + n, nbytes = s.size() - base;
+  CheckpointFile ck;
+  try {
+    for (auto it = header.begin(); it != header.end(); ++it) {
+      if (it.key() == "__metadata__") {
+        for (auto m = it->begin(); m != it->end(); ++m) ck.metadata[m.key()] = m->get<std::string>();
+        continue;
+      }
+      const json& t = *it;
+      if (t.at("dtype").get<std::string>() != "F32")
+        user_error("checkpoint '{}': tensor '{}' has dtype {}, expected F32", path, it.key(),
+                   t.at("dtype").get<std::string>());
+      TensorData td;
+      td.shape = t.at("shape").get<std::vector<int64_t>>();
+      const auto off = t.at("data_offsets").get<std::vector<uint64_t>>();
+      int64_t numel = 1;
+      for (auto d : td.shape) {
+        if (d < 0) user_error("checkpoint '{}': tensor '{}' has a negative dimension", path, it.key());
+        numel *= d;
+      }
+      if (off.size() != 2 || off[0] > off[1] || off[1] > nbytes || off[1] - off[0] != uint64_t(numel) * 4)
+        user_error("checkpoint '{}': tensor '{}' has bad data offsets (file truncated?)", path, it.key());
+      td.data.resize(size_t(numel));
+      std::memcpy(td.data.data(), s.data() + base + off[0], size_t(numel) * 4);
+      ck.order.push_back(it.key());
+      ck.tensors.emplace(it.key(), std::move(td));
+    }
+  } catch (const json::exception& e) {
+    user_error("checkpoint '{}': malformed header ({})", path, e.what());
+  }
+  auto fmt_it = ck.metadata.find("format");
+  if (fmt_it == ck.metadata.end() || fmt_it->second != "attnlab")
+    user_error("checkpoint '{}': not an attnlab checkpoint (metadata.format missing)", path);
+  auto sum = ck.metadata.find("checksum_fnv1a64");
+  if (sum != ck.metadata.end()) {
+    const std::string got = fmt::format("{:016x}", fnv1a64(s.data() + base, nbytes));
+    if (got != sum->second)
+      user_error("checkpoint '{}': checksum mismatch (stored {}, computed {}): the file is corrupt", path,
+                 sum->second, got);
+  }
+  // json objects iterate in sorted key order; restore the file's byte order
+  std::sort(ck.order.begin(), ck.order.end(), [&](const std::string& a, const std::string& b) {
+    return header[a]["data_offsets"][0].get<uint64_t>() < header[b]["data_offsets"][0].get<uint64_t>();
+  });
+  return ck;
+}
+
+void load_params(const CheckpointFile& ck, ParamStore& store, const std::string& path) {
+  std::set<std::string> used;
+  for (auto& p : store.all()) {
+    auto it = ck.tensors.find(p.name);
+    if (it == ck.tensors.end()) user_error("checkpoint '{}': tensor '{}' is missing", path, p.name);
+    std::vector<int64_t> want(p.shape.begin(), p.shape.end());
+    if (it->second.shape != want)
+      user_error("checkpoint '{}': tensor '{}' has shape [{}], the model expects [{}]", path, p.name,
+                 fmt::join(it->second.shape, ", "), fmt::join(want, ", "));
+    p.w = it->second.data;
+    used.insert(p.name);
+  }
+  for (const auto& name : ck.order)
+    if (!used.count(name)) user_error("checkpoint '{}': unexpected tensor '{}' for this model", path, name);
+}
+
+std::map<std::string, std::string> model_metadata(const Config& cfg, const CharTokenizer& tok, int step) {
+  std::string vb;
+  for (unsigned char c : tok.vocab()) vb += (vb.empty() ? "" : ",") + std::to_string(int(c));
+  return {{"format", "attnlab"},
+          {"format_version", std::to_string(kCheckpointFormatVersion)},
+          {"kind", cfg.model.kind},
+          {"step", std::to_string(step)},
+          {"config", dump_config(cfg)},
+          {"tokenizer", "char"},
+          {"vocab_bytes", vb}};
+}
+
+LoadedModel load_model(const std::string& path) {
+  CheckpointFile ck = read_checkpoint(path);
+  auto need = [&](const char* key) -> const std::string& {
+    auto it = ck.metadata.find(key);
+    if (it == ck.metadata.end()) user_error("checkpoint '{}': metadata '{}' is missing", path, key);
+    return it->second;
+  };
+  const int version = std::atoi(need("format_version").c_str());
+  if (version != kCheckpointFormatVersion)
+    user_error("checkpoint '{}': format version {} is not supported (this attnlab reads {})", path, version,
+               kCheckpointFormatVersion);
+  LoadedModel lm;
+  lm.config = load_config_text(need("config"), path + " (embedded config)");
+  std::string vocab;
+  std::stringstream vs(need("vocab_bytes"));
+  for (std::string tok; std::getline(vs, tok, ',');) {
+    const int b = std::atoi(tok.c_str());
+    if (b < 0 || b > 255 || tok.empty()) user_error("checkpoint '{}': bad vocab_bytes", path);
+    vocab.push_back(char(b));
+  }
+  lm.tokenizer = CharTokenizer::from_vocab(vocab);
+  lm.step = std::atoi(need("step").c_str());
+  lm.model = std::make_unique<DecoderModel>(lm.config.model, lm.tokenizer.size(), 0);
+  load_params(ck, lm.model->params(), path);
+  return lm;
+}
+
+}  // namespace attnlab

@@ -1,0 +1,65 @@
+#include "train/optimizer.h"
+
+#include <cmath>
+
+namespace attnlab {
+
+AdamW::AdamW(ParamStore& store, const TrainConfig& cfg) : store_(store), cfg_(cfg) {
+  for (const auto& p : store_.all()) {
+    m_.emplace_back(p.numel(), 0.0f);
+    v_.emplace_back(p.numel(), 0.0f);
+  }
+}
+
+void AdamW::step(float lr) {
+  t_++;
+  const float b1 = float(cfg_.beta1), b2 = float(cfg_.beta2), eps = float(cfg_.eps);
+  const float c1 = 1.0f / (1.0f - std::pow(b1, float(t_)));
+  const float c2 = 1.0f / (1.0f - std::pow(b2, float(t_)));
+  size_t i = 0;
+  for (auto& p : store_.all()) {
+    const bool decay = p.kind == ParamKind::weight ||
+                       (p.kind == ParamKind::embedding && cfg_.decay_embeddings);
+    const float wd = decay ? float(cfg_.weight_decay) : 0.0f;
+    float* w = p.w.data();
+    const float* g = p.g.data();
+    float* m = m_[i].data();
+    float* v = v_[i].data();
+    const long n = long(p.numel());
+#pragma omp parallel for schedule(static) if (n > 32768)
+    for (long k = 0; k < n; k++) {
+      m[k] = b1 * m[k] + (1.0f - b1) * g[k];
+      v[k] = b2 * v[k] + (1.0f - b2) * g[k] * g[k];
+      const float mh = m[k] * c1, vh = v[k] * c2;
+      w[k] -= lr * (mh / (std::sqrt(vh) + eps) + wd * w[k]);
+    }
+    i++;
+  }
+}
+
+double grad_norm(const ParamStore& store) {
+  double s = 0.0;
+  for (const auto& p : store.all())
+    for (float g : p.g) s += double(g) * double(g);
+  return std::sqrt(s);
+}
+
+double clip_grad_norm(ParamStore& store, double max_norm) {
+  const double norm = grad_norm(store);
+  if (max_norm > 0.0 && norm > max_norm) {
+    const float scale = float(max_norm / (norm + 1e-6));
+    for (auto& p : store.all())
+      for (auto& g : p.g) g *= scale;
+  }
+  return norm;
+}
+
+double learning_rate(const TrainConfig& cfg, int step) {
+  if (step < cfg.warmup_steps) return cfg.lr * double(step + 1) / double(cfg.warmup_steps);
+  if (cfg.schedule == "constant") return cfg.lr;
+  const int decay_steps = std::max(1, cfg.steps - cfg.warmup_steps);
+  const double progress = std::min(1.0, double(step - cfg.warmup_steps) / double(decay_steps));
+  return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1.0 + std::cos(M_PI * progress));
+}
+
+}  // namespace attnlab

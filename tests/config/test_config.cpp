@@ -1,0 +1,100 @@
+// Config loading: every error names where it happened; defaults and the dump round-trip.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "config/config.h"
+#include "core/error.h"
+
+using namespace attnlab;
+
+namespace {
+std::string error_of(const std::string& yaml, const std::vector<std::string>& sets = {}) {
+  try {
+    load_config_text(yaml, "cfg.yaml", sets);
+  } catch (const UserError& e) {
+    return e.what();
+  }
+  return "";
+}
+const std::string kText = "data: {task: text, path: x.txt}\n";
+}  // namespace
+
+TEST_CASE("config: the issue's example error, with line and column") {
+  CHECK(error_of("model:\n  d_model: 384\n  n_heads: 5\n" + kText) ==
+        "cfg.yaml:3:12: key 'model.n_heads': expected a positive integer that divides d_model (384), got 5");
+}
+
+TEST_CASE("config: unknown keys are errors that name the key, with a suggestion") {
+  CHECK(error_of("model:\n  n_head: 4\n") == "cfg.yaml:2:3: unknown key 'model.n_head' (did you mean 'model.n_heads'?)");
+  CHECK(error_of("trian:\n  lr: 1\n").find("unknown key 'trian' (did you mean 'train'?)") != std::string::npos);
+  CHECK(error_of(kText, {"train.lrr=3"}).find("unknown key 'train.lrr'") != std::string::npos);
+}
+
+TEST_CASE("config: wrong types and out-of-range values") {
+  CHECK(error_of("train: {steps: ten}\n" + kText).find("key 'train.steps': expected an integer, got 'ten'") !=
+        std::string::npos);
+  CHECK(error_of("train: {steps: 2.5}\n" + kText).find("expected an integer") != std::string::npos);
+  CHECK(error_of("train: {lr: -1}\n" + kText).find("key 'train.lr': expected a number") != std::string::npos);
+  CHECK(error_of("model: {bias: maybe}\n" + kText).find("expected true or false") != std::string::npos);
+  CHECK(error_of("model: {positions: rotary}\n" + kText).find("expected one of learned | sinusoidal | none") !=
+        std::string::npos);
+  CHECK(error_of("model: {n_layers: [1, 2]}\n" + kText).find("got a list") != std::string::npos);
+  CHECK(error_of("model: 3\n" + kText).find("expected a mapping") != std::string::npos);
+  CHECK(error_of("model: {attention: {type: bogus}}\n" + kText).find("key 'model.attention.type'") !=
+        std::string::npos);
+  CHECK(error_of("model: {attention: {type: bidirectional}}\n" + kText).find("causal language model") !=
+        std::string::npos);
+  CHECK(error_of("model: {attention: {scale: -2}}\n" + kText).find("positive number") != std::string::npos);
+  CHECK(error_of("model: {n_heads: 4, attention: {n_kv_heads: 3}}\n" + kText).find("divides n_heads (4)") !=
+        std::string::npos);
+  CHECK(error_of("data: {task: text}\n").find("key 'data.path'") != std::string::npos);
+  CHECK(error_of("model: {block_size: 8}\ndata: {task: reverse, max_len: 8}\n").find("key 'model.block_size'") !=
+        std::string::npos);
+  CHECK(error_of("model: [\n").find("invalid YAML") != std::string::npos);
+}
+
+TEST_CASE("config: --set overrides use the same validation and say where they came from") {
+  CHECK(error_of(kText, {"model.n_heads=5", "model.d_model=384"}) ==
+        "--set model.n_heads=5: key 'model.n_heads': expected a positive integer that divides d_model (384), got 5");
+  CHECK(error_of(kText, {"train.lr"}).find("expected key=value") != std::string::npos);
+  const Config c = load_config_text(kText, "cfg.yaml", {"train.lr=3e-4", "model.bias=false", "data.path=y.txt"});
+  CHECK(c.train.lr == doctest::Approx(3e-4));
+  CHECK_FALSE(c.model.bias);
+  CHECK(c.data.path == "y.txt");
+}
+
+TEST_CASE("config: the resolved dump loads back to the same config") {
+  const Config a = load_config_text("model: {d_model: 96, n_heads: 3}\ntrain: {lr: 0.002, seed: 7}\n" + kText,
+                                    "cfg.yaml");
+  const std::string dumped = dump_config(a);
+  const Config b = load_config_text(dumped, "dump");
+  CHECK(dump_config(b) == dumped);
+  CHECK(b.model.d_model == 96);
+  CHECK(b.train.seed == 7);
+  CHECK(b.train.lr == doctest::Approx(0.002));
+  // every key appears in the dump
+  for (const auto& k : config_keys()) CHECK(dumped.find(k.key.substr(k.key.rfind('.') + 1) + ":") != std::string::npos);
+}
+
+TEST_CASE("config: the shipped configs are valid") {
+  for (const auto& e : std::filesystem::recursive_directory_iterator(std::string(ATTNLAB_SOURCE_DIR) + "/configs")) {
+    if (e.path().extension() != ".yaml") continue;
+    INFO(e.path().string());
+    CHECK_NOTHROW(load_config(e.path().string()));
+  }
+}
+
+TEST_CASE("docs/config.md documents every key") {
+  std::ifstream in(std::string(ATTNLAB_SOURCE_DIR) + "/docs/config.md");
+  REQUIRE(in);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string doc = ss.str();
+  for (const auto& k : config_keys()) {
+    INFO("key missing from docs/config.md: " << k.key);
+    CHECK(doc.find("`" + k.key + "`") != std::string::npos);
+  }
+}
