@@ -21,6 +21,7 @@ ScaledDotProductAttention::ScaledDotProductAttention(const AttentionSpec& spec, 
     : Attention(spec) {
   const int C = spec_.d_model;
   H_ = spec_.n_heads;
+  if (spec_.n_kv_heads < 0) user_error("attention '{}': n_kv_heads must be ≥ 0, got {}", spec_.name, spec_.n_kv_heads);
   Hkv_ = spec_.n_kv_heads > 0 ? spec_.n_kv_heads : H_;
   if (C <= 0 || H_ <= 0 || C % H_ != 0)
     user_error("attention '{}': d_model ({}) must be a positive multiple of n_heads ({})", spec_.name, C, H_);
@@ -193,6 +194,8 @@ void ScaledDotProductAttention::backward(float* dx_q, float* dx_kv, const float*
                   B * Tk, C, Ckv);
 }
 
-std::vector<float> ScaledDotProductAttention::attention_weights() const { return p_; }
+std::vector<float> ScaledDotProductAttention::attention_weights() const {
+  return keep_weights_ ? p_ : std::vector<float>{};
+}
 
 }  // namespace attnlab

@@ -10,5 +10,6 @@ using Run = std::function<int()>;
 Run add_train(CLI::App& app);
 Run add_sample(CLI::App& app);
 Run add_config(CLI::App& app);
+Run add_bench(CLI::App& app);
 
 }  // namespace attnlab::cli

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   add(attnlab::cli::add_train);
   add(attnlab::cli::add_sample);
   add(attnlab::cli::add_config);
+  add(attnlab::cli::add_bench);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

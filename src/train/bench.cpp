@@ -1,0 +1,80 @@
+#include "train/bench.h"
+
+#include <omp.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "core/gemm.h"
+#include "data/factory.h"
+#include "model/decoder.h"
+#include "train/optimizer.h"
+
+namespace attnlab {
+
+using Clock = std::chrono::steady_clock;
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+long peak_rss_kb() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss;
+}
+
+double measure_gemm_gflops(int n, int reps) {
+  std::vector<float> a(size_t(n) * n, 0.5f), b(size_t(n) * n, 0.25f), c(size_t(n) * n);
+  sgemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);  // warm-up
+  std::vector<double> t;
+  for (int r = 0; r < reps; r++) {
+    const auto t0 = Clock::now();
+    sgemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
+    t.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  return 2.0 * double(n) * n * n / median(t) / 1e9;
+}
+
+TrainBench bench_train(const Config& cfg, int steps, int warmup) {
+  if (cfg.train.threads > 0) omp_set_num_threads(cfg.train.threads);
+  TrainBench r;
+  r.steps = steps;
+  r.warmup = warmup;
+  r.threads = omp_get_max_threads();
+  auto data = make_dataset(cfg);
+  const int B = cfg.train.batch_size;
+  const int T = cfg.data.task == "text" ? cfg.model.block_size : 2 * cfg.data.max_len + 1;
+  DecoderModel model(cfg.model, data->tokenizer().size(), uint64_t(cfg.train.seed));
+  AdamW opt(model.params(), cfg.train);
+  Rng rng(uint64_t(cfg.train.seed)), drop(1);
+  Batch batch;
+  r.params = model.params().count();
+  for (int s = 0; s < warmup + steps; s++) {
+    data->next_batch(batch, B, T, Split::train, rng);
+    const auto t0 = Clock::now();
+    model.params().zero_grad();
+    model.forward(batch.x.data(), batch.y.data(), B, T, true, &drop);
+    model.backward();
+    clip_grad_norm(model.params(), cfg.train.grad_clip);
+    opt.step(float(cfg.train.lr));
+    const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    if (s >= warmup) r.step_ms.push_back(ms);
+  }
+  r.median_ms = median(r.step_ms);
+  r.tokens_per_s = double(B) * T / (r.median_ms / 1e3);
+  const double L = cfg.model.n_layers, d = cfg.model.d_model, V = data->tokenizer().size();
+  const double F = cfg.model.d_ff > 0 ? cfg.model.d_ff : 4 * d;
+  const double n_mm = L * (4 * d * d + 2 * d * F) + d * V;  // = 12·L·d² + d·V for F = 4d
+  r.flops_per_step = 6.0 * n_mm * B * T + 12.0 * L * d * T * double(B) * T;
+  r.gflops = r.flops_per_step / (r.median_ms / 1e3) / 1e9;
+  r.gemm_peak_gflops = measure_gemm_gflops(1024, 9);
+  r.peak_rss_kb = peak_rss_kb();
+  return r;
+}
+
+}  // namespace attnlab

@@ -1,0 +1,707 @@
+// Tests of the scaled_dot_product attention module (src/attention/scaled_dot_product.cpp):
+//   a) forward and backward against PyTorch float64 references (tests/fixtures/attention,
+//      written by scripts/make_attention_fixtures.py);
+//   b) finite-difference gradient checks of every input and parameter;
+//   c) causality, d) key padding and fully masked rows, e) configuration errors.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "attention/attention.h"
+#include "core/error.h"
+#include "core/npy.h"
+#include "core/param.h"
+#include "core/rng.h"
+#include "ops/gradcheck.h"
+
+namespace fs = std::filesystem;
+using namespace attnlab;
+using attnlab::test::dot_double;
+using attnlab::test::random_normal;
+
+namespace {
+
+const char* const kParamNames[] = {"w_q", "b_q", "w_k", "b_k", "w_v", "b_v", "w_o", "b_o"};
+
+AttentionSpec make_spec(int C, int H, int Hkv, bool causal, const std::string& scale = "inv_sqrt_dk") {
+  AttentionSpec s;
+  s.type = "scaled_dot_product";
+  s.name = "attn";
+  s.d_model = C;
+  s.n_heads = H;
+  s.n_kv_heads = Hkv;
+  s.causal = causal;
+  s.scale = scale;
+  s.dropout = 0.0f;
+  s.bias = true;
+  s.layer_index = 0;
+  s.n_layers = 1;
+  return s;
+}
+
+// A module with its parameter store. Weights are redrawn N(0, weight_std²) (biases too) so that
+// the softmax is far from uniform and every gradient is O(0.1..1): the default GPT-2 init
+// (std 0.02, zero biases) would make attention nearly uniform and hide mistakes in its backward.
+struct Harness {
+  ParamStore store;
+  std::unique_ptr<Attention> attn;
+  Harness(const AttentionSpec& spec, uint64_t seed, float weight_std = 0.5f) {
+    Rng rng(seed);
+    attn = make_attention(spec, store, rng);
+    if (weight_std > 0.0f)
+      for (auto& p : store.all()) attnlab::test::fill_normal(p.w.data(), p.w.size(), rng, weight_std);
+  }
+  Harness(const Harness&) = delete;
+  Param& param(const std::string& short_name) {
+    Param* p = store.find("attn." + short_name);
+    REQUIRE_MESSAGE(p != nullptr, "parameter attn." << short_name << " not registered");
+    return *p;
+  }
+};
+
+std::vector<unsigned char> keep_mask(int B, int Tk, const std::vector<std::vector<int>>& pads) {
+  std::vector<unsigned char> keep(size_t(B) * Tk, 1);
+  for (int b = 0; b < B && b < int(pads.size()); b++)
+    for (int j : pads[b]) keep[size_t(b) * Tk + j] = 0;
+  return keep;
+}
+
+double max_abs_diff(const std::vector<float>& a, const std::vector<double>& b) {
+  REQUIRE(a.size() == b.size());
+  double m = 0.0;
+  for (size_t i = 0; i < a.size(); i++) m = std::max(m, std::fabs(double(a[i]) - b[i]));
+  return m;
+}
+
+double max_abs(const std::vector<double>& v) {
+  double m = 0.0;
+  for (double x : v) m = std::max(m, std::fabs(x));
+  return m;
+}
+
+bool rows_equal(const float* a, const float* b, int n) { return std::memcmp(a, b, sizeof(float) * n) == 0; }
+
+double row_diff(const float* a, const float* b, int n) {
+  double m = 0.0;
+  for (int i = 0; i < n; i++) m = std::max(m, std::fabs(double(a[i]) - double(b[i])));
+  return m;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// a) PyTorch fixtures
+// ---------------------------------------------------------------------------------------------
+
+// Error budget. The references are float64 autograd results from the same float32 inputs; the
+// fixture also records torch_fp32_err, how far PyTorch's own float32 computation lands from them.
+// As in the FlashAttention tests, a correct float32 implementation must be within twice that,
+// plus a floor of a few float32 ulps of the tensor's scale:
+//     ours_err <= 2 · torch_fp32_err + max(kAbsFloor, kUlps · ε₃₂ · max|ref|)
+// Why the floor: torch_fp32_err is one sample of float32 rounding noise, which depends on the
+// summation order, and on some tensors torch's order happens to be lucky. grad_b_o is a plain
+// column sum of dout over B·Tq rows, where torch's error was 3.6e-7 and ours (sequential sum)
+// 1.1e-6, i.e. 2 ulps of entries of size 4; grad_b_k is exactly 0 in exact arithmetic (the
+// softmax is invariant to the per-row shift q·b_k), so both float32 results are pure noise of
+// the O(10) terms summed. Across OpenBLAS and Eigen GEMMs our error / (2·torch_err + 1e-6) reached
+// 0.92, so without a scale-aware floor the test would fail on a BLAS change, not on a bug.
+// kUlps = 4 ulps of the largest reference entry (|ref| up to ~30 here, so ≤ 1.4e-5) and the
+// 1e-6 absolute floor (for the ~0 tensors) are still 4+ orders of magnitude below what a real
+// mistake produces (a wrong mask, scale, head mapping or missing gradient term gives O(0.1)).
+constexpr double kAbsFloor = 1e-6;
+constexpr double kUlps = 4.0;
+constexpr double kEpsF32 = 1.1920928955078125e-07;  // 2^-23, the float32 ulp at 1
+
+TEST_CASE("scaled_dot_product: forward/backward match PyTorch fp64 references (fixtures)") {
+  const fs::path root = fs::path(ATTNLAB_FIXTURE_DIR) / "attention";
+  REQUIRE_MESSAGE(fs::is_directory(root), "missing " << root.string()
+                                                     << " (run scripts/make_attention_fixtures.py)");
+  std::vector<fs::path> cases;
+  for (const auto& e : fs::directory_iterator(root))
+    if (e.is_directory()) cases.push_back(e.path());
+  std::sort(cases.begin(), cases.end());
+  REQUIRE(cases.size() >= 8);
+
+  std::string summary =
+      fmt::format("max abs error vs the fp64 reference:\n{:<24} {:<9} {:>10} {:>10} {:>10} {:>6} {:>8}\n",
+                  "case", "tensor", "ours", "torch_fp32", "bound", "ratio", "max|ref|");
+  double worst_ratio = 0.0;
+  for (const fs::path& dir : cases) {
+    const std::string name = dir.filename().string();
+    INFO("fixture case: " << name);
+    std::ifstream mf(dir / "meta.json");
+    REQUIRE(mf.good());
+    const nlohmann::json meta = nlohmann::json::parse(mf);
+    const int B = meta.at("B"), Tq = meta.at("Tq"), Tk = meta.at("Tk"), C = meta.at("C");
+    const int H = meta.at("H"), Hkv = meta.at("Hkv");
+    const bool self_attn = meta.at("self_attention");
+    auto load = [&](const std::string& f) { return read_npy((dir / (f + ".npy")).string()); };
+
+    Harness h(make_spec(C, H, Hkv, meta.at("causal").get<bool>(), meta.at("scale").get<std::string>()),
+              1, /*weight_std=*/0.0f);
+    REQUIRE(meta.at("bias").get<bool>());
+    REQUIRE(h.store.all().size() == 8);  // every parameter is overwritten from the fixture
+    for (const char* pn : kParamNames) {
+      Param& p = h.param(pn);
+      const NpyArray a = load(pn);
+      REQUIRE(a.shape == std::vector<int64_t>(p.shape.begin(), p.shape.end()));
+      p.w = a.to_float();
+    }
+
+    const NpyArray xq_a = load("x_q");
+    REQUIRE(xq_a.shape == std::vector<int64_t>{B, Tq, C});
+    const std::vector<float> x_q = xq_a.to_float();
+    std::vector<float> x_kv;
+    if (!self_attn) {
+      const NpyArray a = load("x_kv");
+      REQUIRE(a.shape == std::vector<int64_t>{B, Tk, C});
+      x_kv = a.to_float();
+    }
+    const std::vector<float> dout = load("dout").to_float();
+    REQUIRE(dout.size() == size_t(B) * Tq * C);
+    std::vector<unsigned char> keep;
+    AttnMask mask;
+    if (meta.at("key_padding").get<bool>()) {
+      const NpyArray k = load("key_keep");
+      REQUIRE(k.shape == std::vector<int64_t>{B, Tk});
+      for (double v : k.data) keep.push_back(v != 0.0 ? 1 : 0);
+      mask.key_keep = keep.data();
+    }
+
+    std::vector<float> out(size_t(B) * Tq * C, 0.0f);
+    h.attn->forward(out.data(), x_q.data(), self_attn ? x_q.data() : x_kv.data(), B, Tq, Tk, mask,
+                    /*train=*/false, nullptr);
+    h.store.zero_grad();
+    std::vector<float> dx_q(x_q.size(), 0.0f), dx_kv(x_kv.size(), 0.0f);
+    // self-attention: one buffer for both paths, as the model passes it
+    h.attn->backward(dx_q.data(), self_attn ? dx_q.data() : dx_kv.data(), dout.data());
+
+    std::vector<std::pair<std::string, const std::vector<float>*>> ours = {{"out", &out},
+                                                                           {"dx_q", &dx_q}};
+    if (!self_attn) ours.push_back({"dx_kv", &dx_kv});
+    for (const char* pn : kParamNames) ours.push_back({std::string("grad_") + pn, &h.param(pn).g});
+    REQUIRE(meta.at("tensors").size() == ours.size());
+
+    for (const auto& [tname, ptr] : ours) {
+      INFO("tensor: " << tname);
+      const NpyArray ref = load(tname);
+      REQUIRE(ref.numel() == ptr->size());
+      const double err = max_abs_diff(*ptr, ref.data);
+      const double torch_err = meta.at("torch_fp32_err").at(tname).get<double>();
+      const double ref_max = max_abs(ref.data);
+      const double bound = 2.0 * torch_err + std::max(kAbsFloor, kUlps * kEpsF32 * ref_max);
+      summary += fmt::format("{:<24} {:<9} {:>10.3e} {:>10.3e} {:>10.3e} {:>6.3f} {:>8.3g}\n", name,
+                             tname, err, torch_err, bound, err / bound, ref_max);
+      worst_ratio = std::max(worst_ratio, err / bound);
+      CHECK_MESSAGE(err <= bound, fmt::format("{} {}: max abs error {:.3e} > bound {:.3e} "
+                                              "(torch fp32 error {:.3e})",
+                                              name, tname, err, bound, torch_err));
+    }
+  }
+  summary += fmt::format("worst error / bound = {:.3f}", worst_ratio);
+  MESSAGE(summary);
+}
+
+// ---------------------------------------------------------------------------------------------
+// b) finite-difference gradient checks
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+
+// Finite differences for attention. tests/ops/gradcheck.h takes one central difference,
+// n(h) = g + c·h² + (rounding noise)/h. For this module neither term can be made small enough
+// with one step: the softmax logits make the loss strongly curved in W_k (at h = 1e-2 the h²
+// term alone gives relative errors up to 2e-2 with weights of std 0.5), while at h <= 5e-3 the
+// float32 forward's rounding noise (~1e-6 absolute in L, the whole output is recomputed) reaches
+// the same size. Measured over 40 seeds × the 20 configurations below, the helper's single step
+// gave worst max_rel 5e-3..1.7e-2 for every (h, weight std) tried. Richardson extrapolation
+//       n_R = (4·n(h/2) − n(h)) / 3 = g + O(h⁴)
+// cancels the h² term, so a large step (h = 4e-2, where the noise/h term is small) can be used:
+// the worst max_rel over the same 40 × 20 runs was 1.8e-3 (weights std 0.4), a 3× margin to
+// the 5e-3 threshold, while a gradient off by 1% still measures 1e-2. The error metric and the
+// result type are the shared helper's (relative error with a floor at 5% of the tensor's
+// largest gradient; see gradcheck.h).
+constexpr float kGradcheckStep = 4e-2f;
+constexpr float kGradcheckWeightStd = 0.4f;
+
+template <typename LossFn>
+attnlab::test::GradCheckResult gradcheck_richardson(std::vector<float>& x, const std::vector<float>& analytic,
+                                                    LossFn&& loss) {
+  REQUIRE(x.size() == analytic.size());
+  attnlab::test::GradCheckOptions opt;
+  opt.h = kGradcheckStep;
+  opt.richardson = true;
+  return attnlab::test::gradcheck(x, analytic, loss, opt);
+}
+
+// Threshold on the gradcheck's max relative error (see tests/ops/gradcheck.h for the metric and
+// why 5e-3 separates float32 rounding noise from real mistakes).
+constexpr double kGradcheckTol = 5e-3;
+
+struct GcConfig {
+  std::string label;
+  int B, Tq, Tk, C, H, Hkv;
+  bool causal;
+  bool self_attn;
+  std::vector<std::vector<int>> pads;  // padded key positions per batch row (empty = no mask)
+  std::string scale = "inv_sqrt_dk";
+  float dropout = 0.0f;
+  bool bias = true;
+};
+
+// Runs forward + backward once (analytic gradients), then central differences of
+// L = Σ out ⊙ U (double accumulation) for every element of every input and parameter.
+// Returns the largest relative error over all tensors.
+double run_gradcheck(const GcConfig& c, uint64_t seed) {
+  INFO("gradcheck config: " << c.label);
+  AttentionSpec spec = make_spec(c.C, c.H, c.Hkv, c.causal, c.scale);
+  spec.dropout = c.dropout;
+  spec.bias = c.bias;
+  Harness h(spec, seed, kGradcheckWeightStd);
+  Rng rng(seed + 1);
+  std::vector<float> x_q = random_normal(size_t(c.B) * c.Tq * c.C, rng);
+  std::vector<float> x_kv = c.self_attn ? std::vector<float>{} : random_normal(size_t(c.B) * c.Tk * c.C, rng);
+  const std::vector<float> U = random_normal(size_t(c.B) * c.Tq * c.C, rng);
+  std::vector<unsigned char> keep;
+  AttnMask mask;
+  if (!c.pads.empty()) {
+    keep = keep_mask(c.B, c.Tk, c.pads);
+    mask.key_keep = keep.data();
+  }
+  const bool train = c.dropout > 0.0f;
+  std::vector<float> out(U.size());
+  auto loss = [&]() -> double {
+    Rng drop_rng(1234);  // the same dropout mask on every forward
+    h.attn->forward(out.data(), x_q.data(), c.self_attn ? x_q.data() : x_kv.data(), c.B, c.Tq, c.Tk,
+                    mask, train, &drop_rng);
+    return dot_double(out, U);
+  };
+  loss();
+  h.store.zero_grad();
+  std::vector<float> dx_q(x_q.size(), 0.0f), dx_kv(x_kv.size(), 0.0f);
+  h.attn->backward(dx_q.data(), c.self_attn ? dx_q.data() : dx_kv.data(), U.data());
+
+  std::string line = c.label + ":";
+  double worst = 0.0;
+  auto check = [&](const std::string& name, std::vector<float>& x, const std::vector<float>& g) {
+    const auto r = gradcheck_richardson(x, g, loss);
+    if (name == "b_k") {
+      // dL/db_k is identically zero: b_k adds q·b_k to a whole row of scores, and the softmax
+      // is invariant to a per-row shift. Both gradients are pure rounding noise (analytic: a few
+      // float ulps of the O(1) terms it sums; numeric: the forward's noise / 2h), so a relative
+      // error means nothing here; check that both are zero at those noise levels instead.
+      double amax = 0.0;
+      for (float v : g) amax = std::max(amax, double(std::fabs(v)));
+      const double nmax = amax + r.max_abs;  // bounds the numerical gradient's magnitude
+      line += fmt::format(" b_k(=0) {:.1e}/{:.1e}", amax, nmax);
+      CHECK_MESSAGE(amax < 1e-5, fmt::format("{} db_k should be 0, analytic max |g| = {:.3e}", c.label, amax));
+      CHECK_MESSAGE(nmax < 1e-3, fmt::format("{} db_k should be 0, numeric max |g| ~ {:.3e}", c.label, nmax));
+      return;
+    }
+    line += fmt::format(" {} {:.1e}", name, r.max_rel);
+    worst = std::max(worst, r.max_rel);
+    CHECK_MESSAGE(r.max_rel < kGradcheckTol,
+                  fmt::format("{} d{}: max rel error {:.3e} at element {} (analytic {:.6g}, "
+                              "numeric {:.6g}), max abs {:.3e}",
+                              c.label, name, r.max_rel, r.worst, r.worst_analytic, r.worst_numeric,
+                              r.max_abs));
+  };
+  check("x_q", x_q, dx_q);
+  if (!c.self_attn) check("x_kv", x_kv, dx_kv);
+  int nparams = 0;
+  for (const char* pn : kParamNames) {
+    Param* p = h.store.find(std::string("attn.") + pn);
+    if (!p) {
+      CHECK_MESSAGE(!c.bias, "missing parameter " << pn);
+      continue;
+    }
+    nparams++;
+    const std::vector<float> g = p->g;  // analytic gradient (forwards do not touch it)
+    check(pn, p->w, g);
+  }
+  CHECK(nparams == (c.bias ? 8 : 4));
+  MESSAGE(fmt::format("{}  (worst {:.2e})", line, worst));
+  return worst;
+}
+
+}  // namespace
+
+TEST_CASE("scaled_dot_product: gradcheck, causal/no mask x MHA/GQA/MQA x self/cross") {
+  // small shapes: C = 8, H = 4 (head dim 2); MHA Hkv = 4, GQA Hkv = 2, MQA Hkv = 1
+  double worst = 0.0;
+  uint64_t seed = 100;
+  for (bool causal : {true, false})
+    for (int Hkv : {4, 2, 1})
+      for (bool self_attn : {true, false}) {
+        GcConfig c;
+        c.label = fmt::format("{} {} {}", causal ? "causal" : "nomask",
+                              Hkv == 4 ? "MHA" : Hkv == 2 ? "GQA" : "MQA", self_attn ? "self" : "cross");
+        c.B = 2;
+        c.Tq = self_attn ? 4 : 3;
+        c.Tk = self_attn ? 4 : 5;  // cross + causal: a prefix continuation (query i sees j <= i+2)
+        c.C = 8;
+        c.H = 4;
+        c.Hkv = Hkv;
+        c.causal = causal;
+        c.self_attn = self_attn;
+        worst = std::max(worst, run_gradcheck(c, seed++));
+      }
+  MESSAGE(fmt::format("gradcheck worst max rel error over the 12 configurations: {:.3e}", worst));
+}
+
+TEST_CASE("scaled_dot_product: gradcheck with key padding, fully masked rows, scale, dropout, no bias") {
+  std::vector<GcConfig> cs;
+  // key padding: row 0 none, row 1 the last 2 keys
+  cs.push_back({"padding self MHA", 2, 4, 4, 8, 4, 4, false, true, {{}, {2, 3}}});
+  cs.push_back({"padding+causal cross GQA", 2, 3, 5, 8, 4, 2, true, false, {{1}, {3, 4}}});
+  // fully masked query rows: causal with Tq > Tk (queries 0, 1 see no key) and a batch row whose
+  // keys are all padding; their output is b_o and they pass no gradient to the attention
+  cs.push_back({"causal Tq>Tk (empty rows) cross MHA", 2, 4, 2, 8, 4, 4, true, false, {}});
+  cs.push_back({"all keys padded in row 1, cross MQA", 2, 3, 4, 8, 4, 1, false, false, {{0}, {0, 1, 2, 3}}});
+  GcConfig none{"scale none causal self MHA", 2, 4, 4, 8, 2, 2, true, true, {}};
+  none.scale = "none";
+  cs.push_back(none);
+  GcConfig num{"scale 0.3 nomask cross GQA", 2, 3, 4, 8, 4, 2, false, false, {}};
+  num.scale = "0.3";
+  cs.push_back(num);
+  GcConfig drop{"dropout 0.3 causal self GQA", 2, 4, 4, 8, 4, 2, true, true, {}};
+  drop.dropout = 0.3f;
+  cs.push_back(drop);
+  GcConfig nob{"no bias causal cross MHA", 2, 3, 4, 8, 4, 4, true, false, {}};
+  nob.bias = false;
+  cs.push_back(nob);
+  double worst = 0.0;
+  uint64_t seed = 200;
+  for (const auto& c : cs) worst = std::max(worst, run_gradcheck(c, seed++));
+  MESSAGE(fmt::format("gradcheck worst max rel error over the special configurations: {:.3e}", worst));
+}
+
+// ---------------------------------------------------------------------------------------------
+// c) causality
+// ---------------------------------------------------------------------------------------------
+
+TEST_CASE("scaled_dot_product: causal self-attention ignores the future, exactly") {
+  const int B = 2, T = 6, C = 8;
+  for (int Hkv : {2, 1}) {
+    INFO("n_kv_heads = " << Hkv);
+    Harness h(make_spec(C, 2, Hkv, true), 7);
+    Rng rng(8);
+    const std::vector<float> x = random_normal(size_t(B) * T * C, rng);
+    std::vector<float> base(x.size()), out(x.size());
+    h.attn->forward(base.data(), x.data(), x.data(), B, T, T, {}, false, nullptr);
+    for (int j = 0; j < T; j++) {
+      INFO("changed position j = " << j);
+      std::vector<float> x2 = x;
+      for (int c = 0; c < C; c++) x2[(size_t(1) * T + j) * C + c] += 0.7f * rng.normal() + 0.3f;
+      h.attn->forward(out.data(), x2.data(), x2.data(), B, T, T, {}, false, nullptr);
+      for (int i = 0; i < T; i++) {
+        INFO("position i = " << i);
+        // batch row 0 was not touched at all
+        CHECK(rows_equal(&out[size_t(i) * C], &base[size_t(i) * C], C));
+        const float* o1 = &out[(size_t(1) * T + i) * C];
+        const float* b1 = &base[(size_t(1) * T + i) * C];
+        if (i < j) CHECK(rows_equal(o1, b1, C));  // the past does not see position j
+        else CHECK(row_diff(o1, b1, C) > 1e-5);    // position j and later do
+      }
+    }
+  }
+}
+
+TEST_CASE("scaled_dot_product: causal prefix continuation (Tq < Tk) aligns the mask to the end") {
+  // 3 queries over 6 keys: query i is position i+3 and sees keys j <= i+3
+  const int B = 1, Tq = 3, Tk = 6, C = 8;
+  Harness h(make_spec(C, 4, 2, true), 11);
+  Rng rng(12);
+  const std::vector<float> x_q = random_normal(size_t(B) * Tq * C, rng);
+  const std::vector<float> x_kv = random_normal(size_t(B) * Tk * C, rng);
+  std::vector<float> base(x_q.size()), out(x_q.size());
+  h.attn->forward(base.data(), x_q.data(), x_kv.data(), B, Tq, Tk, {}, false, nullptr);
+  for (int j = 0; j < Tk; j++) {
+    INFO("changed key j = " << j);
+    std::vector<float> x2 = x_kv;
+    for (int c = 0; c < C; c++) x2[size_t(j) * C + c] += 1.0f;
+    h.attn->forward(out.data(), x_q.data(), x2.data(), B, Tq, Tk, {}, false, nullptr);
+    for (int i = 0; i < Tq; i++) {
+      INFO("query i = " << i);
+      if (j > i + (Tk - Tq)) CHECK(rows_equal(&out[size_t(i) * C], &base[size_t(i) * C], C));
+      else CHECK(row_diff(&out[size_t(i) * C], &base[size_t(i) * C], C) > 1e-5);
+    }
+  }
+  // the attention weights say the same: zero exactly where masked, rows summing to 1
+  h.attn->keep_weights(true);
+  h.attn->forward(out.data(), x_q.data(), x_kv.data(), B, Tq, Tk, {}, false, nullptr);
+  const std::vector<float> w = h.attn->attention_weights();
+  REQUIRE(w.size() == size_t(B) * 4 * Tq * Tk);
+  for (int hd = 0; hd < 4; hd++)
+    for (int i = 0; i < Tq; i++) {
+      double sum = 0.0;
+      for (int j = 0; j < Tk; j++) {
+        const float p = w[(size_t(hd) * Tq + i) * Tk + j];
+        if (j > i + (Tk - Tq)) CHECK(p == 0.0f);
+        else CHECK(p > 0.0f);
+        sum += p;
+      }
+      CHECK(sum == doctest::Approx(1.0).epsilon(1e-6));
+    }
+}
+
+TEST_CASE("scaled_dot_product: the registry's causal and bidirectional types force the mask") {
+  ParamStore store;
+  Rng rng(1);
+  AttentionSpec s = make_spec(8, 2, 0, false);
+  s.type = "causal";
+  CHECK(make_attention(s, store, rng)->spec().causal);
+  ParamStore store2;
+  s.type = "bidirectional";
+  s.causal = true;
+  CHECK_FALSE(make_attention(s, store2, rng)->spec().causal);
+}
+
+// ---------------------------------------------------------------------------------------------
+// d) key padding and fully masked rows
+// ---------------------------------------------------------------------------------------------
+
+TEST_CASE("scaled_dot_product: padded keys do not influence the output or receive gradient") {
+  const int B = 3, Tq = 4, Tk = 6, C = 8;
+  const std::vector<std::vector<int>> pads = {{}, {3, 4, 5}, {0, 2}};
+  const std::vector<unsigned char> keep = keep_mask(B, Tk, pads);
+  AttnMask mask;
+  mask.key_keep = keep.data();
+  for (bool causal : {false, true}) {
+    INFO("causal = " << causal);
+    Harness h(make_spec(C, 4, 2, causal), 21);
+    Rng rng(22);
+    const std::vector<float> x_q = random_normal(size_t(B) * Tq * C, rng);
+    std::vector<float> x_kv = random_normal(size_t(B) * Tk * C, rng);
+    std::vector<float> base(x_q.size()), out(x_q.size());
+    h.attn->forward(base.data(), x_q.data(), x_kv.data(), B, Tq, Tk, mask, false, nullptr);
+
+    // cross-attention: new values at every padded key change nothing, bit for bit
+    std::vector<float> x2 = x_kv;
+    for (int b = 0; b < B; b++)
+      for (int j : pads[b])
+        for (int c = 0; c < C; c++) x2[(size_t(b) * Tk + j) * C + c] = 5.0f * rng.normal();
+    h.attn->forward(out.data(), x_q.data(), x2.data(), B, Tq, Tk, mask, false, nullptr);
+    CHECK(out == base);
+
+    // ... and they get exactly zero gradient, while kept keys get some
+    h.store.zero_grad();
+    std::vector<float> dx_q(x_q.size(), 0.0f), dx_kv(x_kv.size(), 0.0f);
+    const std::vector<float> U = random_normal(out.size(), rng);
+    h.attn->backward(dx_q.data(), dx_kv.data(), U.data());
+    for (int b = 0; b < B; b++)
+      for (int j = 0; j < Tk; j++) {
+        INFO("b = " << b << ", key j = " << j);
+        const float* g = &dx_kv[(size_t(b) * Tk + j) * C];
+        const bool padded = keep[size_t(b) * Tk + j] == 0;
+        const bool seen = !causal || j <= (Tq - 1) + (Tk - Tq);  // the last query sees every key
+        if (padded) CHECK(std::all_of(g, g + C, [](float v) { return v == 0.0f; }));
+        else if (seen) CHECK(std::any_of(g, g + C, [](float v) { return v != 0.0f; }));
+      }
+
+    // weights: exactly zero at padded keys
+    h.attn->keep_weights(true);
+    h.attn->forward(out.data(), x_q.data(), x_kv.data(), B, Tq, Tk, mask, false, nullptr);
+    const std::vector<float> w = h.attn->attention_weights();
+    REQUIRE(w.size() == size_t(B) * 4 * Tq * Tk);
+    for (int b = 0; b < B; b++)
+      for (int hd = 0; hd < 4; hd++)
+        for (int i = 0; i < Tq; i++)
+          for (int j : pads[b]) CHECK(w[((size_t(b) * 4 + hd) * Tq + i) * Tk + j] == 0.0f);
+  }
+}
+
+TEST_CASE("scaled_dot_product: self-attention with key padding: a padded position only affects itself") {
+  const int B = 2, T = 5, C = 8;
+  const std::vector<std::vector<int>> pads = {{}, {2, 3, 4}};  // last 3 keys of row 1 padded
+  const std::vector<unsigned char> keep = keep_mask(B, T, pads);
+  AttnMask mask;
+  mask.key_keep = keep.data();
+  Harness h(make_spec(C, 2, 2, false), 31);
+  Rng rng(32);
+  const std::vector<float> x = random_normal(size_t(B) * T * C, rng);
+  std::vector<float> base(x.size()), out(x.size());
+  h.attn->forward(base.data(), x.data(), x.data(), B, T, T, mask, false, nullptr);
+  for (int j : pads[1]) {
+    INFO("changed padded position j = " << j);
+    std::vector<float> x2 = x;
+    for (int c = 0; c < C; c++) x2[(size_t(1) * T + j) * C + c] += 1.0f + rng.normal();
+    h.attn->forward(out.data(), x2.data(), x2.data(), B, T, T, mask, false, nullptr);
+    for (int b = 0; b < B; b++)
+      for (int i = 0; i < T; i++) {
+        INFO("b = " << b << ", i = " << i);
+        const float* o = &out[(size_t(b) * T + i) * C];
+        const float* r = &base[(size_t(b) * T + i) * C];
+        if (b == 1 && i == j) CHECK(row_diff(o, r, C) > 1e-5);  // its own query changed
+        else CHECK(rows_equal(o, r, C));
+      }
+  }
+}
+
+TEST_CASE("scaled_dot_product: a query with no visible key outputs exactly b_o") {
+  // causal with Tq > Tk: query i sees keys j <= i - 2, so queries 0 and 1 see nothing;
+  // batch row 1 additionally has every key padded
+  const int B = 2, Tq = 4, Tk = 2, C = 8;
+  const std::vector<unsigned char> keep = keep_mask(B, Tk, {{}, {0, 1}});
+  AttnMask mask;
+  mask.key_keep = keep.data();
+  Harness h(make_spec(C, 4, 4, true), 41);
+  Rng rng(42);
+  const std::vector<float> x_q = random_normal(size_t(B) * Tq * C, rng);
+  const std::vector<float> x_kv = random_normal(size_t(B) * Tk * C, rng);
+  std::vector<float> out(x_q.size());
+  h.attn->forward(out.data(), x_q.data(), x_kv.data(), B, Tq, Tk, mask, false, nullptr);
+  const std::vector<float>& b_o = h.param("b_o").w;
+  for (int b = 0; b < B; b++)
+    for (int i = 0; i < Tq; i++) {
+      INFO("b = " << b << ", i = " << i);
+      const float* o = &out[(size_t(b) * Tq + i) * C];
+      for (int c = 0; c < C; c++) CHECK(std::isfinite(o[c]));
+      const bool empty = b == 1 || i < 2;
+      if (empty) CHECK(rows_equal(o, b_o.data(), C));
+      else CHECK(row_diff(o, b_o.data(), C) > 1e-5);
+    }
+  // the backward stays finite, and the empty rows send nothing to the queries' projections
+  h.store.zero_grad();
+  std::vector<float> dx_q(x_q.size(), 0.0f), dx_kv(x_kv.size(), 0.0f);
+  const std::vector<float> U = random_normal(out.size(), rng);
+  h.attn->backward(dx_q.data(), dx_kv.data(), U.data());
+  for (float v : dx_q) REQUIRE(std::isfinite(v));
+  for (float v : dx_kv) REQUIRE(std::isfinite(v));
+  for (int i = 0; i < Tq; i++) {
+    const float* g = &dx_q[size_t(i) * C];  // batch row 0
+    if (i < 2) CHECK(std::all_of(g, g + C, [](float v) { return v == 0.0f; }));
+    const float* g1 = &dx_q[(size_t(1) * Tq + i) * C];  // batch row 1: all keys padded
+    CHECK(std::all_of(g1, g1 + C, [](float v) { return v == 0.0f; }));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// parameters and the backward contract
+// ---------------------------------------------------------------------------------------------
+
+TEST_CASE("scaled_dot_product: parameters are registered under the spec's name with GQA shapes") {
+  ParamStore store;
+  Rng rng(3);
+  AttentionSpec s = make_spec(12, 6, 2, true);  // head dim 2, K/V width 4
+  s.name = "blocks.3.attn";
+  make_attention(s, store, rng);
+  const std::vector<std::pair<std::string, std::vector<int>>> expect = {
+      {"blocks.3.attn.w_q", {12, 12}}, {"blocks.3.attn.w_k", {4, 12}}, {"blocks.3.attn.w_v", {4, 12}},
+      {"blocks.3.attn.w_o", {12, 12}}, {"blocks.3.attn.b_q", {12}},    {"blocks.3.attn.b_k", {4}},
+      {"blocks.3.attn.b_v", {4}},      {"blocks.3.attn.b_o", {12}}};
+  REQUIRE(store.all().size() == expect.size());
+  for (const auto& [name, shape] : expect) {
+    INFO(name);
+    Param* p = store.find(name);
+    REQUIRE(p != nullptr);
+    CHECK(p->shape == shape);
+  }
+  CHECK_FALSE(store.find("blocks.3.attn.w_q")->w == std::vector<float>(144, 0.0f));  // initialised
+
+  ParamStore store2;
+  s.bias = false;
+  make_attention(s, store2, rng);
+  CHECK(store2.all().size() == 4);
+  CHECK(store2.find("blocks.3.attn.b_q") == nullptr);
+}
+
+TEST_CASE("scaled_dot_product: backward adds into dx and parameter gradients") {
+  const int B = 2, Tq = 3, Tk = 4, C = 8;
+  Harness h(make_spec(C, 4, 2, true), 51);
+  Rng rng(52);
+  const std::vector<float> x_q = random_normal(size_t(B) * Tq * C, rng);
+  const std::vector<float> x_kv = random_normal(size_t(B) * Tk * C, rng);
+  const std::vector<float> U = random_normal(x_q.size(), rng);
+  std::vector<float> out(x_q.size());
+  h.attn->forward(out.data(), x_q.data(), x_kv.data(), B, Tq, Tk, {}, false, nullptr);
+  h.store.zero_grad();
+  std::vector<float> dq1(x_q.size(), 0.0f), dkv1(x_kv.size(), 0.0f);
+  h.attn->backward(dq1.data(), dkv1.data(), U.data());
+  const std::vector<float> gq1 = h.param("w_q").g, gk1 = h.param("b_k").g;
+  // a second backward on top of a pre-filled buffer adds the same amounts again
+  std::vector<float> dq2(x_q.size(), 1.0f), dkv2(x_kv.size(), -2.0f);
+  h.attn->backward(dq2.data(), dkv2.data(), U.data());
+  for (size_t i = 0; i < dq1.size(); i++) CHECK(dq2[i] == doctest::Approx(1.0f + dq1[i]).epsilon(1e-5));
+  for (size_t i = 0; i < dkv1.size(); i++)
+    CHECK(dkv2[i] == doctest::Approx(-2.0f + dkv1[i]).epsilon(1e-5));
+  const std::vector<float>& gq2 = h.param("w_q").g;
+  for (size_t i = 0; i < gq1.size(); i++) CHECK(gq2[i] == doctest::Approx(2.0f * gq1[i]).epsilon(1e-5));
+  const std::vector<float>& gk2 = h.param("b_k").g;
+  for (size_t i = 0; i < gk1.size(); i++)
+    CHECK(gk2[i] == doctest::Approx(2.0f * gk1[i]).epsilon(1e-5).scale(1e-6));
+}
+
+// ---------------------------------------------------------------------------------------------
+// e) configuration errors
+// ---------------------------------------------------------------------------------------------
+
+TEST_CASE("scaled_dot_product: configuration errors are UserErrors") {
+  auto build = [](AttentionSpec s) {
+    ParamStore store;
+    Rng rng(1);
+    make_attention(s, store, rng);
+  };
+  auto message_of = [&](const AttentionSpec& s) -> std::string {
+    try {
+      build(s);
+    } catch (const UserError& e) {
+      return e.what();
+    }
+    return "";
+  };
+
+  AttentionSpec s = make_spec(16, 4, 0, true);
+  CHECK_NOTHROW(build(s));
+
+  SUBCASE("unknown attention type names the known ones") {
+    s.type = "no_such_attention";
+    CHECK_THROWS_AS(build(s), UserError);
+    const std::string msg = message_of(s);
+    CHECK(msg.find("no_such_attention") != std::string::npos);
+    CHECK(msg.find("scaled_dot_product") != std::string::npos);
+  }
+  SUBCASE("n_heads must divide d_model") {
+    s.n_heads = 3;
+    CHECK_THROWS_AS(build(s), UserError);
+    s.n_heads = 0;
+    CHECK_THROWS_AS(build(s), UserError);
+    s.n_heads = 4;
+    s.d_model = 0;
+    CHECK_THROWS_AS(build(s), UserError);
+  }
+  SUBCASE("GQA: n_kv_heads must divide n_heads") {
+    s.n_kv_heads = 3;
+    CHECK_THROWS_AS(build(s), UserError);
+    s.n_kv_heads = 8;  // more KV heads than query heads
+    CHECK_THROWS_AS(build(s), UserError);
+    s.n_kv_heads = 2;
+    CHECK_NOTHROW(build(s));
+    s.n_kv_heads = 1;
+    CHECK_NOTHROW(build(s));
+  }
+  SUBCASE("bad scale") {
+    for (const char* bad : {"abc", "-1", "0", "1.5x", "", "inf", "nan"}) {
+      INFO("scale = '" << bad << "'");
+      s.scale = bad;
+      CHECK_THROWS_AS(build(s), UserError);
+    }
+    s.scale = "0.25";
+    CHECK_NOTHROW(build(s));
+    CHECK(attention_scale(s, 4) == 0.25f);
+    s.scale = "none";
+    CHECK(attention_scale(s, 4) == 1.0f);
+    s.scale = "inv_sqrt_dk";
+    CHECK(attention_scale(s, 4) == 0.5f);
+  }
+}
