@@ -12,7 +12,7 @@ echo
 echo "The trained model on a few prompts (greedy decoding):"
 for prompt in "abcdefgh=" "hhgg=" "bead=" "gafcedb="; do
   printf '  %-10s -> ' "$prompt"
-  ./build/attnlab sample "$ckpt" --prompt "$prompt" --temperature 0 --max-new-tokens 9 | tail -n 1 | cut -d= -f2
+  ./build/attnlab sample "$ckpt" --prompt "$prompt" --temperature 0 --max-new-tokens 9 | tail -n 1 | cut -d= -f2 | sed 's/[.].*/./'
 done
 echo
 echo "Checkpoint: $ckpt    Metrics: $run/metrics.jsonl"
