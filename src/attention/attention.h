@@ -36,6 +36,26 @@ struct AttentionSpec {
   bool bias = true;             // biases on the projections
   int layer_index = 0;          // from 0 (some variants depend on depth)
   int n_layers = 1;             // total layers (GPT-2 scaled init of the output projection)
+  int window = 0;               // sliding window: a query sees at most the `window` most recent
+                                // allowed keys (itself included when causal); 0 = unlimited
+  std::string positions = "none";  // positions applied inside attention: rope | alibi | none
+  float rope_base = 10000.0f;   // RoPE: θ_i = rope_base^(-2i/D)
+  std::string score = "general";   // luong: dot | general | concat
+  int max_len = 0;              // longest sequence the slot will see (RoPE tables, cache size); 0 = unknown
+};
+
+// What a variant supports, so configs are checked before a model is built.
+struct AttentionInfo {
+  std::string summary;          // one line for docs and errors
+  int force_causal = -1;        // 1 / 0: the type fixes the mask (`causal`, `bidirectional`)
+  bool gqa = true;              // n_kv_heads < n_heads
+  bool window = true;           // sliding window
+  bool key_padding = true;      // AttnMask.key_keep
+  bool rope = true;
+  bool alibi = true;
+  bool dropout = true;          // dropout on attention weights
+  bool cache = true;            // forward_cached (incremental decoding)
+  bool scale = true;            // `scale` option is meaningful
 };
 
 // Masks that are decided per batch rather than per slot.
@@ -49,6 +69,17 @@ class Attention {
   virtual void forward(float* out, const float* x_q, const float* x_kv, int B, int Tq, int Tk,
                        const AttnMask& mask, bool train, Rng* rng) = 0;
   virtual void backward(float* dx_q, float* dx_kv, const float* dout) = 0;
+
+  // ---- incremental decoding (self-attention) ----
+  // cache_reset(B, capacity) forgets every cached position and prepares room for `capacity`
+  // positions per row. forward_cached(out, x_new, B, Tn) then processes Tn new positions
+  // x_new [B,Tn,C]: their queries attend (causally, with the slot's window/positions) to every
+  // cached position and to themselves, and their keys/values (or recurrent state) are appended.
+  // out [B,Tn,C] equals the matching rows of forward() over the whole prefix.
+  // No backward; dropout is off. The default throws: the variant has no cache.
+  virtual void cache_reset(int B, int capacity);
+  virtual void forward_cached(float* out, const float* x_new, int B, int Tn);
+  int cache_len() const { return cache_len_; }
   // Ask the next forwards to keep their attention weights for inspection.
   void keep_weights(bool keep) { keep_weights_ = keep; }
   // Attention weights of the last forward, [B, n_heads, Tq, Tk], if kept (else empty).
@@ -59,16 +90,26 @@ class Attention {
   explicit Attention(AttentionSpec spec) : spec_(std::move(spec)) {}
   AttentionSpec spec_;
   bool keep_weights_ = false;
+  int cache_len_ = 0;  // positions in the cache (maintained by variants with a cache)
 };
 
 using AttentionFactory =
     std::function<std::unique_ptr<Attention>(const AttentionSpec&, ParamStore&, Rng&)>;
 
-// Registry: name -> factory. Variants register themselves in registry.cpp.
-const std::map<std::string, AttentionFactory>& attention_registry();
+struct AttentionEntry {
+  AttentionFactory make;
+  AttentionInfo info;
+};
+
+// Registry: name -> factory and capabilities (registry.cpp, one line per variant).
+const std::map<std::string, AttentionEntry>& attention_registry();
 std::vector<std::string> attention_types();
+// Checks a spec against its variant's capabilities and the shapes (heads, KV heads, scale,
+// window, positions). Returns "" when valid, else what is wrong, phrased for a config error:
+// the first word names the offending option (e.g. "n_kv_heads: ...", "positions: ...").
+std::string check_attention_spec(const AttentionSpec& spec);
 // Builds the module (registers its parameters in `store`, initialises them from `rng`).
-// Throws UserError for an unknown type, naming the known ones.
+// Throws UserError for an unknown type (naming the known ones) or a failed check.
 std::unique_ptr<Attention> make_attention(const AttentionSpec& spec, ParamStore& store, Rng& rng);
 
 // The numeric softmax scale a spec asks for, given the head dimension.

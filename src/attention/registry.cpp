@@ -1,30 +1,54 @@
-// The attention registry: config name -> factory. Adding a variant = one line here.
+// The attention registry: config name -> factory and capabilities.
+// Adding a variant = its file, one entry here, docs/attention.md and tests.
 #include <cmath>
 #include <cstdlib>
 
 #include "attention/attention.h"
-#include "attention/scaled_dot_product.h"
+#include "attention/variants.h"
 #include "core/error.h"
 
 namespace attnlab {
 
 namespace {
-template <typename T>
-AttentionFactory make(int force_causal = -1) {
-  return [force_causal](const AttentionSpec& s, ParamStore& store, Rng& rng) -> std::unique_ptr<Attention> {
-    AttentionSpec spec = s;
-    if (force_causal >= 0) spec.causal = force_causal == 1;
-    return std::make_unique<T>(spec, store, rng);
-  };
+AttentionInfo info(std::string summary) {
+  AttentionInfo i;
+  i.summary = std::move(summary);
+  return i;
 }
 }  // namespace
 
-const std::map<std::string, AttentionFactory>& attention_registry() {
-  static const std::map<std::string, AttentionFactory> registry = {
-      {"scaled_dot_product", make<ScaledDotProductAttention>()},
-      {"causal", make<ScaledDotProductAttention>(1)},         // scaled_dot_product + causal mask
-      {"bidirectional", make<ScaledDotProductAttention>(0)},  // scaled_dot_product, no mask
-  };
+const std::map<std::string, AttentionEntry>& attention_registry() {
+  static const std::map<std::string, AttentionEntry> registry = [] {
+    std::map<std::string, AttentionEntry> r;
+    r["scaled_dot_product"] = {make_scaled_dot_product,
+                               info("softmax(s·QKᵀ + mask)V, multi-head (Vaswani et al. 2017)")};
+    AttentionInfo causal = info("scaled_dot_product with a causal mask");
+    causal.force_causal = 1;
+    r["causal"] = {make_scaled_dot_product, causal};
+    AttentionInfo bidir = info("scaled_dot_product without a mask");
+    bidir.force_causal = 0;
+    r["bidirectional"] = {make_scaled_dot_product, bidir};
+
+    AttentionInfo bahdanau = info("additive: vᵀ tanh(W_q q + W_k k) per head (Bahdanau et al. 2014)");
+    bahdanau.rope = false;
+    bahdanau.scale = false;
+    r["bahdanau"] = {make_bahdanau, bahdanau};
+    AttentionInfo luong = info("multiplicative, score dot | general | concat (Luong et al. 2015)");
+    luong.rope = false;
+    luong.scale = false;
+    r["luong"] = {make_luong, luong};
+    AttentionInfo linear = info("φ(Q)(φ(K)ᵀV) / φ(Q)Σφ(K), φ = elu+1 (Katharopoulos et al. 2020)");
+    linear.window = false;
+    linear.rope = false;
+    linear.alibi = false;
+    linear.dropout = false;
+    linear.scale = false;
+    r["linear"] = {make_linear, linear};
+    AttentionInfo diff = info("(softmax(Q₁K₁ᵀs) − λ softmax(Q₂K₂ᵀs))V with headwise RMSNorm (Ye et al. 2024)");
+    diff.alibi = false;
+    r["differential"] = {make_differential, diff};
+    return r;
+  }();
   return registry;
 }
 
@@ -34,15 +58,57 @@ std::vector<std::string> attention_types() {
   return names;
 }
 
-std::unique_ptr<Attention> make_attention(const AttentionSpec& spec, ParamStore& store, Rng& rng) {
+std::string check_attention_spec(const AttentionSpec& s) {
   const auto& reg = attention_registry();
-  auto it = reg.find(spec.type);
+  auto it = reg.find(s.type);
   if (it == reg.end()) {
     std::string known;
     for (const auto& n : attention_types()) known += (known.empty() ? "" : ", ") + n;
-    user_error("unknown attention type '{}' (known: {})", spec.type, known);
+    return fmt::format("type: unknown attention type '{}' (known: {})", s.type, known);
   }
-  return it->second(spec, store, rng);
+  const AttentionInfo& in = it->second.info;
+  if (s.n_heads <= 0 || s.d_model <= 0 || s.d_model % s.n_heads != 0)
+    return fmt::format("n_heads: expected a positive integer that divides d_model ({}), got {}", s.d_model,
+                       s.n_heads);
+  if (s.n_kv_heads < 0 || (s.n_kv_heads > 0 && s.n_heads % s.n_kv_heads != 0))
+    return fmt::format("n_kv_heads: expected 0 or a positive integer that divides n_heads ({}), got {}",
+                       s.n_heads, s.n_kv_heads);
+  if (!in.gqa && s.n_kv_heads > 0 && s.n_kv_heads != s.n_heads)
+    return fmt::format("n_kv_heads: '{}' attention has no grouped KV heads; use 0", s.type);
+  if (s.window < 0) return fmt::format("window: expected a non-negative integer, got {}", s.window);
+  if (!in.window && s.window > 0) return fmt::format("window: '{}' attention has no sliding window; use 0", s.type);
+  if (s.positions != "none" && s.positions != "rope" && s.positions != "alibi")
+    return fmt::format("positions: expected rope, alibi or none inside attention, got '{}'", s.positions);
+  if (s.positions == "rope" && !in.rope) return fmt::format("positions: '{}' attention does not support rope", s.type);
+  if (s.positions == "alibi" && !in.alibi)
+    return fmt::format("positions: '{}' attention does not support alibi", s.type);
+  if (s.positions == "rope" && (s.d_model / s.n_heads) % 2 != 0)
+    return fmt::format("positions: rope needs an even head dimension, got {}", s.d_model / s.n_heads);
+  if (!(s.rope_base > 1.0f)) return fmt::format("rope_base: expected a number > 1, got {}", s.rope_base);
+  if (s.dropout < 0.0f || s.dropout >= 1.0f) return fmt::format("dropout: expected a number in [0, 1), got {}", s.dropout);
+  if (!in.dropout && s.dropout > 0.0f)
+    return fmt::format("dropout: '{}' attention has no attention weights to drop; use 0", s.type);
+  if (s.scale != "inv_sqrt_dk") {
+    if (!in.scale) return fmt::format("scale: '{}' attention has no score scale; leave it at inv_sqrt_dk", s.type);
+    if (s.scale != "none") {
+      char* end = nullptr;
+      const double v = std::strtod(s.scale.c_str(), &end);
+      if (s.scale.empty() || *end != '\0' || !(v > 0) || !std::isfinite(v))
+        return fmt::format("scale: expected inv_sqrt_dk, none or a positive number, got '{}'", s.scale);
+    }
+  }
+  if (s.score != "dot" && s.score != "general" && s.score != "concat")
+    return fmt::format("score: expected dot, general or concat, got '{}'", s.score);
+  return "";
+}
+
+std::unique_ptr<Attention> make_attention(const AttentionSpec& spec, ParamStore& store, Rng& rng) {
+  const std::string err = check_attention_spec(spec);
+  if (!err.empty()) user_error("attention '{}': {}", spec.name, err);
+  const AttentionEntry& e = attention_registry().at(spec.type);
+  AttentionSpec s = spec;
+  if (e.info.force_causal >= 0) s.causal = e.info.force_causal == 1;
+  return e.make(s, store, rng);
 }
 
 float attention_scale(const AttentionSpec& spec, int head_dim) {
@@ -53,6 +119,13 @@ float attention_scale(const AttentionSpec& spec, int head_dim) {
   if (end == spec.scale.c_str() || *end != '\0' || !(v > 0.0f) || !std::isfinite(v))
     user_error("attention.scale: expected inv_sqrt_dk, none or a positive number, got '{}'", spec.scale);
   return v;
+}
+
+void Attention::cache_reset(int, int) {
+  user_error("attention '{}' ({}) has no incremental decoding cache", spec_.name, spec_.type);
+}
+void Attention::forward_cached(float*, const float*, int, int) {
+  user_error("attention '{}' ({}) has no incremental decoding cache", spec_.name, spec_.type);
 }
 
 }  // namespace attnlab

@@ -199,3 +199,9 @@ std::vector<float> ScaledDotProductAttention::attention_weights() const {
 }
 
 }  // namespace attnlab
+
+namespace attnlab {
+std::unique_ptr<Attention> make_scaled_dot_product(const AttentionSpec& spec, ParamStore& store, Rng& rng) {
+  return std::make_unique<ScaledDotProductAttention>(spec, store, rng);
+}
+}  // namespace attnlab

@@ -20,6 +20,7 @@
 // zero weights and zero output. Memory: O(B·H·Tq·Tk) for P.
 #pragma once
 #include "attention/attention.h"
+#include "attention/variants.h"
 
 namespace attnlab {
 

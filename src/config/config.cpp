@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "model/slots.h"
 
 namespace attnlab {
 
@@ -175,24 +176,46 @@ const std::vector<Field>& schema() {
     v.push_back(int_field("model.block_size", [](Config& c) -> auto& { return c.model.block_size; }, 2,
                           1 << 20, "Maximum context length (tokens) the model is built for."));
     v.push_back(str_field("model.positions", [](Config& c) -> auto& { return c.model.positions; },
-                          {"learned", "sinusoidal", "none"},
-                          "Position information: a learned table, fixed sinusoids (Vaswani 2017), or none."));
+                          {"learned", "sinusoidal", "rope", "alibi", "none"},
+                          "Position information: a learned table or fixed sinusoids (Vaswani 2017) added to "
+                          "the embeddings; rotary embeddings (Su et al. 2021) or linear biases (Press et al. "
+                          "2022) applied inside self-attention; or none."));
     v.push_back(bool_field("model.tie_embeddings", [](Config& c) -> auto& { return c.model.tie_embeddings; },
                            "Use the token embedding as the output head (weight tying)."));
     v.push_back(bool_field("model.bias", [](Config& c) -> auto& { return c.model.bias; },
                            "Biases in linear layers."));
     v.push_back(dbl_field("model.dropout", [](Config& c) -> auto& { return c.model.dropout; }, 0.0, 0.99,
                           false, "Dropout on embeddings and on each residual branch (training only)."));
-    v.push_back(str_field("model.attention.type", [](Config& c) -> auto& { return c.model.attention.type; },
-                          {}, "Attention variant (registry name, see docs/attention.md)."));
-    v.push_back(int_field("model.attention.n_kv_heads",
-                          [](Config& c) -> auto& { return c.model.attention.n_kv_heads; }, 0, 4096,
-                          "Key/value heads: 0 or n_heads = MHA, fewer = GQA, 1 = MQA. Must divide n_heads."));
-    v.push_back(str_field("model.attention.scale", [](Config& c) -> auto& { return c.model.attention.scale; },
-                          {}, "Score scale: `inv_sqrt_dk` (1/√d_head), `none` (1), or a positive number."));
-    v.push_back(dbl_field("model.attention.dropout",
-                          [](Config& c) -> auto& { return c.model.attention.dropout; }, 0.0, 0.99, false,
-                          "Dropout on the attention weights (training only)."));
+    using ARef = AttentionConfig& (*)(Config&);
+    const std::pair<const char*, ARef> slots[] = {
+        {"model.attention", [](Config& c) -> AttentionConfig& { return c.model.attention; }},
+        {"model.encoder.self_attention", [](Config& c) -> AttentionConfig& { return c.model.encoder_self; }},
+        {"model.decoder.self_attention", [](Config& c) -> AttentionConfig& { return c.model.decoder_self; }},
+        {"model.decoder.cross_attention", [](Config& c) -> AttentionConfig& { return c.model.decoder_cross; }},
+    };
+    for (const auto& [prefix, ref] : slots) {
+      const std::string p = prefix;
+      const std::string inherit = p == "model.attention" ? "" : " Unset: inherits the `model.attention` value.";
+      auto key = [&](const char* k) { return p + "." + k; };
+      v.push_back(str_field(key("type"), [ref](Config& c) -> auto& { return ref(c).type; }, {},
+                            "Attention variant (registry name, see docs/attention.md). `scaled_dot_product` "
+                            "uses the slot's mask (causal in a decoder's self-attention); `causal` and "
+                            "`bidirectional` force it." + inherit));
+      v.push_back(int_field(key("n_kv_heads"), [ref](Config& c) -> auto& { return ref(c).n_kv_heads; }, 0, 4096,
+                            "Key/value heads: 0 or n_heads = MHA, fewer = GQA, 1 = MQA. Must divide n_heads." + inherit));
+      v.push_back(str_field(key("scale"), [ref](Config& c) -> auto& { return ref(c).scale; }, {},
+                            "Score scale: `inv_sqrt_dk` (1/√d_head), `none` (1), or a positive number." + inherit));
+      v.push_back(dbl_field(key("dropout"), [ref](Config& c) -> auto& { return ref(c).dropout; }, 0.0, 0.99, false,
+                            "Dropout on the attention weights (training only)." + inherit));
+      v.push_back(int_field(key("window"), [ref](Config& c) -> auto& { return ref(c).window; }, 0, 1 << 20,
+                            "Sliding window: each query sees at most this many most recent keys; 0 = off." + inherit));
+      v.push_back(str_field(key("score"), [ref](Config& c) -> auto& { return ref(c).score; },
+                            {"dot", "general", "concat"},
+                            "`luong` only: the score function (dot qᵀk, general qᵀWk, concat vᵀtanh(W[q;k]))." +
+                                inherit));
+      v.push_back(dbl_field(key("rope_base"), [ref](Config& c) -> auto& { return ref(c).rope_base; }, 1.0, 1e9, true,
+                            "RoPE frequency base θ (positions: rope)." + inherit));
+    }
     // data
     v.push_back(str_field("data.task", [](Config& c) -> auto& { return c.data.task; },
                           {"text", "reverse", "sort"},
@@ -256,6 +279,9 @@ const std::vector<Field>& schema() {
                            "Seed for initialisation, data order and dropout."));
     v.push_back(int_field("train.threads", [](Config& c) -> auto& { return c.train.threads; }, 0, 4096,
                           "OpenMP threads; 0 = all available. Losses are reproducible for a fixed count."));
+    v.push_back(str_field("train.on_nan", [](Config& c) -> auto& { return c.train.on_nan; }, {"stop", "skip"},
+                          "A NaN/Inf loss or gradient: `stop` with an error naming the step (the last good "
+                          "checkpoint stays), or `skip` the step's update."));
     // sample
     v.push_back(int_field("sample.max_new_tokens", [](Config& c) -> auto& { return c.sample.max_new_tokens; },
                           0, 1 << 20, "Default number of tokens `attnlab sample` generates."));
@@ -370,6 +396,22 @@ void apply_override(Config& cfg, const std::string& ov, Locations& loc) {
   loc.of[key] = w.text;
 }
 
+const char* const kSlots[] = {"model.encoder.self_attention", "model.decoder.self_attention",
+                              "model.decoder.cross_attention"};
+
+// Slot keys not written by the user take model.attention's value.
+void inherit_slots(Config& cfg, const Locations& loc) {
+  const std::string base = "model.attention.";
+  for (const auto& f : schema()) {
+    if (f.key.rfind(base, 0) != 0) continue;
+    const std::string name = f.key.substr(base.size());
+    for (const char* slot : kSlots) {
+      const std::string key = std::string(slot) + "." + name;
+      if (!loc.of.count(key)) find_field(key)->set(cfg, YAML::Node(f.get(cfg)), Where{"(inherited)"});
+    }
+  }
+}
+
 // Checks that involve several keys.
 void validate(const Config& c, const std::string& origin, const Locations& loc) {
   auto bad = [&](const std::string& key, const std::string& what) { fail(Where{loc.get(key, origin)}, key, what); };
@@ -377,29 +419,29 @@ void validate(const Config& c, const std::string& origin, const Locations& loc) 
   if (m.d_model % m.n_heads != 0)
     bad("model.n_heads", fmt::format("expected a positive integer that divides d_model ({}), got {}",
                                      m.d_model, m.n_heads));
-  const int kv = m.attention.n_kv_heads;
-  if (kv > 0 && m.n_heads % kv != 0)
-    bad("model.attention.n_kv_heads",
-        fmt::format("expected a positive integer that divides n_heads ({}), got {}", m.n_heads, kv));
-  const auto& t = m.attention.type;
-  if (m.kind == "decoder" && t == "bidirectional")
-    bad("model.attention.type",
-        "a decoder is a causal language model; 'bidirectional' would let it see the tokens it predicts");
-  {
-    // validate the type and scale now rather than at model construction
-    static const std::set<std::string> known = {"scaled_dot_product", "causal", "bidirectional"};
-    if (!known.count(t)) {
-      std::string list;
-      for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
-      bad("model.attention.type", fmt::format("expected one of {}, got '{}'", list, t));
+  // attention slots: unused slots must not be set; used ones must suit their variant
+  const std::vector<std::string> used = model_slots(m.kind);
+  for (const char* slot : kSlots) {
+    const bool is_used = std::find(used.begin(), used.end(), slot) != used.end();
+    for (const auto& [key, where] : loc.of)
+      if (!is_used && key.rfind(std::string(slot) + ".", 0) == 0)
+        bad(key, fmt::format("this slot does not exist in a '{}' model", m.kind));
+  }
+  for (const auto& slot : used) {
+    const AttentionSpec spec = slot_spec(m, slot, 0);
+    const std::string err = check_attention_spec(spec);
+    if (!err.empty()) {
+      const std::string opt = err.substr(0, err.find(':'));
+      // name the key where the offending value was written: the slot's, else the default's
+      std::string key = slot + "." + opt;
+      if (!loc.of.count(key)) key = "model.attention." + opt;
+      if (opt == "n_heads") key = "model.n_heads";
+      if (opt == "positions") key = "model.positions";
+      bad(key, err.substr(err.find(':') + 2));
     }
-    const std::string& s = m.attention.scale;
-    if (s != "inv_sqrt_dk" && s != "none") {
-      char* end = nullptr;
-      const double v = std::strtod(s.c_str(), &end);
-      if (s.empty() || *end != '\0' || !(v > 0) || !std::isfinite(v))
-        bad("model.attention.scale", fmt::format("expected inv_sqrt_dk, none or a positive number, got '{}'", s));
-    }
+    if (slot == "model.decoder.self_attention" && m.kind == "decoder" && !spec.causal)
+      bad(loc.of.count(slot + ".type") ? slot + ".type" : "model.attention.type",
+          "a decoder is a causal language model; 'bidirectional' would let it see the tokens it predicts");
   }
   if (c.data.task == "text" && c.data.path.empty())
     bad("data.path", "expected the path of a text file (data.task is 'text'), got nothing");
@@ -422,6 +464,7 @@ Config load_node(const YAML::Node& root, const std::string& origin, const std::v
     apply_map(cfg, root, "", origin, loc);
   }
   for (const auto& ov : overrides) apply_override(cfg, ov, loc);
+  inherit_slots(cfg, loc);
   validate(cfg, origin, loc);
   return cfg;
 }
@@ -458,7 +501,14 @@ std::string dump_config(const Config& cfg) {
   YAML::Emitter out;
   out << YAML::BeginMap;
   std::vector<std::string> open;  // the sections currently open
+  const std::vector<std::string> used = model_slots(cfg.model.kind);
+  auto unused_slot = [&](const std::string& key) {
+    for (const char* slot : kSlots)
+      if (key.rfind(std::string(slot) + ".", 0) == 0) return std::find(used.begin(), used.end(), slot) == used.end();
+    return false;
+  };
   for (const auto& f : schema()) {
+    if (unused_slot(f.key)) continue;  // only the slots this model kind has
     std::vector<std::string> parts;
     std::stringstream ks(f.key);
     for (std::string p; std::getline(ks, p, '.');) parts.push_back(p);

@@ -9,11 +9,17 @@
 
 namespace attnlab {
 
+// Options of one attention slot. `model.attention` holds the defaults; each slot
+// (`model.encoder.self_attention`, `model.decoder.self_attention`,
+// `model.decoder.cross_attention`) inherits every key it does not set.
 struct AttentionConfig {
-  std::string type = "causal";          // registry name (see docs/attention.md)
+  std::string type = "scaled_dot_product";  // registry name (see docs/attention.md)
   int n_kv_heads = 0;                   // 0 = n_heads
   std::string scale = "inv_sqrt_dk";    // inv_sqrt_dk | none | a positive number
   double dropout = 0.0;                 // on attention weights
+  int window = 0;                       // sliding window width; 0 = off
+  std::string score = "general";        // luong: dot | general | concat
+  double rope_base = 10000.0;           // RoPE frequency base
 };
 
 struct ModelConfig {
@@ -23,11 +29,14 @@ struct ModelConfig {
   int n_heads = 4;
   int d_ff = 0;                         // 0 = 4 * d_model
   int block_size = 128;                 // maximum context length
-  std::string positions = "learned";    // learned | sinusoidal | none
+  std::string positions = "learned";    // learned | sinusoidal | rope | alibi | none
   bool tie_embeddings = true;
   bool bias = true;
   double dropout = 0.0;                 // residual and embedding dropout
-  AttentionConfig attention;
+  AttentionConfig attention;            // defaults for every slot
+  AttentionConfig encoder_self;         // model.encoder.self_attention (resolved)
+  AttentionConfig decoder_self;         // model.decoder.self_attention (resolved)
+  AttentionConfig decoder_cross;        // model.decoder.cross_attention (resolved)
 };
 
 struct DataConfig {
@@ -61,6 +70,7 @@ struct TrainConfig {
   int keep_checkpoints = 3;
   int64_t seed = 1337;
   int threads = 0;                      // 0 = all available
+  std::string on_nan = "stop";          // stop | skip: what a NaN/Inf loss or gradient does
 };
 
 struct SampleConfig {

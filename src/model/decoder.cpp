@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "model/slots.h"
 #include "ops/ops.h"
 
 namespace attnlab {
@@ -37,7 +38,7 @@ DecoderModel::DecoderModel(const ModelConfig& cfg, int vocab_size, uint64_t seed
         const double freq = std::pow(10000.0, -double(i - i % 2) / C);
         sinusoid_[size_t(t) * C + i] = float(i % 2 == 0 ? std::sin(t * freq) : std::cos(t * freq));
       }
-  } else if (cfg_.positions != "none") {
+  } else if (cfg_.positions != "none" && cfg_.positions != "rope" && cfg_.positions != "alibi") {
     user_error("model.positions: '{}' is not supported by the decoder", cfg_.positions);
   }
   blocks_.resize(L_);
@@ -47,18 +48,8 @@ DecoderModel::DecoderModel(const ModelConfig& cfg, int vocab_size, uint64_t seed
     b.ln1_w = store_.add(p + ".ln1.w", {C}, ParamKind::norm);
     b.ln1_b = store_.add(p + ".ln1.b", {C}, ParamKind::norm);
     fill_const(b.ln1_w, 1.0f);
-    AttentionSpec spec;
-    spec.type = cfg_.attention.type;
+    AttentionSpec spec = slot_spec(cfg_, "model.decoder.self_attention", l);
     spec.name = p + ".attn";
-    spec.d_model = C;
-    spec.n_heads = cfg_.n_heads;
-    spec.n_kv_heads = cfg_.attention.n_kv_heads;
-    spec.causal = true;
-    spec.scale = cfg_.attention.scale;
-    spec.dropout = float(cfg_.attention.dropout);
-    spec.bias = cfg_.bias;
-    spec.layer_index = l;
-    spec.n_layers = L_;
     b.attn = make_attention(spec, store_, rng);
     b.ln2_w = store_.add(p + ".ln2.w", {C}, ParamKind::norm);
     b.ln2_b = store_.add(p + ".ln2.b", {C}, ParamKind::norm);

@@ -39,7 +39,7 @@ TEST_CASE("config: wrong types and out-of-range values") {
   CHECK(error_of("train: {steps: 2.5}\n" + kText).find("expected an integer") != std::string::npos);
   CHECK(error_of("train: {lr: -1}\n" + kText).find("key 'train.lr': expected a number") != std::string::npos);
   CHECK(error_of("model: {bias: maybe}\n" + kText).find("expected true or false") != std::string::npos);
-  CHECK(error_of("model: {positions: rotary}\n" + kText).find("expected one of learned | sinusoidal | none") !=
+  CHECK(error_of("model: {positions: rotary}\n" + kText).find("expected one of learned | sinusoidal | rope | alibi | none") !=
         std::string::npos);
   CHECK(error_of("model: {n_layers: [1, 2]}\n" + kText).find("got a list") != std::string::npos);
   CHECK(error_of("model: 3\n" + kText).find("expected a mapping") != std::string::npos);
@@ -97,4 +97,28 @@ TEST_CASE("docs/config.md documents every key") {
     INFO("key missing from docs/config.md: " << k.key);
     CHECK(doc.find("`" + k.key + "`") != std::string::npos);
   }
+}
+
+TEST_CASE("config: attention slots inherit model.attention and may override it") {
+  const Config c = load_config_text(
+      "model:\n  attention: {n_kv_heads: 2, window: 3}\n  decoder:\n    self_attention: {window: 5}\n" + kText, "cfg.yaml");
+  CHECK(c.model.decoder_self.n_kv_heads == 2);  // inherited
+  CHECK(c.model.decoder_self.window == 5);      // overridden
+  CHECK(c.model.decoder_self.type == "scaled_dot_product");
+  const std::string dumped = dump_config(c);
+  CHECK(dumped.find("self_attention") != std::string::npos);
+  CHECK(dumped.find("cross_attention") == std::string::npos);  // a decoder has no cross-attention slot
+  CHECK(dump_config(load_config_text(dumped, "dump")) == dumped);
+}
+
+TEST_CASE("config: slot errors name the slot key, unused slots and unsupported options are errors") {
+  CHECK(error_of("model:\n  encoder:\n    self_attention: {type: linear}\n" + kText) ==
+        "cfg.yaml:3:28: key 'model.encoder.self_attention.type': this slot does not exist in a 'decoder' model");
+  CHECK(error_of("model:\n  decoder:\n    self_attention: {type: bidirectional}\n" + kText)
+            .find("key 'model.decoder.self_attention.type'") != std::string::npos);
+  CHECK(error_of("model:\n  decoder:\n    self_attention: {n_kv_heads: 3}\n" + kText)
+            .find("key 'model.decoder.self_attention.n_kv_heads': expected 0 or a positive integer that divides "
+                  "n_heads (4), got 3") != std::string::npos);
+  CHECK(error_of("model: {positions: rope, d_model: 12, n_heads: 4}\n" + kText)
+            .find("key 'model.positions': rope needs an even head dimension, got 3") != std::string::npos);
 }

@@ -23,81 +23,14 @@
 #include "core/param.h"
 #include "core/rng.h"
 #include "ops/gradcheck.h"
+#include "attention/harness.h"
 
 namespace fs = std::filesystem;
 using namespace attnlab;
 using attnlab::test::dot_double;
 using attnlab::test::random_normal;
+using namespace attnlab::test;
 
-namespace {
-
-const char* const kParamNames[] = {"w_q", "b_q", "w_k", "b_k", "w_v", "b_v", "w_o", "b_o"};
-
-AttentionSpec make_spec(int C, int H, int Hkv, bool causal, const std::string& scale = "inv_sqrt_dk") {
-  AttentionSpec s;
-  s.type = "scaled_dot_product";
-  s.name = "attn";
-  s.d_model = C;
-  s.n_heads = H;
-  s.n_kv_heads = Hkv;
-  s.causal = causal;
-  s.scale = scale;
-  s.dropout = 0.0f;
-  s.bias = true;
-  s.layer_index = 0;
-  s.n_layers = 1;
-  return s;
-}
-
-// A module with its parameter store. Weights are redrawn N(0, weight_std²) (biases too) so that
-// the softmax is far from uniform and every gradient is O(0.1..1): the default GPT-2 init
-// (std 0.02, zero biases) would make attention nearly uniform and hide mistakes in its backward.
-struct Harness {
-  ParamStore store;
-  std::unique_ptr<Attention> attn;
-  Harness(const AttentionSpec& spec, uint64_t seed, float weight_std = 0.5f) {
-    Rng rng(seed);
-    attn = make_attention(spec, store, rng);
-    if (weight_std > 0.0f)
-      for (auto& p : store.all()) attnlab::test::fill_normal(p.w.data(), p.w.size(), rng, weight_std);
-  }
-  Harness(const Harness&) = delete;
-  Param& param(const std::string& short_name) {
-    Param* p = store.find("attn." + short_name);
-    REQUIRE_MESSAGE(p != nullptr, "parameter attn." << short_name << " not registered");
-    return *p;
-  }
-};
-
-std::vector<unsigned char> keep_mask(int B, int Tk, const std::vector<std::vector<int>>& pads) {
-  std::vector<unsigned char> keep(size_t(B) * Tk, 1);
-  for (int b = 0; b < B && b < int(pads.size()); b++)
-    for (int j : pads[b]) keep[size_t(b) * Tk + j] = 0;
-  return keep;
-}
-
-double max_abs_diff(const std::vector<float>& a, const std::vector<double>& b) {
-  REQUIRE(a.size() == b.size());
-  double m = 0.0;
-  for (size_t i = 0; i < a.size(); i++) m = std::max(m, std::fabs(double(a[i]) - b[i]));
-  return m;
-}
-
-double max_abs(const std::vector<double>& v) {
-  double m = 0.0;
-  for (double x : v) m = std::max(m, std::fabs(x));
-  return m;
-}
-
-bool rows_equal(const float* a, const float* b, int n) { return std::memcmp(a, b, sizeof(float) * n) == 0; }
-
-double row_diff(const float* a, const float* b, int n) {
-  double m = 0.0;
-  for (int i = 0; i < n; i++) m = std::max(m, std::fabs(double(a[i]) - double(b[i])));
-  return m;
-}
-
-}  // namespace
 
 // ---------------------------------------------------------------------------------------------
 // a) PyTorch fixtures
@@ -122,7 +55,10 @@ constexpr double kAbsFloor = 1e-6;
 constexpr double kUlps = 4.0;
 constexpr double kEpsF32 = 1.1920928955078125e-07;  // 2^-23, the float32 ulp at 1
 
-TEST_CASE("scaled_dot_product: forward/backward match PyTorch fp64 references (fixtures)") {
+// Every case directory under tests/fixtures/attention is checked here, whatever its variant:
+// meta.json names the type and options, the module's parameters come from <name>.npy and the
+// references are out, dx_q, dx_kv (cross-attention) and grad_<name> for every parameter.
+TEST_CASE("attention fixtures: forward/backward match PyTorch fp64 references, every variant") {
   const fs::path root = fs::path(ATTNLAB_FIXTURE_DIR) / "attention";
   REQUIRE_MESSAGE(fs::is_directory(root), "missing " << root.string()
                                                      << " (run scripts/make_attention_fixtures.py)");
@@ -147,11 +83,21 @@ TEST_CASE("scaled_dot_product: forward/backward match PyTorch fp64 references (f
     const bool self_attn = meta.at("self_attention");
     auto load = [&](const std::string& f) { return read_npy((dir / (f + ".npy")).string()); };
 
-    Harness h(make_spec(C, H, Hkv, meta.at("causal").get<bool>(), meta.at("scale").get<std::string>()),
-              1, /*weight_std=*/0.0f);
-    REQUIRE(meta.at("bias").get<bool>());
-    REQUIRE(h.store.all().size() == 8);  // every parameter is overwritten from the fixture
-    for (const char* pn : kParamNames) {
+    // the spec: shapes and mask, plus any variant option the case sets (type, window, ...)
+    AttentionSpec spec = make_spec(C, H, Hkv, meta.at("causal").get<bool>(), meta.at("scale").get<std::string>());
+    spec.bias = meta.at("bias").get<bool>();
+    spec.type = meta.value("type", std::string("scaled_dot_product"));
+    spec.window = meta.value("window", 0);
+    spec.positions = meta.value("positions", std::string("none"));
+    spec.rope_base = meta.value("rope_base", 10000.0f);
+    spec.score = meta.value("score", std::string("general"));
+    spec.layer_index = meta.value("layer_index", 0);
+    spec.max_len = std::max(Tq, Tk);
+    Harness h(spec, 1, /*weight_std=*/0.0f);
+    // every parameter the module registers is overwritten from "<name>.npy" (name without "attn.")
+    std::vector<std::string> pnames;
+    for (const Param& p : h.store.all()) pnames.push_back(p.name.substr(5));
+    for (const std::string& pn : pnames) {
       Param& p = h.param(pn);
       const NpyArray a = load(pn);
       REQUIRE(a.shape == std::vector<int64_t>(p.shape.begin(), p.shape.end()));
@@ -189,7 +135,7 @@ TEST_CASE("scaled_dot_product: forward/backward match PyTorch fp64 references (f
     std::vector<std::pair<std::string, const std::vector<float>*>> ours = {{"out", &out},
                                                                            {"dx_q", &dx_q}};
     if (!self_attn) ours.push_back({"dx_kv", &dx_kv});
-    for (const char* pn : kParamNames) ours.push_back({std::string("grad_") + pn, &h.param(pn).g});
+    for (const std::string& pn : pnames) ours.push_back({"grad_" + pn, &h.param(pn).g});
     REQUIRE(meta.at("tensors").size() == ours.size());
 
     for (const auto& [tname, ptr] : ours) {
@@ -216,125 +162,6 @@ TEST_CASE("scaled_dot_product: forward/backward match PyTorch fp64 references (f
 // b) finite-difference gradient checks
 // ---------------------------------------------------------------------------------------------
 
-namespace {
-
-// Finite differences for attention. tests/ops/gradcheck.h takes one central difference,
-// n(h) = g + c·h² + (rounding noise)/h. For this module neither term can be made small enough
-// with one step: the softmax logits make the loss strongly curved in W_k (at h = 1e-2 the h²
-// term alone gives relative errors up to 2e-2 with weights of std 0.5), while at h <= 5e-3 the
-// float32 forward's rounding noise (~1e-6 absolute in L, the whole output is recomputed) reaches
-// the same size. Measured over 40 seeds × the 20 configurations below, the helper's single step
-// gave worst max_rel 5e-3..1.7e-2 for every (h, weight std) tried. Richardson extrapolation
-//       n_R = (4·n(h/2) − n(h)) / 3 = g + O(h⁴)
-// cancels the h² term, so a large step (h = 4e-2, where the noise/h term is small) can be used:
-// the worst max_rel over the same 40 × 20 runs was 1.8e-3 (weights std 0.4), a 3× margin to
-// the 5e-3 threshold, while a gradient off by 1% still measures 1e-2. The error metric and the
-// result type are the shared helper's (relative error with a floor at 5% of the tensor's
-// largest gradient; see gradcheck.h).
-constexpr float kGradcheckStep = 4e-2f;
-constexpr float kGradcheckWeightStd = 0.4f;
-
-template <typename LossFn>
-attnlab::test::GradCheckResult gradcheck_richardson(std::vector<float>& x, const std::vector<float>& analytic,
-                                                    LossFn&& loss) {
-  REQUIRE(x.size() == analytic.size());
-  attnlab::test::GradCheckOptions opt;
-  opt.h = kGradcheckStep;
-  opt.richardson = true;
-  return attnlab::test::gradcheck(x, analytic, loss, opt);
-}
-
-// Threshold on the gradcheck's max relative error (see tests/ops/gradcheck.h for the metric and
-// why 5e-3 separates float32 rounding noise from real mistakes).
-constexpr double kGradcheckTol = 5e-3;
-
-struct GcConfig {
-  std::string label;
-  int B, Tq, Tk, C, H, Hkv;
-  bool causal;
-  bool self_attn;
-  std::vector<std::vector<int>> pads;  // padded key positions per batch row (empty = no mask)
-  std::string scale = "inv_sqrt_dk";
-  float dropout = 0.0f;
-  bool bias = true;
-};
-
-// Runs forward + backward once (analytic gradients), then central differences of
-// L = Σ out ⊙ U (double accumulation) for every element of every input and parameter.
-// Returns the largest relative error over all tensors.
-double run_gradcheck(const GcConfig& c, uint64_t seed) {
-  INFO("gradcheck config: " << c.label);
-  AttentionSpec spec = make_spec(c.C, c.H, c.Hkv, c.causal, c.scale);
-  spec.dropout = c.dropout;
-  spec.bias = c.bias;
-  Harness h(spec, seed, kGradcheckWeightStd);
-  Rng rng(seed + 1);
-  std::vector<float> x_q = random_normal(size_t(c.B) * c.Tq * c.C, rng);
-  std::vector<float> x_kv = c.self_attn ? std::vector<float>{} : random_normal(size_t(c.B) * c.Tk * c.C, rng);
-  const std::vector<float> U = random_normal(size_t(c.B) * c.Tq * c.C, rng);
-  std::vector<unsigned char> keep;
-  AttnMask mask;
-  if (!c.pads.empty()) {
-    keep = keep_mask(c.B, c.Tk, c.pads);
-    mask.key_keep = keep.data();
-  }
-  const bool train = c.dropout > 0.0f;
-  std::vector<float> out(U.size());
-  auto loss = [&]() -> double {
-    Rng drop_rng(1234);  // the same dropout mask on every forward
-    h.attn->forward(out.data(), x_q.data(), c.self_attn ? x_q.data() : x_kv.data(), c.B, c.Tq, c.Tk,
-                    mask, train, &drop_rng);
-    return dot_double(out, U);
-  };
-  loss();
-  h.store.zero_grad();
-  std::vector<float> dx_q(x_q.size(), 0.0f), dx_kv(x_kv.size(), 0.0f);
-  h.attn->backward(dx_q.data(), c.self_attn ? dx_q.data() : dx_kv.data(), U.data());
-
-  std::string line = c.label + ":";
-  double worst = 0.0;
-  auto check = [&](const std::string& name, std::vector<float>& x, const std::vector<float>& g) {
-    const auto r = gradcheck_richardson(x, g, loss);
-    if (name == "b_k") {
-      // dL/db_k is identically zero: b_k adds q·b_k to a whole row of scores, and the softmax
-      // is invariant to a per-row shift. Both gradients are pure rounding noise (analytic: a few
-      // float ulps of the O(1) terms it sums; numeric: the forward's noise / 2h), so a relative
-      // error means nothing here; check that both are zero at those noise levels instead.
-      double amax = 0.0;
-      for (float v : g) amax = std::max(amax, double(std::fabs(v)));
-      const double nmax = amax + r.max_abs;  // bounds the numerical gradient's magnitude
-      line += fmt::format(" b_k(=0) {:.1e}/{:.1e}", amax, nmax);
-      CHECK_MESSAGE(amax < 1e-5, fmt::format("{} db_k should be 0, analytic max |g| = {:.3e}", c.label, amax));
-      CHECK_MESSAGE(nmax < 1e-3, fmt::format("{} db_k should be 0, numeric max |g| ~ {:.3e}", c.label, nmax));
-      return;
-    }
-    line += fmt::format(" {} {:.1e}", name, r.max_rel);
-    worst = std::max(worst, r.max_rel);
-    CHECK_MESSAGE(r.max_rel < kGradcheckTol,
-                  fmt::format("{} d{}: max rel error {:.3e} at element {} (analytic {:.6g}, "
-                              "numeric {:.6g}), max abs {:.3e}",
-                              c.label, name, r.max_rel, r.worst, r.worst_analytic, r.worst_numeric,
-                              r.max_abs));
-  };
-  check("x_q", x_q, dx_q);
-  if (!c.self_attn) check("x_kv", x_kv, dx_kv);
-  int nparams = 0;
-  for (const char* pn : kParamNames) {
-    Param* p = h.store.find(std::string("attn.") + pn);
-    if (!p) {
-      CHECK_MESSAGE(!c.bias, "missing parameter " << pn);
-      continue;
-    }
-    nparams++;
-    const std::vector<float> g = p->g;  // analytic gradient (forwards do not touch it)
-    check(pn, p->w, g);
-  }
-  CHECK(nparams == (c.bias ? 8 : 4));
-  MESSAGE(fmt::format("{}  (worst {:.2e})", line, worst));
-  return worst;
-}
-
-}  // namespace
 
 TEST_CASE("scaled_dot_product: gradcheck, causal/no mask x MHA/GQA/MQA x self/cross") {
   // small shapes: C = 8, H = 4 (head dim 2); MHA Hkv = 4, GQA Hkv = 2, MQA Hkv = 1

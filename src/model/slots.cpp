@@ -1,0 +1,46 @@
+#include "model/slots.h"
+
+#include "core/error.h"
+
+namespace attnlab {
+
+std::vector<std::string> model_slots(const std::string& kind) {
+  if (kind == "decoder") return {"model.decoder.self_attention"};
+  if (kind == "encoder") return {"model.encoder.self_attention"};
+  return {"model.encoder.self_attention", "model.decoder.self_attention", "model.decoder.cross_attention"};
+}
+
+const AttentionConfig& slot_config(const ModelConfig& m, const std::string& slot) {
+  if (slot == "model.encoder.self_attention") return m.encoder_self;
+  if (slot == "model.decoder.self_attention") return m.decoder_self;
+  if (slot == "model.decoder.cross_attention") return m.decoder_cross;
+  throw std::logic_error("unknown attention slot " + slot);
+}
+
+AttentionSpec slot_spec(const ModelConfig& m, const std::string& slot, int layer) {
+  const AttentionConfig& a = slot_config(m, slot);
+  AttentionSpec s;
+  s.type = a.type;
+  s.name = slot;
+  s.d_model = m.d_model;
+  s.n_heads = m.n_heads;
+  s.n_kv_heads = a.n_kv_heads;
+  s.causal = slot == "model.decoder.self_attention";
+  s.scale = a.scale;
+  s.dropout = float(a.dropout);
+  s.bias = m.bias;
+  s.layer_index = layer;
+  s.n_layers = m.n_layers;
+  s.window = a.window;
+  const bool self = slot != "model.decoder.cross_attention";
+  s.positions = self && (m.positions == "rope" || m.positions == "alibi") ? m.positions : "none";
+  s.rope_base = float(a.rope_base);
+  s.score = a.score;
+  s.max_len = m.block_size;
+  // the registry's shorthands fix the mask
+  auto it = attention_registry().find(s.type);
+  if (it != attention_registry().end() && it->second.info.force_causal >= 0) s.causal = it->second.info.force_causal == 1;
+  return s;
+}
+
+}  // namespace attnlab

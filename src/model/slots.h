@@ -1,0 +1,21 @@
+// Attention slots: which ones a model kind has, and the AttentionSpec a slot's
+// resolved config gives.
+//
+//   decoder:          model.decoder.self_attention (causal)
+//   encoder:          model.encoder.self_attention (no mask)
+//   encoder_decoder:  all three, model.decoder.cross_attention has no mask
+#pragma once
+#include <string>
+#include <vector>
+
+#include "attention/attention.h"
+#include "config/config.h"
+
+namespace attnlab {
+
+std::vector<std::string> model_slots(const std::string& kind);
+const AttentionConfig& slot_config(const ModelConfig& m, const std::string& slot);
+// The spec of `slot` in layer `layer` (name "<slot short>" is set by the caller as needed).
+AttentionSpec slot_spec(const ModelConfig& m, const std::string& slot, int layer);
+
+}  // namespace attnlab
