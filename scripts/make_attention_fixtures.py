@@ -27,6 +27,23 @@ and always against torch's own multi-head attention
 expanded K/V projections, the softmax scale folded into W_q), on the output
 and on every gradient.
 
+Cases named sdpa_* exercise the options of the attention zoo on the same module (meta.json
+adds "type", "window", "positions", "rope_base"); their reference writes each option from its
+paper's definition (see rope_rotate_paper, alibi_slopes, allowed_mask below):
+  window w (sliding window, as in Longformer / Mistral): query at absolute position p sees key r
+    iff p - w < r <= p when causal, |p - r| < w when not (a symmetric band);
+  rope (Su et al. 2021, RoFormer, eq. 34): every head's pairs (x_2i, x_2i+1) of a query / key at
+    position m rotated by m*theta_i, theta_i = base^(-2i/D); cross-checked against the complex
+    form (x_2i + i x_2i+1) * e^(i m theta_i);
+  alibi (Press et al. 2022): score + (-m_h * (p - r)), slopes from the paper's recipe; for a
+    non-causal slot the symmetric -m_h * |p - r|.
+Queries are at absolute positions (Tk - Tq) + i, keys at j (aligned to the end).
+Window and ALiBi are also cross-checked against F.multi_head_attention_forward with an
+additive float mask.
+
+Only the case directories this script owns are rewritten; other directories under
+tests/fixtures/attention (other variants' fixtures) are left alone.
+
 Reruns are bit-identical: fixed seeds per case and one torch thread.
 """
 import json
@@ -47,9 +64,22 @@ WEIGHT_STD = 0.3  # large enough that the softmax is far from uniform
 PARAM_NAMES = ["w_q", "b_q", "w_k", "b_k", "w_v", "b_v", "w_o", "b_o"]
 
 
-def case(name, B, Tq, Tk, C, H, Hkv, causal, scale="inv_sqrt_dk", self_attn=True, padding=None):
-    return dict(name=name, B=B, Tq=Tq, Tk=Tk, C=C, H=H, Hkv=Hkv, causal=causal, scale=scale,
-                self_attention=self_attn, padding=padding)
+def case(name, B, Tq, Tk, C, H, Hkv, causal, scale="inv_sqrt_dk", self_attn=True, padding=None,
+         **options):
+    """options (sdpa_* cases only): window, positions, rope_base; written to meta.json with
+    "type": "scaled_dot_product"."""
+    c = dict(name=name, B=B, Tq=Tq, Tk=Tk, C=C, H=H, Hkv=Hkv, causal=causal, scale=scale,
+             self_attention=self_attn, padding=padding)
+    for k in options:
+        assert k in ("window", "positions", "rope_base"), k
+    if options:
+        c["options"] = dict(options)
+    return c
+
+
+def opt(cfg, key):
+    defaults = {"window": 0, "positions": "none", "rope_base": 10000.0}
+    return cfg.get("options", {}).get(key, defaults[key])
 
 
 CASES = [
@@ -67,6 +97,23 @@ CASES = [
     # everything at once: GQA cross-attention, causal prefix, key padding, a numeric scale
     case("gqa_cross_padding_scale", B=2, Tq=5, Tk=8, C=16, H=4, Hkv=2, causal=True, scale="0.35",
          self_attn=False, padding=[[0, 2], [6, 7]]),
+    # ---- options of the attention zoo (sliding window, RoPE, ALiBi) ----
+    case("sdpa_window_causal", B=2, Tq=9, Tk=9, C=16, H=4, Hkv=4, causal=True, window=3),
+    # symmetric band |p - r| < 3, with key padding on top (no row loses its whole band)
+    case("sdpa_window_nomask_padding", B=2, Tq=9, Tk=9, C=16, H=4, Hkv=2, causal=False, window=3,
+         padding=[[], [0, 7, 8]]),
+    case("sdpa_rope_causal_mha", B=2, Tq=8, Tk=8, C=16, H=2, Hkv=2, causal=True, positions="rope"),
+    case("sdpa_rope_gqa", B=2, Tq=8, Tk=8, C=24, H=4, Hkv=2, causal=True, positions="rope",
+         rope_base=100.0),
+    # queries are the last 4 of 9 positions (a prefix continuation): rotated by 5..8
+    case("sdpa_rope_prefix", B=2, Tq=4, Tk=9, C=24, H=4, Hkv=2, causal=True, self_attn=False,
+         positions="rope"),
+    # H = 6 is not a power of two: the paper's slope recipe
+    case("sdpa_alibi_causal", B=2, Tq=8, Tk=8, C=24, H=6, Hkv=6, causal=True, positions="alibi"),
+    case("sdpa_alibi_window", B=2, Tq=9, Tk=9, C=16, H=4, Hkv=2, causal=True, window=4,
+         positions="alibi"),
+    case("sdpa_alibi_nomask", B=2, Tq=7, Tk=7, C=16, H=4, Hkv=4, causal=False, positions="alibi",
+         padding=[[], [6]]),
 ]
 
 
@@ -86,12 +133,73 @@ def allowed_mask(cfg, keep):
         i = torch.arange(Tq).unsqueeze(1)
         j = torch.arange(Tk).unsqueeze(0)
         allowed = allowed & (j <= i + (Tk - Tq)).view(1, 1, Tq, Tk)
+    w = opt(cfg, "window")
+    if w > 0:
+        p = (torch.arange(Tq) + (Tk - Tq)).unsqueeze(1)  # absolute query positions
+        r = torch.arange(Tk).unsqueeze(0)
+        band = (p - r < w) if cfg["causal"] else ((p - r).abs() < w)
+        allowed = allowed & band.view(1, 1, Tq, Tk)
     if keep is not None:
         allowed = allowed & keep.bool().view(B, 1, 1, Tk)
     return allowed
 
 
-def reference_attention(x_q, x_kv, p, cfg, keep):
+def query_positions(Tq, Tk):
+    return torch.arange(Tq, dtype=torch.float64) + (Tk - Tq)
+
+
+def rope_angles(T_pos, D, base):
+    """[T, D/2] float64: m * theta_i, theta_i = base^(-2i/D), i = 0..D/2-1 (RoFormer eq. 15)."""
+    theta = float(base) ** (-2.0 * torch.arange(D // 2, dtype=torch.float64) / D)
+    return T_pos.view(-1, 1) * theta.view(1, -1)
+
+
+def rope_rotate_paper(x, pos, base):
+    """x [B, heads, T, D] at positions pos [T]. RoFormer eq. (34): R x = x * cos(m theta) +
+    rot(x) * sin(m theta), with rot(x) = (-x2, x1, -x4, x3, ...) and each cos/sin repeated for
+    the two entries of its pair."""
+    D = x.shape[-1]
+    ang = rope_angles(pos, D, base)
+    cos = torch.cos(ang).repeat_interleave(2, dim=-1).to(x.dtype)  # [T, D]
+    sin = torch.sin(ang).repeat_interleave(2, dim=-1).to(x.dtype)
+    rot = torch.stack([-x[..., 1::2], x[..., 0::2]], dim=-1).reshape(x.shape)
+    return x * cos + rot * sin
+
+
+def rope_rotate_complex(x, pos, base):
+    """The same rotation as a complex product: (x_2i + i x_2i+1) * e^(i m theta_i)."""
+    D = x.shape[-1]
+    ang = rope_angles(pos, D, base)
+    z = torch.view_as_complex(x.reshape(*x.shape[:-1], D // 2, 2).contiguous())
+    e = torch.polar(torch.ones_like(ang), ang).to(z.dtype)
+    return torch.view_as_real(z * e).reshape(x.shape)
+
+
+def alibi_slopes(H):
+    """Press et al. 2022: a geometric sequence 2^(-8/n), 2^(-16/n), ... for n a power of two;
+    otherwise the slopes of the closest lower power of two n, followed by every other slope of
+    2n heads (the paper's recipe for other head counts)."""
+    def power_of_2(n):
+        start = 2.0 ** (-8.0 / n)
+        return [start ** (i + 1) for i in range(n)]
+
+    if math.log2(H).is_integer():
+        return power_of_2(H)
+    n = 2 ** math.floor(math.log2(H))
+    return power_of_2(n) + alibi_slopes(2 * n)[0::2][:H - n]
+
+
+def alibi_bias(cfg, dtype):
+    """[1,H,Tq,Tk]: -m_h * (p - r) for the causal mask (paper), -m_h * |p - r| otherwise."""
+    H, Tq, Tk = cfg["H"], cfg["Tq"], cfg["Tk"]
+    p = query_positions(Tq, Tk).view(Tq, 1)
+    r = torch.arange(Tk, dtype=torch.float64).view(1, Tk)
+    dist = (p - r) if cfg["causal"] else (p - r).abs()
+    m = torch.tensor(alibi_slopes(H), dtype=torch.float64).view(1, H, 1, 1)
+    return (-m * dist.view(1, 1, Tq, Tk)).to(dtype)
+
+
+def reference_attention(x_q, x_kv, p, cfg, keep, rope=rope_rotate_paper):
     """Multi-head attention from torch primitives (any dtype)."""
     B, Tq, C = x_q.shape
     Tk = x_kv.shape[1]
@@ -104,10 +212,15 @@ def reference_attention(x_q, x_kv, p, cfg, keep):
     q = q.view(B, Tq, H, D).transpose(1, 2)  # [B,H,Tq,D]
     k = k.view(B, Tk, Hkv, D).transpose(1, 2)  # [B,Hkv,Tk,D]
     v = v.view(B, Tk, Hkv, D).transpose(1, 2)
+    if opt(cfg, "positions") == "rope":
+        q = rope(q, query_positions(Tq, Tk), opt(cfg, "rope_base"))
+        k = rope(k, torch.arange(Tk, dtype=torch.float64), opt(cfg, "rope_base"))
     # kv head g serves query heads g*group .. (g+1)*group-1
     k = k.repeat_interleave(group, dim=1)  # [B,H,Tk,D]
     v = v.repeat_interleave(group, dim=1)
     s = (q @ k.transpose(-1, -2)) * scale_value(cfg["scale"], D)  # [B,H,Tq,Tk]
+    if opt(cfg, "positions") == "alibi":
+        s = s + alibi_bias(cfg, s.dtype)
     s = s.masked_fill(~allowed_mask(cfg, keep), float("-inf"))
     w = torch.softmax(s, dim=-1)
     o = (w @ v).transpose(1, 2).reshape(B, Tq, C)
@@ -157,6 +270,15 @@ def check_with_mha(x_q, x_kv, p, cfg, keep):
         i = torch.arange(Tq).unsqueeze(1)
         j = torch.arange(Tk).unsqueeze(0)
         attn_mask = j > i + (Tk - Tq)  # MHA: True = not allowed
+    if "options" in cfg:
+        # window / ALiBi: an additive float mask [B*H, Tq, Tk] (-inf outside the band, the ALiBi
+        # bias inside); the padding still goes through key_padding_mask
+        band = allowed_mask(dict(cfg, B=1), None).view(1, 1, Tq, Tk)
+        add = torch.zeros(1, H, Tq, Tk, dtype=x_q.dtype)
+        if opt(cfg, "positions") == "alibi":
+            add = add + alibi_bias(cfg, x_q.dtype)
+        add = add.masked_fill(~band, float("-inf"))
+        attn_mask = add.expand(B, H, Tq, Tk).reshape(B * H, Tq, Tk)
     kpm = None if keep is None else ~keep.bool()  # MHA: True = ignore this key
     out, _ = F.multi_head_attention_forward(
         x_q.transpose(0, 1), x_kv.transpose(0, 1), x_kv.transpose(0, 1),  # MHA wants [T,B,C]
@@ -225,11 +347,17 @@ def run_case(cfg, index):
             err = (other[k] - ref[k]).abs().max().item()
             assert err < 1e-10, f"{cfg['name']}: {label} disagrees on {k}: {err}"
 
-    if hasattr(F, "scaled_dot_product_attention"):
-        agree(forward_backward(torch.float64, check_with_sdpa), "F.scaled_dot_product_attention",
+    if opt(cfg, "positions") == "rope":
+        # torch's attention has no RoPE: check the rotation against its complex form instead
+        def complex_rope(xq, xkv, p, cfg, keep):
+            return reference_attention(xq, xkv, p, cfg, keep, rope=rope_rotate_complex)
+        agree(forward_backward(torch.float64, complex_rope), "complex RoPE", list(ref.keys()))
+    else:
+        if hasattr(F, "scaled_dot_product_attention") and opt(cfg, "positions") == "none":
+            agree(forward_backward(torch.float64, check_with_sdpa), "F.scaled_dot_product_attention",
+                  list(ref.keys()))
+        agree(forward_backward(torch.float64, check_with_mha), "multi_head_attention_forward",
               list(ref.keys()))
-    agree(forward_backward(torch.float64, check_with_mha), "multi_head_attention_forward",
-          list(ref.keys()))
 
     d = os.path.join(OUT_DIR, cfg["name"])
     os.makedirs(d)
@@ -264,6 +392,11 @@ def run_case(cfg, index):
         "tensors": sorted(ref.keys()),
         "torch_fp32_err": fp32_err,
     }
+    if "options" in cfg:
+        meta["type"] = "scaled_dot_product"
+        meta["window"] = opt(cfg, "window")
+        meta["positions"] = opt(cfg, "positions")
+        meta["rope_base"] = opt(cfg, "rope_base")
     with open(os.path.join(d, "meta.json"), "w") as f:
         json.dump(meta, f, indent=2, sort_keys=True)
         f.write("\n")
@@ -274,12 +407,16 @@ def run_case(cfg, index):
 def main():
     torch.manual_seed(SEED)
     torch.set_num_threads(1)  # fp32 results (and so meta.json) independent of the machine's cores
-    if os.path.isdir(OUT_DIR):
-        shutil.rmtree(OUT_DIR)
-    os.makedirs(OUT_DIR)
+    # only this script's case directories are replaced: other variants write theirs here too
+    os.makedirs(OUT_DIR, exist_ok=True)
+    for cfg in CASES:
+        d = os.path.join(OUT_DIR, cfg["name"])
+        if os.path.isdir(d):
+            shutil.rmtree(d)
     for i, cfg in enumerate(CASES):
         run_case(cfg, i)
-    total = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(OUT_DIR) for f in fs)
+    total = sum(os.path.getsize(os.path.join(OUT_DIR, c["name"], f)) for c in CASES
+                for f in os.listdir(os.path.join(OUT_DIR, c["name"])))
     print(f"wrote {len(CASES)} cases to {os.path.relpath(OUT_DIR, ROOT)} ({total / 1024:.1f} KiB)")
     return 0
 

@@ -36,12 +36,14 @@ struct AttentionSpec {
   bool bias = true;             // biases on the projections
   int layer_index = 0;          // from 0 (some variants depend on depth)
   int n_layers = 1;             // total layers (GPT-2 scaled init of the output projection)
-  int window = 0;               // sliding window: a query sees at most the `window` most recent
-                                // allowed keys (itself included when causal); 0 = unlimited
+  int window = 0;               // sliding window w (0 = off): query position p sees key r iff
+                                // p − w < r ≤ p (causal) or |p − r| < w (not causal); padded
+                                // keys still take their place in the band
   std::string positions = "none";  // positions applied inside attention: rope | alibi | none
   float rope_base = 10000.0f;   // RoPE: θ_i = rope_base^(-2i/D)
   std::string score = "general";   // luong: dot | general | concat
   int max_len = 0;              // longest sequence the slot will see (RoPE tables, cache size); 0 = unknown
+  bool diff_norm = true;        // differential: headwise RMSNorm and (1 − λ_init) scaling (E7 turns it off)
 };
 
 // What a variant supports, so configs are checked before a model is built.
@@ -56,6 +58,7 @@ struct AttentionInfo {
   bool dropout = true;          // dropout on attention weights
   bool cache = true;            // forward_cached (incremental decoding)
   bool scale = true;            // `scale` option is meaningful
+  int head_split = 1;           // a head's width is d_model / (n_heads · head_split) (differential: 2 halves)
 };
 
 // Masks that are decided per batch rather than per slot.

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "attention/positions.h"
 #include "core/error.h"
 #include "core/gemm.h"
 #include "ops/ops.h"
@@ -48,6 +49,66 @@ ScaledDotProductAttention::ScaledDotProductAttention(const AttentionSpec& spec, 
   init_normal(w_k_, rng, 0.02f);
   init_normal(w_v_, rng, 0.02f);
   init_normal(w_o_, rng, 0.02f / std::sqrt(2.0f * float(std::max(1, spec_.n_layers))));
+
+  if (spec_.window < 0) user_error("attention '{}': window must be ≥ 0, got {}", spec_.name, spec_.window);
+  if (spec_.positions == "rope") {
+    if (D_ % 2 != 0) user_error("attention '{}': rope needs an even head dimension, got {}", spec_.name, D_);
+    rope_ = true;
+  } else if (spec_.positions == "alibi") {
+    alibi_ = true;
+    slopes_.resize(H_);
+    for (int h = 0; h < H_; h++) slopes_[h] = alibi_slope(h, H_);
+  } else if (spec_.positions != "none") {
+    user_error("attention '{}': positions must be rope, alibi or none, got '{}'", spec_.name, spec_.positions);
+  }
+}
+
+// Scores -> weights for one head's block P [Tq,Tk] (row stride Tk), in place. Query i is at
+// absolute position p = i + offset, key j at j. The keys a row may see form one band [lo, hi)
+// (causal: j ≤ p; window w: p − w < j, and j < p + w when not causal); keep (this batch row's
+// [Tk] padding mask, or null) removes more. ALiBi subtracts m_h·|p − j| inside the band. The
+// plain path (no window, no ALiBi, no padding) runs three branch-free loops over the band.
+void ScaledDotProductAttention::softmax_block(float* P, int Tq, int Tk, int offset, int h,
+                                              const unsigned char* keep) const {
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  const bool causal = spec_.causal;
+  const int w = spec_.window;
+  const float slope = alibi_ ? slopes_[h] : 0.0f;
+  for (int i = 0; i < Tq; i++) {
+    float* row = P + size_t(i) * Tk;
+    const int p = i + offset;
+    int lo = 0, hi = Tk;
+    if (causal) hi = std::min(Tk, p + 1);
+    if (w > 0) {
+      lo = std::max(0, p - w + 1);
+      if (!causal) hi = std::min(Tk, p + w);
+    }
+    if (lo >= hi) {  // nothing to attend to
+      std::fill(row, row + Tk, 0.0f);
+      continue;
+    }
+    std::fill(row, row + lo, 0.0f);
+    std::fill(row + hi, row + Tk, 0.0f);
+    if (alibi_)
+      for (int j = lo; j < hi; j++) row[j] -= slope * float(std::abs(p - j));
+    if (keep)
+      for (int j = lo; j < hi; j++)
+        if (!keep[j]) row[j] = neg_inf;
+    float mx = neg_inf;
+    for (int j = lo; j < hi; j++) mx = std::max(mx, row[j]);
+    if (mx == neg_inf) {  // every key of the band is padding
+      std::fill(row + lo, row + hi, 0.0f);
+      continue;
+    }
+    float sum = 0.0f;
+    for (int j = lo; j < hi; j++) {
+      const float e = std::exp(row[j] - mx);  // exp(−inf) = 0 for padded keys
+      row[j] = e;
+      sum += e;
+    }
+    const float inv = 1.0f / sum;
+    for (int j = lo; j < hi; j++) row[j] *= inv;
+  }
 }
 
 static const float* data_or_null(const Param* p) { return p ? p->w.data() : nullptr; }
@@ -71,10 +132,12 @@ void ScaledDotProductAttention::forward(float* out, const float* x_q, const floa
   linear_forward(k_.data(), x_kv, w_k_->w.data(), data_or_null(b_k_), B * Tk, C, Ckv);
   linear_forward(v_.data(), x_kv, w_v_->w.data(), data_or_null(b_v_), B * Tk, C, Ckv);
 
-  const bool causal = spec_.causal;
-  const int offset = Tk - Tq;  // causal alignment: query i sees keys j <= i + offset
+  const int offset = Tk - Tq;  // query i is at absolute position i + offset, key j at j
+  if (rope_) {
+    rope_rotate(q_.data(), B, Tq, H, D, C, offset, spec_.rope_base, +1);
+    rope_rotate(k_.data(), B, Tk, Hkv_, D, Ckv, 0, spec_.rope_base, +1);
+  }
   const float scale = scale_;
-  const float neg_inf = -std::numeric_limits<float>::infinity();
   const unsigned char* keep = mask.key_keep;
 
   // scores and softmax, one (b, h) pair per task
@@ -86,30 +149,10 @@ void ScaledDotProductAttention::forward(float* out, const float* x_q, const floa
       // S = s · Q_h K_gᵀ : rows of Q_h have stride C, rows of K_g stride Ckv
       sgemm(false, true, Tq, Tk, D, scale, q_.data() + size_t(b) * Tq * C + h * D, C,
             k_.data() + size_t(b) * Tk * Ckv + g * D, Ckv, 0.0f, P, Tk);
-      for (int i = 0; i < Tq; i++) {
-        float* row = P + size_t(i) * Tk;
-        const int jmax = causal ? std::min(Tk, i + offset + 1) : Tk;  // keys [0, jmax) allowed
-        float mx = neg_inf;
-        for (int j = 0; j < Tk; j++) {
-          const bool ok = j < jmax && (!keep || keep[size_t(b) * Tk + j]);
-          if (!ok) row[j] = neg_inf;
-          else mx = std::max(mx, row[j]);
-        }
-        if (mx == neg_inf) {  // nothing to attend to
-          std::fill(row, row + Tk, 0.0f);
-          continue;
-        }
-        float sum = 0.0f;
-        for (int j = 0; j < Tk; j++) {
-          const float e = row[j] == neg_inf ? 0.0f : std::exp(row[j] - mx);
-          row[j] = e;
-          sum += e;
-        }
-        const float inv = 1.0f / sum;
-        for (int j = 0; j < Tk; j++) row[j] *= inv;
-      }
+      softmax_block(P, Tq, Tk, offset, h, keep ? keep + size_t(b) * Tk : nullptr);
     }
   }
+  last_cached_ = false;
 
   // dropout on the weights: the mask is drawn serially so it does not depend on threads
   dropout_on_ = train && spec_.dropout > 0.0f;
@@ -186,6 +229,10 @@ void ScaledDotProductAttention::backward(float* dx_q, float* dx_kv, const float*
       }
     }
 
+  if (rope_) {  // back through the rotations: R_pᵀ = rotation by −p
+    rope_rotate(dq_.data(), B, Tq, H, D, C, Tk - Tq, spec_.rope_base, -1);
+    rope_rotate(dk_.data(), B, Tk, Hkv_, D, Ckv, 0, spec_.rope_base, -1);
+  }
   linear_backward(dx_q, w_q_->g.data(), grad_or_null(b_q_), dq_.data(), x_q_, w_q_->w.data(), B * Tq,
                   C, C);
   linear_backward(dx_kv, w_k_->g.data(), grad_or_null(b_k_), dk_.data(), x_kv_, w_k_->w.data(),
@@ -194,8 +241,97 @@ void ScaledDotProductAttention::backward(float* dx_q, float* dx_kv, const float*
                   B * Tk, C, Ckv);
 }
 
+// ---- incremental decoding -------------------------------------------------------------------
+
+void ScaledDotProductAttention::cache_reset(int B, int capacity) {
+  if (!spec_.causal)
+    user_error("attention '{}': incremental decoding needs a causal self-attention slot", spec_.name);
+  if (B <= 0 || capacity <= 0)
+    user_error("attention '{}': cache_reset needs a positive batch and capacity, got B = {}, capacity = {}",
+               spec_.name, B, capacity);
+  const int Ckv = Hkv_ * D_;
+  cache_B_ = B;
+  cache_cap_ = capacity;
+  cache_len_ = 0;
+  kc_.resize(size_t(B) * capacity * Ckv);
+  vc_.resize(size_t(B) * capacity * Ckv);
+  // room for one-token steps up to the capacity, so that decoding does not allocate
+  pc_.reserve(size_t(B) * H_ * capacity);
+  qn_.reserve(size_t(B) * spec_.d_model);
+  on_.reserve(size_t(B) * spec_.d_model);
+  kn_.reserve(size_t(B) * Ckv);
+  vn_.reserve(size_t(B) * Ckv);
+}
+
+// x_new [B,Tn,C] are positions L0 .. L0+Tn−1 (L0 = cache_len()). Their K, V (K rotated under
+// RoPE) are appended to the cache; their queries then attend to the L = L0 + Tn cached keys with
+// the causal/window band and ALiBi of the full forward, so each output row matches forward()'s.
+// Cost: the projections of Tn rows, O(Tn·C²), plus O(H·Tn·L·D) for the attention, where L is
+// replaced by Tn + window − 1 with a sliding window.
+void ScaledDotProductAttention::forward_cached(float* out, const float* x_new, int B, int Tn) {
+  const int C = spec_.d_model, Ckv = Hkv_ * D_, H = H_, D = D_;
+  const int group = H_ / Hkv_;
+  if (cache_cap_ == 0)
+    user_error("attention '{}': forward_cached before cache_reset", spec_.name);
+  if (B != cache_B_)
+    user_error("attention '{}': forward_cached with batch {} but the cache was reset for batch {}",
+               spec_.name, B, cache_B_);
+  if (Tn <= 0) user_error("attention '{}': forward_cached needs at least one new position, got {}", spec_.name, Tn);
+  if (cache_len_ + Tn > cache_cap_)
+    user_error("attention '{}': KV cache full: {} cached + {} new positions > capacity {} (cache_reset with a "
+               "larger capacity)", spec_.name, cache_len_, Tn, cache_cap_);
+  const int L0 = cache_len_, L = L0 + Tn, cap = cache_cap_;
+  // keys before k0 are outside every new query's window: the step only reads keys [k0, L), so a
+  // sliding-window step costs O(window) per token instead of O(L)
+  const int w = spec_.window;
+  const int k0 = w > 0 ? std::max(0, L0 - w + 1) : 0, Lw = L - k0;
+
+  qn_.resize(size_t(B) * Tn * C);
+  kn_.resize(size_t(B) * Tn * Ckv);
+  vn_.resize(size_t(B) * Tn * Ckv);
+  on_.resize(size_t(B) * Tn * C);
+  pc_.resize(size_t(B) * H * Tn * Lw);
+  linear_forward(qn_.data(), x_new, w_q_->w.data(), data_or_null(b_q_), B * Tn, C, C);
+  linear_forward(kn_.data(), x_new, w_k_->w.data(), data_or_null(b_k_), B * Tn, C, Ckv);
+  linear_forward(vn_.data(), x_new, w_v_->w.data(), data_or_null(b_v_), B * Tn, C, Ckv);
+  if (rope_) {
+    rope_rotate(qn_.data(), B, Tn, H, D, C, L0, spec_.rope_base, +1);
+    rope_rotate(kn_.data(), B, Tn, Hkv_, D, Ckv, L0, spec_.rope_base, +1);
+  }
+  for (int b = 0; b < B; b++) {
+    std::copy_n(kn_.data() + size_t(b) * Tn * Ckv, size_t(Tn) * Ckv, kc_.data() + (size_t(b) * cap + L0) * Ckv);
+    std::copy_n(vn_.data() + size_t(b) * Tn * Ckv, size_t(Tn) * Ckv, vc_.data() + (size_t(b) * cap + L0) * Ckv);
+  }
+
+  const float scale = scale_;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int b = 0; b < B; b++)
+    for (int h = 0; h < H; h++) {
+      const int g = h / group;
+      float* P = pc_.data() + (size_t(b) * H + h) * Tn * Lw;
+      const float* Kg = kc_.data() + (size_t(b) * cap + k0) * Ckv + g * D;
+      const float* Vg = vc_.data() + (size_t(b) * cap + k0) * Ckv + g * D;
+      sgemm(false, true, Tn, Lw, D, scale, qn_.data() + size_t(b) * Tn * C + h * D, C, Kg, Ckv, 0.0f, P, Lw);
+      // new query i is at position L0 + i, block key j at k0 + j: only their difference matters
+      softmax_block(P, Tn, Lw, L0 - k0, h, nullptr);
+      sgemm(false, false, Tn, D, Lw, 1.0f, P, Lw, Vg, Ckv, 0.0f, on_.data() + size_t(b) * Tn * C + h * D, C);
+    }
+  linear_forward(out, on_.data(), w_o_->w.data(), data_or_null(b_o_), B * Tn, C, C);
+  cache_len_ = L;
+  last_cached_ = true;
+  cached_k0_ = k0;
+  cached_Tn_ = Tn;
+}
+
 std::vector<float> ScaledDotProductAttention::attention_weights() const {
-  return keep_weights_ ? p_ : std::vector<float>{};
+  if (!keep_weights_) return {};
+  if (!last_cached_) return p_;
+  // the step computed keys [k0, L) only; the weights of keys before k0 are 0
+  const int Tn = cached_Tn_, L = cache_len_, k0 = cached_k0_, Lw = L - k0;
+  std::vector<float> w(size_t(cache_B_) * H_ * Tn * L, 0.0f);
+  for (size_t r = 0; r < size_t(cache_B_) * H_ * Tn; r++)
+    std::copy_n(pc_.data() + r * Lw, Lw, w.data() + r * L + k0);
+  return w;
 }
 
 }  // namespace attnlab

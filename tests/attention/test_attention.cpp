@@ -532,3 +532,243 @@ TEST_CASE("scaled_dot_product: configuration errors are UserErrors") {
     CHECK(attention_scale(s, 4) == 0.5f);
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// f) options of the attention zoo on scaled_dot_product: sliding window, RoPE, ALiBi, KV cache
+// ---------------------------------------------------------------------------------------------
+
+TEST_CASE("scaled_dot_product options: gradcheck, window/rope/alibi x causal/no mask x MHA/GQA") {
+  // C = 8, H = 2 (head dim 4: two RoPE pairs), MHA Hkv = 2, GQA Hkv = 1; T = 5 with window 2
+  double worst = 0.0;
+  uint64_t seed = 300;
+  for (const std::string opt : {"window", "rope", "alibi"})
+    for (bool causal : {true, false})
+      for (int Hkv : {2, 1}) {
+        GcConfig c;
+        c.label = fmt::format("{} {} {} self", opt, causal ? "causal" : "nomask", Hkv == 2 ? "MHA" : "GQA");
+        c.B = 2;
+        c.Tq = c.Tk = 5;
+        c.C = 8;
+        c.H = 2;
+        c.Hkv = Hkv;
+        c.causal = causal;
+        c.self_attn = true;
+        if (opt == "window") c.window = 2;
+        else c.positions = opt;
+        worst = std::max(worst, run_gradcheck(c, seed++));
+      }
+  // combinations, padding, and a cross-attention prefix continuation (Tq < Tk)
+  std::vector<GcConfig> cs;
+  GcConfig a{"window 3 + padding nomask self GQA", 2, 5, 5, 8, 2, 1, false, true, {{}, {1, 4}}};
+  a.window = 3;
+  cs.push_back(a);
+  GcConfig b{"rope + window 2 causal cross prefix GQA", 2, 3, 5, 8, 2, 1, true, false, {}};
+  b.window = 2;
+  b.positions = "rope";
+  cs.push_back(b);
+  GcConfig d{"alibi + window 3 + padding causal cross prefix MHA", 2, 3, 5, 8, 2, 2, true, false, {{0}, {}}};
+  d.window = 3;
+  d.positions = "alibi";
+  cs.push_back(d);
+  for (const auto& c : cs) worst = std::max(worst, run_gradcheck(c, seed++));
+  MESSAGE(fmt::format("gradcheck worst max rel error over the window/rope/alibi configurations: {:.3e}", worst));
+}
+
+TEST_CASE("scaled_dot_product options: the KV cache reproduces the full forward") {
+  struct Cfg {
+    std::string label;
+    int Hkv, window;
+    std::string positions;
+  };
+  const std::vector<Cfg> cfgs = {{"plain MHA", 4, 0, "none"},      {"GQA", 2, 0, "none"},
+                                 {"MQA", 1, 0, "none"},            {"window 3", 4, 3, "none"},
+                                 {"rope", 4, 0, "rope"},           {"rope GQA window 4", 2, 4, "rope"},
+                                 {"alibi", 4, 0, "alibi"},         {"alibi GQA window 2", 2, 2, "alibi"}};
+  double worst = 0.0;
+  std::string line = "cache vs full forward, max |diff|:";
+  uint64_t seed = 400;
+  for (const Cfg& c : cfgs) {
+    INFO(c.label);
+    AttentionSpec s = make_spec(16, 4, c.Hkv, true);
+    s.window = c.window;
+    s.positions = c.positions;
+    s.max_len = 11;
+    const double d = cache_vs_full(s, 2, 11, seed++);
+    line += fmt::format(" {} {:.1e};", c.label, d);
+    worst = std::max(worst, d);
+    CHECK(d <= 1e-5);
+  }
+  MESSAGE(line);
+  MESSAGE(fmt::format("cache vs full: worst {:.2e}", worst));
+}
+
+TEST_CASE("scaled_dot_product options: the KV cache checks its use and reports cached weights") {
+  AttentionSpec s = make_spec(8, 2, 1, true);
+  s.positions = "rope";
+  Harness h(s, 61);
+  Rng rng(62);
+  const int B = 2, T = 5, C = 8;
+  const std::vector<float> x = random_normal(size_t(B) * T * C, rng);
+  std::vector<float> out(x.size());
+  // forward_cached before cache_reset
+  CHECK_THROWS_AS(h.attn->forward_cached(out.data(), x.data(), B, 1), UserError);
+  h.attn->cache_reset(B, 3);
+  CHECK(h.attn->cache_len() == 0);
+  // a different batch than the cache was reset for
+  CHECK_THROWS_AS(h.attn->forward_cached(out.data(), x.data(), 1, 1), UserError);
+  CHECK_THROWS_AS(h.attn->forward_cached(out.data(), x.data(), B, 4), UserError);  // over capacity
+  // one token, then two: 3 = capacity
+  std::vector<float> step(size_t(B) * 2 * C), o(step.size());
+  for (int b = 0; b < B; b++) std::copy_n(&x[size_t(b) * T * C], C, &step[size_t(b) * C]);
+  h.attn->keep_weights(true);
+  h.attn->forward_cached(o.data(), step.data(), B, 1);
+  std::vector<float> w = h.attn->attention_weights();
+  REQUIRE(w.size() == size_t(B) * 2 * 1 * 1);  // [B,H,Tn=1,L=1]: the first token sees itself
+  for (float v : w) CHECK(v == 1.0f);
+  for (int b = 0; b < B; b++) std::copy_n(&x[(size_t(b) * T + 1) * C], 2 * C, &step[size_t(b) * 2 * C]);
+  h.attn->forward_cached(o.data(), step.data(), B, 2);
+  CHECK(h.attn->cache_len() == 3);
+  w = h.attn->attention_weights();
+  REQUIRE(w.size() == size_t(B) * 2 * 2 * 3);  // [B,H,Tn=2,L=3]
+  for (int bh = 0; bh < B * 2; bh++) {
+    CHECK(w[size_t(bh) * 6 + 2] == 0.0f);  // position 1 does not see position 2
+    CHECK(w[size_t(bh) * 6 + 0] + w[size_t(bh) * 6 + 1] == doctest::Approx(1.0f));
+  }
+  CHECK_THROWS_AS(h.attn->forward_cached(o.data(), step.data(), B, 1), UserError);  // full
+  const std::string msg = [&] {
+    try {
+      h.attn->forward_cached(o.data(), step.data(), B, 1);
+    } catch (const UserError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  }();
+  CHECK(msg.find("capacity") != std::string::npos);
+  // a reset empties it
+  h.attn->cache_reset(B, 3);
+  CHECK(h.attn->cache_len() == 0);
+  CHECK_NOTHROW(h.attn->forward_cached(o.data(), step.data(), B, 2));
+  // a non-causal slot has no incremental decoding
+  Harness nc(make_spec(8, 2, 1, false), 63);
+  CHECK_THROWS_AS(nc.attn->cache_reset(B, 3), UserError);
+}
+
+TEST_CASE("scaled_dot_product options: causal window/rope/alibi self-attention ignores the future") {
+  for (const auto& [window, positions] : std::vector<std::pair<int, std::string>>{
+           {3, "none"}, {0, "rope"}, {0, "alibi"}, {2, "rope"}, {4, "alibi"}}) {
+    INFO("window " << window << ", positions " << positions);
+    for (int Hkv : {4, 2}) {
+      AttentionSpec s = make_spec(16, 4, Hkv, true);
+      s.window = window;
+      s.positions = positions;
+      CHECK(causal_outputs_ignore_future(s, 7, 70 + Hkv));
+    }
+  }
+}
+
+TEST_CASE("scaled_dot_product options: keys outside the sliding window get exactly zero weight") {
+  const int B = 2, T = 9, C = 16, H = 4, w = 3;
+  Rng rng(81);
+  const std::vector<float> x = random_normal(size_t(B) * T * C, rng);
+  for (bool causal : {true, false}) {
+    for (const std::string positions : {"none", "alibi"}) {
+      INFO((causal ? "causal" : "not causal") << ", positions " << positions);
+      AttentionSpec s = make_spec(C, H, 2, causal);
+      s.window = w;
+      s.positions = positions;
+      Harness h(s, 82);
+      h.attn->keep_weights(true);
+      std::vector<float> base(x.size());
+      h.attn->forward(base.data(), x.data(), x.data(), B, T, T, {}, false, nullptr);
+      const std::vector<float> wt = h.attn->attention_weights();
+      REQUIRE(wt.size() == size_t(B) * H * T * T);
+      for (int b = 0; b < B; b++)
+        for (int hd = 0; hd < H; hd++)
+          for (int i = 0; i < T; i++) {
+            double sum = 0.0;
+            for (int j = 0; j < T; j++) {
+              const bool in = causal ? (i - w < j && j <= i) : std::abs(i - j) < w;
+              const float p = wt[((size_t(b) * H + hd) * T + i) * T + j];
+              if (in) CHECK(p > 0.0f);
+              else CHECK(p == 0.0f);
+              sum += p;
+            }
+            CHECK(sum == doctest::Approx(1.0).epsilon(1e-6));
+          }
+      // and the input at a position outside a query's window leaves its output bit-identical
+      std::vector<float> out(x.size());
+      for (int j : {0, 4, 8}) {
+        std::vector<float> x2 = x;
+        for (int c = 0; c < C; c++) x2[(size_t(1) * T + j) * C + c] += 1.0f;
+        h.attn->forward(out.data(), x2.data(), x2.data(), B, T, T, {}, false, nullptr);
+        for (int i = 0; i < T; i++) {
+          INFO("changed j = " << j << ", query i = " << i);
+          const bool sees = causal ? (i - w < j && j <= i) : std::abs(i - j) < w;
+          const float* o = &out[(size_t(1) * T + i) * C];
+          const float* r = &base[(size_t(1) * T + i) * C];
+          if (sees || i == j) CHECK(row_diff(o, r, C) > 1e-6);
+          else CHECK(rows_equal(o, r, C));
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("scaled_dot_product options: RoPE and ALiBi outputs depend only on relative positions") {
+  // Queries over 5 keys, non-causal, vs the same queries and keys moved 6 positions later behind
+  // 6 padded keys: with relative positions only (RoPE, ALiBi) the outputs agree to rounding;
+  // positions = none trivially too. With RoPE, a model that used absolute positions would differ.
+  const int B = 1, T = 5, P = 6, C = 16;
+  Rng rng(91);
+  const std::vector<float> x_q = random_normal(size_t(T) * C, rng);
+  const std::vector<float> x_kv = random_normal(size_t(T) * C, rng);
+  std::vector<float> x_kv_long = random_normal(size_t(P + T) * C, rng, 3.0f);  // junk prefix
+  std::copy(x_kv.begin(), x_kv.end(), x_kv_long.begin() + size_t(P) * C);
+  std::vector<unsigned char> keep(P + T, 1);
+  for (int j = 0; j < P; j++) keep[j] = 0;
+  AttnMask mask;
+  mask.key_keep = keep.data();
+  for (const std::string positions : {"rope", "alibi"}) {
+    INFO("positions " << positions);
+    AttentionSpec s = make_spec(C, 4, 2, false);
+    s.positions = positions;
+    Harness h(s, 92);
+    std::vector<float> a(x_q.size()), b(x_q.size());
+    h.attn->forward(a.data(), x_q.data(), x_kv.data(), B, T, T, {}, false, nullptr);
+    h.attn->forward(b.data(), x_q.data(), x_kv_long.data(), B, T, P + T, mask, false, nullptr);
+    const double d = row_diff(a.data(), b.data(), int(a.size()));
+    MESSAGE(fmt::format("{}: outputs at positions 0..4 vs 6..10: max |diff| {:.2e}", positions, d));
+    CHECK(d < 1e-5);
+  }
+}
+
+TEST_CASE("scaled_dot_product options: cached steps report the full forward's weights, window included") {
+  const int B = 2, T = 7, C = 16, H = 4;
+  for (int window : {0, 2, 3}) {
+    INFO("window " << window);
+    AttentionSpec s = make_spec(C, H, 2, true);
+    s.window = window;
+    s.positions = "alibi";
+    Harness h(s, 95);
+    Rng rng(96);
+    const std::vector<float> x = random_normal(size_t(B) * T * C, rng);
+    std::vector<float> full(x.size());
+    h.attn->keep_weights(true);
+    h.attn->forward(full.data(), x.data(), x.data(), B, T, T, {}, false, nullptr);
+    const std::vector<float> wf = h.attn->attention_weights();
+    h.attn->cache_reset(B, T);
+    std::vector<float> step(size_t(B) * C), out(step.size());
+    for (int t = 0; t < T; t++) {
+      for (int b = 0; b < B; b++) std::copy_n(&x[(size_t(b) * T + t) * C], C, &step[size_t(b) * C]);
+      h.attn->forward_cached(out.data(), step.data(), B, 1);
+      const std::vector<float> wc = h.attn->attention_weights();
+      REQUIRE(wc.size() == size_t(B) * H * (t + 1));  // [B,H,1,t+1]
+      for (int bh = 0; bh < B * H; bh++)
+        for (int j = 0; j <= t; j++) {
+          INFO("step t = " << t << ", (b,h) = " << bh << ", key j = " << j);
+          CHECK(wc[size_t(bh) * (t + 1) + j] == doctest::Approx(wf[(size_t(bh) * T + t) * T + j]).epsilon(1e-6));
+          if (window > 0 && j <= t - window) CHECK(wc[size_t(bh) * (t + 1) + j] == 0.0f);
+        }
+    }
+  }
+}
