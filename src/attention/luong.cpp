@@ -1,9 +1,46 @@
-// PLACEHOLDER while the variant is being written in this session; replaced before commit.
-#include "attention/variants.h"
+// Luong attention, scores dot | general | concat. The formulas, initialisation and the
+// backward are in luong.h; the shared machinery (masks, softmax, cache, backward) in bahdanau.cpp.
+#include "attention/luong.h"
+
+#include <algorithm>
+
 #include "core/error.h"
 
 namespace attnlab {
-std::unique_ptr<Attention> make_luong(const AttentionSpec& spec, ParamStore&, Rng&) {
-  user_error("attention type '{}' is not built yet", spec.type);
+
+LuongAttention::LuongAttention(const AttentionSpec& spec, ParamStore& store, Rng& rng)
+    : ScoredAttention(spec, store, rng) {
+  const int H = H_, D = D_;
+  const std::string& n = spec_.name;
+  const std::string& score = spec_.score;
+  if (score == "dot") {
+    set_score(HeadMap{}, HeadMap{}, nullptr);
+  } else if (score == "general") {
+    // qᵀ W_a k = (W_aᵀ q)ᵀ k: a query-side map (the cache then holds plain keys)
+    Param* w_a = store.add(n + ".w_a", {H, D, D}, ParamKind::weight);
+    std::fill(w_a->w.begin(), w_a->w.end(), 0.0f);
+    for (int h = 0; h < H; h++)
+      for (int d = 0; d < D; d++) w_a->w[(size_t(h) * D + d) * D + d] = 1.0f;  // W_a,h = I
+    set_score(HeadMap{w_a, D * D, 0, D, /*transposed=*/true}, HeadMap{}, nullptr);
+  } else if (score == "concat") {
+    // W_c [q; k] = W_c[:, :D] q + W_c[:, D:] k: two per-head maps inside one [D, 2D] matrix
+    Param* w_c = store.add(n + ".w_c", {H, D, 2 * D}, ParamKind::weight);
+    Param* v = store.add(n + ".v", {H, D}, ParamKind::weight);
+    std::fill(w_c->w.begin(), w_c->w.end(), 0.0f);
+    for (int h = 0; h < H; h++)
+      for (int d = 0; d < D; d++) {
+        w_c->w[(size_t(h) * D + d) * 2 * D + d] = 1.0f;      // W_c,h = [I I]
+        w_c->w[(size_t(h) * D + d) * 2 * D + D + d] = 1.0f;
+      }
+    std::fill(v->w.begin(), v->w.end(), 0.0f);
+    set_score(HeadMap{w_c, 2 * D * D, 0, 2 * D, false}, HeadMap{w_c, 2 * D * D, D, 2 * D, false}, v);
+  } else {
+    user_error("attention '{}': score: expected dot, general or concat, got '{}'", spec_.name, score);
+  }
 }
+
+std::unique_ptr<Attention> make_luong(const AttentionSpec& spec, ParamStore& store, Rng& rng) {
+  return std::make_unique<LuongAttention>(spec, store, rng);
+}
+
 }  // namespace attnlab

@@ -1,0 +1,387 @@
+#!/usr/bin/python3
+"""Reference fixtures for the bahdanau and luong attention modules.
+
+Writes tests/fixtures/attention/bahdanau_<case>/ and luong_<case>/ (*.npy and meta.json) in the
+format of scripts/make_attention_fixtures.py, computed with PyTorch as an independent
+implementation (run with the system python, which has torch and numpy):
+
+    /usr/bin/python3 scripts/make_additive_fixtures.py
+
+Only the bahdanau_* and luong_* directories are rewritten; the rest of
+tests/fixtures/attention belongs to other scripts.
+
+The model (multi-head, on the projections of scaled dot-product attention):
+    Q = x_q W_q^T + b_q   [B,Tq,H*D]    K = x_kv W_k^T + b_k,  V = x_kv W_v^T + b_v   [B,Tk,Hkv*D]
+    head h reads kv head g = h // (H/Hkv); q_i, k_j are the head's D-dim rows
+    score(i, j), from the papers:
+      bahdanau (Bahdanau, Cho, Bengio 2014, appendix A.1.2, e_ij = v_a^T tanh(W_a s + U_a h_j)):
+               v_h^T tanh(u_q[h] q_i + u_k[h] k_j)      u_q, u_k [H,D,D], v [H,D]
+      luong (Luong, Pham, Manning 2015, section 3.1):
+        dot      q_i^T k_j
+        general  q_i^T w_a[h] k_j                      w_a [H,D,D]
+        concat   v_h^T tanh(w_c[h] [q_i; k_j])         w_c [H,D,2D], v [H,D]
+    no score scale; + ALiBi -m_h * |p - r| (= -m_h * (p - r) under a causal mask), masked -> -inf
+    weights = softmax over keys; O_h = weights V_g; out = O W_o^T + b_o
+Masks: causal (query at absolute position p = i + Tk - Tq sees keys r <= p), sliding window w
+(causal: p - w < r <= p; otherwise |p - r| < w), key padding.
+
+Per case:
+  inputs (float32): x_q.npy, x_kv.npy (cross only), dout.npy, every parameter under its name in
+    the module (w_q b_q w_k b_k w_v b_v w_o b_o, then u_q u_k v | w_a | w_c v), key_keep.npy
+  references (float64, autograd in float64 from the float32 inputs): out, dx_q, dx_kv (cross),
+    grad_<param> for every parameter
+  meta.json: the config ("type", "score", "window", "positions") and torch_fp32_err, the max
+    |torch float32 - torch float64| of every reference tensor.
+
+Cross-checks of the reference (float64, to 1e-12): the additive score against a plain Python
+loop over (b, h, i, j); luong concat with w_c = [u_q | u_k] against bahdanau with u_q, u_k;
+luong general with w_a = I against dot; luong dot (no ALiBi) against torch's
+F.multi_head_attention_forward with its 1/sqrt(D) undone in W_q, b_q.
+
+Reruns are bit-identical: fixed seeds per case and one torch thread.
+"""
+import json
+import math
+import os
+import shutil
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT_DIR = os.path.join(ROOT, "tests", "fixtures", "attention")
+PREFIXES = ("bahdanau_", "luong_")
+SEED = 20240917
+WEIGHT_STD = 0.3  # the shared projections, as make_attention_fixtures.py
+SCORE_STD = {"u_q": 0.5, "u_k": 0.5, "w_a": 0.5, "w_c": 0.5, "v": 2.0}  # sharp, non-uniform weights
+
+PROJ_NAMES = ["w_q", "b_q", "w_k", "b_k", "w_v", "b_v", "w_o", "b_o"]
+
+
+def case(name, type_, B, Tq, Tk, C, H, Hkv, causal, self_attn=True, padding=None, score=None,
+         window=0, positions="none"):
+    return dict(name=name, type=type_, B=B, Tq=Tq, Tk=Tk, C=C, H=H, Hkv=Hkv, causal=causal,
+                self_attention=self_attn, padding=padding, score=score, window=window,
+                positions=positions)
+
+
+CASES = [
+    case("bahdanau_causal_self", "bahdanau", B=2, Tq=7, Tk=7, C=16, H=4, Hkv=4, causal=True),
+    # row 0: keys 0 and 2 padded, row 1: the last two
+    case("bahdanau_cross_padding", "bahdanau", B=2, Tq=5, Tk=8, C=16, H=4, Hkv=4, causal=False,
+         self_attn=False, padding=[[0, 2], [6, 7]]),
+    case("bahdanau_gqa_causal", "bahdanau", B=2, Tq=7, Tk=7, C=16, H=4, Hkv=2, causal=True),
+    case("bahdanau_alibi_window", "bahdanau", B=2, Tq=9, Tk=9, C=16, H=4, Hkv=2, causal=True,
+         window=4, positions="alibi"),
+    case("luong_dot_causal_self", "luong", B=2, Tq=7, Tk=7, C=16, H=4, Hkv=4, causal=True,
+         score="dot"),
+    case("luong_general_causal_self", "luong", B=2, Tq=7, Tk=7, C=16, H=4, Hkv=4, causal=True,
+         score="general"),
+    case("luong_concat_causal_gqa", "luong", B=2, Tq=7, Tk=7, C=16, H=4, Hkv=2, causal=True,
+         score="concat"),
+    case("luong_dot_cross", "luong", B=2, Tq=5, Tk=9, C=16, H=4, Hkv=4, causal=False,
+         self_attn=False, score="dot"),
+    case("luong_general_cross", "luong", B=2, Tq=5, Tk=9, C=16, H=4, Hkv=2, causal=False,
+         self_attn=False, score="general"),
+    case("luong_concat_cross", "luong", B=2, Tq=5, Tk=9, C=16, H=4, Hkv=4, causal=False,
+         self_attn=False, score="concat"),
+    case("luong_general_window", "luong", B=2, Tq=9, Tk=9, C=16, H=4, Hkv=4, causal=True,
+         score="general", window=3),
+    # symmetric band |p - r| < 3 plus key padding (no row loses its whole band)
+    case("luong_concat_window_nomask", "luong", B=2, Tq=9, Tk=9, C=16, H=4, Hkv=2, causal=False,
+         score="concat", window=3, padding=[[], [0, 8]]),
+    # non-causal ALiBi: the symmetric -m_h |p - r|
+    case("luong_general_alibi_nomask", "luong", B=2, Tq=7, Tk=7, C=16, H=4, Hkv=4, causal=False,
+         score="general", positions="alibi"),
+]
+
+
+def score_param_names(cfg):
+    if cfg["type"] == "bahdanau":
+        return ["u_q", "u_k", "v"]
+    return {"dot": [], "general": ["w_a"], "concat": ["w_c", "v"]}[cfg["score"]]
+
+
+def alibi_slopes(H):
+    """Press et al. 2022: for H a power of two, the geometric sequence 2^(-8/H), 2^(-16/H), ...;
+    otherwise the slopes of the closest lower power of two P, then every other slope of 2P."""
+    def pow2(n):
+        start = 2.0 ** (-8.0 / n)
+        return [start ** (i + 1) for i in range(n)]
+    P = 2 ** int(math.floor(math.log2(H)))
+    if P == H:
+        return pow2(H)
+    return pow2(P) + pow2(2 * P)[0::2][: H - P]
+
+
+def allowed_mask(cfg, keep):
+    """[B,1,Tq,Tk] bool, True = query may attend to key."""
+    B, Tq, Tk = cfg["B"], cfg["Tq"], cfg["Tk"]
+    p = (torch.arange(Tq) + (Tk - Tq)).view(Tq, 1)  # absolute query positions
+    r = torch.arange(Tk).view(1, Tk)
+    allowed = torch.ones(Tq, Tk, dtype=torch.bool)
+    if cfg["causal"]:
+        allowed &= r <= p
+    w = cfg["window"]
+    if w > 0:
+        allowed &= (p - r < w) if cfg["causal"] else ((p - r).abs() < w)
+    allowed = allowed.view(1, 1, Tq, Tk).expand(B, 1, Tq, Tk)
+    if keep is not None:
+        allowed = allowed & keep.bool().view(B, 1, 1, Tk)
+    return allowed
+
+
+def alibi_bias(cfg, dtype):
+    """[1,H,Tq,Tk]: -m_h * |p - r|."""
+    Tq, Tk, H = cfg["Tq"], cfg["Tk"], cfg["H"]
+    p = (torch.arange(Tq, dtype=dtype) + (Tk - Tq)).view(Tq, 1)
+    r = torch.arange(Tk, dtype=dtype).view(1, Tk)
+    m = torch.tensor(alibi_slopes(H), dtype=dtype).view(1, H, 1, 1)
+    return -m * (p - r).abs().view(1, 1, Tq, Tk)
+
+
+def scores(q, k, p, cfg):
+    """q [B,H,Tq,D], k [B,H,Tk,D] (kv heads repeated for their query heads) -> [B,H,Tq,Tk]."""
+    B, H, Tq, D = q.shape
+    Tk = k.shape[2]
+    if cfg["type"] == "bahdanau":
+        a = torch.einsum("hed,bhid->bhie", p["u_q"], q)  # u_q[h] q_i
+        c = torch.einsum("hed,bhjd->bhje", p["u_k"], k)  # u_k[h] k_j
+        t = torch.tanh(a.unsqueeze(3) + c.unsqueeze(2))  # [B,H,Tq,Tk,D]
+        return torch.einsum("hd,bhijd->bhij", p["v"], t)
+    if cfg["score"] == "dot":
+        return q @ k.transpose(-1, -2)
+    if cfg["score"] == "general":
+        return torch.einsum("bhid,hde,bhje->bhij", q, p["w_a"], k)
+    # concat: build [q_i; k_j] for every pair and apply W_c, as the paper writes it
+    qq = q.unsqueeze(3).expand(B, H, Tq, Tk, D)
+    kk = k.unsqueeze(2).expand(B, H, Tq, Tk, D)
+    cat = torch.cat([qq, kk], dim=-1)  # [B,H,Tq,Tk,2D]
+    t = torch.tanh(torch.einsum("hec,bhijc->bhije", p["w_c"], cat))
+    return torch.einsum("hd,bhijd->bhij", p["v"], t)
+
+
+def reference_attention(x_q, x_kv, p, cfg, keep, score_fn=scores):
+    B, Tq, C = x_q.shape
+    Tk = x_kv.shape[1]
+    H, Hkv = cfg["H"], cfg["Hkv"]
+    D = C // H
+    group = H // Hkv
+    q = (x_q @ p["w_q"].T + p["b_q"]).view(B, Tq, H, D).transpose(1, 2)
+    k = (x_kv @ p["w_k"].T + p["b_k"]).view(B, Tk, Hkv, D).transpose(1, 2)
+    v = (x_kv @ p["w_v"].T + p["b_v"]).view(B, Tk, Hkv, D).transpose(1, 2)
+    k = k.repeat_interleave(group, dim=1)  # kv head g serves query heads g*group .. (g+1)*group-1
+    v = v.repeat_interleave(group, dim=1)
+    s = score_fn(q, k, p, cfg)
+    if cfg["positions"] == "alibi":
+        s = s + alibi_bias(cfg, s.dtype)
+    allowed = allowed_mask(cfg, keep)
+    assert allowed.any(-1).all(), f"{cfg['name']}: a query row with no visible key"
+    s = s.masked_fill(~allowed, float("-inf"))
+    w = torch.softmax(s, dim=-1)
+    o = (w @ v).transpose(1, 2).reshape(B, Tq, C)
+    return o @ p["w_o"].T + p["b_o"]
+
+
+def loop_scores(q, k, p, cfg):
+    """The additive score entry by entry (cross-check of the einsum form)."""
+    B, H, Tq, D = q.shape
+    Tk = k.shape[2]
+    if cfg["type"] == "bahdanau":
+        A, Bm, v = p["u_q"], p["u_k"], p["v"]
+    else:
+        A, Bm, v = p["w_c"][:, :, :D], p["w_c"][:, :, D:], p["v"]
+    rows = []
+    for b in range(B):
+        for h in range(H):
+            for i in range(Tq):
+                for j in range(Tk):
+                    rows.append(v[h] @ torch.tanh(A[h] @ q[b, h, i] + Bm[h] @ k[b, h, j]))
+    return torch.stack(rows).view(B, H, Tq, Tk)
+
+
+def check_with_mha(x_q, x_kv, p, cfg, keep):
+    """luong dot (no ALiBi) with torch's multi-head attention, which scales by 1/sqrt(D): undone
+    by multiplying W_q, b_q by sqrt(D); GQA by expanding the K/V projections."""
+    B, Tq, C = x_q.shape
+    Tk = x_kv.shape[1]
+    H, Hkv = cfg["H"], cfg["Hkv"]
+    D = C // H
+    group = H // Hkv
+    fold = math.sqrt(D)
+
+    def expand_w(w):
+        return w.view(Hkv, D, C).repeat_interleave(group, 0).reshape(C, C)
+
+    def expand_b(b):
+        return b.view(Hkv, D).repeat_interleave(group, 0).reshape(C)
+
+    allowed = allowed_mask(cfg, None)[0, 0]
+    kpm = None if keep is None else ~keep.bool()
+    out, _ = F.multi_head_attention_forward(
+        x_q.transpose(0, 1), x_kv.transpose(0, 1), x_kv.transpose(0, 1), C, H,
+        in_proj_weight=None,
+        in_proj_bias=torch.cat([p["b_q"] * fold, expand_b(p["b_k"]), expand_b(p["b_v"])]),
+        bias_k=None, bias_v=None, add_zero_attn=False, dropout_p=0.0,
+        out_proj_weight=p["w_o"], out_proj_bias=p["b_o"], training=False,
+        key_padding_mask=kpm, need_weights=False, attn_mask=~allowed,
+        use_separate_proj_weight=True,
+        q_proj_weight=p["w_q"] * fold, k_proj_weight=expand_w(p["w_k"]),
+        v_proj_weight=expand_w(p["w_v"]))
+    return out.transpose(0, 1)
+
+
+def run_case(cfg, index):
+    B, Tq, Tk, C, H, Hkv = (cfg[k] for k in ("B", "Tq", "Tk", "C", "H", "Hkv"))
+    assert C % H == 0 and H % Hkv == 0
+    D = C // H
+    Ckv = Hkv * D
+    if cfg["self_attention"]:
+        assert Tq == Tk
+    gen = torch.Generator().manual_seed(SEED + 1000 * index)
+
+    def randn(*shape, std=1.0):
+        return (torch.randn(*shape, generator=gen, dtype=torch.float32) * std).to(torch.float32)
+
+    x_q = randn(B, Tq, C)
+    x_kv = x_q if cfg["self_attention"] else randn(B, Tk, C)
+    params = {
+        "w_q": randn(C, C, std=WEIGHT_STD), "b_q": randn(C, std=WEIGHT_STD),
+        "w_k": randn(Ckv, C, std=WEIGHT_STD), "b_k": randn(Ckv, std=WEIGHT_STD),
+        "w_v": randn(Ckv, C, std=WEIGHT_STD), "b_v": randn(Ckv, std=WEIGHT_STD),
+        "w_o": randn(C, C, std=WEIGHT_STD), "b_o": randn(C, std=WEIGHT_STD),
+    }
+    shapes = {"u_q": (H, D, D), "u_k": (H, D, D), "v": (H, D), "w_a": (H, D, D),
+              "w_c": (H, D, 2 * D)}
+    snames = score_param_names(cfg)
+    for n in snames:
+        params[n] = randn(*shapes[n], std=SCORE_STD[n])
+    names = PROJ_NAMES + snames
+    dout = randn(B, Tq, C)
+    keep = None
+    if cfg["padding"] is not None:
+        keep = torch.ones(B, Tk, dtype=torch.int32)
+        for b, pads in enumerate(cfg["padding"]):
+            for j in pads:
+                keep[b, j] = 0
+
+    def forward_backward(dtype, c=cfg, prm=params, impl=reference_attention, **kw):
+        xq = x_q.to(dtype).clone().requires_grad_(True)
+        xkv = xq if c["self_attention"] else x_kv.to(dtype).clone().requires_grad_(True)
+        p = {k: v.to(dtype).clone().requires_grad_(True) for k, v in prm.items()}
+        out = impl(xq, xkv, p, c, keep, **kw)
+        (out * dout.to(dtype)).sum().backward()
+        res = {"out": out.detach(), "dx_q": xq.grad.detach()}
+        if not c["self_attention"]:
+            res["dx_kv"] = xkv.grad.detach()
+        for k in prm:
+            res["grad_" + k] = p[k].grad.detach()
+        return res
+
+    ref = forward_backward(torch.float64)
+    f32 = forward_backward(torch.float32)
+    for k, v in ref.items():
+        assert torch.isfinite(v).all(), f"{cfg['name']}: non-finite reference {k}"
+
+    def agree(other, label, keys, mine=ref):
+        for k in keys:
+            err = (other[k] - mine[k]).abs().max().item()
+            assert err < 1e-10, f"{cfg['name']}: {label} disagrees on {k}: {err}"
+
+    # cross-checks of the reference (float64)
+    additive = cfg["type"] == "bahdanau" or cfg["score"] == "concat"
+    if additive:
+        agree(forward_backward(torch.float64, score_fn=loop_scores), "entrywise additive score",
+              list(ref.keys()))
+    if cfg["type"] == "bahdanau":
+        # the same module as luong concat with w_c = [u_q | u_k]
+        c2 = dict(cfg, type="luong", score="concat")
+        p2 = {k: v for k, v in params.items() if k in PROJ_NAMES}
+        p2["w_c"] = torch.cat([params["u_q"], params["u_k"]], dim=-1)
+        p2["v"] = params["v"]
+        other = forward_backward(torch.float64, c=c2, prm=p2)
+        agree(other, "luong concat with w_c = [u_q | u_k]", [k for k in ref if k in other])
+    if cfg["type"] == "luong" and cfg["score"] == "general":
+        p2 = dict(params, w_a=torch.eye(D).repeat(H, 1, 1))
+        eye = forward_backward(torch.float64, prm=p2)
+        dot = forward_backward(torch.float64, c=dict(cfg, score="dot"),
+                               prm={k: v for k, v in params.items() if k in PROJ_NAMES})
+        agree(dot, "dot vs general with w_a = I", list(dot.keys()), mine=eye)
+    if cfg["type"] == "luong" and cfg["score"] == "dot" and cfg["positions"] == "none":
+        agree(forward_backward(torch.float64, impl=lambda xq, xkv, p, c, kp: check_with_mha(xq, xkv, p, c, kp)),
+              "multi_head_attention_forward", list(ref.keys()))
+
+    # how far from uniform the weights are (a fixture with near-uniform weights tests little)
+    with torch.no_grad():
+        p64 = {k: v.to(torch.float64) for k, v in params.items()}
+        qh = (x_q.double() @ p64["w_q"].T + p64["b_q"]).view(B, Tq, H, D).transpose(1, 2)
+        kh = (x_kv.double() @ p64["w_k"].T + p64["b_k"]).view(B, Tk, Hkv, D).transpose(1, 2)
+        s = scores(qh, kh.repeat_interleave(H // Hkv, 1), p64, cfg)
+        spread = s.std(dim=-1).mean().item()
+
+    d = os.path.join(OUT_DIR, cfg["name"])
+    os.makedirs(d)
+
+    def save(name, t, dtype):
+        np.save(os.path.join(d, name + ".npy"), t.detach().numpy().astype(dtype))
+
+    save("x_q", x_q, np.float32)
+    if not cfg["self_attention"]:
+        save("x_kv", x_kv, np.float32)
+    save("dout", dout, np.float32)
+    for k in names:
+        save(k, params[k], np.float32)
+    if keep is not None:
+        save("key_keep", keep, np.int32)
+    for k, v in ref.items():
+        save(k, v, np.float64)
+
+    fp32_err = {k: (f32[k].to(torch.float64) - ref[k]).abs().max().item() for k in ref}
+    meta = {
+        "case": cfg["name"],
+        "type": cfg["type"],
+        "B": B, "Tq": Tq, "Tk": Tk, "C": C, "H": H, "Hkv": Hkv,
+        "causal": cfg["causal"],
+        "scale": "inv_sqrt_dk",  # the spec's default; these scores have no scale
+        "scale_value": 1.0,
+        "self_attention": cfg["self_attention"],
+        "bias": True,
+        "key_padding": keep is not None,
+        "window": cfg["window"],
+        "positions": cfg["positions"],
+        "seed": SEED + 1000 * index,
+        "weight_std": WEIGHT_STD,
+        "score_param_std": {n: SCORE_STD[n] for n in snames},
+        "torch_version": torch.__version__,
+        "tensors": sorted(ref.keys()),
+        "torch_fp32_err": fp32_err,
+    }
+    if cfg["type"] == "luong":
+        meta["score"] = cfg["score"]
+    with open(os.path.join(d, "meta.json"), "w") as f:
+        json.dump(meta, f, indent=2, sort_keys=True)
+        f.write("\n")
+    worst = max(fp32_err.items(), key=lambda kv: kv[1])
+    print(f"{cfg['name']:<30} score std over keys {spread:.2f}; torch fp32 vs fp64: worst "
+          f"{worst[0]} {worst[1]:.3e}")
+
+
+def main():
+    torch.manual_seed(SEED)
+    torch.set_num_threads(1)  # fp32 results (and so meta.json) independent of the machine's cores
+    os.makedirs(OUT_DIR, exist_ok=True)
+    for e in sorted(os.listdir(OUT_DIR)):
+        if e.startswith(PREFIXES) and os.path.isdir(os.path.join(OUT_DIR, e)):
+            shutil.rmtree(os.path.join(OUT_DIR, e))
+    for i, cfg in enumerate(CASES):
+        run_case(cfg, i)
+    total = sum(os.path.getsize(os.path.join(OUT_DIR, c["name"], f))
+                for c in CASES for f in os.listdir(os.path.join(OUT_DIR, c["name"])))
+    print(f"wrote {len(CASES)} cases to {os.path.relpath(OUT_DIR, ROOT)} ({total / 1024:.1f} KiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
