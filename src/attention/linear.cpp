@@ -1,9 +1,348 @@
-// PLACEHOLDER while the variant is being written in this session; replaced before commit.
-#include "attention/variants.h"
+// Linear attention, φ(x) = elu(x) + 1 (Katharopoulos et al. 2020): see linear.h for the formula,
+// the backward and the cost.
+//
+// One code path serves both masks. Query i sees the keys [0, lim_i), lim_i = min(Tk, i+Tk−Tq+1)
+// when causal and Tk otherwise (minus padded keys, whose φ(k) row is stored as 0 and which are
+// skipped). lim_i never decreases with i, so
+//   * the forward and the backward's first pass walk keys and queries in increasing order,
+//     adding each key to the running sums (S, z) before the first query that sees it;
+//   * the backward's second pass walks keys in decreasing order and adds each query to the
+//     running sums (G, y) before the first (largest) key it sees.
+// Without a causal mask every lim_i = Tk: all keys are added before query 0 and all queries
+// before key Tk−1, i.e. the plain sums S = Σ_j φ(k_j)v_jᵀ and G = Σ_i φ(q_i)dn_iᵀ.
+#include "attention/linear.h"
+
+#include <algorithm>
+#include <cmath>
+
 #include "core/error.h"
+#include "ops/ops.h"
 
 namespace attnlab {
-std::unique_ptr<Attention> make_linear(const AttentionSpec& spec, ParamStore&, Rng&) {
-  user_error("attention type '{}' is not built yet", spec.type);
+
+namespace {
+
+void init_normal(Param* p, Rng& rng, float std) {
+  for (auto& x : p->w) x = std * rng.normal();
 }
+const float* data_or_null(const Param* p) { return p ? p->w.data() : nullptr; }
+float* grad_or_null(Param* p) { return p ? p->g.data() : nullptr; }
+
+// φ(x) = elu(x) + 1, and φ'(x) from x and φ(x) (for x ≤ 0, φ' = eˣ = φ)
+inline float phi(float x) { return x > 0.0f ? x + 1.0f : std::exp(x); }
+inline float dphi(float x, float fx) { return x > 0.0f ? 1.0f : fx; }
+
+// One key into the running sums: S[D,D] += f vᵀ, z[D] += f·c (c = 1 for keys; the backward
+// also uses it for G += u dnᵀ, y += u·dd). The forward, the backward and the cached step all use
+// this function, so the recurrent form adds keys in exactly the parallel form's order.
+inline void add_key(float* S, float* z, const float* f, const float* v, int D, float c = 1.0f) {
+  for (int d = 0; d < D; d++) {
+    const float fd = f[d];
+    float* row = S + size_t(d) * D;
+    for (int e = 0; e < D; e++) row[e] += fd * v[e];
+    z[d] += fd * c;
+  }
+}
+
+// One query read out of the running sums: o[D] = Sᵀu / (u·z + ε). Returns the denominator.
+inline float read_query(float* o, const float* S, const float* z, const float* u, int D) {
+  float den = 0.0f;
+  for (int d = 0; d < D; d++) den += u[d] * z[d];
+  den += LinearAttention::kEps;
+  for (int e = 0; e < D; e++) o[e] = 0.0f;
+  for (int d = 0; d < D; d++) {
+    const float ud = u[d];
+    const float* row = S + size_t(d) * D;
+    for (int e = 0; e < D; e++) o[e] += ud * row[e];
+  }
+  for (int e = 0; e < D; e++) o[e] /= den;
+  return den;
+}
+
+// Parallel regions only pay off above some work: tiny shapes (tests, toy models) would spend
+// more in OpenMP's fork/join than in the loops. Results do not depend on it (tasks are
+// independent and each is computed the same way whether it runs alone or in a team).
+constexpr double kParallelWork = 1 << 15;  // flops, roughly
+
+// keys [0, lim) are visible to query i (before key padding)
+inline int key_limit(bool causal, int i, int Tq, int Tk) {
+  return causal ? std::clamp(i + (Tk - Tq) + 1, 0, Tk) : Tk;
+}
+
+}  // namespace
+
+LinearAttention::LinearAttention(const AttentionSpec& spec, ParamStore& store, Rng& rng) : Attention(spec) {
+  const int C = spec_.d_model;
+  H_ = spec_.n_heads;
+  if (spec_.n_kv_heads < 0) user_error("attention '{}': n_kv_heads must be ≥ 0, got {}", spec_.name, spec_.n_kv_heads);
+  Hkv_ = spec_.n_kv_heads > 0 ? spec_.n_kv_heads : H_;
+  if (C <= 0 || H_ <= 0 || C % H_ != 0)
+    user_error("attention '{}': d_model ({}) must be a positive multiple of n_heads ({})", spec_.name, C, H_);
+  if (H_ % Hkv_ != 0)
+    user_error("attention '{}': n_heads ({}) must be a multiple of n_kv_heads ({})", spec_.name, H_, Hkv_);
+  // make_attention has checked these against the registry; repeated for direct construction
+  if (spec_.window > 0) user_error("attention '{}': linear attention has no sliding window", spec_.name);
+  if (spec_.positions != "none")
+    user_error("attention '{}': linear attention does not support positions '{}'", spec_.name, spec_.positions);
+  if (spec_.dropout > 0.0f) user_error("attention '{}': linear attention has no attention dropout", spec_.name);
+  if (spec_.scale != "inv_sqrt_dk") user_error("attention '{}': linear attention has no score scale", spec_.name);
+  D_ = C / H_;
+  const int Ckv = Hkv_ * D_;
+  const std::string& n = spec_.name;
+  w_q_ = store.add(n + ".w_q", {C, C}, ParamKind::weight);
+  w_k_ = store.add(n + ".w_k", {Ckv, C}, ParamKind::weight);
+  w_v_ = store.add(n + ".w_v", {Ckv, C}, ParamKind::weight);
+  w_o_ = store.add(n + ".w_o", {C, C}, ParamKind::weight);
+  b_q_ = b_k_ = b_v_ = b_o_ = nullptr;
+  if (spec_.bias) {
+    b_q_ = store.add(n + ".b_q", {C}, ParamKind::bias);
+    b_k_ = store.add(n + ".b_k", {Ckv}, ParamKind::bias);
+    b_v_ = store.add(n + ".b_v", {Ckv}, ParamKind::bias);
+    b_o_ = store.add(n + ".b_o", {C}, ParamKind::bias);
+  }
+  // as scaled_dot_product: N(0, 0.02), the output projection scaled by 1/√(2·n_layers)
+  init_normal(w_q_, rng, 0.02f);
+  init_normal(w_k_, rng, 0.02f);
+  init_normal(w_v_, rng, 0.02f);
+  init_normal(w_o_, rng, 0.02f / std::sqrt(2.0f * float(std::max(1, spec_.n_layers))));
+}
+
+void LinearAttention::forward(float* out, const float* x_q, const float* x_kv, int B, int Tq, int Tk,
+                              const AttnMask& mask, bool /*train*/, Rng* /*rng*/) {
+  const int C = spec_.d_model, Ckv = Hkv_ * D_, H = H_, D = D_;
+  const int group = H_ / Hkv_;
+  const bool causal = spec_.causal;
+  x_q_ = x_q;
+  x_kv_ = x_kv;
+  B_ = B;
+  Tq_ = Tq;
+  Tk_ = Tk;
+  q_.resize(size_t(B) * Tq * C);
+  fq_.resize(q_.size());
+  k_.resize(size_t(B) * Tk * Ckv);
+  fk_.resize(k_.size());
+  v_.resize(k_.size());
+  o_.resize(q_.size());
+  den_.resize(size_t(B) * H * Tq);
+  linear_forward(q_.data(), x_q, w_q_->w.data(), data_or_null(b_q_), B * Tq, C, C);
+  linear_forward(k_.data(), x_kv, w_k_->w.data(), data_or_null(b_k_), B * Tk, C, Ckv);
+  linear_forward(v_.data(), x_kv, w_v_->w.data(), data_or_null(b_v_), B * Tk, C, Ckv);
+
+  // key padding, and which queries see at least one kept key
+  keep_.assign(size_t(B) * Tk, 1);
+  if (mask.key_keep) std::copy_n(mask.key_keep, keep_.size(), keep_.begin());
+  vis_.resize(size_t(B) * Tq);
+  for (int b = 0; b < B; b++) {
+    int first = 0;  // first kept key
+    while (first < Tk && !keep_[size_t(b) * Tk + first]) first++;
+    for (int i = 0; i < Tq; i++) vis_[size_t(b) * Tq + i] = key_limit(causal, i, Tq, Tk) > first ? 1 : 0;
+  }
+
+  // feature maps; φ(k) = 0 at padded keys
+  const bool par_map = double(B) * (Tq + Tk) * C >= kParallelWork;
+  // the state loops: O((Tq + Tk)·D²) per (b, head)
+  const bool par_heads = double(B) * H * (Tq + Tk) * D * D >= kParallelWork;
+#pragma omp parallel for schedule(static) if (par_map)
+  for (long long r = 0; r < (long long)B * Tq; r++)
+    for (int c = 0; c < C; c++) fq_[size_t(r) * C + c] = phi(q_[size_t(r) * C + c]);
+#pragma omp parallel for schedule(static) if (par_map)
+  for (long long r = 0; r < (long long)B * Tk; r++) {
+    const bool kept = keep_[size_t(r)] != 0;
+    for (int c = 0; c < Ckv; c++) fk_[size_t(r) * Ckv + c] = kept ? phi(k_[size_t(r) * Ckv + c]) : 0.0f;
+  }
+
+  // running sums per (b, h): S [D,D], z [D]
+  const size_t st = size_t(D) * D + D;
+  state_.resize(std::max(state_.size(), size_t(B) * H * st));
+#pragma omp parallel for collapse(2) schedule(static) if (par_heads)
+  for (int b = 0; b < B; b++)
+    for (int h = 0; h < H; h++) {
+      const int g = h / group;
+      float* S = state_.data() + (size_t(b) * H + h) * st;
+      float* z = S + size_t(D) * D;
+      std::fill(S, S + st, 0.0f);
+      int j = 0;  // keys [0, j) are in (S, z)
+      for (int i = 0; i < Tq; i++) {
+        for (const int lim = key_limit(causal, i, Tq, Tk); j < lim; j++) {
+          if (!keep_[size_t(b) * Tk + j]) continue;
+          const size_t kr = (size_t(b) * Tk + j) * Ckv + size_t(g) * D;
+          add_key(S, z, fk_.data() + kr, v_.data() + kr, D);
+        }
+        const size_t qr = (size_t(b) * Tq + i) * C + size_t(h) * D;
+        den_[(size_t(b) * H + h) * Tq + i] = read_query(o_.data() + qr, S, z, fq_.data() + qr, D);
+      }
+    }
+  linear_forward(out, o_.data(), w_o_->w.data(), data_or_null(b_o_), B * Tq, C, C);
+  weights_kept_ = keep_weights_ && (long long)Tq * Tk <= kMaxWeightElems;
+}
+
+void LinearAttention::backward(float* dx_q, float* dx_kv, const float* dout) {
+  const int B = B_, Tq = Tq_, Tk = Tk_, C = spec_.d_model, Ckv = Hkv_ * D_, H = H_, D = D_;
+  const int group = H_ / Hkv_;
+  const bool causal = spec_.causal;
+  ATTNLAB_CHECK(x_q_ != nullptr);
+  do_.assign(size_t(B) * Tq * C, 0.0f);
+  dq_.assign(q_.size(), 0.0f);
+  dk_.assign(k_.size(), 0.0f);
+  dv_.assign(v_.size(), 0.0f);
+  linear_backward(do_.data(), w_o_->g.data(), grad_or_null(b_o_), dout, o_.data(), w_o_->w.data(),
+                  B * Tq, C, C);
+
+  // per (b, kv head): (S, z) or (G, y) [D·D + D] and dn [D]; one task writes dK_g, dV_g and the
+  // dQ_h of its group's heads only, so the result does not depend on the thread count
+  const size_t st = size_t(D) * D + 2 * size_t(D);
+  state_.resize(std::max(state_.size(), size_t(B) * Hkv_ * st));
+  const bool par_heads = double(B) * H * (Tq + Tk) * D * D >= kParallelWork;
+#pragma omp parallel for collapse(2) schedule(static) if (par_heads)
+  for (int b = 0; b < B; b++)
+    for (int g = 0; g < Hkv_; g++) {
+      float* S = state_.data() + (size_t(b) * Hkv_ + g) * st;  // reused as G in the second pass
+      float* z = S + size_t(D) * D;                            // reused as y
+      float* dn = z + D;
+      // dn_i = do_i / d_i and dd_i = −(do_i · o_i) / d_i for query i, head h
+      auto query_grads = [&](int i, int h) {
+        const size_t qr = (size_t(b) * Tq + i) * C + size_t(h) * D;
+        const float den = den_[(size_t(b) * H + h) * Tq + i];
+        const float* dO = do_.data() + qr;
+        const float* O = o_.data() + qr;
+        float dot = 0.0f;
+        for (int e = 0; e < D; e++) {
+          dot += dO[e] * O[e];
+          dn[e] = dO[e] / den;
+        }
+        return -dot / den;
+      };
+
+      // pass 1, increasing i: du_i = S_i dn_i + z_i dd_i with the prefix sums (S_i, z_i)
+      std::fill(S, S + size_t(D) * D + D, 0.0f);
+      int j = 0;
+      for (int i = 0; i < Tq; i++) {
+        for (const int lim = key_limit(causal, i, Tq, Tk); j < lim; j++) {
+          if (!keep_[size_t(b) * Tk + j]) continue;
+          const size_t kr = (size_t(b) * Tk + j) * Ckv + size_t(g) * D;
+          add_key(S, z, fk_.data() + kr, v_.data() + kr, D);
+        }
+        if (!vis_[size_t(b) * Tq + i]) continue;  // o_i = 0 whatever q_i is: dq_i = 0
+        for (int h = g * group; h < (g + 1) * group; h++) {
+          const float dd = query_grads(i, h);
+          const size_t qr = (size_t(b) * Tq + i) * C + size_t(h) * D;
+          for (int d = 0; d < D; d++) {
+            const float* row = S + size_t(d) * D;
+            float du = z[d] * dd;
+            for (int e = 0; e < D; e++) du += row[e] * dn[e];
+            dq_[qr + d] += du * dphi(q_[qr + d], fq_[qr + d]);
+          }
+        }
+      }
+
+      // pass 2, decreasing j: G_j = Σ_{i sees j} u_i dn_iᵀ, y_j = Σ_{i sees j} u_i dd_i (suffix sums)
+      float* G = S;
+      float* y = z;
+      std::fill(G, G + size_t(D) * D + D, 0.0f);
+      int i = Tq - 1;  // queries (i, Tq) are in (G, y)
+      for (int jj = Tk - 1; jj >= 0; jj--) {
+        for (; i >= 0 && key_limit(causal, i, Tq, Tk) > jj; i--) {
+          if (!vis_[size_t(b) * Tq + i]) continue;  // sees only padded keys, which get nothing
+          for (int h = g * group; h < (g + 1) * group; h++) {
+            const float dd = query_grads(i, h);
+            // G += u dnᵀ, y += u·dd
+            add_key(G, y, fq_.data() + (size_t(b) * Tq + i) * C + size_t(h) * D, dn, D, dd);
+          }
+        }
+        if (!keep_[size_t(b) * Tk + jj]) continue;  // padded: in no sum, zero gradient
+        const size_t kr = (size_t(b) * Tk + jj) * Ckv + size_t(g) * D;
+        const float* f = fk_.data() + kr;
+        const float* v = v_.data() + kr;
+        float* dV = dv_.data() + kr;
+        for (int d = 0; d < D; d++) {  // dv_j = G_jᵀ f_j ; df_j = G_j v_j + y_j
+          const float* row = G + size_t(d) * D;
+          float df = y[d];
+          for (int e = 0; e < D; e++) {
+            dV[e] += f[d] * row[e];
+            df += row[e] * v[e];
+          }
+          dk_[kr + d] += df * dphi(k_[kr + d], f[d]);
+        }
+      }
+    }
+
+  linear_backward(dx_q, w_q_->g.data(), grad_or_null(b_q_), dq_.data(), x_q_, w_q_->w.data(), B * Tq,
+                  C, C);
+  linear_backward(dx_kv, w_k_->g.data(), grad_or_null(b_k_), dk_.data(), x_kv_, w_k_->w.data(),
+                  B * Tk, C, Ckv);
+  linear_backward(dx_kv, w_v_->g.data(), grad_or_null(b_v_), dv_.data(), x_kv_, w_v_->w.data(),
+                  B * Tk, C, Ckv);
+}
+
+// ---- recurrent form (generation): the state (S, z) per (b, kv head) is all that is kept
+void LinearAttention::cache_reset(int B, int /*capacity: the state does not grow with length*/) {
+  if (B <= 0) user_error("attention '{}': cache_reset needs a positive batch size, got {}", spec_.name, B);
+  cache_B_ = B;
+  cS_.assign(size_t(B) * Hkv_ * D_ * D_, 0.0f);
+  cz_.assign(size_t(B) * Hkv_ * D_, 0.0f);
+  cache_len_ = 0;
+}
+
+void LinearAttention::forward_cached(float* out, const float* x_new, int B, int Tn) {
+  const int C = spec_.d_model, Ckv = Hkv_ * D_, D = D_;
+  const int group = H_ / Hkv_;
+  if (cache_B_ == 0) user_error("attention '{}': forward_cached before cache_reset", spec_.name);
+  if (B != cache_B_)
+    user_error("attention '{}': forward_cached with batch {} but the cache holds {}", spec_.name, B, cache_B_);
+  cq_.resize(size_t(B) * Tn * C);
+  co_.resize(cq_.size());
+  ck_.resize(size_t(B) * Tn * Ckv);
+  cv_.resize(ck_.size());
+  linear_forward(cq_.data(), x_new, w_q_->w.data(), data_or_null(b_q_), B * Tn, C, C);
+  linear_forward(ck_.data(), x_new, w_k_->w.data(), data_or_null(b_k_), B * Tn, C, Ckv);
+  linear_forward(cv_.data(), x_new, w_v_->w.data(), data_or_null(b_v_), B * Tn, C, Ckv);
+  for (float& x : cq_) x = phi(x);
+  for (float& x : ck_) x = phi(x);
+#pragma omp parallel for collapse(2) schedule(static) if (double(B) * H_ * Tn * D * D >= kParallelWork)
+  for (int b = 0; b < B; b++)
+    for (int g = 0; g < Hkv_; g++) {
+      float* S = cS_.data() + (size_t(b) * Hkv_ + g) * D * D;
+      float* z = cz_.data() + (size_t(b) * Hkv_ + g) * D;
+      for (int t = 0; t < Tn; t++) {  // position t sees the cache and itself
+        const size_t kr = (size_t(b) * Tn + t) * Ckv + size_t(g) * D;
+        add_key(S, z, ck_.data() + kr, cv_.data() + kr, D);
+        for (int h = g * group; h < (g + 1) * group; h++) {
+          const size_t qr = (size_t(b) * Tn + t) * C + size_t(h) * D;
+          read_query(co_.data() + qr, S, z, cq_.data() + qr, D);
+        }
+      }
+    }
+  linear_forward(out, co_.data(), w_o_->w.data(), data_or_null(b_o_), B * Tn, C, C);
+  cache_len_ += Tn;
+}
+
+// A_ij = φ(q_i)ᵀφ(k_j) / d_i on visible kept keys, else 0: [B,H,Tq,Tk]. Built from the saved
+// φ(Q), φ(K) and d only when asked (keep_weights before the forward, Tq·Tk ≤ kMaxWeightElems).
+std::vector<float> LinearAttention::attention_weights() const {
+  if (!weights_kept_) return {};
+  const int B = B_, Tq = Tq_, Tk = Tk_, C = spec_.d_model, Ckv = Hkv_ * D_, H = H_, D = D_;
+  const int group = H_ / Hkv_;
+  std::vector<float> w(size_t(B) * H * Tq * Tk, 0.0f);
+#pragma omp parallel for collapse(2) schedule(static) if (double(B) * H * Tq * Tk * D >= kParallelWork)
+  for (int b = 0; b < B; b++)
+    for (int h = 0; h < H; h++)
+      for (int i = 0; i < Tq; i++) {
+        const float* u = fq_.data() + (size_t(b) * Tq + i) * C + size_t(h) * D;
+        const float den = den_[(size_t(b) * H + h) * Tq + i];
+        float* row = w.data() + ((size_t(b) * H + h) * Tq + i) * Tk;
+        const int lim = key_limit(spec_.causal, i, Tq, Tk);
+        for (int j = 0; j < lim; j++) {
+          const float* f = fk_.data() + (size_t(b) * Tk + j) * Ckv + size_t(h / group) * D;  // 0 if padded
+          float s = 0.0f;
+          for (int d = 0; d < D; d++) s += u[d] * f[d];
+          row[j] = s / den;
+        }
+      }
+  return w;
+}
+
+std::unique_ptr<Attention> make_linear(const AttentionSpec& spec, ParamStore& store, Rng& rng) {
+  return std::make_unique<LinearAttention>(spec, store, rng);
+}
+
 }  // namespace attnlab
