@@ -46,6 +46,7 @@ const std::map<std::string, AttentionEntry>& attention_registry() {
     r["linear"] = {make_linear, linear};
     AttentionInfo diff = info("(softmax(Q₁K₁ᵀs) − λ softmax(Q₂K₂ᵀs))V with headwise RMSNorm (Ye et al. 2024)");
     diff.alibi = false;
+    diff.head_split = 2;
     r["differential"] = {make_differential, diff};
     return r;
   }();
@@ -70,6 +71,10 @@ std::string check_attention_spec(const AttentionSpec& s) {
   if (s.n_heads <= 0 || s.d_model <= 0 || s.d_model % s.n_heads != 0)
     return fmt::format("n_heads: expected a positive integer that divides d_model ({}), got {}", s.d_model,
                        s.n_heads);
+  if (s.d_model % (s.n_heads * in.head_split) != 0)
+    return fmt::format("n_heads: '{}' attention splits each head in {}: expected {}·n_heads to divide d_model ({}), got n_heads {}",
+                       s.type, in.head_split, in.head_split, s.d_model, s.n_heads);
+  const int head_dim = s.d_model / (s.n_heads * in.head_split);
   if (s.n_kv_heads < 0 || (s.n_kv_heads > 0 && s.n_heads % s.n_kv_heads != 0))
     return fmt::format("n_kv_heads: expected 0 or a positive integer that divides n_heads ({}), got {}",
                        s.n_heads, s.n_kv_heads);
@@ -82,8 +87,8 @@ std::string check_attention_spec(const AttentionSpec& s) {
   if (s.positions == "rope" && !in.rope) return fmt::format("positions: '{}' attention does not support rope", s.type);
   if (s.positions == "alibi" && !in.alibi)
     return fmt::format("positions: '{}' attention does not support alibi", s.type);
-  if (s.positions == "rope" && (s.d_model / s.n_heads) % 2 != 0)
-    return fmt::format("positions: rope needs an even head dimension, got {}", s.d_model / s.n_heads);
+  if (s.positions == "rope" && head_dim % 2 != 0)
+    return fmt::format("positions: rope needs an even head dimension, got {}", head_dim);
   if (!(s.rope_base > 1.0f)) return fmt::format("rope_base: expected a number > 1, got {}", s.rope_base);
   if (s.dropout < 0.0f || s.dropout >= 1.0f) return fmt::format("dropout: expected a number in [0, 1), got {}", s.dropout);
   if (!in.dropout && s.dropout > 0.0f)

@@ -215,6 +215,9 @@ const std::vector<Field>& schema() {
                                 inherit));
       v.push_back(dbl_field(key("rope_base"), [ref](Config& c) -> auto& { return ref(c).rope_base; }, 1.0, 1e9, true,
                             "RoPE frequency base θ (positions: rope)." + inherit));
+      v.push_back(bool_field(key("diff_norm"), [ref](Config& c) -> auto& { return ref(c).diff_norm; },
+                             "`differential` only: the headwise RMSNorm and (1 − λ_init) scaling of each "
+                             "head (false reproduces E7's ablation)." + inherit));
     }
     // data
     v.push_back(str_field("data.task", [](Config& c) -> auto& { return c.data.task; },

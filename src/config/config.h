@@ -20,6 +20,7 @@ struct AttentionConfig {
   int window = 0;                       // sliding window width; 0 = off
   std::string score = "general";        // luong: dot | general | concat
   double rope_base = 10000.0;           // RoPE frequency base
+  bool diff_norm = true;                // differential: headwise RMSNorm on
 };
 
 struct ModelConfig {

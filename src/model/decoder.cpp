@@ -103,41 +103,36 @@ void DecoderModel::resize(int B, int T) {
   losses_.resize(N);
 }
 
-float DecoderModel::forward(const int* ids, const int* targets, int B, int T, bool train, Rng* rng,
-                            float label_smoothing) {
-  if (T > cfg_.block_size)
-    user_error("sequence length {} exceeds model.block_size {}", T, cfg_.block_size);
-  const int N = B * T, C = C_, F = F_, V = V_;
-  const size_t NC = size_t(N) * C;
-  resize(B, T);
-  B_ = B;
-  T_ = T;
-  train_ = train;
-  smoothing_ = label_smoothing;
-  const float p_drop = train ? float(cfg_.dropout) : 0.0f;
+void DecoderModel::embed(const int* ids, int B, int T, int pos0, float p_drop, Rng* rng) {
+  const int N = B * T, C = C_, V = V_;
   for (int i = 0; i < N; i++) {
     if (ids[i] < 0 || ids[i] >= V) user_error("token id {} outside the vocabulary (size {})", ids[i], V);
     ids_[i] = ids[i];
   }
-
-  // embeddings
   embedding_forward(x0_.data(), ids_.data(), tok_emb_->w.data(), N, C);
   const float* pos = pos_emb_ ? pos_emb_->w.data() : (sinusoid_.empty() ? nullptr : sinusoid_.data());
   if (pos) {
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
-      const float* pr = pos + size_t(n % T) * C;
+      const float* pr = pos + size_t(pos0 + n % T) * C;
       float* xr = x0_.data() + size_t(n) * C;
       for (int c = 0; c < C; c++) xr[c] += pr[c];
     }
   }
-  if (p_drop > 0.0f) dropout_forward(x0_.data(), emb_mask_.data(), x0_.data(), NC, p_drop, *rng);
+  if (p_drop > 0.0f) dropout_forward(x0_.data(), emb_mask_.data(), x0_.data(), size_t(N) * C, p_drop, *rng);
+}
 
+// Runs every block over the N = B·T rows in x0_, then the final layernorm and the head.
+// cached: attention goes through forward_cached (incremental decoding) instead of forward.
+void DecoderModel::blocks_and_head(int B, int T, bool train, float p_drop, Rng* rng, bool cached) {
+  const int N = B * T, C = C_, F = F_, V = V_;
+  const size_t NC = size_t(N) * C;
   const float* x = x0_.data();
   for (auto& b : blocks_) {
     layernorm_forward(b.ln1.data(), b.ln1_mean.data(), b.ln1_rstd.data(), x, b.ln1_w->w.data(),
                       b.ln1_b->w.data(), N, C);
-    b.attn->forward(b.attn_out.data(), b.ln1.data(), b.ln1.data(), B, T, T, AttnMask{}, train, rng);
+    if (cached) b.attn->forward_cached(b.attn_out.data(), b.ln1.data(), B, T);
+    else b.attn->forward(b.attn_out.data(), b.ln1.data(), b.ln1.data(), B, T, T, AttnMask{}, train, rng);
     if (p_drop > 0.0f)
       dropout_forward(b.attn_out.data(), b.attn_mask.data(), b.attn_out.data(), NC, p_drop, *rng);
     residual_forward(b.res1.data(), x, b.attn_out.data(), NC);
@@ -153,6 +148,21 @@ float DecoderModel::forward(const int* ids, const int* targets, int B, int T, bo
   layernorm_forward(lnf_.data(), lnf_mean_.data(), lnf_rstd_.data(), x, lnf_w_->w.data(), lnf_b_->w.data(),
                     N, C);
   linear_forward(logits_.data(), lnf_.data(), head_w_->w.data(), nullptr, N, C, V);
+}
+
+float DecoderModel::forward(const int* ids, const int* targets, int B, int T, bool train, Rng* rng,
+                            float label_smoothing) {
+  if (T > cfg_.block_size)
+    user_error("sequence length {} exceeds model.block_size {}", T, cfg_.block_size);
+  const int N = B * T, V = V_;
+  resize(B, T);
+  B_ = B;
+  T_ = T;
+  train_ = train;
+  smoothing_ = label_smoothing;
+  const float p_drop = train ? float(cfg_.dropout) : 0.0f;
+  embed(ids, B, T, 0, p_drop, rng);
+  blocks_and_head(B, T, train, p_drop, rng, false);
 
   loss_count_ = 0;
   if (!targets) return 0.0f;
@@ -163,6 +173,32 @@ float DecoderModel::forward(const int* ids, const int* targets, int B, int T, bo
   }
   return cross_entropy_forward(probs_.data(), losses_.data(), logits_.data(), targets_.data(), N, V, -1,
                                label_smoothing, &loss_count_);
+}
+
+bool DecoderModel::has_cache() const {
+  for (const auto& b : blocks_)
+    if (!attention_registry().at(b.attn->spec().type).info.cache) return false;
+  return true;
+}
+
+void DecoderModel::cache_reset(int B, int capacity) {
+  if (capacity > cfg_.block_size)
+    user_error("cache capacity {} exceeds model.block_size {}", capacity, cfg_.block_size);
+  for (auto& b : blocks_) b.attn->cache_reset(B, capacity);
+  cache_B_ = B;
+  cache_len_ = 0;
+}
+
+const float* DecoderModel::forward_cached(const int* ids, int B, int Tn) {
+  if (B != cache_B_) user_error("forward_cached: batch {} differs from cache_reset's {}", B, cache_B_);
+  if (cache_len_ + Tn > cfg_.block_size)
+    user_error("sequence length {} exceeds model.block_size {}", cache_len_ + Tn, cfg_.block_size);
+  resize(B, Tn);
+  train_ = false;  // no backward through the cached path
+  embed(ids, B, Tn, cache_len_, 0.0f, nullptr);
+  blocks_and_head(B, Tn, false, 0.0f, nullptr, true);
+  cache_len_ += Tn;
+  return logits_.data();
 }
 
 void DecoderModel::backward() {

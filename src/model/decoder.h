@@ -36,6 +36,15 @@ class DecoderModel {
   // Gradients of the last forward's mean loss, ADDED into the parameters' .g.
   void backward();
 
+  // Incremental decoding with each layer's attention cache (KV cache, or the recurrent state of
+  // linear attention). cache_reset(B, capacity ≤ block_size) starts empty sequences;
+  // forward_cached(ids [B,Tn]) appends Tn tokens and returns their logits [B,Tn,V], equal to
+  // the matching rows of forward() over the whole prefix. No backward.
+  bool has_cache() const;  // every layer's variant supports it
+  void cache_reset(int B, int capacity);
+  const float* forward_cached(const int* ids, int B, int Tn);
+  int cache_len() const { return cache_len_; }
+
   const float* logits() const { return logits_.data(); }  // [B,T,V] of the last forward
   int vocab_size() const { return V_; }
   const ModelConfig& config() const { return cfg_; }
@@ -53,6 +62,8 @@ class DecoderModel {
         proj, proj_mask, out;
   };
   void resize(int B, int T);
+  void embed(const int* ids, int B, int T, int pos0, float p_drop, Rng* rng);
+  void blocks_and_head(int B, int T, bool train, float p_drop, Rng* rng, bool cached);
 
   ModelConfig cfg_;
   int V_, C_, F_, L_;
@@ -66,6 +77,7 @@ class DecoderModel {
   std::vector<int> ids_, targets_;
   std::vector<float> x0_, emb_mask_, lnf_, lnf_mean_, lnf_rstd_, logits_, probs_, losses_;
   int loss_count_ = 0;
+  int cache_B_ = 0, cache_len_ = 0;
   float smoothing_ = 0.0f;
   // gradient scratch
   std::vector<float> dx_, dln_, dact_, dfc_, dbranch_, dlogits_, dlnf_;

@@ -34,14 +34,25 @@ std::vector<int> generate(DecoderModel& model, const std::vector<int>& prompt, c
   if (prompt.empty()) user_error("generation needs a non-empty prompt");
   const int block = model.config().block_size, V = model.vocab_size();
   std::vector<int> seq = prompt, out;
+  // cached: the prompt goes through the cache in one step, then one token per step
+  bool cached = opt.use_cache && model.has_cache() && int(seq.size()) <= block;
+  const float* logits = nullptr;
+  if (cached) {
+    model.cache_reset(1, block);
+    logits = model.forward_cached(seq.data(), 1, int(seq.size())) + size_t(seq.size() - 1) * V;
+  }
   for (int i = 0; i < opt.max_new_tokens; i++) {
-    const int T = std::min<int>(int(seq.size()), block);
-    const int* ctx = seq.data() + seq.size() - T;
-    model.forward(ctx, nullptr, 1, T, false, nullptr);
-    const int next = sample_logits(model.logits() + size_t(T - 1) * V, V, opt.temperature, opt.top_k, rng);
+    if (!cached) {
+      const int T = std::min<int>(int(seq.size()), block);
+      model.forward(seq.data() + seq.size() - T, nullptr, 1, T, false, nullptr);
+      logits = model.logits() + size_t(T - 1) * V;
+    }
+    const int next = sample_logits(logits, V, opt.temperature, opt.top_k, rng);
     seq.push_back(next);
     out.push_back(next);
-    if (next == opt.stop_token) break;
+    if (next == opt.stop_token || i + 1 == opt.max_new_tokens) break;
+    if (cached && model.cache_len() < block) logits = model.forward_cached(&next, 1, 1);
+    else cached = false;  // the window slides from here on
   }
   return out;
 }

@@ -50,4 +50,11 @@ set +e
 "$bin" sample "$ckpt" --prompt "xyz" > /dev/null 2>"$tmp/err"; rc=$?
 set -e
 [ "$rc" -eq 2 ] || fail "prompt outside the vocabulary exit code $rc"
+# the finite-difference check of every registered attention variant
+out=$("$bin" gradcheck --all) || fail "gradcheck --all failed: $out"
+grep -Eq '^([0-9]+) of \1 cases pass$' <<<"$out" || fail "gradcheck summary: $(tail -n 1 <<<"$out")"
+set +e
+"$bin" gradcheck --attention nope >/dev/null 2>"$tmp/err"; rc=$?
+set -e
+[ "$rc" -eq 2 ] || fail "gradcheck unknown type exit code $rc"
 echo "e2e cli: ok"

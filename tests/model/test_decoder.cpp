@@ -168,3 +168,48 @@ TEST_CASE("sample_logits: temperature sampling follows the softmax") {
   CHECK(counts[2] / double(n) == doctest::Approx(0.7).epsilon(0.05));
   for (int i = 0; i < 200; i++) CHECK(sample_logits(logits, 3, 1.0f, 2, rng) != 0);  // top-2 drops id 0
 }
+
+TEST_CASE("decoder: incremental decoding through the caches equals the full forward") {
+  for (const char* positions : {"learned", "sinusoidal", "rope", "alibi"}) {
+    for (int kv : {0, 1}) {
+      ModelConfig mc = tiny(positions, true, kv);
+      mc.block_size = 9;
+      DecoderModel model(mc, 7, 4);
+      Rng rng(8);
+      perturb(model, rng);
+      std::vector<int> ids = {1, 5, 2, 6, 0, 3, 3, 4, 1};
+      const int T = int(ids.size()), V = 7;
+      model.forward(ids.data(), nullptr, 1, T, false, nullptr);
+      const std::vector<float> full(model.logits(), model.logits() + T * V);
+      model.cache_reset(1, T);
+      // a prompt of 4 tokens in one step, then one token at a time
+      const float* l = model.forward_cached(ids.data(), 1, 4);
+      std::vector<float> got(l, l + 4 * V);
+      for (int t = 4; t < T; t++) {
+        l = model.forward_cached(&ids[t], 1, 1);
+        got.insert(got.end(), l, l + V);
+      }
+      double m = 0.0;
+      for (int i = 0; i < T * V; i++) m = std::max(m, double(std::fabs(full[i] - got[i])));
+      INFO("positions " << positions << ", n_kv_heads " << kv << ": max |cached - full| = " << m);
+      CHECK(m < 1e-5);
+      CHECK_THROWS_AS(model.forward_cached(ids.data(), 1, 1), UserError);  // the cache is full
+    }
+  }
+}
+
+TEST_CASE("generate: greedy decoding with the KV cache equals decoding without it, token for token") {
+  ModelConfig mc = tiny("learned", true, 1);
+  DecoderModel model(mc, 7, 21);
+  Rng init(4);
+  perturb(model, init);
+  SampleOptions opt;
+  opt.max_new_tokens = 12;  // crosses block_size (6): the window slides at the end
+  opt.temperature = 0.0f;
+  Rng r1(1), r2(1);
+  const auto with = generate(model, {3, 1}, opt, r1);
+  opt.use_cache = false;
+  const auto without = generate(model, {3, 1}, opt, r2);
+  CHECK(with == without);
+  CHECK(with.size() == 12);
+}
