@@ -11,5 +11,7 @@ Run add_train(CLI::App& app);
 Run add_sample(CLI::App& app);
 Run add_config(CLI::App& app);
 Run add_bench(CLI::App& app);
+Run add_inspect(CLI::App& app);
+Run add_gradcheck(CLI::App& app);
 
 }  // namespace attnlab::cli

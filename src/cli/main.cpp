@@ -19,6 +19,8 @@ int main(int argc, char** argv) {
   add(attnlab::cli::add_sample);
   add(attnlab::cli::add_config);
   add(attnlab::cli::add_bench);
+  add(attnlab::cli::add_inspect);
+  add(attnlab::cli::add_gradcheck);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

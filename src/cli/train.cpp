@@ -4,25 +4,45 @@
 
 #include "cli/commands.h"
 #include "config/config.h"
+#include "core/error.h"
 #include "train/trainer.h"
 
 namespace attnlab::cli {
 
 Run add_train(CLI::App& app) {
   struct Opts {
-    std::string config, run_dir;
+    std::string config, run_dir, resume;
     std::vector<std::string> sets;
   };
   auto o = std::make_shared<Opts>();
-  auto* sub = app.add_subcommand("train", "Train a model from a YAML config");
-  sub->add_option("config", o->config, "YAML config file")->required();
-  sub->add_option("--set", o->sets, "Override a key: --set train.lr=3e-4 (repeatable)");
+  auto* sub = app.add_subcommand("train", "Train a model from a YAML config, or resume a run");
+  sub->add_option("config", o->config, "YAML config file (not with --resume)");
+  sub->add_option("--set", o->sets,
+                  fmt::format("Override a key: --set train.lr=3e-4 (repeatable); with --resume only {}",
+                              fmt::join(resume_keys(), ", ")));
   sub->add_option("--run-dir", o->run_dir, "Where to write logs and checkpoints (default runs/<config name>)");
+  sub->add_option("--resume", o->resume,
+                  "Continue the run in RUN_DIR from its latest checkpoint, exactly as if it had not stopped")
+      ->option_text("RUN_DIR");
+  sub->footer(
+      "Ctrl-C (SIGINT) or SIGTERM: the current step finishes, a checkpoint is saved and the command exits 0;\n"
+      "a second Ctrl-C aborts at once (the last complete checkpoint stays intact).");
   return [o]() {
+    TrainOptions opts;
+    opts.handle_signals = true;
+    if (!o->resume.empty()) {
+      if (!o->config.empty())
+        user_error("train --resume continues the run with its own config.yaml; drop the CONFIG argument ('{}')",
+                   o->config);
+      if (!o->run_dir.empty()) user_error("train --resume writes into RUN_DIR itself; drop --run-dir");
+      resume(o->resume, o->sets, opts);
+      return 0;
+    }
+    if (o->config.empty()) user_error("train needs a CONFIG to start a run, or --resume RUN_DIR to continue one");
     const Config cfg = load_config(o->config, o->sets);
     std::string dir = o->run_dir;
     if (dir.empty()) dir = (std::filesystem::path("runs") / std::filesystem::path(o->config).stem()).string();
-    train(cfg, dir);
+    train(cfg, dir, opts);
     return 0;
   };
 }

@@ -5,6 +5,8 @@
 
 #include <cstdio>
 #include <cstring>
+#include <algorithm>
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -52,21 +54,34 @@ void write_file_atomic(const std::string& path, const std::string& content) {
   }
 }
 
-void write_checkpoint(const std::string& path, const ParamStore& store,
-                      const std::map<std::string, std::string>& metadata) {
+std::string params_checksum(const ParamStore& store) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (const auto& p : store.all()) h = fnv1a64(p.w.data(), p.numel() * sizeof(float), h);
+  return fmt::format("{:016x}", h);
+}
+
+std::string write_safetensors(const std::string& path, const std::vector<TensorRef>& tensors,
+                              std::map<std::string, std::string> metadata) {
   json header = json::object();
-  std::string bytes;
   size_t total = 0;
-  for (const auto& p : store.all()) total += p.numel() * sizeof(float);
-  bytes.reserve(total);
-  for (const auto& p : store.all()) {
-    const size_t begin = bytes.size();
-    bytes.append(reinterpret_cast<const char*>(p.w.data()), p.numel() * sizeof(float));  // little-endian host
-    header[p.name] = {{"dtype", "F32"}, {"shape", p.shape}, {"data_offsets", {begin, bytes.size()}}};
+  for (const auto& t : tensors) {
+    size_t n = 1;
+    for (auto d : t.shape) n *= size_t(d);
+    total += n * sizeof(float);
   }
+  std::string bytes;
+  bytes.reserve(total);
+  for (const auto& t : tensors) {
+    size_t n = 1;
+    for (auto d : t.shape) n *= size_t(d);
+    const size_t begin = bytes.size();
+    bytes.append(reinterpret_cast<const char*>(t.data), n * sizeof(float));  // little-endian host
+    header[t.name] = {{"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {begin, bytes.size()}}};
+  }
+  const std::string checksum = fmt::format("{:016x}", fnv1a64(bytes.data(), bytes.size()));
+  metadata["checksum_fnv1a64"] = checksum;
   json meta = json::object();
   for (const auto& [k, v] : metadata) meta[k] = v;
-  meta["checksum_fnv1a64"] = fmt::format("{:016x}", fnv1a64(bytes.data(), bytes.size()));
   header["__metadata__"] = meta;
   std::string h = header.dump();
   while ((8 + h.size()) % 8 != 0) h.push_back(' ');  // align the tensor bytes to 8
@@ -77,69 +92,95 @@ void write_checkpoint(const std::string& path, const ParamStore& store,
   out += h;
   out += bytes;
   write_file_atomic(path, out);
+  return checksum;
 }
 
-CheckpointFile read_checkpoint(const std::string& path) {
+void write_checkpoint(const std::string& path, const ParamStore& store,
+                      const std::map<std::string, std::string>& metadata) {
+  std::vector<TensorRef> refs;
+  for (const auto& p : store.all()) refs.push_back({p.name, {p.shape.begin(), p.shape.end()}, p.w.data()});
+  write_safetensors(path, refs, metadata);
+}
+
+CheckpointFile read_safetensors(const std::string& path, const std::string& what) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) user_error("cannot read {} '{}': it is a directory", what, path);
   std::ifstream in(path, std::ios::binary);
-  if (!in) user_error("cannot read checkpoint '{}'", path);
+  if (!in) user_error("cannot read {} '{}': {}", what, path, std::strerror(errno));
   std::stringstream ss;
   ss << in.rdbuf();
   const std::string s = ss.str();
-  if (s.size() < 8) user_error("checkpoint '{}': truncated (only {} bytes)", path, s.size());
+  if (s.size() < 8) user_error("{} '{}': truncated (only {} bytes)", what, path, s.size());
   uint64_t n = 0;
   for (int i = 0; i < 8; i++) n |= uint64_t(uint8_t(s[i])) << (8 * i);
-  if (n > s.size() - 8) user_error("checkpoint '{}': header length {} exceeds the file size", path, n);
+  if (n > s.size() - 8)
+    user_error("{} '{}': header length {} exceeds the file size (truncated, or not a safetensors file)", what,
+               path, n);
   json header;
   try {
     header = json::parse(s.begin() + 8, s.begin() + 8 + long(n));
   } catch (const json::exception& e) {
-    user_error("checkpoint '{}': the header is not valid JSON ({})", path, e.what());
+    user_error("{} '{}': the header is not valid JSON ({})", what, path, e.what());
   }
-  if (!header.is_object()) user_error("checkpoint '{}': the header is not a JSON object", path);
+  if (!header.is_object()) user_error("{} '{}': the header is not a JSON object", what, path);
   const size_t base = 8 + n, nbytes = s.size() - base;
   CheckpointFile ck;
+  std::map<std::string, uint64_t> begin_of;
   try {
     for (auto it = header.begin(); it != header.end(); ++it) {
       if (it.key() == "__metadata__") {
+        if (!it->is_object()) user_error("{} '{}': __metadata__ is not a JSON object", what, path);
         for (auto m = it->begin(); m != it->end(); ++m) ck.metadata[m.key()] = m->get<std::string>();
         continue;
       }
       const json& t = *it;
+      if (!t.is_object()) user_error("{} '{}': tensor '{}' is not described by an object", what, path, it.key());
       if (t.at("dtype").get<std::string>() != "F32")
-        user_error("checkpoint '{}': tensor '{}' has dtype {}, expected F32", path, it.key(),
+        user_error("{} '{}': tensor '{}' has dtype {}, expected F32", what, path, it.key(),
                    t.at("dtype").get<std::string>());
       TensorData td;
       td.shape = t.at("shape").get<std::vector<int64_t>>();
       const auto off = t.at("data_offsets").get<std::vector<uint64_t>>();
-      int64_t numel = 1;
+      uint64_t numel = 1;
       for (auto d : td.shape) {
-        if (d < 0) user_error("checkpoint '{}': tensor '{}' has a negative dimension", path, it.key());
-        numel *= d;
+        if (d < 0) user_error("{} '{}': tensor '{}' has a negative dimension", what, path, it.key());
+        if (d > 0 && numel > nbytes / uint64_t(d))
+          user_error("{} '{}': tensor '{}' is larger than the file (truncated?)", what, path, it.key());
+        numel *= uint64_t(d);
       }
-      if (off.size() != 2 || off[0] > off[1] || off[1] > nbytes || off[1] - off[0] != uint64_t(numel) * 4)
-        user_error("checkpoint '{}': tensor '{}' has bad data offsets (file truncated?)", path, it.key());
+      if (off.size() != 2 || off[0] > off[1] || off[1] > nbytes || off[1] - off[0] != numel * 4)
+        user_error("{} '{}': tensor '{}' has bad data offsets (file truncated?)", what, path, it.key());
       td.data.resize(size_t(numel));
-      std::memcpy(td.data.data(), s.data() + base + off[0], size_t(numel) * 4);
+      if (numel) std::memcpy(td.data.data(), s.data() + base + off[0], size_t(numel) * 4);
       ck.order.push_back(it.key());
+      begin_of[it.key()] = off[0];
       ck.tensors.emplace(it.key(), std::move(td));
     }
   } catch (const json::exception& e) {
-    user_error("checkpoint '{}': malformed header ({})", path, e.what());
+    user_error("{} '{}': malformed header ({})", what, path, e.what());
   }
-  auto fmt_it = ck.metadata.find("format");
-  if (fmt_it == ck.metadata.end() || fmt_it->second != "attnlab")
-    user_error("checkpoint '{}': not an attnlab checkpoint (metadata.format missing)", path);
   auto sum = ck.metadata.find("checksum_fnv1a64");
   if (sum != ck.metadata.end()) {
     const std::string got = fmt::format("{:016x}", fnv1a64(s.data() + base, nbytes));
     if (got != sum->second)
-      user_error("checkpoint '{}': checksum mismatch (stored {}, computed {}): the file is corrupt", path,
+      user_error("{} '{}': checksum mismatch (stored {}, computed {}): the file is corrupt", what, path,
                  sum->second, got);
   }
   // json objects iterate in sorted key order; restore the file's byte order
-  std::sort(ck.order.begin(), ck.order.end(), [&](const std::string& a, const std::string& b) {
-    return header[a]["data_offsets"][0].get<uint64_t>() < header[b]["data_offsets"][0].get<uint64_t>();
-  });
+  std::sort(ck.order.begin(), ck.order.end(),
+            [&](const std::string& a, const std::string& b) { return begin_of[a] < begin_of[b]; });
+  return ck;
+}
+
+CheckpointFile read_checkpoint(const std::string& path) {
+  CheckpointFile ck = read_safetensors(path, "checkpoint");
+  auto fmt_it = ck.metadata.find("format");
+  if (fmt_it != ck.metadata.end() && fmt_it->second == "attnlab-train-state")
+    user_error("checkpoint '{}': this is a training-state file, not a model checkpoint (use the "
+               "step_NNNNNNN.safetensors next to it)",
+               path);
+  if (fmt_it == ck.metadata.end() || fmt_it->second != "attnlab")
+    user_error("checkpoint '{}': not an attnlab checkpoint (metadata.format missing)", path);
   return ck;
 }
 
@@ -171,8 +212,9 @@ std::map<std::string, std::string> model_metadata(const Config& cfg, const CharT
           {"vocab_bytes", vb}};
 }
 
-LoadedModel load_model(const std::string& path) {
-  CheckpointFile ck = read_checkpoint(path);
+LoadedModel load_model(const std::string& path) { return load_model(read_checkpoint(path), path); }
+
+LoadedModel load_model(const CheckpointFile& ck, const std::string& path) {
   auto need = [&](const char* key) -> const std::string& {
     auto it = ck.metadata.find(key);
     if (it == ck.metadata.end()) user_error("checkpoint '{}': metadata '{}' is missing", path, key);

@@ -18,10 +18,12 @@ class AdamW {
   // One update with learning rate lr; t counts from 1.
   void step(float lr);
   int t() const { return t_; }
-  // moments, in the store's parameter order (for checkpoints)
+  // moments, in the store's parameter order (for the training-state file)
   std::vector<std::vector<float>>& m() { return m_; }
   std::vector<std::vector<float>>& v() { return v_; }
-  void set_t(int t) { t_ = t; }
+  const std::vector<std::vector<float>>& m() const { return m_; }
+  const std::vector<std::vector<float>>& v() const { return v_; }
+  void set_t(int t) { t_ = t; }  // resume: the number of updates already applied
 
  private:
   ParamStore& store_;

@@ -1,0 +1,51 @@
+#include <cstdio>
+#include <filesystem>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "train/inspect.h"
+
+namespace attnlab::cli {
+
+Run add_inspect(CLI::App& app) {
+  struct Opts {
+    std::string path, input, dump;
+    bool json = false;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* sub = app.add_subcommand("inspect", "Show what a checkpoint or a run directory holds; dump attention maps");
+  sub->add_option("path", o->path, "A .safetensors checkpoint or a run directory")->required();
+  sub->add_flag("--json", o->json, "Print JSON for machines instead of text");
+  auto* input = sub->add_option("--input", o->input,
+                                "With --dump: text to run one forward pass on (a run directory uses its latest "
+                                "checkpoint)");
+  auto* dump = sub->add_option("--dump", o->dump,
+                               "With --input: directory (created) for logits.npy, attn_<slot>_L<i>.npy and "
+                               "tokens.json");
+  input->needs(dump);
+  dump->needs(input);
+  return [o]() {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const bool is_dir = fs::is_directory(o->path, ec);
+    if (!is_dir && !fs::exists(o->path, ec)) user_error("cannot inspect '{}': no such file or directory", o->path);
+    nlohmann::json r;
+    std::string text;
+    if (!o->dump.empty()) {
+      const std::string ckpt = is_dir ? latest_checkpoint(o->path) : o->path;
+      r = dump_forward(ckpt, o->input, o->dump);
+      if (!o->json) text = render_dump(r);
+    } else if (is_dir) {
+      r = inspect_run(o->path);
+      if (!o->json) text = render_run(r);
+    } else {
+      r = inspect_checkpoint(o->path);
+      if (!o->json) text = render_checkpoint(r);
+    }
+    if (o->json) text = r.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    std::fputs(text.c_str(), stdout);
+    return 0;
+  };
+}
+
+}  // namespace attnlab::cli

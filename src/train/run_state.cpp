@@ -1,0 +1,305 @@
+#include "train/run_state.h"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "core/error.h"
+#include "train/optimizer.h"
+
+namespace fs = std::filesystem;
+
+namespace attnlab {
+
+using json = nlohmann::json;
+
+namespace {
+
+std::string join(const std::vector<std::string>& v, const char* sep) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : sep) + s;
+  return out;
+}
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  if (s.empty()) return out;
+  std::stringstream ss(s);
+  for (std::string part; std::getline(ss, part, sep);) out.push_back(part);
+  return out;
+}
+
+std::string rng_text(const std::array<uint64_t, 4>& s) {
+  return fmt::format("{},{},{},{}", s[0], s[1], s[2], s[3]);
+}
+
+// Reads the metadata of a state file, each field checked; errors name the file and the field.
+class MetaReader {
+ public:
+  MetaReader(const std::map<std::string, std::string>& m, const std::string& path) : m_(m), path_(path) {}
+  const std::string& str(const char* key) const {
+    auto it = m_.find(key);
+    if (it == m_.end()) user_error("training state '{}': metadata '{}' is missing", path_, key);
+    return it->second;
+  }
+  [[noreturn]] void bad(const char* key, const char* expected) const {
+    user_error("training state '{}': metadata '{}' is malformed: expected {}, got '{}'", path_, key, expected,
+               str(key));
+  }
+  long long integer(const char* key, long long lo, long long hi) const {
+    const std::string& s = str(key);
+    errno = 0;
+    char* end = nullptr;
+    const long long v = std::strtoll(s.c_str(), &end, 10);
+    if (s.empty() || *end != '\0' || errno != 0 || v < lo || v > hi) bad(key, "an integer");
+    return v;
+  }
+  uint64_t u64(const std::string& s, const char* key) const {
+    errno = 0;
+    char* end = nullptr;
+    if (s.empty() || s[0] == '-') bad(key, "4 comma-separated unsigned integers");
+    const unsigned long long v = std::strtoull(s.c_str(), &end, 10);
+    if (*end != '\0' || errno != 0) bad(key, "4 comma-separated unsigned integers");
+    return v;
+  }
+  std::array<uint64_t, 4> rng(const char* key) const {
+    const auto parts = split(str(key), ',');
+    if (parts.size() != 4) bad(key, "4 comma-separated unsigned integers");
+    std::array<uint64_t, 4> s{};
+    for (int i = 0; i < 4; i++) s[i] = u64(parts[i], key);
+    if (s[0] == 0 && s[1] == 0 && s[2] == 0 && s[3] == 0) bad(key, "a non-zero generator state");
+    return s;
+  }
+  double real(const char* key) const {
+    const std::string& s = str(key);
+    errno = 0;
+    char* end = nullptr;
+    const double v = std::strtod(s.c_str(), &end);
+    if (s.empty() || *end != '\0' || !std::isfinite(v)) bad(key, "a finite number");
+    return v;
+  }
+  // finite = false also accepts nan / inf (a diverged evaluation is recorded as it was)
+  float real_f(const char* key, bool finite = true) const {
+    const std::string& s = str(key);
+    errno = 0;
+    char* end = nullptr;
+    const float v = std::strtof(s.c_str(), &end);
+    if (s.empty() || *end != '\0' || (finite && !std::isfinite(v)))
+      bad(key, finite ? "a finite number" : "a number");
+    return v;
+  }
+
+ private:
+  const std::map<std::string, std::string>& m_;
+  const std::string& path_;
+};
+
+}  // namespace
+
+std::string state_path_for(const std::string& checkpoint_path) {
+  const std::string ext = ".safetensors";
+  std::string base = checkpoint_path;
+  if (base.size() >= ext.size() && base.compare(base.size() - ext.size(), ext.size(), ext) == 0)
+    base.resize(base.size() - ext.size());
+  return base + ".state.safetensors";
+}
+
+void write_train_state(const std::string& path, const TrainState& st, const ParamStore& store,
+                       const AdamW& opt) {
+  std::vector<TensorRef> refs;
+  size_t i = 0;
+  for (const auto& p : store.all()) {
+    const std::vector<int64_t> shape(p.shape.begin(), p.shape.end());
+    refs.push_back({"adam.m." + p.name, shape, opt.m()[i].data()});
+    refs.push_back({"adam.v." + p.name, shape, opt.v()[i].data()});
+    i++;
+  }
+  const bool best = st.best_step >= 0;
+  std::map<std::string, std::string> meta = {
+      {"format", kTrainStateFormat},
+      {"format_version", std::to_string(kTrainStateFormatVersion)},
+      {"step", std::to_string(st.step)},
+      {"optimizer", "adamw"},
+      {"optimizer_t", std::to_string(st.optimizer_t)},
+      {"rng_data", rng_text(st.rng_data)},
+      {"rng_dropout", rng_text(st.rng_dropout)},
+      {"best_val_loss", best ? fmt::format("{}", st.best_val_loss) : "none"},
+      {"best_step", best ? std::to_string(st.best_step) : "none"},
+      {"last_train_loss", fmt::format("{}", st.last_train_loss)},
+      {"last_val_loss", fmt::format("{}", st.last_val_loss)},
+      {"loss_sum", fmt::format("{}", st.loss_sum)},
+      {"loss_count", std::to_string(st.loss_count)},
+      {"skipped_steps", std::to_string(st.skipped_steps)},
+      {"elapsed_s", fmt::format("{}", st.elapsed_s)},
+      {"kept", join(st.kept, ",")},
+      {"model_file", st.model_file},
+      {"model_checksum_fnv1a64", st.model_checksum},
+  };
+  write_safetensors(path, refs, std::move(meta));
+}
+
+TrainState read_train_state(const std::string& path, CheckpointFile* file) {
+  CheckpointFile ck = read_safetensors(path, "training state");
+  auto f = ck.metadata.find("format");
+  if (f == ck.metadata.end() || f->second != kTrainStateFormat) {
+    if (f != ck.metadata.end() && f->second == "attnlab")
+      user_error("training state '{}': this is a model checkpoint, not a training-state file", path);
+    user_error("training state '{}': not an attnlab training-state file (metadata.format is not '{}')", path,
+               kTrainStateFormat);
+  }
+  const MetaReader r(ck.metadata, path);
+  const long long version = r.integer("format_version", 0, 1 << 30);
+  if (version != kTrainStateFormatVersion)
+    user_error("training state '{}': format version {} is not supported (this attnlab reads {})", path, version,
+               kTrainStateFormatVersion);
+  if (r.str("optimizer") != "adamw")
+    user_error("training state '{}': optimizer '{}' is not supported (expected adamw)", path, r.str("optimizer"));
+  TrainState st;
+  st.step = int(r.integer("step", 0, INT32_MAX));
+  st.optimizer_t = int(r.integer("optimizer_t", 0, st.step));
+  st.rng_data = r.rng("rng_data");
+  st.rng_dropout = r.rng("rng_dropout");
+  if (r.str("best_step") == "none" || r.str("best_val_loss") == "none") {
+    if (r.str("best_step") != r.str("best_val_loss")) r.bad("best_step", "'none' exactly when best_val_loss is");
+    st.best_step = -1;
+  } else {
+    st.best_step = int(r.integer("best_step", 0, st.step));
+    st.best_val_loss = r.real_f("best_val_loss");
+  }
+  st.last_train_loss = r.real_f("last_train_loss", false);
+  st.last_val_loss = r.real_f("last_val_loss", false);
+  st.loss_sum = r.real("loss_sum");
+  st.loss_count = int(r.integer("loss_count", 0, st.step));
+  st.skipped_steps = int(r.integer("skipped_steps", 0, st.step));
+  if (st.optimizer_t + st.skipped_steps != st.step)
+    user_error("training state '{}': optimizer_t ({}) + skipped_steps ({}) is not step ({})", path,
+               st.optimizer_t, st.skipped_steps, st.step);
+  st.elapsed_s = r.real("elapsed_s");
+  st.kept = split(r.str("kept"), ',');
+  st.model_file = r.str("model_file");
+  st.model_checksum = r.str("model_checksum_fnv1a64");
+  for (const auto& k : st.kept)
+    if (k.empty() || k.find('/') != std::string::npos) r.bad("kept", "checkpoint file names");
+  if (st.model_file.empty() || st.model_file.find('/') != std::string::npos)
+    r.bad("model_file", "a checkpoint file name");
+  for (const auto& name : ck.order)
+    if (name.rfind("adam.m.", 0) != 0 && name.rfind("adam.v.", 0) != 0)
+      user_error("training state '{}': unexpected tensor '{}' (expected adam.m.* and adam.v.*)", path, name);
+  if (file) *file = std::move(ck);
+  return st;
+}
+
+void load_optimizer_state(const CheckpointFile& file, const TrainState& st, const ParamStore& store,
+                          AdamW& opt, const std::string& path) {
+  std::set<std::string> used;
+  size_t i = 0;
+  for (const auto& p : store.all()) {
+    const std::vector<int64_t> want(p.shape.begin(), p.shape.end());
+    for (const char* which : {"m", "v"}) {
+      const std::string name = fmt::format("adam.{}.{}", which, p.name);
+      auto it = file.tensors.find(name);
+      if (it == file.tensors.end()) user_error("training state '{}': tensor '{}' is missing", path, name);
+      if (it->second.shape != want)
+        user_error("training state '{}': tensor '{}' has shape [{}], the model expects [{}]", path, name,
+                   fmt::join(it->second.shape, ", "), fmt::join(want, ", "));
+      used.insert(name);
+    }
+    i++;
+  }
+  for (const auto& name : file.order)
+    if (!used.count(name)) user_error("training state '{}': unexpected tensor '{}' for this model", path, name);
+  // all checked: now copy (into the existing buffers: no reallocation)
+  i = 0;
+  for (const auto& p : store.all()) {
+    const auto& m = file.tensors.at("adam.m." + p.name).data;
+    const auto& v = file.tensors.at("adam.v." + p.name).data;
+    std::copy(m.begin(), m.end(), opt.m()[i].begin());
+    std::copy(v.begin(), v.end(), opt.v()[i].begin());
+    i++;
+  }
+  opt.set_t(st.optimizer_t);
+}
+
+// ---- metrics ----
+
+const std::vector<std::string>& metrics_columns() {
+  static const std::vector<std::string> cols = {"step",       "split",     "loss",         "lr",
+                                                "grad_norm",  "tokens_per_s", "elapsed_s", "exact_match",
+                                                "skipped"};
+  return cols;
+}
+
+std::string metrics_csv_header() { return join(metrics_columns(), ","); }
+
+std::string metrics_csv_line(const json& row) {
+  std::string out;
+  bool first = true;
+  for (const auto& c : metrics_columns()) {
+    if (!first) out += ',';
+    first = false;
+    auto it = row.find(c);
+    if (it == row.end() || it->is_null()) {
+      if (c == "skipped") out += '0';
+      continue;
+    }
+    if (it->is_string()) out += it->get<std::string>();  // split: train | val (no commas, no quotes)
+    else if (it->is_boolean()) out += it->get<bool>() ? '1' : '0';
+    else out += it->dump();  // numbers: the same text as in metrics.jsonl
+  }
+  return out;
+}
+
+std::vector<json> read_metrics(const std::string& jsonl_path) {
+  std::vector<json> rows;
+  std::ifstream in(jsonl_path);
+  if (!in) return rows;
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) continue;
+    json j = json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("step") || !j["step"].is_number_integer()) continue;
+    rows.push_back(std::move(j));
+  }
+  return rows;
+}
+
+MetricsLog::MetricsLog(const std::string& run_dir)
+    : jsonl_((fs::path(run_dir) / "metrics.jsonl").string()), csv_((fs::path(run_dir) / "metrics.csv").string()) {}
+
+namespace {
+void append_line(const std::string& path, const std::string& line) {
+  std::ofstream out(path, std::ios::app | std::ios::binary);
+  out << line << '\n';  // one write of a whole line
+  out.flush();
+  if (!out) user_error("cannot append to '{}'", path);
+}
+}  // namespace
+
+void MetricsLog::append(const json& row) {
+  append_line(jsonl_, row.dump());
+  std::error_code ec;
+  if (!fs::exists(csv_, ec)) append_line(csv_, metrics_csv_header());
+  append_line(csv_, metrics_csv_line(row));
+}
+
+void MetricsLog::truncate_after(int step) {
+  std::string jsonl, csv = metrics_csv_header() + "\n";
+  for (const json& row : read_metrics(jsonl_)) {
+    if (row["step"].get<long long>() > step) continue;
+    jsonl += row.dump() + "\n";
+    csv += metrics_csv_line(row) + "\n";
+  }
+  write_file_atomic(jsonl_, jsonl);
+  write_file_atomic(csv_, csv);
+}
+
+void MetricsLog::reset() {
+  write_file_atomic(jsonl_, "");
+  write_file_atomic(csv_, metrics_csv_header() + "\n");
+}
+
+}  // namespace attnlab

@@ -1,0 +1,96 @@
+// What a run needs beyond the weights to continue exactly: the training-state
+// file next to each checkpoint, and the metrics log of the run directory.
+//
+// Training state: checkpoints/step_NNNNNNN.state.safetensors, the same
+// safetensors container as the model (see checkpoint.h), holding
+//   tensors   adam.m.<param>, adam.v.<param>   AdamW's moments, shape of the parameter,
+//             in the model's parameter order
+//   metadata  format "attnlab-train-state", format_version, step, optimizer "adamw",
+//             optimizer_t, rng_data / rng_dropout (xoshiro state: 4 decimal u64,
+//             comma-separated), best_val_loss / best_step ("none" before the first
+//             evaluation), last_train_loss / last_val_loss, loss_sum / loss_count (the
+//             train-loss accumulator of the current log interval), skipped_steps,
+//             elapsed_s, kept (checkpoint file names, oldest first, comma-separated),
+//             model_file / model_checksum_fnv1a64 (the model checkpoint this state belongs
+//             to), checksum_fnv1a64 (of this file's tensor bytes).
+// Numbers that must survive exactly (losses, the accumulator) are written as the
+// shortest decimal that reads back to the same float/double.
+//
+// Metrics: metrics.jsonl (one JSON object a line) and metrics.csv (the same rows,
+// kMetricsColumns, empty where a row has no value). Both are appended a whole line
+// at a time; a resume first drops the rows after the checkpoint it continues from.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "core/param.h"
+#include "train/checkpoint.h"
+
+namespace attnlab {
+
+class AdamW;
+
+constexpr int kTrainStateFormatVersion = 1;
+constexpr const char* kTrainStateFormat = "attnlab-train-state";
+
+struct TrainState {
+  int step = 0;                       // optimizer steps done (= the checkpoint's step)
+  int optimizer_t = 0;                // AdamW updates applied (step minus skipped steps)
+  std::array<uint64_t, 4> rng_data{};     // data-order stream
+  std::array<uint64_t, 4> rng_dropout{};  // dropout stream
+  int best_step = -1;                 // -1: no evaluation yet
+  float best_val_loss = 0.0f;
+  float last_train_loss = 0.0f;       // last logged mean train loss (0 = none yet)
+  float last_val_loss = 0.0f;         // last evaluation (0 = none yet)
+  double loss_sum = 0.0;              // train losses summed since the last log line
+  int loss_count = 0;                 // ... and how many
+  int skipped_steps = 0;              // steps whose update was skipped (train.on_nan: skip)
+  double elapsed_s = 0.0;             // training time so far, across resumes
+  std::vector<std::string> kept;      // checkpoint file names on disk, oldest first
+  std::string model_file;             // e.g. "step_0000300.safetensors"
+  std::string model_checksum;         // that file's checksum_fnv1a64
+};
+
+// checkpoints/step_0000300.safetensors -> checkpoints/step_0000300.state.safetensors
+std::string state_path_for(const std::string& checkpoint_path);
+
+// Writes the state and the optimizer's moments (atomically).
+void write_train_state(const std::string& path, const TrainState& st, const ParamStore& store,
+                       const AdamW& opt);
+// Reads and verifies a state file: container, format, version, every metadata field.
+// The moments stay in `file` (for load_optimizer_state / inspect). Errors name the file.
+TrainState read_train_state(const std::string& path, CheckpointFile* file = nullptr);
+// Copies the moments into `opt` (and sets its t), checking that names and shapes match `store`.
+void load_optimizer_state(const CheckpointFile& file, const TrainState& st, const ParamStore& store,
+                          AdamW& opt, const std::string& path);
+
+// ---- metrics ----
+// Columns of metrics.csv, in order.
+const std::vector<std::string>& metrics_columns();
+// One CSV line (no newline) for a metrics row.
+std::string metrics_csv_line(const nlohmann::json& row);
+std::string metrics_csv_header();
+// Reads metrics.jsonl; a missing file is empty, an unreadable line (a torn last write) is skipped.
+std::vector<nlohmann::json> read_metrics(const std::string& jsonl_path);
+
+// Appends one row to metrics.jsonl and metrics.csv (creating the CSV with its header).
+class MetricsLog {
+ public:
+  explicit MetricsLog(const std::string& run_dir);
+  void append(const nlohmann::json& row);
+  // Keeps the rows with step <= `step` (and rebuilds metrics.csv from metrics.jsonl): a
+  // resume continues the log from the checkpoint's step. Both files are rewritten atomically.
+  void truncate_after(int step);
+  // Starts both files empty (a new run).
+  void reset();
+  const std::string& jsonl_path() const { return jsonl_; }
+  const std::string& csv_path() const { return csv_; }
+
+ private:
+  std::string jsonl_, csv_;
+};
+
+}  // namespace attnlab
