@@ -12,6 +12,8 @@ packages=(
   doctest-dev                   # unit tests
   nlohmann-json3-dev            # safetensors headers, metrics.jsonl
   libopenblas-openmp-dev        # GEMMs (the OpenMP build: shares our thread pool)
+  python3-numpy                 # tests read checkpoints and .npy dumps with NumPy
+  python3-matplotlib            # scripts/plot_metrics.py, scripts/plot_attention.py
 )
 
 missing=()
