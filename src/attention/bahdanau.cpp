@@ -17,11 +17,6 @@
 namespace attnlab {
 
 namespace {
-void init_normal(Param* p, Rng& rng, float std) {
-  for (auto& x : p->w) x = std * rng.normal();
-}
-const float* data_or_null(const Param* p) { return p ? p->w.data() : nullptr; }
-float* grad_or_null(Param* p) { return p ? p->g.data() : nullptr; }
 
 // The keys a query at position p may see form one band [lo, hi) of key positions:
 // causal j ≤ p; window w: causal p − w < j ≤ p, otherwise |p − j| < w. (Key padding removes more.)
@@ -113,23 +108,8 @@ ScoredAttention::ScoredAttention(const AttentionSpec& spec, ParamStore& store, R
   if (spec_.window < 0) user_error("attention '{}': window must be ≥ 0, got {}", spec_.name, spec_.window);
   D_ = C / H_;
   const int Ckv = Hkv_ * D_;
-  const std::string& n = spec_.name;
-  w_q_ = store.add(n + ".w_q", {C, C}, ParamKind::weight);
-  w_k_ = store.add(n + ".w_k", {Ckv, C}, ParamKind::weight);
-  w_v_ = store.add(n + ".w_v", {Ckv, C}, ParamKind::weight);
-  w_o_ = store.add(n + ".w_o", {C, C}, ParamKind::weight);
-  b_q_ = b_k_ = b_v_ = b_o_ = nullptr;
-  if (spec_.bias) {
-    b_q_ = store.add(n + ".b_q", {C}, ParamKind::bias);
-    b_k_ = store.add(n + ".b_k", {Ckv}, ParamKind::bias);
-    b_v_ = store.add(n + ".b_v", {Ckv}, ParamKind::bias);
-    b_o_ = store.add(n + ".b_o", {C}, ParamKind::bias);
-  }
+  proj_ = Projections(spec_, Ckv, store, rng);
   // GPT-2 initialisation, drawn in scaled_dot_product's order (same seed, same projections)
-  init_normal(w_q_, rng, 0.02f);
-  init_normal(w_k_, rng, 0.02f);
-  init_normal(w_v_, rng, 0.02f);
-  init_normal(w_o_, rng, 0.02f / std::sqrt(2.0f * float(std::max(1, spec_.n_layers))));
   alibi_.assign(H_, 0.0f);
   if (spec_.positions == "alibi")
     for (int h = 0; h < H_; h++) alibi_[h] = alibi_slope(h, H_);
@@ -159,9 +139,8 @@ void ScoredAttention::forward(float* out, const float* x_q, const float* x_kv, i
   q_.resize(size_t(B) * Tq * C);
   k_.resize(size_t(B) * Tk * Ckv);
   v_.resize(size_t(B) * Tk * Ckv);
-  linear_forward(q_.data(), x_q, w_q_->w.data(), data_or_null(b_q_), B * Tq, C, C);
-  linear_forward(k_.data(), x_kv, w_k_->w.data(), data_or_null(b_k_), B * Tk, C, Ckv);
-  linear_forward(v_.data(), x_kv, w_v_->w.data(), data_or_null(b_v_), B * Tk, C, Ckv);
+  proj_.q(q_.data(), x_q, B * Tq);
+  proj_.kv(k_.data(), v_.data(), x_kv, B * Tk);
   // query terms M_q,h q_i [B,Tq,C] and key terms M_k,h k_j [B,Tk,C] (one per query head)
   if (mq_.param) {
     qt_.resize(q_.size());
@@ -193,7 +172,7 @@ void ScoredAttention::forward(float* out, const float* x_q, const float* x_kv, i
     Pd = pdrop_.data();
   }
   mix(o_.data(), Pd, B, Tq, Tk, v_.data(), size_t(Tk) * Ckv);
-  linear_forward(out, o_.data(), w_o_->w.data(), data_or_null(b_o_), B * Tq, C, C);
+  proj_.out(out, o_.data(), B * Tq);
 }
 
 void ScoredAttention::weights(float* Pout, const float* qt, int B, int Tq, int Tk, int offset, bool causal,
@@ -286,8 +265,7 @@ void ScoredAttention::backward(float* dx_q, float* dx_kv, const float* dout) {
   dk_.assign(k_.size(), 0.0f);
   dv_.assign(v_.size(), 0.0f);
   const float* Pd = dropout_on_ ? pdrop_.data() : p_.data();  // P̃
-  linear_backward(do_.data(), w_o_->g.data(), grad_or_null(b_o_), dout, o_.data(), w_o_->w.data(), B * Tq, C,
-                  C);
+  proj_.out_backward(do_.data(), dout, o_.data(), B * Tq);
 
   // the score's inputs and where their gradients go
   const float* qt = mq_.param ? qt_.data() : q_.data();
@@ -336,13 +314,7 @@ void ScoredAttention::backward(float* dx_q, float* dx_kv, const float* dout) {
           for (size_t i = 0; i < size_t(Tq) * Tk; i++) dS[i] *= mk[i];
         }
         // dS = P ⊙ (dP − rowsum(dP ⊙ P)), in place
-        for (int i = 0; i < Tq; i++) {
-          float* r = dS + size_t(i) * Tk;
-          const float* pr = P + size_t(i) * Tk;
-          float dot = 0.0f;
-          for (int j = 0; j < Tk; j++) dot += r[j] * pr[j];
-          for (int j = 0; j < Tk; j++) r[j] = pr[j] * (r[j] - dot);
-        }
+        softmax_backward_inplace(dS, P, Tq, Tk);
         const float* Qh = qt + size_t(b) * Tq * C + h * D;
         float* dQh = dqt + size_t(b) * Tq * C + h * D;
         const size_t koff = size_t(b) * Tk * kt_ld + (kt_per_head ? h : g) * D;
@@ -417,9 +389,7 @@ void ScoredAttention::backward(float* dx_q, float* dx_kv, const float* dout) {
       for (size_t i = 0; i < size_t(H) * D; i++) dv[i] += dvh_[size_t(b) * H * D + i];
   }
 
-  linear_backward(dx_q, w_q_->g.data(), grad_or_null(b_q_), dq_.data(), x_q_, w_q_->w.data(), B * Tq, C, C);
-  linear_backward(dx_kv, w_k_->g.data(), grad_or_null(b_k_), dk_.data(), x_kv_, w_k_->w.data(), B * Tk, C, Ckv);
-  linear_backward(dx_kv, w_v_->g.data(), grad_or_null(b_v_), dv_.data(), x_kv_, w_v_->w.data(), B * Tk, C, Ckv);
+  proj_.qkv_backward(dx_q, dx_kv, dq_.data(), dk_.data(), dv_.data(), x_q_, x_kv_, B * Tq, B * Tk);
 }
 
 std::vector<float> ScoredAttention::attention_weights() const {
@@ -469,9 +439,8 @@ void ScoredAttention::forward_cached(float* out, const float* x_new, int B, int 
   vn_.resize(size_t(B) * Tn * Ckv);
   on_.resize(size_t(B) * Tn * C);
   pc_.resize(size_t(B) * H_ * Tn * L);
-  linear_forward(qn_.data(), x_new, w_q_->w.data(), data_or_null(b_q_), B * Tn, C, C);
-  linear_forward(kn_.data(), x_new, w_k_->w.data(), data_or_null(b_k_), B * Tn, C, Ckv);
-  linear_forward(vn_.data(), x_new, w_v_->w.data(), data_or_null(b_v_), B * Tn, C, Ckv);
+  proj_.q(qn_.data(), x_new, B * Tn);
+  proj_.kv(kn_.data(), vn_.data(), x_new, B * Tn);
   for (int b = 0; b < B; b++) {
     std::copy_n(kn_.data() + size_t(b) * Tn * Ckv, size_t(Tn) * Ckv, kc_.data() + (size_t(b) * cap + L0) * Ckv);
     std::copy_n(vn_.data() + size_t(b) * Tn * Ckv, size_t(Tn) * Ckv, vc_.data() + (size_t(b) * cap + L0) * Ckv);
@@ -496,7 +465,7 @@ void ScoredAttention::forward_cached(float* out, const float* x_new, int B, int 
   // new query i sits at position L0 + i and sees the cached keys and itself (causal); no dropout
   weights(pc_.data(), qt, B, Tn, L, L0, /*causal=*/true, nullptr, kt, size_t(cap) * kt_ld, kt_ld, kt_heads);
   mix(on_.data(), pc_.data(), B, Tn, L, vc_.data(), size_t(cap) * Ckv);
-  linear_forward(out, on_.data(), w_o_->w.data(), data_or_null(b_o_), B * Tn, C, C);
+  proj_.out(out, on_.data(), B * Tn);
   cache_len_ = L;
   last_cached_ = true;
 }

@@ -41,6 +41,7 @@
 #include <Eigen/Core>
 
 #include "attention/attention.h"
+#include "attention/projections.h"
 #include "attention/variants.h"
 
 namespace attnlab {
@@ -86,7 +87,7 @@ class ScoredAttention : public Attention {
   void mix(float* O, const float* P, int B, int Tq, int Tk, const float* v, size_t kv_bs) const;
   void map_rows(float* y, const float* x, int ldx, int N, const HeadMap& m, int h) const;
 
-  Param *w_q_, *b_q_, *w_k_, *b_k_, *w_v_, *b_v_, *w_o_, *b_o_;
+  Projections proj_;  // W_q, W_k, W_v, W_o and biases
   HeadMap mq_, mk_;
   Param* v_param_ = nullptr;
   std::vector<float> alibi_;  // ALiBi slope per head (0 without ALiBi)

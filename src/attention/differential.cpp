@@ -23,8 +23,6 @@ namespace {
 void init_normal(Param* p, Rng& rng, float std) {
   for (auto& x : p->w) x = std * rng.normal();
 }
-const float* data_or_null(const Param* p) { return p ? p->w.data() : nullptr; }
-float* grad_or_null(Param* p) { return p ? p->g.data() : nullptr; }
 // Below this much work a loop runs on one thread: on tiny problems (tests, short decoding steps)
 // the cost of waking the team exceeds the work. Tasks are independent, so results are the same.
 constexpr long kParallelMin = 1 << 14;
@@ -61,17 +59,7 @@ DifferentialAttention::DifferentialAttention(const AttentionSpec& spec, ParamSto
   lambda_init_ = lambda_init_for(spec_.layer_index);
   Ckv_ = Hkv_ * 2 * d_;
   const std::string& n = spec_.name;
-  w_q_ = store.add(n + ".w_q", {C, C}, ParamKind::weight);
-  w_k_ = store.add(n + ".w_k", {Ckv_, C}, ParamKind::weight);
-  w_v_ = store.add(n + ".w_v", {Ckv_, C}, ParamKind::weight);
-  w_o_ = store.add(n + ".w_o", {C, C}, ParamKind::weight);
-  b_q_ = b_k_ = b_v_ = b_o_ = nullptr;
-  if (spec_.bias) {
-    b_q_ = store.add(n + ".b_q", {C}, ParamKind::bias);
-    b_k_ = store.add(n + ".b_k", {Ckv_}, ParamKind::bias);
-    b_v_ = store.add(n + ".b_v", {Ckv_}, ParamKind::bias);
-    b_o_ = store.add(n + ".b_o", {C}, ParamKind::bias);
-  }
+  proj_ = Projections(spec_, Ckv_, store, rng);
   // λ vectors: few scalars that set an offset of λ, so like biases they get no weight decay
   lq1_ = store.add(n + ".lambda_q1", {d_}, ParamKind::bias);
   lk1_ = store.add(n + ".lambda_k1", {d_}, ParamKind::bias);
@@ -79,12 +67,8 @@ DifferentialAttention::DifferentialAttention(const AttentionSpec& spec, ParamSto
   lk2_ = store.add(n + ".lambda_k2", {d_}, ParamKind::bias);
   norm_w_ = norm_ ? store.add(n + ".norm_w", {2 * d_}, ParamKind::norm) : nullptr;
 
-  // GPT-2 initialisation for the projections (see scaled_dot_product.cpp); the λ vectors
+  // The projections were initialised by Projections (GPT-2); the λ vectors
   // N(0, 0.1²) and the norm weight 1, as in the paper's code.
-  init_normal(w_q_, rng, 0.02f);
-  init_normal(w_k_, rng, 0.02f);
-  init_normal(w_v_, rng, 0.02f);
-  init_normal(w_o_, rng, 0.02f / std::sqrt(2.0f * float(std::max(1, spec_.n_layers))));
   init_normal(lq1_, rng, 0.1f);
   init_normal(lk1_, rng, 0.1f);
   init_normal(lq2_, rng, 0.1f);
@@ -177,9 +161,8 @@ void DifferentialAttention::forward(float* out, const float* x_q, const float* x
   o_.resize(size_t(B) * Tq * C);
   y_.resize(size_t(B) * Tq * C);
   rstd_.resize(size_t(B) * Tq * H);
-  linear_forward(q_.data(), x_q, w_q_->w.data(), data_or_null(b_q_), B * Tq, C, C);
-  linear_forward(k_.data(), x_kv, w_k_->w.data(), data_or_null(b_k_), B * Tk, C, Ckv);
-  linear_forward(v_.data(), x_kv, w_v_->w.data(), data_or_null(b_v_), B * Tk, C, Ckv);
+  proj_.q(q_.data(), x_q, B * Tq);
+  proj_.kv(k_.data(), v_.data(), x_kv, B * Tk);
   const int qpos0 = Tk - Tq;  // queries are aligned to the end of the keys (as the causal mask)
   if (spec_.positions == "rope") {
     // every d-wide half is one rotary "head": Q is [B,Tq,2H,d], K is [B,Tk,2Hkv,d]
@@ -233,7 +216,7 @@ void DifferentialAttention::forward(float* out, const float* x_q, const float* x
             o_.data() + size_t(b) * Tq * C + h * D2, C);
     }
   norm_forward(y_.data(), rstd_.data(), o_.data(), B * Tq);
-  linear_forward(out, y_.data(), w_o_->w.data(), data_or_null(b_o_), B * Tq, C, C);
+  proj_.out(out, y_.data(), B * Tq);
 }
 
 void DifferentialAttention::backward(float* dx_q, float* dx_kv, const float* dout) {
@@ -247,7 +230,7 @@ void DifferentialAttention::backward(float* dx_q, float* dx_kv, const float* dou
   dk_.assign(k_.size(), 0.0f);
   dv_.assign(v_.size(), 0.0f);
 
-  linear_backward(dy_.data(), w_o_->g.data(), grad_or_null(b_o_), dout, y_.data(), w_o_->w.data(), B * Tq, C, C);
+  proj_.out_backward(dy_.data(), dout, y_.data(), B * Tq);
 
   // RMSNorm backward: G = (1 − λ_init)·dY ; dO = r·w⊙G − r³·O·Σ(w⊙G⊙O)/(2d)
   const int N = B * Tq;
@@ -323,13 +306,7 @@ void DifferentialAttention::backward(float* dx_q, float* dx_kv, const float* dou
         for (int c = 0; c < 2; c++) {
           // dS = A ⊙ (dA − rowsum(dA ⊙ A)), in place
           const float* P = A + c * TT;
-          for (int i = 0; i < Tq; i++) {
-            float* r = dS[c] + size_t(i) * Tk;
-            const float* pr = P + size_t(i) * Tk;
-            float dot = 0.0f;
-            for (int j = 0; j < Tk; j++) dot += r[j] * pr[j];
-            for (int j = 0; j < Tk; j++) r[j] = pr[j] * (r[j] - dot);
-          }
+          softmax_backward_inplace(dS[c], P, Tq, Tk);
           // dQ_c = s·dS K_c ;  dK_c += s·dSᵀ Q_c
           sgemm(false, false, Tq, d_, Tk, scale, dS[c], Tk, Kg + c * d_, Ckv, 0.0f, dQh + c * d_, C);
           sgemm(true, false, Tk, d_, Tq, scale, dS[c], Tk, Qh + c * d_, C, 1.0f, dKg + c * d_, Ckv);
@@ -352,9 +329,7 @@ void DifferentialAttention::backward(float* dx_q, float* dx_kv, const float* dou
     rope_rotate(dq_.data(), B, Tq, 2 * H, d_, C, Tk - Tq, spec_.rope_base, -1);
     rope_rotate(dk_.data(), B, Tk, 2 * Hkv_, d_, Ckv, 0, spec_.rope_base, -1);
   }
-  linear_backward(dx_q, w_q_->g.data(), grad_or_null(b_q_), dq_.data(), x_q_, w_q_->w.data(), B * Tq, C, C);
-  linear_backward(dx_kv, w_k_->g.data(), grad_or_null(b_k_), dk_.data(), x_kv_, w_k_->w.data(), B * Tk, C, Ckv);
-  linear_backward(dx_kv, w_v_->g.data(), grad_or_null(b_v_), dv_.data(), x_kv_, w_v_->w.data(), B * Tk, C, Ckv);
+  proj_.qkv_backward(dx_q, dx_kv, dq_.data(), dk_.data(), dv_.data(), x_q_, x_kv_, B * Tq, B * Tk);
 }
 
 std::vector<float> DifferentialAttention::attention_weights() const {
@@ -399,9 +374,8 @@ void DifferentialAttention::forward_cached(float* out, const float* x_new, int B
   ck_.resize(size_t(B) * Tn * Ckv * 2);  // new K then new V
   float* kn = ck_.data();
   float* vn = ck_.data() + size_t(B) * Tn * Ckv;
-  linear_forward(cq_.data(), x_new, w_q_->w.data(), data_or_null(b_q_), B * Tn, C, C);
-  linear_forward(kn, x_new, w_k_->w.data(), data_or_null(b_k_), B * Tn, C, Ckv);
-  linear_forward(vn, x_new, w_v_->w.data(), data_or_null(b_v_), B * Tn, C, Ckv);
+  proj_.q(cq_.data(), x_new, B * Tn);
+  proj_.kv(kn, vn, x_new, B * Tn);
   if (spec_.positions == "rope") {
     rope_rotate(cq_.data(), B, Tn, 2 * H, d_, C, L, spec_.rope_base, +1);
     rope_rotate(kn, B, Tn, 2 * Hkv_, d_, Ckv, L, spec_.rope_base, +1);
@@ -429,7 +403,7 @@ void DifferentialAttention::forward_cached(float* out, const float* x_new, int B
             co_.data() + size_t(b) * Tn * C + h * D2, C);
     }
   norm_forward(cy_.data(), crstd_.data(), co_.data(), B * Tn);
-  linear_forward(out, cy_.data(), w_o_->w.data(), data_or_null(b_o_), B * Tn, C, C);
+  proj_.out(out, cy_.data(), B * Tn);
   cache_len_ = Tk;
 }
 

@@ -41,6 +41,7 @@
 // and D (twice the maps again with dropout). The KV cache holds the rotated K and V.
 #pragma once
 #include "attention/attention.h"
+#include "attention/projections.h"
 #include "attention/variants.h"
 
 namespace attnlab {
@@ -76,7 +77,7 @@ class DifferentialAttention : public Attention {
   float scale_, lambda_init_;
   bool norm_;
   static constexpr float kEps = 1e-5f;
-  Param *w_q_, *b_q_, *w_k_, *b_k_, *w_v_, *b_v_, *w_o_, *b_o_;
+  Projections proj_;  // W_q, W_k, W_v, W_o and biases
   Param *lq1_, *lk1_, *lq2_, *lk2_, *norm_w_;
   // saved by forward for backward (x_q / x_kv are the caller's buffers and must outlive backward)
   const float* x_q_ = nullptr;

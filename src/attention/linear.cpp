@@ -22,12 +22,6 @@ namespace attnlab {
 
 namespace {
 
-void init_normal(Param* p, Rng& rng, float std) {
-  for (auto& x : p->w) x = std * rng.normal();
-}
-const float* data_or_null(const Param* p) { return p ? p->w.data() : nullptr; }
-float* grad_or_null(Param* p) { return p ? p->g.data() : nullptr; }
-
 // φ(x) = elu(x) + 1, and φ'(x) from x and φ(x) (for x ≤ 0, φ' = eˣ = φ)
 inline float phi(float x) { return x > 0.0f ? x + 1.0f : std::exp(x); }
 inline float dphi(float x, float fx) { return x > 0.0f ? 1.0f : fx; }
@@ -88,23 +82,8 @@ LinearAttention::LinearAttention(const AttentionSpec& spec, ParamStore& store, R
   if (spec_.scale != "inv_sqrt_dk") user_error("attention '{}': linear attention has no score scale", spec_.name);
   D_ = C / H_;
   const int Ckv = Hkv_ * D_;
-  const std::string& n = spec_.name;
-  w_q_ = store.add(n + ".w_q", {C, C}, ParamKind::weight);
-  w_k_ = store.add(n + ".w_k", {Ckv, C}, ParamKind::weight);
-  w_v_ = store.add(n + ".w_v", {Ckv, C}, ParamKind::weight);
-  w_o_ = store.add(n + ".w_o", {C, C}, ParamKind::weight);
-  b_q_ = b_k_ = b_v_ = b_o_ = nullptr;
-  if (spec_.bias) {
-    b_q_ = store.add(n + ".b_q", {C}, ParamKind::bias);
-    b_k_ = store.add(n + ".b_k", {Ckv}, ParamKind::bias);
-    b_v_ = store.add(n + ".b_v", {Ckv}, ParamKind::bias);
-    b_o_ = store.add(n + ".b_o", {C}, ParamKind::bias);
-  }
+  proj_ = Projections(spec_, Ckv, store, rng);
   // as scaled_dot_product: N(0, 0.02), the output projection scaled by 1/√(2·n_layers)
-  init_normal(w_q_, rng, 0.02f);
-  init_normal(w_k_, rng, 0.02f);
-  init_normal(w_v_, rng, 0.02f);
-  init_normal(w_o_, rng, 0.02f / std::sqrt(2.0f * float(std::max(1, spec_.n_layers))));
 }
 
 void LinearAttention::forward(float* out, const float* x_q, const float* x_kv, int B, int Tq, int Tk,
@@ -124,9 +103,8 @@ void LinearAttention::forward(float* out, const float* x_q, const float* x_kv, i
   v_.resize(k_.size());
   o_.resize(q_.size());
   den_.resize(size_t(B) * H * Tq);
-  linear_forward(q_.data(), x_q, w_q_->w.data(), data_or_null(b_q_), B * Tq, C, C);
-  linear_forward(k_.data(), x_kv, w_k_->w.data(), data_or_null(b_k_), B * Tk, C, Ckv);
-  linear_forward(v_.data(), x_kv, w_v_->w.data(), data_or_null(b_v_), B * Tk, C, Ckv);
+  proj_.q(q_.data(), x_q, B * Tq);
+  proj_.kv(k_.data(), v_.data(), x_kv, B * Tk);
 
   // key padding, and which queries see at least one kept key
   keep_.assign(size_t(B) * Tk, 1);
@@ -172,7 +150,7 @@ void LinearAttention::forward(float* out, const float* x_q, const float* x_kv, i
         den_[(size_t(b) * H + h) * Tq + i] = read_query(o_.data() + qr, S, z, fq_.data() + qr, D);
       }
     }
-  linear_forward(out, o_.data(), w_o_->w.data(), data_or_null(b_o_), B * Tq, C, C);
+  proj_.out(out, o_.data(), B * Tq);
   weights_kept_ = keep_weights_ && (long long)Tq * Tk <= kMaxWeightElems;
 }
 
@@ -185,8 +163,7 @@ void LinearAttention::backward(float* dx_q, float* dx_kv, const float* dout) {
   dq_.assign(q_.size(), 0.0f);
   dk_.assign(k_.size(), 0.0f);
   dv_.assign(v_.size(), 0.0f);
-  linear_backward(do_.data(), w_o_->g.data(), grad_or_null(b_o_), dout, o_.data(), w_o_->w.data(),
-                  B * Tq, C, C);
+  proj_.out_backward(do_.data(), dout, o_.data(), B * Tq);
 
   // per (b, kv head): (S, z) or (G, y) [D·D + D] and dn [D]; one task writes dK_g, dV_g and the
   // dQ_h of its group's heads only, so the result does not depend on the thread count
@@ -266,12 +243,7 @@ void LinearAttention::backward(float* dx_q, float* dx_kv, const float* dout) {
       }
     }
 
-  linear_backward(dx_q, w_q_->g.data(), grad_or_null(b_q_), dq_.data(), x_q_, w_q_->w.data(), B * Tq,
-                  C, C);
-  linear_backward(dx_kv, w_k_->g.data(), grad_or_null(b_k_), dk_.data(), x_kv_, w_k_->w.data(),
-                  B * Tk, C, Ckv);
-  linear_backward(dx_kv, w_v_->g.data(), grad_or_null(b_v_), dv_.data(), x_kv_, w_v_->w.data(),
-                  B * Tk, C, Ckv);
+  proj_.qkv_backward(dx_q, dx_kv, dq_.data(), dk_.data(), dv_.data(), x_q_, x_kv_, B * Tq, B * Tk);
 }
 
 // ---- recurrent form (generation): the state (S, z) per (b, kv head) is all that is kept
@@ -293,9 +265,8 @@ void LinearAttention::forward_cached(float* out, const float* x_new, int B, int 
   co_.resize(cq_.size());
   ck_.resize(size_t(B) * Tn * Ckv);
   cv_.resize(ck_.size());
-  linear_forward(cq_.data(), x_new, w_q_->w.data(), data_or_null(b_q_), B * Tn, C, C);
-  linear_forward(ck_.data(), x_new, w_k_->w.data(), data_or_null(b_k_), B * Tn, C, Ckv);
-  linear_forward(cv_.data(), x_new, w_v_->w.data(), data_or_null(b_v_), B * Tn, C, Ckv);
+  proj_.q(cq_.data(), x_new, B * Tn);
+  proj_.kv(ck_.data(), cv_.data(), x_new, B * Tn);
   for (float& x : cq_) x = phi(x);
   for (float& x : ck_) x = phi(x);
 #pragma omp parallel for collapse(2) schedule(static) if (double(B) * H_ * Tn * D * D >= kParallelWork)
@@ -312,7 +283,7 @@ void LinearAttention::forward_cached(float* out, const float* x_new, int B, int 
         }
       }
     }
-  linear_forward(out, co_.data(), w_o_->w.data(), data_or_null(b_o_), B * Tn, C, C);
+  proj_.out(out, co_.data(), B * Tn);
   cache_len_ += Tn;
 }
 

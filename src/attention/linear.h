@@ -33,6 +33,7 @@
 // builds one only on request). Saved activations: Q, K, V, φ(Q), φ(K), O and d: O(B·T·C).
 #pragma once
 #include "attention/attention.h"
+#include "attention/projections.h"
 #include "attention/variants.h"
 
 namespace attnlab {
@@ -57,7 +58,7 @@ class LinearAttention : public Attention {
 
  private:
   int H_, Hkv_, D_;
-  Param *w_q_, *b_q_, *w_k_, *b_k_, *w_v_, *b_v_, *w_o_, *b_o_;
+  Projections proj_;  // W_q, W_k, W_v, W_o and biases
   // saved by forward for backward (x_q / x_kv are the caller's buffers and must outlive backward)
   const float* x_q_ = nullptr;
   const float* x_kv_ = nullptr;

@@ -11,12 +11,6 @@
 
 namespace attnlab {
 
-namespace {
-void init_normal(Param* p, Rng& rng, float std) {
-  for (auto& x : p->w) x = std * rng.normal();
-}
-}  // namespace
-
 ScaledDotProductAttention::ScaledDotProductAttention(const AttentionSpec& spec, ParamStore& store,
                                                      Rng& rng)
     : Attention(spec) {
@@ -31,24 +25,9 @@ ScaledDotProductAttention::ScaledDotProductAttention(const AttentionSpec& spec, 
   D_ = C / H_;
   scale_ = attention_scale(spec_, D_);
   const int Ckv = Hkv_ * D_;
-  const std::string& n = spec_.name;
-  w_q_ = store.add(n + ".w_q", {C, C}, ParamKind::weight);
-  w_k_ = store.add(n + ".w_k", {Ckv, C}, ParamKind::weight);
-  w_v_ = store.add(n + ".w_v", {Ckv, C}, ParamKind::weight);
-  w_o_ = store.add(n + ".w_o", {C, C}, ParamKind::weight);
-  b_q_ = b_k_ = b_v_ = b_o_ = nullptr;
-  if (spec_.bias) {
-    b_q_ = store.add(n + ".b_q", {C}, ParamKind::bias);
-    b_k_ = store.add(n + ".b_k", {Ckv}, ParamKind::bias);
-    b_v_ = store.add(n + ".b_v", {Ckv}, ParamKind::bias);
-    b_o_ = store.add(n + ".b_o", {C}, ParamKind::bias);
-  }
+  proj_ = Projections(spec_, Ckv, store, rng);
   // GPT-2 initialisation: N(0, 0.02); the output projection feeds the residual
   // stream and is scaled by 1/√(2·n_layers).
-  init_normal(w_q_, rng, 0.02f);
-  init_normal(w_k_, rng, 0.02f);
-  init_normal(w_v_, rng, 0.02f);
-  init_normal(w_o_, rng, 0.02f / std::sqrt(2.0f * float(std::max(1, spec_.n_layers))));
 
   if (spec_.window < 0) user_error("attention '{}': window must be ≥ 0, got {}", spec_.name, spec_.window);
   if (spec_.positions == "rope") {
@@ -111,8 +90,6 @@ void ScaledDotProductAttention::softmax_block(float* P, int Tq, int Tk, int offs
   }
 }
 
-static const float* data_or_null(const Param* p) { return p ? p->w.data() : nullptr; }
-static float* grad_or_null(Param* p) { return p ? p->g.data() : nullptr; }
 
 void ScaledDotProductAttention::forward(float* out, const float* x_q, const float* x_kv, int B, int Tq,
                                         int Tk, const AttnMask& mask, bool train, Rng* rng) {
@@ -128,9 +105,8 @@ void ScaledDotProductAttention::forward(float* out, const float* x_q, const floa
   v_.resize(size_t(B) * Tk * Ckv);
   p_.resize(size_t(B) * H * Tq * Tk);
   o_.resize(size_t(B) * Tq * C);
-  linear_forward(q_.data(), x_q, w_q_->w.data(), data_or_null(b_q_), B * Tq, C, C);
-  linear_forward(k_.data(), x_kv, w_k_->w.data(), data_or_null(b_k_), B * Tk, C, Ckv);
-  linear_forward(v_.data(), x_kv, w_v_->w.data(), data_or_null(b_v_), B * Tk, C, Ckv);
+  proj_.q(q_.data(), x_q, B * Tq);
+  proj_.kv(k_.data(), v_.data(), x_kv, B * Tk);
 
   const int offset = Tk - Tq;  // query i is at absolute position i + offset, key j at j
   if (rope_) {
@@ -174,7 +150,7 @@ void ScaledDotProductAttention::forward(float* out, const float* x_q, const floa
             v_.data() + size_t(b) * Tk * Ckv + g * D, Ckv, 0.0f,
             o_.data() + size_t(b) * Tq * C + h * D, C);
     }
-  linear_forward(out, o_.data(), w_o_->w.data(), data_or_null(b_o_), B * Tq, C, C);
+  proj_.out(out, o_.data(), B * Tq);
 }
 
 void ScaledDotProductAttention::backward(float* dx_q, float* dx_kv, const float* dout) {
@@ -187,8 +163,7 @@ void ScaledDotProductAttention::backward(float* dx_q, float* dx_kv, const float*
   dv_.assign(v_.size(), 0.0f);
   const float* Pd = dropout_on_ ? pdrop_.data() : p_.data();  // P̃
 
-  linear_backward(do_.data(), w_o_->g.data(), grad_or_null(b_o_), dout, o_.data(), w_o_->w.data(),
-                  B * Tq, C, C);
+  proj_.out_backward(do_.data(), dout, o_.data(), B * Tq);
 
   const float scale = scale_;
   // one (b, kv head) pair per task, so dK_g and dV_g are written by one thread only
@@ -214,13 +189,7 @@ void ScaledDotProductAttention::backward(float* dx_q, float* dx_kv, const float*
           for (size_t i = 0; i < size_t(Tq) * Tk; i++) dP[i] *= m[i];
         }
         // dS = P ⊙ (dP − rowsum(dP ⊙ P)), in place
-        for (int i = 0; i < Tq; i++) {
-          float* r = dP + size_t(i) * Tk;
-          const float* pr = P + size_t(i) * Tk;
-          float dot = 0.0f;
-          for (int j = 0; j < Tk; j++) dot += r[j] * pr[j];
-          for (int j = 0; j < Tk; j++) r[j] = pr[j] * (r[j] - dot);
-        }
+        softmax_backward_inplace(dP, P, Tq, Tk);
         // dQ_h = s · dS K_g ;  dK_g += s · dSᵀ Q_h
         sgemm(false, false, Tq, D, Tk, scale, dP, Tk, Kg, Ckv, 0.0f,
               dq_.data() + size_t(b) * Tq * C + h * D, C);
@@ -233,12 +202,7 @@ void ScaledDotProductAttention::backward(float* dx_q, float* dx_kv, const float*
     rope_rotate(dq_.data(), B, Tq, H, D, C, Tk - Tq, spec_.rope_base, -1);
     rope_rotate(dk_.data(), B, Tk, Hkv_, D, Ckv, 0, spec_.rope_base, -1);
   }
-  linear_backward(dx_q, w_q_->g.data(), grad_or_null(b_q_), dq_.data(), x_q_, w_q_->w.data(), B * Tq,
-                  C, C);
-  linear_backward(dx_kv, w_k_->g.data(), grad_or_null(b_k_), dk_.data(), x_kv_, w_k_->w.data(),
-                  B * Tk, C, Ckv);
-  linear_backward(dx_kv, w_v_->g.data(), grad_or_null(b_v_), dv_.data(), x_kv_, w_v_->w.data(),
-                  B * Tk, C, Ckv);
+  proj_.qkv_backward(dx_q, dx_kv, dq_.data(), dk_.data(), dv_.data(), x_q_, x_kv_, B * Tq, B * Tk);
 }
 
 // ---- incremental decoding -------------------------------------------------------------------
@@ -291,9 +255,8 @@ void ScaledDotProductAttention::forward_cached(float* out, const float* x_new, i
   vn_.resize(size_t(B) * Tn * Ckv);
   on_.resize(size_t(B) * Tn * C);
   pc_.resize(size_t(B) * H * Tn * Lw);
-  linear_forward(qn_.data(), x_new, w_q_->w.data(), data_or_null(b_q_), B * Tn, C, C);
-  linear_forward(kn_.data(), x_new, w_k_->w.data(), data_or_null(b_k_), B * Tn, C, Ckv);
-  linear_forward(vn_.data(), x_new, w_v_->w.data(), data_or_null(b_v_), B * Tn, C, Ckv);
+  proj_.q(qn_.data(), x_new, B * Tn);
+  proj_.kv(kn_.data(), vn_.data(), x_new, B * Tn);
   if (rope_) {
     rope_rotate(qn_.data(), B, Tn, H, D, C, L0, spec_.rope_base, +1);
     rope_rotate(kn_.data(), B, Tn, Hkv_, D, Ckv, L0, spec_.rope_base, +1);
@@ -316,7 +279,7 @@ void ScaledDotProductAttention::forward_cached(float* out, const float* x_new, i
       softmax_block(P, Tn, Lw, L0 - k0, h, nullptr);
       sgemm(false, false, Tn, D, Lw, 1.0f, P, Lw, Vg, Ckv, 0.0f, on_.data() + size_t(b) * Tn * C + h * D, C);
     }
-  linear_forward(out, on_.data(), w_o_->w.data(), data_or_null(b_o_), B * Tn, C, C);
+  proj_.out(out, on_.data(), B * Tn);
   cache_len_ = L;
   last_cached_ = true;
   cached_k0_ = k0;

@@ -38,6 +38,7 @@
 // Memory: O(B·H·Tq·Tk) for P.
 #pragma once
 #include "attention/attention.h"
+#include "attention/projections.h"
 #include "attention/variants.h"
 
 namespace attnlab {
@@ -62,7 +63,7 @@ class ScaledDotProductAttention : public Attention {
   float scale_;
   bool rope_ = false, alibi_ = false;
   std::vector<float> slopes_;  // ALiBi slope per query head
-  Param *w_q_, *b_q_, *w_k_, *b_k_, *w_v_, *b_v_, *w_o_, *b_o_;
+  Projections proj_;  // W_q, W_k, W_v, W_o and biases
   // saved by forward for backward (x_q / x_kv are the caller's buffers and must outlive backward)
   const float* x_q_ = nullptr;
   const float* x_kv_ = nullptr;

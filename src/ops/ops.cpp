@@ -377,4 +377,14 @@ void residual_backward(float* da, float* db, const float* dout, size_t n) {
   }
 }
 
+void softmax_backward_inplace(float* d, const float* out, int N, int C) {
+  for (int i = 0; i < N; i++) {
+    float* r = d + size_t(i) * C;
+    const float* pr = out + size_t(i) * C;
+    float dot = 0.0f;
+    for (int j = 0; j < C; j++) dot += r[j] * pr[j];
+    for (int j = 0; j < C; j++) r[j] = pr[j] * (r[j] - dot);
+  }
+}
+
 }  // namespace attnlab
