@@ -40,24 +40,20 @@ F.multi_head_attention_forward with its 1/sqrt(D) undone in W_q, b_q.
 
 Reruns are bit-identical: fixed seeds per case and one torch thread.
 """
-import json
 import math
 import os
-import shutil
 import sys
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OUT_DIR = os.path.join(ROOT, "tests", "fixtures", "attention")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fixture_common as fc  # noqa: E402
+from fixture_common import PROJ_NAMES  # noqa: E402
+
 PREFIXES = ("bahdanau_", "luong_")
 SEED = 20240917
 WEIGHT_STD = 0.3  # the shared projections, as make_attention_fixtures.py
 SCORE_STD = {"u_q": 0.5, "u_k": 0.5, "w_a": 0.5, "w_c": 0.5, "v": 2.0}  # sharp, non-uniform weights
-
-PROJ_NAMES = ["w_q", "b_q", "w_k", "b_k", "w_v", "b_v", "w_o", "b_o"]
 
 
 def case(name, type_, B, Tq, Tk, C, H, Hkv, causal, self_attn=True, padding=None, score=None,
@@ -104,33 +100,9 @@ def score_param_names(cfg):
     return {"dot": [], "general": ["w_a"], "concat": ["w_c", "v"]}[cfg["score"]]
 
 
-def alibi_slopes(H):
-    """Press et al. 2022: for H a power of two, the geometric sequence 2^(-8/H), 2^(-16/H), ...;
-    otherwise the slopes of the closest lower power of two P, then every other slope of 2P."""
-    def pow2(n):
-        start = 2.0 ** (-8.0 / n)
-        return [start ** (i + 1) for i in range(n)]
-    P = 2 ** int(math.floor(math.log2(H)))
-    if P == H:
-        return pow2(H)
-    return pow2(P) + pow2(2 * P)[0::2][: H - P]
-
-
 def allowed_mask(cfg, keep):
     """[B,1,Tq,Tk] bool, True = query may attend to key."""
-    B, Tq, Tk = cfg["B"], cfg["Tq"], cfg["Tk"]
-    p = (torch.arange(Tq) + (Tk - Tq)).view(Tq, 1)  # absolute query positions
-    r = torch.arange(Tk).view(1, Tk)
-    allowed = torch.ones(Tq, Tk, dtype=torch.bool)
-    if cfg["causal"]:
-        allowed &= r <= p
-    w = cfg["window"]
-    if w > 0:
-        allowed &= (p - r < w) if cfg["causal"] else ((p - r).abs() < w)
-    allowed = allowed.view(1, 1, Tq, Tk).expand(B, 1, Tq, Tk)
-    if keep is not None:
-        allowed = allowed & keep.bool().view(B, 1, 1, Tk)
-    return allowed
+    return fc.allowed_mask(cfg, keep, window=cfg["window"])
 
 
 def alibi_bias(cfg, dtype):
@@ -138,7 +110,7 @@ def alibi_bias(cfg, dtype):
     Tq, Tk, H = cfg["Tq"], cfg["Tk"], cfg["H"]
     p = (torch.arange(Tq, dtype=dtype) + (Tk - Tq)).view(Tq, 1)
     r = torch.arange(Tk, dtype=dtype).view(1, Tk)
-    m = torch.tensor(alibi_slopes(H), dtype=dtype).view(1, H, 1, 1)
+    m = torch.tensor(fc.alibi_slopes(H), dtype=dtype).view(1, H, 1, 1)
     return -m * (p - r).abs().view(1, 1, Tq, Tk)
 
 
@@ -165,13 +137,9 @@ def scores(q, k, p, cfg):
 
 def reference_attention(x_q, x_kv, p, cfg, keep, score_fn=scores):
     B, Tq, C = x_q.shape
-    Tk = x_kv.shape[1]
     H, Hkv = cfg["H"], cfg["Hkv"]
-    D = C // H
     group = H // Hkv
-    q = (x_q @ p["w_q"].T + p["b_q"]).view(B, Tq, H, D).transpose(1, 2)
-    k = (x_kv @ p["w_k"].T + p["b_k"]).view(B, Tk, Hkv, D).transpose(1, 2)
-    v = (x_kv @ p["w_v"].T + p["b_v"]).view(B, Tk, Hkv, D).transpose(1, 2)
+    q, k, v = fc.project_heads(x_q, x_kv, p, H, Hkv)
     k = k.repeat_interleave(group, dim=1)  # kv head g serves query heads g*group .. (g+1)*group-1
     v = v.repeat_interleave(group, dim=1)
     s = score_fn(q, k, p, cfg)
@@ -203,92 +171,37 @@ def loop_scores(q, k, p, cfg):
 
 
 def check_with_mha(x_q, x_kv, p, cfg, keep):
-    """luong dot (no ALiBi) with torch's multi-head attention, which scales by 1/sqrt(D): undone
-    by multiplying W_q, b_q by sqrt(D); GQA by expanding the K/V projections."""
-    B, Tq, C = x_q.shape
-    Tk = x_kv.shape[1]
-    H, Hkv = cfg["H"], cfg["Hkv"]
-    D = C // H
-    group = H // Hkv
-    fold = math.sqrt(D)
-
-    def expand_w(w):
-        return w.view(Hkv, D, C).repeat_interleave(group, 0).reshape(C, C)
-
-    def expand_b(b):
-        return b.view(Hkv, D).repeat_interleave(group, 0).reshape(C)
-
+    """luong dot (no ALiBi) with torch's multi-head attention (fc.torch_mha), which scales by
+    1/sqrt(D): undone by multiplying W_q, b_q by sqrt(D); GQA by expanding the K/V projections."""
+    D = x_q.shape[2] // cfg["H"]
     allowed = allowed_mask(cfg, None)[0, 0]
-    kpm = None if keep is None else ~keep.bool()
-    out, _ = F.multi_head_attention_forward(
-        x_q.transpose(0, 1), x_kv.transpose(0, 1), x_kv.transpose(0, 1), C, H,
-        in_proj_weight=None,
-        in_proj_bias=torch.cat([p["b_q"] * fold, expand_b(p["b_k"]), expand_b(p["b_v"])]),
-        bias_k=None, bias_v=None, add_zero_attn=False, dropout_p=0.0,
-        out_proj_weight=p["w_o"], out_proj_bias=p["b_o"], training=False,
-        key_padding_mask=kpm, need_weights=False, attn_mask=~allowed,
-        use_separate_proj_weight=True,
-        q_proj_weight=p["w_q"] * fold, k_proj_weight=expand_w(p["w_k"]),
-        v_proj_weight=expand_w(p["w_v"]))
-    return out.transpose(0, 1)
+    return fc.torch_mha(x_q, x_kv, p, cfg["H"], cfg["Hkv"], math.sqrt(D), ~allowed, keep)
 
 
 def run_case(cfg, index):
     B, Tq, Tk, C, H, Hkv = (cfg[k] for k in ("B", "Tq", "Tk", "C", "H", "Hkv"))
     assert C % H == 0 and H % Hkv == 0
     D = C // H
-    Ckv = Hkv * D
-    if cfg["self_attention"]:
-        assert Tq == Tk
-    gen = torch.Generator().manual_seed(SEED + 1000 * index)
-
-    def randn(*shape, std=1.0):
-        return (torch.randn(*shape, generator=gen, dtype=torch.float32) * std).to(torch.float32)
-
-    x_q = randn(B, Tq, C)
-    x_kv = x_q if cfg["self_attention"] else randn(B, Tk, C)
-    params = {
-        "w_q": randn(C, C, std=WEIGHT_STD), "b_q": randn(C, std=WEIGHT_STD),
-        "w_k": randn(Ckv, C, std=WEIGHT_STD), "b_k": randn(Ckv, std=WEIGHT_STD),
-        "w_v": randn(Ckv, C, std=WEIGHT_STD), "b_v": randn(Ckv, std=WEIGHT_STD),
-        "w_o": randn(C, C, std=WEIGHT_STD), "b_o": randn(C, std=WEIGHT_STD),
-    }
+    seed = SEED + 1000 * index
     shapes = {"u_q": (H, D, D), "u_k": (H, D, D), "v": (H, D), "w_a": (H, D, D),
               "w_c": (H, D, 2 * D)}
     snames = score_param_names(cfg)
-    for n in snames:
-        params[n] = randn(*shapes[n], std=SCORE_STD[n])
-    names = PROJ_NAMES + snames
-    dout = randn(B, Tq, C)
-    keep = None
-    if cfg["padding"] is not None:
-        keep = torch.ones(B, Tk, dtype=torch.int32)
-        for b, pads in enumerate(cfg["padding"]):
-            for j in pads:
-                keep[b, j] = 0
+
+    def score_params(randn):
+        return {n: randn(*shapes[n], std=SCORE_STD[n]) for n in snames}
+
+    inp = fc.make_inputs(cfg, seed, Ckv=Hkv * D, weight_std=WEIGHT_STD, extra_params=score_params)
+    params = inp.params
 
     def forward_backward(dtype, c=cfg, prm=params, impl=reference_attention, **kw):
-        xq = x_q.to(dtype).clone().requires_grad_(True)
-        xkv = xq if c["self_attention"] else x_kv.to(dtype).clone().requires_grad_(True)
-        p = {k: v.to(dtype).clone().requires_grad_(True) for k, v in prm.items()}
-        out = impl(xq, xkv, p, c, keep, **kw)
-        (out * dout.to(dtype)).sum().backward()
-        res = {"out": out.detach(), "dx_q": xq.grad.detach()}
-        if not c["self_attention"]:
-            res["dx_kv"] = xkv.grad.detach()
-        for k in prm:
-            res["grad_" + k] = p[k].grad.detach()
-        return res
+        return fc.forward_backward(inp, c, impl, dtype, params=prm, **kw)
+
+    def agree(other, label, keys, mine=None):
+        fc.agree(cfg["name"], other, ref if mine is None else mine, label, keys)
 
     ref = forward_backward(torch.float64)
     f32 = forward_backward(torch.float32)
-    for k, v in ref.items():
-        assert torch.isfinite(v).all(), f"{cfg['name']}: non-finite reference {k}"
-
-    def agree(other, label, keys, mine=ref):
-        for k in keys:
-            err = (other[k] - mine[k]).abs().max().item()
-            assert err < 1e-10, f"{cfg['name']}: {label} disagrees on {k}: {err}"
+    fc.check_finite(cfg["name"], ref)
 
     # cross-checks of the reference (float64)
     additive = cfg["type"] == "bahdanau" or cfg["score"] == "concat"
@@ -310,77 +223,38 @@ def run_case(cfg, index):
                                prm={k: v for k, v in params.items() if k in PROJ_NAMES})
         agree(dot, "dot vs general with w_a = I", list(dot.keys()), mine=eye)
     if cfg["type"] == "luong" and cfg["score"] == "dot" and cfg["positions"] == "none":
-        agree(forward_backward(torch.float64, impl=lambda xq, xkv, p, c, kp: check_with_mha(xq, xkv, p, c, kp)),
-              "multi_head_attention_forward", list(ref.keys()))
+        agree(forward_backward(torch.float64, impl=check_with_mha), "multi_head_attention_forward",
+              list(ref.keys()))
 
     # how far from uniform the weights are (a fixture with near-uniform weights tests little)
     with torch.no_grad():
         p64 = {k: v.to(torch.float64) for k, v in params.items()}
-        qh = (x_q.double() @ p64["w_q"].T + p64["b_q"]).view(B, Tq, H, D).transpose(1, 2)
-        kh = (x_kv.double() @ p64["w_k"].T + p64["b_k"]).view(B, Tk, Hkv, D).transpose(1, 2)
+        qh = (inp.x_q.double() @ p64["w_q"].T + p64["b_q"]).view(B, Tq, H, D).transpose(1, 2)
+        kh = (inp.x_kv.double() @ p64["w_k"].T + p64["b_k"]).view(B, Tk, Hkv, D).transpose(1, 2)
         s = scores(qh, kh.repeat_interleave(H // Hkv, 1), p64, cfg)
         spread = s.std(dim=-1).mean().item()
 
-    d = os.path.join(OUT_DIR, cfg["name"])
-    os.makedirs(d)
-
-    def save(name, t, dtype):
-        np.save(os.path.join(d, name + ".npy"), t.detach().numpy().astype(dtype))
-
-    save("x_q", x_q, np.float32)
-    if not cfg["self_attention"]:
-        save("x_kv", x_kv, np.float32)
-    save("dout", dout, np.float32)
-    for k in names:
-        save(k, params[k], np.float32)
-    if keep is not None:
-        save("key_keep", keep, np.int32)
-    for k, v in ref.items():
-        save(k, v, np.float64)
-
-    fp32_err = {k: (f32[k].to(torch.float64) - ref[k]).abs().max().item() for k in ref}
-    meta = {
-        "case": cfg["name"],
+    fp32_err = fc.fp32_errors(f32, ref)
+    meta = fc.base_meta(cfg, seed, inp, ref, fp32_err, WEIGHT_STD)
+    meta.update({
         "type": cfg["type"],
-        "B": B, "Tq": Tq, "Tk": Tk, "C": C, "H": H, "Hkv": Hkv,
-        "causal": cfg["causal"],
         "scale": "inv_sqrt_dk",  # the spec's default; these scores have no scale
         "scale_value": 1.0,
-        "self_attention": cfg["self_attention"],
-        "bias": True,
-        "key_padding": keep is not None,
         "window": cfg["window"],
         "positions": cfg["positions"],
-        "seed": SEED + 1000 * index,
-        "weight_std": WEIGHT_STD,
         "score_param_std": {n: SCORE_STD[n] for n in snames},
-        "torch_version": torch.__version__,
-        "tensors": sorted(ref.keys()),
-        "torch_fp32_err": fp32_err,
-    }
+    })
     if cfg["type"] == "luong":
         meta["score"] = cfg["score"]
-    with open(os.path.join(d, "meta.json"), "w") as f:
-        json.dump(meta, f, indent=2, sort_keys=True)
-        f.write("\n")
-    worst = max(fp32_err.items(), key=lambda kv: kv[1])
+    fc.write_case(fc.OUT_DIR, cfg, inp, ref, meta)
+    name, err = fc.worst(fp32_err)
     print(f"{cfg['name']:<30} score std over keys {spread:.2f}; torch fp32 vs fp64: worst "
-          f"{worst[0]} {worst[1]:.3e}")
+          f"{name} {err:.3e}")
 
 
 def main():
-    torch.manual_seed(SEED)
-    torch.set_num_threads(1)  # fp32 results (and so meta.json) independent of the machine's cores
-    os.makedirs(OUT_DIR, exist_ok=True)
-    for e in sorted(os.listdir(OUT_DIR)):
-        if e.startswith(PREFIXES) and os.path.isdir(os.path.join(OUT_DIR, e)):
-            shutil.rmtree(os.path.join(OUT_DIR, e))
-    for i, cfg in enumerate(CASES):
-        run_case(cfg, i)
-    total = sum(os.path.getsize(os.path.join(OUT_DIR, c["name"], f))
-                for c in CASES for f in os.listdir(os.path.join(OUT_DIR, c["name"])))
-    print(f"wrote {len(CASES)} cases to {os.path.relpath(OUT_DIR, ROOT)} ({total / 1024:.1f} KiB)")
-    return 0
+    # only the bahdanau_* and luong_* directories: the rest belongs to other scripts
+    return fc.run_all(CASES, run_case, lambda entry: entry.startswith(PREFIXES), seed=SEED)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,8 @@ and on every gradient.
 
 Cases named sdpa_* exercise the options of the attention zoo on the same module (meta.json
 adds "type", "window", "positions", "rope_base"); their reference writes each option from its
-paper's definition (see rope_rotate_paper, alibi_slopes, allowed_mask below):
+paper's definition (see rope_rotate_paper, alibi_bias, allowed_mask below; the slopes and
+the masks are in fixture_common.py):
   window w (sliding window, as in Longformer / Mistral): query at absolute position p sees key r
     iff p - w < r <= p when causal, |p - r| < w when not (a symmetric band);
   rope (Su et al. 2021, RoFormer, eq. 34): every head's pairs (x_2i, x_2i+1) of a query / key at
@@ -46,22 +47,19 @@ tests/fixtures/attention (other variants' fixtures) are left alone.
 
 Reruns are bit-identical: fixed seeds per case and one torch thread.
 """
-import json
 import math
 import os
-import shutil
 import sys
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OUT_DIR = os.path.join(ROOT, "tests", "fixtures", "attention")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fixture_common as fc  # noqa: E402
+
 SEED = 20240611
 WEIGHT_STD = 0.3  # large enough that the softmax is far from uniform
-
-PARAM_NAMES = ["w_q", "b_q", "w_k", "b_k", "w_v", "b_v", "w_o", "b_o"]
 
 
 def case(name, B, Tq, Tk, C, H, Hkv, causal, scale="inv_sqrt_dk", self_attn=True, padding=None,
@@ -127,21 +125,7 @@ def scale_value(scale, D):
 
 def allowed_mask(cfg, keep):
     """[B,1,Tq,Tk] bool, True = query may attend to key."""
-    B, Tq, Tk = cfg["B"], cfg["Tq"], cfg["Tk"]
-    allowed = torch.ones(B, 1, Tq, Tk, dtype=torch.bool)
-    if cfg["causal"]:
-        i = torch.arange(Tq).unsqueeze(1)
-        j = torch.arange(Tk).unsqueeze(0)
-        allowed = allowed & (j <= i + (Tk - Tq)).view(1, 1, Tq, Tk)
-    w = opt(cfg, "window")
-    if w > 0:
-        p = (torch.arange(Tq) + (Tk - Tq)).unsqueeze(1)  # absolute query positions
-        r = torch.arange(Tk).unsqueeze(0)
-        band = (p - r < w) if cfg["causal"] else ((p - r).abs() < w)
-        allowed = allowed & band.view(1, 1, Tq, Tk)
-    if keep is not None:
-        allowed = allowed & keep.bool().view(B, 1, 1, Tk)
-    return allowed
+    return fc.allowed_mask(cfg, keep, window=opt(cfg, "window"))
 
 
 def query_positions(Tq, Tk):
@@ -175,27 +159,13 @@ def rope_rotate_complex(x, pos, base):
     return torch.view_as_real(z * e).reshape(x.shape)
 
 
-def alibi_slopes(H):
-    """Press et al. 2022: a geometric sequence 2^(-8/n), 2^(-16/n), ... for n a power of two;
-    otherwise the slopes of the closest lower power of two n, followed by every other slope of
-    2n heads (the paper's recipe for other head counts)."""
-    def power_of_2(n):
-        start = 2.0 ** (-8.0 / n)
-        return [start ** (i + 1) for i in range(n)]
-
-    if math.log2(H).is_integer():
-        return power_of_2(H)
-    n = 2 ** math.floor(math.log2(H))
-    return power_of_2(n) + alibi_slopes(2 * n)[0::2][:H - n]
-
-
 def alibi_bias(cfg, dtype):
     """[1,H,Tq,Tk]: -m_h * (p - r) for the causal mask (paper), -m_h * |p - r| otherwise."""
     H, Tq, Tk = cfg["H"], cfg["Tq"], cfg["Tk"]
     p = query_positions(Tq, Tk).view(Tq, 1)
     r = torch.arange(Tk, dtype=torch.float64).view(1, Tk)
     dist = (p - r) if cfg["causal"] else (p - r).abs()
-    m = torch.tensor(alibi_slopes(H), dtype=torch.float64).view(1, H, 1, 1)
+    m = torch.tensor(fc.alibi_slopes(H), dtype=torch.float64).view(1, H, 1, 1)
     return (-m * dist.view(1, 1, Tq, Tk)).to(dtype)
 
 
@@ -206,12 +176,7 @@ def reference_attention(x_q, x_kv, p, cfg, keep, rope=rope_rotate_paper):
     H, Hkv = cfg["H"], cfg["Hkv"]
     D = C // H
     group = H // Hkv
-    q = x_q @ p["w_q"].T + p["b_q"]  # [B,Tq,H*D]
-    k = x_kv @ p["w_k"].T + p["b_k"]  # [B,Tk,Hkv*D]
-    v = x_kv @ p["w_v"].T + p["b_v"]
-    q = q.view(B, Tq, H, D).transpose(1, 2)  # [B,H,Tq,D]
-    k = k.view(B, Tk, Hkv, D).transpose(1, 2)  # [B,Hkv,Tk,D]
-    v = v.view(B, Tk, Hkv, D).transpose(1, 2)
+    q, k, v = fc.project_heads(x_q, x_kv, p, H, Hkv)  # [B,H,Tq,D], [B,Hkv,Tk,D]
     if opt(cfg, "positions") == "rope":
         q = rope(q, query_positions(Tq, Tk), opt(cfg, "rope_base"))
         k = rope(k, torch.arange(Tk, dtype=torch.float64), opt(cfg, "rope_base"))
@@ -230,14 +195,13 @@ def reference_attention(x_q, x_kv, p, cfg, keep, rope=rope_rotate_paper):
 def check_with_sdpa(x_q, x_kv, p, cfg, keep):
     """Same computation with F.scaled_dot_product_attention (torch >= 2.0)."""
     B, Tq, C = x_q.shape
-    Tk = x_kv.shape[1]
     H, Hkv = cfg["H"], cfg["Hkv"]
     D = C // H
     group = H // Hkv
     s = scale_value(cfg["scale"], D)
-    q = (x_q @ p["w_q"].T + p["b_q"]).view(B, Tq, H, D).transpose(1, 2)
-    k = (x_kv @ p["w_k"].T + p["b_k"]).view(B, Tk, Hkv, D).transpose(1, 2).repeat_interleave(group, 1)
-    v = (x_kv @ p["w_v"].T + p["b_v"]).view(B, Tk, Hkv, D).transpose(1, 2).repeat_interleave(group, 1)
+    q, k, v = fc.project_heads(x_q, x_kv, p, H, Hkv)
+    k = k.repeat_interleave(group, 1)
+    v = v.repeat_interleave(group, 1)
     mask = allowed_mask(cfg, keep)  # SDPA: True = takes part in attention
     try:
         o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=s)
@@ -248,23 +212,14 @@ def check_with_sdpa(x_q, x_kv, p, cfg, keep):
 
 
 def check_with_mha(x_q, x_kv, p, cfg, keep):
-    """Same computation with torch's multi-head attention: F.multi_head_attention_forward, the
-    function nn.MultiheadAttention.forward runs (called directly so that gradients flow back to
-    our parameter tensors). It scales by 1/sqrt(D) and has no GQA, so the K/V projections are
-    expanded to H heads and our scale is folded into W_q, b_q (both differentiable)."""
+    """Same computation with torch's multi-head attention (fc.torch_mha): it scales by 1/sqrt(D)
+    and has no GQA, so the K/V projections are expanded to H heads and our scale is folded into
+    W_q, b_q."""
     B, Tq, C = x_q.shape
     Tk = x_kv.shape[1]
-    H, Hkv = cfg["H"], cfg["Hkv"]
+    H = cfg["H"]
     D = C // H
-    group = H // Hkv
     fold = scale_value(cfg["scale"], D) * math.sqrt(D)
-
-    def expand_w(w):  # [Hkv*D, C] -> [H*D, C], kv head g repeated for query heads g*group..
-        return w.view(Hkv, D, C).repeat_interleave(group, 0).reshape(C, C)
-
-    def expand_b(b):
-        return b.view(Hkv, D).repeat_interleave(group, 0).reshape(C)
-
     attn_mask = None
     if cfg["causal"]:
         i = torch.arange(Tq).unsqueeze(1)
@@ -279,146 +234,54 @@ def check_with_mha(x_q, x_kv, p, cfg, keep):
             add = add + alibi_bias(cfg, x_q.dtype)
         add = add.masked_fill(~band, float("-inf"))
         attn_mask = add.expand(B, H, Tq, Tk).reshape(B * H, Tq, Tk)
-    kpm = None if keep is None else ~keep.bool()  # MHA: True = ignore this key
-    out, _ = F.multi_head_attention_forward(
-        x_q.transpose(0, 1), x_kv.transpose(0, 1), x_kv.transpose(0, 1),  # MHA wants [T,B,C]
-        C, H,
-        in_proj_weight=None,
-        in_proj_bias=torch.cat([p["b_q"] * fold, expand_b(p["b_k"]), expand_b(p["b_v"])]),
-        bias_k=None, bias_v=None, add_zero_attn=False, dropout_p=0.0,
-        out_proj_weight=p["w_o"], out_proj_bias=p["b_o"], training=False,
-        key_padding_mask=kpm, need_weights=False, attn_mask=attn_mask,
-        use_separate_proj_weight=True,
-        q_proj_weight=p["w_q"] * fold, k_proj_weight=expand_w(p["w_k"]),
-        v_proj_weight=expand_w(p["w_v"]))
-    return out.transpose(0, 1)
+    return fc.torch_mha(x_q, x_kv, p, H, cfg["Hkv"], fold, attn_mask, keep)
 
 
 def run_case(cfg, index):
-    B, Tq, Tk, C, H, Hkv = (cfg[k] for k in ("B", "Tq", "Tk", "C", "H", "Hkv"))
+    C, H, Hkv = cfg["C"], cfg["H"], cfg["Hkv"]
     assert C % H == 0 and H % Hkv == 0
     D = C // H
-    Ckv = Hkv * D
-    if cfg["self_attention"]:
-        assert Tq == Tk
-    gen = torch.Generator().manual_seed(SEED + 1000 * index)
-
-    def randn(*shape, std=1.0):
-        return (torch.randn(*shape, generator=gen, dtype=torch.float32) * std).to(torch.float32)
-
-    # float32 values: what the C++ module sees; the float64 reference starts from the same values
-    x_q = randn(B, Tq, C)
-    x_kv = x_q if cfg["self_attention"] else randn(B, Tk, C)
-    params = {
-        "w_q": randn(C, C, std=WEIGHT_STD), "b_q": randn(C, std=WEIGHT_STD),
-        "w_k": randn(Ckv, C, std=WEIGHT_STD), "b_k": randn(Ckv, std=WEIGHT_STD),
-        "w_v": randn(Ckv, C, std=WEIGHT_STD), "b_v": randn(Ckv, std=WEIGHT_STD),
-        "w_o": randn(C, C, std=WEIGHT_STD), "b_o": randn(C, std=WEIGHT_STD),
-    }
-    dout = randn(B, Tq, C)
-    keep = None
-    if cfg["padding"] is not None:
-        keep = torch.ones(B, Tk, dtype=torch.int32)
-        for b, pads in enumerate(cfg["padding"]):
-            for j in pads:
-                keep[b, j] = 0
+    seed = SEED + 1000 * index
+    inp = fc.make_inputs(cfg, seed, Ckv=Hkv * D, weight_std=WEIGHT_STD)
 
     def forward_backward(dtype, impl=reference_attention):
-        xq = x_q.to(dtype).clone().requires_grad_(True)
-        xkv = xq if cfg["self_attention"] else x_kv.to(dtype).clone().requires_grad_(True)
-        p = {k: v.to(dtype).clone().requires_grad_(True) for k, v in params.items()}
-        out = impl(xq, xkv, p, cfg, keep)
-        (out * dout.to(dtype)).sum().backward()
-        res = {"out": out.detach(), "dx_q": xq.grad.detach()}
-        if not cfg["self_attention"]:
-            res["dx_kv"] = xkv.grad.detach()
-        for k in PARAM_NAMES:
-            res["grad_" + k] = p[k].grad.detach()
-        return res
+        return fc.forward_backward(inp, cfg, impl, dtype)
 
     ref = forward_backward(torch.float64)
     f32 = forward_backward(torch.float32)
-    for k, v in ref.items():
-        assert torch.isfinite(v).all(), f"{cfg['name']}: non-finite reference {k}"
+    fc.check_finite(cfg["name"], ref)
 
     # cross-checks of the reference implementation (float64: agreement to ~1e-12)
-    def agree(other, label, keys):
-        for k in keys:
-            err = (other[k] - ref[k]).abs().max().item()
-            assert err < 1e-10, f"{cfg['name']}: {label} disagrees on {k}: {err}"
-
     if opt(cfg, "positions") == "rope":
         # torch's attention has no RoPE: check the rotation against its complex form instead
         def complex_rope(xq, xkv, p, cfg, keep):
             return reference_attention(xq, xkv, p, cfg, keep, rope=rope_rotate_complex)
-        agree(forward_backward(torch.float64, complex_rope), "complex RoPE", list(ref.keys()))
+        fc.agree(cfg["name"], forward_backward(torch.float64, complex_rope), ref, "complex RoPE")
     else:
         if hasattr(F, "scaled_dot_product_attention") and opt(cfg, "positions") == "none":
-            agree(forward_backward(torch.float64, check_with_sdpa), "F.scaled_dot_product_attention",
-                  list(ref.keys()))
-        agree(forward_backward(torch.float64, check_with_mha), "multi_head_attention_forward",
-              list(ref.keys()))
+            fc.agree(cfg["name"], forward_backward(torch.float64, check_with_sdpa), ref,
+                     "F.scaled_dot_product_attention")
+        fc.agree(cfg["name"], forward_backward(torch.float64, check_with_mha), ref,
+                 "multi_head_attention_forward")
 
-    d = os.path.join(OUT_DIR, cfg["name"])
-    os.makedirs(d)
-
-    def save(name, t, dtype):
-        np.save(os.path.join(d, name + ".npy"), t.detach().numpy().astype(dtype))
-
-    save("x_q", x_q, np.float32)
-    if not cfg["self_attention"]:
-        save("x_kv", x_kv, np.float32)
-    save("dout", dout, np.float32)
-    for k in PARAM_NAMES:
-        save(k, params[k], np.float32)
-    if keep is not None:
-        save("key_keep", keep, np.int32)
-    for k, v in ref.items():
-        save(k, v, np.float64)
-
-    fp32_err = {k: (f32[k].to(torch.float64) - ref[k]).abs().max().item() for k in ref}
-    meta = {
-        "case": cfg["name"],
-        "B": B, "Tq": Tq, "Tk": Tk, "C": C, "H": H, "Hkv": Hkv,
-        "causal": cfg["causal"],
-        "scale": cfg["scale"],
-        "scale_value": scale_value(cfg["scale"], D),
-        "self_attention": cfg["self_attention"],
-        "bias": True,
-        "key_padding": keep is not None,
-        "seed": SEED + 1000 * index,
-        "weight_std": WEIGHT_STD,
-        "torch_version": torch.__version__,
-        "tensors": sorted(ref.keys()),
-        "torch_fp32_err": fp32_err,
-    }
+    fp32_err = fc.fp32_errors(f32, ref)
+    meta = fc.base_meta(cfg, seed, inp, ref, fp32_err, WEIGHT_STD)
+    meta["scale"] = cfg["scale"]
+    meta["scale_value"] = scale_value(cfg["scale"], D)
     if "options" in cfg:
         meta["type"] = "scaled_dot_product"
         meta["window"] = opt(cfg, "window")
         meta["positions"] = opt(cfg, "positions")
         meta["rope_base"] = opt(cfg, "rope_base")
-    with open(os.path.join(d, "meta.json"), "w") as f:
-        json.dump(meta, f, indent=2, sort_keys=True)
-        f.write("\n")
-    worst = max(fp32_err.items(), key=lambda kv: kv[1])
-    print(f"{cfg['name']:<26} torch fp32 vs fp64: worst {worst[0]} {worst[1]:.3e}")
+    fc.write_case(fc.OUT_DIR, cfg, inp, ref, meta)
+    name, err = fc.worst(fp32_err)
+    print(f"{cfg['name']:<26} torch fp32 vs fp64: worst {name} {err:.3e}")
 
 
 def main():
-    torch.manual_seed(SEED)
-    torch.set_num_threads(1)  # fp32 results (and so meta.json) independent of the machine's cores
     # only this script's case directories are replaced: other variants write theirs here too
-    os.makedirs(OUT_DIR, exist_ok=True)
-    for cfg in CASES:
-        d = os.path.join(OUT_DIR, cfg["name"])
-        if os.path.isdir(d):
-            shutil.rmtree(d)
-    for i, cfg in enumerate(CASES):
-        run_case(cfg, i)
-    total = sum(os.path.getsize(os.path.join(OUT_DIR, c["name"], f)) for c in CASES
-                for f in os.listdir(os.path.join(OUT_DIR, c["name"])))
-    print(f"wrote {len(CASES)} cases to {os.path.relpath(OUT_DIR, ROOT)} ({total / 1024:.1f} KiB)")
-    return 0
+    names = {c["name"] for c in CASES}
+    return fc.run_all(CASES, run_case, lambda entry: entry in names, seed=SEED)
 
 
 if __name__ == "__main__":

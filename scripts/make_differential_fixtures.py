@@ -32,17 +32,16 @@ one torch thread).
 
     /usr/bin/python3 scripts/make_differential_fixtures.py
 """
-import json
 import math
 import os
-import shutil
 import sys
 
-import numpy as np
 import torch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OUT_DIR = os.path.join(ROOT, "tests", "fixtures", "attention")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fixture_common as fc  # noqa: E402
+from fixture_common import PROJ_NAMES  # noqa: E402
+
 PREFIX = "differential_"
 SEED = 20241007
 WEIGHT_STD = 0.3   # projections and biases: softmax far from uniform
@@ -71,7 +70,6 @@ CASES = [
     case("rope", B=2, Tq=7, Tk=7, C=16, H=2, Hkv=2, causal=True, positions="rope", layer_index=5),
 ]
 
-PROJ_NAMES = ["w_q", "b_q", "w_k", "b_k", "w_v", "b_v", "w_o", "b_o"]
 LAMBDA_NAMES = ["lambda_q1", "lambda_k1", "lambda_q2", "lambda_k2"]
 PARAM_NAMES = PROJ_NAMES + LAMBDA_NAMES + ["norm_w"]
 
@@ -82,20 +80,7 @@ def lambda_init(layer_index):
 
 def allowed_mask(cfg, keep):
     """[B,1,Tq,Tk] bool, True = query may attend to key. Query i sits at p = i + Tk - Tq."""
-    B, Tq, Tk, w = cfg["B"], cfg["Tq"], cfg["Tk"], cfg["window"]
-    p = (torch.arange(Tq) + (Tk - Tq)).unsqueeze(1)
-    r = torch.arange(Tk).unsqueeze(0)
-    allowed = torch.ones(Tq, Tk, dtype=torch.bool)
-    if cfg["causal"]:
-        allowed &= r <= p
-        if w > 0:
-            allowed &= r > p - w
-    elif w > 0:
-        allowed &= (p - r).abs() < w
-    allowed = allowed.view(1, 1, Tq, Tk).expand(B, 1, Tq, Tk)
-    if keep is not None:
-        allowed = allowed & keep.bool().view(B, 1, 1, Tk)
-    return allowed
+    return fc.allowed_mask(cfg, keep, window=cfg["window"])
 
 
 def rope_complex(x, pos, base):
@@ -180,121 +165,51 @@ def check_paper_layout(x_q, x_kv, p, cfg, keep):
 
 
 def run_case(cfg, index):
-    B, Tq, Tk, C, H, Hkv = (cfg[k] for k in ("B", "Tq", "Tk", "C", "H", "Hkv"))
+    C, H, Hkv = cfg["C"], cfg["H"], cfg["Hkv"]
     assert C % (2 * H) == 0 and H % Hkv == 0
     d = C // (2 * H)
-    Ckv = Hkv * 2 * d
-    if cfg["self_attention"]:
-        assert Tq == Tk
-    gen = torch.Generator().manual_seed(SEED + 1000 * index)
+    seed = SEED + 1000 * index
 
-    def randn(*shape, std=1.0, mean=0.0):
-        return (torch.randn(*shape, generator=gen, dtype=torch.float32) * std + mean).to(torch.float32)
+    def extra_params(randn):
+        prm = {n: randn(d, std=LAMBDA_STD) for n in LAMBDA_NAMES}
+        prm["norm_w"] = randn(2 * d, std=NORM_STD, mean=1.0)
+        return prm
 
-    x_q = randn(B, Tq, C)
-    x_kv = x_q if cfg["self_attention"] else randn(B, Tk, C)
-    params = {
-        "w_q": randn(C, C, std=WEIGHT_STD), "b_q": randn(C, std=WEIGHT_STD),
-        "w_k": randn(Ckv, C, std=WEIGHT_STD), "b_k": randn(Ckv, std=WEIGHT_STD),
-        "w_v": randn(Ckv, C, std=WEIGHT_STD), "b_v": randn(Ckv, std=WEIGHT_STD),
-        "w_o": randn(C, C, std=WEIGHT_STD), "b_o": randn(C, std=WEIGHT_STD),
-    }
-    for n in LAMBDA_NAMES:
-        params[n] = randn(d, std=LAMBDA_STD)
-    params["norm_w"] = randn(2 * d, std=NORM_STD, mean=1.0)
-    dout = randn(B, Tq, C)
-    keep = None
-    if cfg["padding"] is not None:
-        keep = torch.ones(B, Tk, dtype=torch.int32)
-        for b, pads in enumerate(cfg["padding"]):
-            for j in pads:
-                keep[b, j] = 0
+    inp = fc.make_inputs(cfg, seed, Ckv=Hkv * 2 * d, weight_std=WEIGHT_STD,
+                         extra_params=extra_params)
+    assert list(inp.params) == PARAM_NAMES
 
-    def forward_backward(dtype, impl=reference):
-        xq = x_q.to(dtype).clone().requires_grad_(True)
-        xkv = xq if cfg["self_attention"] else x_kv.to(dtype).clone().requires_grad_(True)
-        p = {k: v.to(dtype).clone().requires_grad_(True) for k, v in params.items()}
-        out = impl(xq, xkv, p, cfg, keep)
-        (out * dout.to(dtype)).sum().backward()
-        res = {"out": out.detach(), "dx_q": xq.grad.detach()}
-        if not cfg["self_attention"]:
-            res["dx_kv"] = xkv.grad.detach()
-        for k in PARAM_NAMES:
-            res["grad_" + k] = p[k].grad.detach()
-        return res
+    ref = fc.forward_backward(inp, cfg, reference, torch.float64)
+    f32 = fc.forward_backward(inp, cfg, reference, torch.float32)
+    fc.check_finite(cfg["name"], ref)
+    other = fc.forward_backward(inp, cfg, check_paper_layout, torch.float64)
+    fc.agree(cfg["name"], other, ref, "the paper-layout check")
 
-    ref = forward_backward(torch.float64)
-    f32 = forward_backward(torch.float32)
-    for k, v in ref.items():
-        assert torch.isfinite(v).all(), f"{cfg['name']}: non-finite reference {k}"
-    other = forward_backward(torch.float64, check_paper_layout)
-    for k in ref:
-        err = (other[k] - ref[k]).abs().max().item()
-        assert err < 1e-10, f"{cfg['name']}: the paper-layout check disagrees on {k}: {err}"
-
-    dname = os.path.join(OUT_DIR, cfg["name"])
-    os.makedirs(dname)
-
-    def save(name, t, dtype):
-        np.save(os.path.join(dname, name + ".npy"), t.detach().numpy().astype(dtype))
-
-    save("x_q", x_q, np.float32)
-    if not cfg["self_attention"]:
-        save("x_kv", x_kv, np.float32)
-    save("dout", dout, np.float32)
-    for k in PARAM_NAMES:
-        save(k, params[k], np.float32)
-    if keep is not None:
-        save("key_keep", keep, np.int32)
-    for k, v in ref.items():
-        save(k, v, np.float64)
-
-    fp32_err = {k: (f32[k].to(torch.float64) - ref[k]).abs().max().item() for k in ref}
+    params = inp.params
+    fp32_err = fc.fp32_errors(f32, ref)
     lam = (math.exp(float(torch.dot(params["lambda_q1"].double(), params["lambda_k1"].double())))
            - math.exp(float(torch.dot(params["lambda_q2"].double(), params["lambda_k2"].double())))
            + lambda_init(cfg["layer_index"]))
-    meta = {
-        "case": cfg["name"],
+    meta = fc.base_meta(cfg, seed, inp, ref, fp32_err, WEIGHT_STD)
+    meta.update({
         "type": "differential",
-        "B": B, "Tq": Tq, "Tk": Tk, "C": C, "H": H, "Hkv": Hkv,
-        "causal": cfg["causal"],
         "scale": "inv_sqrt_dk",
         "scale_value": 1.0 / math.sqrt(d),
-        "self_attention": cfg["self_attention"],
-        "bias": True,
-        "key_padding": keep is not None,
         "layer_index": cfg["layer_index"],
         "lambda_init": lambda_init(cfg["layer_index"]),
         "lambda": lam,
         "window": cfg["window"],
         "positions": cfg["positions"],
         "rope_base": cfg["rope_base"],
-        "seed": SEED + 1000 * index,
-        "weight_std": WEIGHT_STD,
-        "torch_version": torch.__version__,
-        "tensors": sorted(ref.keys()),
-        "torch_fp32_err": fp32_err,
-    }
-    with open(os.path.join(dname, "meta.json"), "w") as f:
-        json.dump(meta, f, indent=2, sort_keys=True)
-        f.write("\n")
-    worst = max(fp32_err.items(), key=lambda kv: kv[1])
-    print(f"{cfg['name']:<34} lambda {lam:+.4f}  torch fp32 vs fp64: worst {worst[0]} {worst[1]:.3e}")
+    })
+    fc.write_case(fc.OUT_DIR, cfg, inp, ref, meta)
+    name, err = fc.worst(fp32_err)
+    print(f"{cfg['name']:<34} lambda {lam:+.4f}  torch fp32 vs fp64: worst {name} {err:.3e}")
 
 
 def main():
-    torch.manual_seed(SEED)
-    torch.set_num_threads(1)  # fp32 results (and so meta.json) independent of the machine's cores
-    os.makedirs(OUT_DIR, exist_ok=True)
-    for entry in sorted(os.listdir(OUT_DIR)):
-        if entry.startswith(PREFIX):
-            shutil.rmtree(os.path.join(OUT_DIR, entry))
-    for i, cfg in enumerate(CASES):
-        run_case(cfg, i)
-    total = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(OUT_DIR)
-                for f in fs if os.path.basename(r).startswith(PREFIX))
-    print(f"wrote {len(CASES)} cases to {os.path.relpath(OUT_DIR, ROOT)}/{PREFIX}* ({total / 1024:.1f} KiB)")
-    return 0
+    return fc.run_all(CASES, run_case, lambda entry: entry.startswith(PREFIX), seed=SEED,
+                      label=f"/{PREFIX}*")
 
 
 if __name__ == "__main__":

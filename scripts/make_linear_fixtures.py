@@ -26,24 +26,19 @@ Run with the system python (torch + numpy):   /usr/bin/python3 scripts/make_line
 Only the linear_* case directories are replaced; reruns are bit-identical (fixed seeds, one
 torch thread).
 """
-import glob
-import json
 import os
-import shutil
 import sys
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OUT_DIR = os.path.join(ROOT, "tests", "fixtures", "attention")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fixture_common as fc  # noqa: E402
+
 PREFIX = "linear_"
 SEED = 20240923
 WEIGHT_STD = 0.3
 EPS = 1e-6  # LinearAttention::kEps
-
-PARAM_NAMES = ["w_q", "b_q", "w_k", "b_k", "w_v", "b_v", "w_o", "b_o"]
 
 
 def case(name, B, Tq, Tk, C, H, Hkv, causal, self_attn=True, padding=None):
@@ -68,28 +63,14 @@ CASES = [
 
 def allowed_mask(cfg, keep):
     """[B,1,Tq,Tk] bool, True = query may see key."""
-    B, Tq, Tk = cfg["B"], cfg["Tq"], cfg["Tk"]
-    allowed = torch.ones(B, 1, Tq, Tk, dtype=torch.bool)
-    if cfg["causal"]:
-        i = torch.arange(Tq).unsqueeze(1)
-        j = torch.arange(Tk).unsqueeze(0)
-        allowed = allowed & (j <= i + (Tk - Tq)).view(1, 1, Tq, Tk)
-    if keep is not None:
-        allowed = allowed & keep.bool().view(B, 1, 1, Tk)
-    return allowed
+    return fc.allowed_mask(cfg, keep)
 
 
 def project(x_q, x_kv, p, cfg):
     """Q [B,H,Tq,D], K and V [B,H,Tk,D] (kv head g repeated for query heads g*group..)."""
-    B, Tq, C = x_q.shape
-    Tk = x_kv.shape[1]
-    H, Hkv = cfg["H"], cfg["Hkv"]
-    D = C // H
-    group = H // Hkv
-    q = (x_q @ p["w_q"].T + p["b_q"]).view(B, Tq, H, D).transpose(1, 2)
-    k = (x_kv @ p["w_k"].T + p["b_k"]).view(B, Tk, Hkv, D).transpose(1, 2).repeat_interleave(group, 1)
-    v = (x_kv @ p["w_v"].T + p["b_v"]).view(B, Tk, Hkv, D).transpose(1, 2).repeat_interleave(group, 1)
-    return q, k, v
+    group = cfg["H"] // cfg["Hkv"]
+    q, k, v = fc.project_heads(x_q, x_kv, p, cfg["H"], cfg["Hkv"])
+    return q, k.repeat_interleave(group, 1), v.repeat_interleave(group, 1)
 
 
 def reference_linear_attention(x_q, x_kv, p, cfg, keep):
@@ -129,109 +110,32 @@ def check_cumsum_form(x_q, x_kv, p, cfg, keep):
 
 
 def run_case(cfg, index):
-    B, Tq, Tk, C, H, Hkv = (cfg[k] for k in ("B", "Tq", "Tk", "C", "H", "Hkv"))
+    C, H, Hkv = cfg["C"], cfg["H"], cfg["Hkv"]
     assert C % H == 0 and H % Hkv == 0
-    D = C // H
-    Ckv = Hkv * D
-    if cfg["self_attention"]:
-        assert Tq == Tk
     seed = SEED + 1000 * index
-    gen = torch.Generator().manual_seed(seed)
+    inp = fc.make_inputs(cfg, seed, Ckv=Hkv * (C // H), weight_std=WEIGHT_STD)
 
-    def randn(*shape, std=1.0):
-        return (torch.randn(*shape, generator=gen, dtype=torch.float32) * std).to(torch.float32)
+    ref = fc.forward_backward(inp, cfg, reference_linear_attention, torch.float64)
+    f32 = fc.forward_backward(inp, cfg, reference_linear_attention, torch.float32)
+    fc.check_finite(cfg["name"], ref)
+    other = fc.forward_backward(inp, cfg, check_cumsum_form, torch.float64)
+    fc.agree(cfg["name"], other, ref, "cumsum form")
 
-    x_q = randn(B, Tq, C)
-    x_kv = x_q if cfg["self_attention"] else randn(B, Tk, C)
-    params = {
-        "w_q": randn(C, C, std=WEIGHT_STD), "b_q": randn(C, std=WEIGHT_STD),
-        "w_k": randn(Ckv, C, std=WEIGHT_STD), "b_k": randn(Ckv, std=WEIGHT_STD),
-        "w_v": randn(Ckv, C, std=WEIGHT_STD), "b_v": randn(Ckv, std=WEIGHT_STD),
-        "w_o": randn(C, C, std=WEIGHT_STD), "b_o": randn(C, std=WEIGHT_STD),
-    }
-    dout = randn(B, Tq, C)
-    keep = None
-    if cfg["padding"] is not None:
-        keep = torch.ones(B, Tk, dtype=torch.int32)
-        for b, pads in enumerate(cfg["padding"]):
-            for j in pads:
-                keep[b, j] = 0
-
-    def forward_backward(dtype, impl=reference_linear_attention):
-        xq = x_q.to(dtype).clone().requires_grad_(True)
-        xkv = xq if cfg["self_attention"] else x_kv.to(dtype).clone().requires_grad_(True)
-        p = {k: v.to(dtype).clone().requires_grad_(True) for k, v in params.items()}
-        out = impl(xq, xkv, p, cfg, keep)
-        (out * dout.to(dtype)).sum().backward()
-        res = {"out": out.detach(), "dx_q": xq.grad.detach()}
-        if not cfg["self_attention"]:
-            res["dx_kv"] = xkv.grad.detach()
-        for k in PARAM_NAMES:
-            res["grad_" + k] = p[k].grad.detach()
-        return res
-
-    ref = forward_backward(torch.float64)
-    f32 = forward_backward(torch.float32)
-    for k, v in ref.items():
-        assert torch.isfinite(v).all(), f"{cfg['name']}: non-finite reference {k}"
-    other = forward_backward(torch.float64, check_cumsum_form)
-    for k in ref:
-        err = (other[k] - ref[k]).abs().max().item()
-        assert err < 1e-10, f"{cfg['name']}: cumsum form disagrees on {k}: {err}"
-
-    d = os.path.join(OUT_DIR, cfg["name"])
-    os.makedirs(d)
-
-    def save(name, t, dtype):
-        np.save(os.path.join(d, name + ".npy"), t.detach().numpy().astype(dtype))
-
-    save("x_q", x_q, np.float32)
-    if not cfg["self_attention"]:
-        save("x_kv", x_kv, np.float32)
-    save("dout", dout, np.float32)
-    for k in PARAM_NAMES:
-        save(k, params[k], np.float32)
-    if keep is not None:
-        save("key_keep", keep, np.int32)
-    for k, v in ref.items():
-        save(k, v, np.float64)
-
-    fp32_err = {k: (f32[k].to(torch.float64) - ref[k]).abs().max().item() for k in ref}
-    meta = {
-        "case": cfg["name"],
+    fp32_err = fc.fp32_errors(f32, ref)
+    meta = fc.base_meta(cfg, seed, inp, ref, fp32_err, WEIGHT_STD)
+    meta.update({
         "type": "linear",
         "feature_map": "elu+1",
         "eps": EPS,
-        "B": B, "Tq": Tq, "Tk": Tk, "C": C, "H": H, "Hkv": Hkv,
-        "causal": cfg["causal"],
         "scale": "inv_sqrt_dk",  # the spec's default; linear attention has no score scale
-        "self_attention": cfg["self_attention"],
-        "bias": True,
-        "key_padding": keep is not None,
-        "seed": seed,
-        "weight_std": WEIGHT_STD,
-        "torch_version": torch.__version__,
-        "tensors": sorted(ref.keys()),
-        "torch_fp32_err": fp32_err,
-    }
-    with open(os.path.join(d, "meta.json"), "w") as f:
-        json.dump(meta, f, indent=2, sort_keys=True)
-        f.write("\n")
-    worst = max(fp32_err.items(), key=lambda kv: kv[1])
-    print(f"{cfg['name']:<28} torch fp32 vs fp64: worst {worst[0]} {worst[1]:.3e}")
+    })
+    fc.write_case(fc.OUT_DIR, cfg, inp, ref, meta)
+    name, err = fc.worst(fp32_err)
+    print(f"{cfg['name']:<28} torch fp32 vs fp64: worst {name} {err:.3e}")
 
 
 def main():
-    torch.set_num_threads(1)  # fp32 results (and so meta.json) independent of the machine's cores
-    os.makedirs(OUT_DIR, exist_ok=True)
-    for old in glob.glob(os.path.join(OUT_DIR, PREFIX + "*")):
-        shutil.rmtree(old)
-    for i, cfg in enumerate(CASES):
-        run_case(cfg, i)
-    total = sum(os.path.getsize(os.path.join(r, f))
-                for c in CASES for r, _, fs in os.walk(os.path.join(OUT_DIR, c["name"])) for f in fs)
-    print(f"wrote {len(CASES)} cases to {os.path.relpath(OUT_DIR, ROOT)}/{PREFIX}* ({total / 1024:.1f} KiB)")
-    return 0
+    return fc.run_all(CASES, run_case, lambda entry: entry.startswith(PREFIX), label=f"/{PREFIX}*")
 
 
 if __name__ == "__main__":
