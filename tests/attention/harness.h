@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -134,10 +136,114 @@ struct GcConfig {
   int layer_index = 0;
 };
 
+// What run_gradcheck hands to the hooks of GcOptions: the module, its parameters (redrawn), the
+// inputs and the key mask of the check.
+struct GcContext {
+  const GcConfig& config;
+  Attention& attn;
+  ParamStore& store;
+  const std::vector<float>& x_q;
+  const std::vector<float>& x_kv;  // = x_q for self-attention
+  const std::vector<unsigned char>& keep;  // empty = no mask
+  Param* param(const std::string& short_name) const { return store.find("attn." + short_name); }
+};
+
+// Counters over the checks of one or more run_gradcheck calls (GcOptions::stats).
+struct GcStats {
+  size_t checked = 0, shrunk = 0, skipped = 0;  // elements: checked, checked with a step < step, not checked
+  double worst_ratio = 0.0;     // max |a − n| / bound (only with rounding_noise > 0)
+  double worst_rel_full = 0.0;  // max_rel over the elements checked with the full step
+};
+
+// Options of run_gradcheck. The defaults give the check described above; each variant that
+// needs more sets only what it needs (the reasons are documented next to those settings).
+struct GcOptions {
+  // The module; default make_attention(spec, ...). Weights are then redrawn N(0, weight_std²).
+  std::function<std::unique_ptr<Attention>(const AttentionSpec&, ParamStore&, Rng&)> make;
+  float weight_std = kGradcheckWeightStd;
+  // Per-parameter std (short names, e.g. "v"): the drawn values are rescaled by std / weight_std.
+  std::map<std::string, float> param_std;
+  // Called after the weights are drawn, with the weights' Rng (may draw more, e.g. to constrain λ).
+  std::function<void(Attention&, ParamStore&, Rng&)> after_init;
+  // Appended to the label in the summary line (e.g. the value of λ).
+  std::function<std::string(Attention&)> describe;
+  float step = kGradcheckStep;  // largest step h of the Richardson quotient
+  // 1: (4·n(h/2) − n(h))/3; 2: Romberg's second level (64·n(h/4) − 20·n(h/2) + n(h))/45.
+  int richardson_levels = 1;
+  // A tensor with max_rel >= retry_above is measured again with each of retry_steps (same
+  // Richardson level) and the best max_rel counts.
+  std::vector<float> retry_steps;
+  double retry_above = 0.0;
+  // > 0: a tensor with max_rel >= retry_above whose elements all agree within noise_abs_tol
+  // (max |a − n|) is accepted.
+  double noise_abs_tol = 0.0;
+  // > 0: an element passes when |a − n| <= tol·max(|a|, |n|, floor) + rounding_noise·Σ|out ⊙ U|/h
+  // (the assertion is then error/bound < 1 per tensor).
+  double rounding_noise = 0.0;
+  // Per-element step: called once per check with the context, returns step(tensor name, element).
+  // A step <= 0 skips the element (counted in stats->skipped). Unset: every element uses `step`.
+  std::function<std::function<double(const std::string&, size_t)>(const GcContext&)> element_step;
+  // The zero-gradient rule below (a tensor whose analytic gradient is < 1e-5 everywhere).
+  bool zero_gradient_rule = true;
+  GcStats* stats = nullptr;  // accumulates element counts and worst ratios when set
+};
+
+// Numerical gradient of loss() with respect to x (restored bit-exactly), with the step of each
+// element from step_of (0: skipped, numerical value 0), and the error metric of gradcheck.h over
+// the checked elements. With every step equal to h and levels 1 this is gradcheck() with
+// GradCheckOptions{h, richardson = true}, bit for bit.
+template <typename LossFn, typename StepFn>
+inline GradCheckResult gradcheck_steps(std::vector<float>& x, const std::vector<float>& analytic, LossFn&& loss,
+                                       int levels, StepFn&& step_of, std::vector<double>& num,
+                                       std::vector<double>& steps) {
+  REQUIRE(x.size() == analytic.size());
+  auto central = [&](size_t i, float h) {
+    const float orig = x[i], xp = orig + h, xm = orig - h;
+    x[i] = xp;
+    const double lp = loss();
+    x[i] = xm;
+    const double lm = loss();
+    x[i] = orig;
+    return (lp - lm) / (double(xp) - double(xm));
+  };
+  const size_t n = x.size();
+  num.assign(n, 0.0);
+  steps.assign(n, 0.0);
+  for (size_t i = 0; i < n; i++) {
+    const double h = step_of(i);
+    if (!(h > 0.0)) continue;
+    steps[i] = h;
+    num[i] = levels >= 2 ? (64.0 * central(i, float(h / 4)) - 20.0 * central(i, float(h / 2)) + central(i, float(h))) / 45.0
+                         : (4.0 * central(i, float(h / 2)) - central(i, float(h))) / 3.0;
+  }
+  const GradCheckOptions defaults;
+  double scale = 0.0;
+  for (size_t i = 0; i < n; i++)
+    if (steps[i] > 0.0) scale = std::max({scale, std::fabs(double(analytic[i])), std::fabs(num[i])});
+  GradCheckResult r;
+  r.floor = std::max(defaults.floor_frac * scale, defaults.min_floor);
+  bool first = true;
+  for (size_t i = 0; i < n; i++) {
+    if (!(steps[i] > 0.0)) continue;
+    r.checked++;
+    const double a = analytic[i], abs_err = std::fabs(a - num[i]);
+    const double rel_err = abs_err / std::max({std::fabs(a), std::fabs(num[i]), r.floor});
+    r.max_abs = std::max(r.max_abs, abs_err);
+    if (first || rel_err > r.max_rel) {
+      r.max_rel = rel_err;
+      r.worst = i;
+      r.worst_analytic = a;
+      r.worst_numeric = num[i];
+    }
+    first = false;
+  }
+  return r;
+}
+
 // Runs forward + backward once (analytic gradients), then central differences of
 // L = Σ out ⊙ U (double accumulation) for every element of every input and parameter.
 // Returns the largest relative error over all tensors.
-inline double run_gradcheck(const GcConfig& c, uint64_t seed) {
+inline double run_gradcheck(const GcConfig& c, uint64_t seed, const GcOptions& opt = {}) {
   INFO("gradcheck config: " << c.label);
   AttentionSpec spec = make_spec(c.C, c.H, c.Hkv, c.causal, c.scale);
   spec.dropout = c.dropout;
@@ -148,7 +254,19 @@ inline double run_gradcheck(const GcConfig& c, uint64_t seed) {
   spec.score = c.score;
   spec.layer_index = c.layer_index;
   spec.max_len = std::max(c.Tq, c.Tk);
-  Harness h(spec, seed, kGradcheckWeightStd);
+  // the module, as Harness(spec, seed, weight_std) builds it, then the options' adjustments
+  ParamStore store;
+  std::unique_ptr<Attention> attn;
+  {
+    Rng wrng(seed);
+    attn = opt.make ? opt.make(spec, store, wrng) : make_attention(spec, store, wrng);
+    if (opt.weight_std > 0.0f)
+      for (auto& p : store.all()) fill_normal(p.w.data(), p.w.size(), wrng, opt.weight_std);
+    for (const auto& [name, sd] : opt.param_std)
+      if (Param* p = store.find("attn." + name))
+        for (float& w : p->w) w *= sd / opt.weight_std;
+    if (opt.after_init) opt.after_init(*attn, store, wrng);
+  }
   Rng rng(seed + 1);
   std::vector<float> x_q = random_normal(size_t(c.B) * c.Tq * c.C, rng);
   std::vector<float> x_kv = c.self_attn ? std::vector<float>{} : random_normal(size_t(c.B) * c.Tk * c.C, rng);
@@ -163,22 +281,47 @@ inline double run_gradcheck(const GcConfig& c, uint64_t seed) {
   std::vector<float> out(U.size());
   auto loss = [&]() -> double {
     Rng drop_rng(1234);  // the same dropout mask on every forward
-    h.attn->forward(out.data(), x_q.data(), c.self_attn ? x_q.data() : x_kv.data(), c.B, c.Tq, c.Tk,
-                    mask, train, &drop_rng);
+    attn->forward(out.data(), x_q.data(), c.self_attn ? x_q.data() : x_kv.data(), c.B, c.Tq, c.Tk, mask, train,
+                  &drop_rng);
     return dot_double(out, U);
   };
   loss();
-  h.store.zero_grad();
+  double noise = 0.0;  // the rounding-noise allowance's numerator, rounding_noise·Σ|out ⊙ U|
+  if (opt.rounding_noise > 0.0) {
+    double loss_scale = 0.0;
+    for (size_t k = 0; k < out.size(); k++) loss_scale += std::fabs(double(out[k]) * U[k]);
+    noise = opt.rounding_noise * loss_scale;
+  }
+  store.zero_grad();
   std::vector<float> dx_q(x_q.size(), 0.0f), dx_kv(x_kv.size(), 0.0f);
-  h.attn->backward(dx_q.data(), c.self_attn ? dx_q.data() : dx_kv.data(), U.data());
+  attn->backward(dx_q.data(), c.self_attn ? dx_q.data() : dx_kv.data(), U.data());
 
-  std::string line = c.label + ":";
-  double worst = 0.0;
+  const GcContext ctx{c, *attn, store, x_q, c.self_attn ? x_q : x_kv, keep};
+  std::function<double(const std::string&, size_t)> element_step;
+  if (opt.element_step) element_step = opt.element_step(ctx);
+
+  const bool bounded = opt.rounding_noise > 0.0;
+  std::string line = c.label + (opt.describe ? opt.describe(*attn) : std::string()) + ":" +
+                     (bounded ? " error/bound" : "");
+  double worst = 0.0, cfg_ratio = 0.0, cfg_rel_full = 0.0;
   auto check = [&](const std::string& name, std::vector<float>& x, const std::vector<float>& g) {
-    const auto r = gradcheck_richardson(x, g, loss);
+    std::vector<double> num, steps;
+    auto measure = [&](float h) {
+      return gradcheck_steps(x, g, loss, opt.richardson_levels, [&](size_t i) {
+        if (!element_step) return double(h);
+        return element_step(name, i);
+      }, num, steps);
+    };
+    auto r = measure(opt.step);
+    if (opt.stats)
+      for (double s : steps) {
+        if (s > 0.0) opt.stats->checked++;
+        else opt.stats->skipped++;
+        if (s > 0.0 && s < double(opt.step)) opt.stats->shrunk++;
+      }
     double amax = 0.0;
     for (float v : g) amax = std::max(amax, double(std::fabs(v)));
-    if (amax < 1e-5) {
+    if (opt.zero_gradient_rule && amax < 1e-5) {
       // An identically zero gradient, e.g. dL/db_k of dot-product attention: b_k adds q·b_k to a
       // whole row of scores and the softmax is invariant to a per-row shift. Both gradients are
       // then pure rounding noise (analytic: a few ulps of the O(1) terms summed; numeric: the
@@ -187,6 +330,41 @@ inline double run_gradcheck(const GcConfig& c, uint64_t seed) {
       const double nmax = amax + r.max_abs;  // bounds the numerical gradient's magnitude
       line += fmt::format(" {}(=0) {:.1e}/{:.1e}", name, amax, nmax);
       CHECK_MESSAGE(nmax < 1e-3, fmt::format("{} d{} should be 0, numeric max |g| ~ {:.3e}", c.label, name, nmax));
+      return;
+    }
+    for (float h : opt.retry_steps) {
+      if (r.max_rel < opt.retry_above) break;
+      std::vector<double> num0 = num, steps0 = steps;
+      const auto r2 = measure(h);
+      if (r2.max_rel < r.max_rel) r = r2;
+      else num = std::move(num0), steps = std::move(steps0);
+    }
+    if (opt.noise_abs_tol > 0.0 && r.max_rel >= opt.retry_above && r.max_abs < opt.noise_abs_tol) {
+      line += fmt::format(" {}(abs) {:.1e}", name, r.max_abs);  // small gradients: agree absolutely
+      return;
+    }
+    if (bounded) {
+      // error / (tol·max(|a|, |n|, floor) + noise / h) per element; passes below 1
+      double ratio = 0.0, rel_full = 0.0;
+      size_t wi = 0;
+      for (size_t i = 0; i < x.size(); i++) {
+        if (!(steps[i] > 0.0)) continue;
+        const double err = std::fabs(g[i] - num[i]);
+        const double big = std::max({std::fabs(double(g[i])), std::fabs(num[i]), r.floor});
+        const double q = err / (kGradcheckTol * big + noise / steps[i]);
+        if (q > ratio) {
+          ratio = q;
+          wi = i;
+        }
+        if (steps[i] == double(opt.step)) rel_full = std::max(rel_full, err / big);
+      }
+      line += fmt::format(" {} {:.2f}", name, ratio);
+      cfg_ratio = std::max(cfg_ratio, ratio);
+      cfg_rel_full = std::max(cfg_rel_full, rel_full);
+      worst = std::max(worst, r.max_rel);
+      CHECK_MESSAGE(ratio < 1.0, fmt::format("{} d{}: element {}: analytic {:.6g}, numeric {:.6g} (step {:.2g}): "
+                                             "error {:.3g} × the bound",
+                                             c.label, name, wi, g[wi], num[wi], steps[wi], ratio));
       return;
     }
     line += fmt::format(" {} {:.1e}", name, r.max_rel);
@@ -199,11 +377,19 @@ inline double run_gradcheck(const GcConfig& c, uint64_t seed) {
   };
   check("x_q", x_q, dx_q);
   if (!c.self_attn) check("x_kv", x_kv, dx_kv);
-  for (Param& p : h.store.all()) {
+  for (Param& p : store.all()) {
     const std::vector<float> g = p.g;  // analytic gradient (forwards do not touch it)
     check(p.name.substr(5), p.w, g);
   }
-  MESSAGE(fmt::format("{}  (worst {:.2e})", line, worst));
+  if (bounded) {
+    if (opt.stats) {
+      opt.stats->worst_ratio = std::max(opt.stats->worst_ratio, cfg_ratio);
+      opt.stats->worst_rel_full = std::max(opt.stats->worst_rel_full, cfg_rel_full);
+    }
+    MESSAGE(fmt::format("{}  (worst {:.2f}; max_rel at the full step {:.2e})", line, cfg_ratio, cfg_rel_full));
+  } else {
+    MESSAGE(fmt::format("{}  (worst {:.2e})", line, worst));
+  }
   return worst;
 }
 

@@ -75,129 +75,45 @@ struct OneThread {
   ~OneThread() { omp_set_num_threads(saved); }
 };
 
-// Standard deviations of the additive score's parameters in the gradient checks. The harness
+// The additive scores (bahdanau, luong concat) run run_gradcheck (harness.h) with two options:
+// the same loss L = Σ out ⊙ U, the same threshold and error metric (gradcheck.h's: relative,
+// floored at 5% of the tensor's largest gradient).
+//
+// GcOptions::param_std — standard deviations of the additive score's parameters. The harness
 // redraws every parameter N(0, 0.4²); for the additive score that leaves it small
 // (|v_hᵀ tanh(·)| ~ 0.4·√D·0.6 ≈ 0.3 at D = 2), the softmax nearly uniform, and dL/dx_q of
 // order 1e-4..1e-3, where the finite differences' rounding noise (~1e-5) gives relative errors
 // of 1..2e-2 although the gradient is right (the PyTorch fixtures agree to 1e-6). With v of std
 // 2 and the maps of std 0.8 the scores spread over O(1) like the dot scores, and the gradients
-// are O(1e-2..1).
-const std::vector<std::pair<std::string, float>> kAdditiveStd = {{"v", 2.0f}, {"u_q", 0.8f}, {"u_k", 0.8f},
-                                                                 {"w_c", 0.8f}};
-
-// Finite differences one Richardson level further than the harness: with central differences
-// n(h) = g + a·h² + b·h⁴ + O(h⁶), Romberg's second level
+// are O(1e-2..1). (The drawn values are rescaled by std / 0.4.)
+//
+// GcOptions::richardson_levels = 2, step = kRombergStep — finite differences one Richardson
+// level further than the harness: with central differences n(h) = g + a·h² + b·h⁴ + O(h⁶),
+// Romberg's second level
 //     n_R2 = (64·n(h/4) − 20·n(h/2) + n(h)) / 45 = g + O(h⁶)
 // cancels the h⁴ term that the harness's (4·n(h/2) − n(h))/3 leaves. The additive score is
 // strongly curved (tanh of O(1) arguments, times v of std 2: dL/dw_k ~ 0.5 with L'' ~ 60 along
 // one weight), so that h⁴ term reached 0.5..1% in a few of 30 seeds. The smallest step is 2e-2,
-// as the harness's, so the rounding noise is the same. The error metric is gradcheck.h's
-// (relative, floored at 5% of the tensor's largest gradient). Measured over 41 seeds × the 20
+// as the harness's, so the rounding noise is the same. Measured over 41 seeds × the 20
 // additive configurations of each score (820 checks of bahdanau and 820 of concat): median
 // worst max_rel 6.5e-4, 99th percentile 3e-3, 2 checks above 5e-3 (6.5e-3 on a db_k, 5.4e-3 on
 // a dv, both tensors of size ~5e-3 whose error, 5..8e-5 absolute, is the forward's rounding
 // noise); the seeds below give 2.4e-3 at worst. A gradient off by 1% measures ~1e-2.
 constexpr float kRombergStep = 8e-2f;
 
-template <typename LossFn>
-GradCheckResult gradcheck_romberg(std::vector<float>& x, const std::vector<float>& analytic, LossFn&& loss, float h) {
-  REQUIRE(x.size() == analytic.size());
-  auto central = [&](size_t i, float step) {
-    const float orig = x[i], xp = orig + step, xm = orig - step;
-    x[i] = xp;
-    const double lp = loss();
-    x[i] = xm;
-    const double lm = loss();
-    x[i] = orig;
-    return (lp - lm) / (double(xp) - double(xm));
-  };
-  const size_t n = x.size();
-  std::vector<double> num(n);
-  double scale = 0.0;
-  for (size_t i = 0; i < n; i++) {
-    num[i] = (64.0 * central(i, h / 4) - 20.0 * central(i, h / 2) + central(i, h)) / 45.0;
-    scale = std::max({scale, std::fabs(double(analytic[i])), std::fabs(num[i])});
-  }
-  GradCheckResult r;
-  r.floor = std::max(GradCheckOptions{}.floor_frac * scale, GradCheckOptions{}.min_floor);
-  r.checked = n;
-  for (size_t i = 0; i < n; i++) {
-    const double a = analytic[i], abs_err = std::fabs(a - num[i]);
-    const double rel_err = abs_err / std::max({std::fabs(a), std::fabs(num[i]), r.floor});
-    r.max_abs = std::max(r.max_abs, abs_err);
-    if (i == 0 || rel_err > r.max_rel) {
-      r.max_rel = rel_err;
-      r.worst = i;
-      r.worst_analytic = a;
-      r.worst_numeric = num[i];
-    }
-  }
-  return r;
+GcOptions additive_gc_options() {
+  GcOptions opt;
+  opt.param_std = {{"v", 2.0f}, {"u_q", 0.8f}, {"u_k", 0.8f}, {"w_c", 0.8f}};
+  opt.richardson_levels = 2;
+  opt.step = kRombergStep;
+  opt.zero_gradient_rule = false;  // the additive checks assert max_rel on every tensor
+  return opt;
 }
 
-// run_gradcheck (harness.h), with the named parameters rescaled to the given std before the
-// check: the same loss L = Σ out ⊙ U, the same Richardson differences and threshold.
-double run_gradcheck_scaled(const GcConfig& c, uint64_t seed) {
-  INFO("gradcheck config: " << c.label);
-  AttentionSpec spec = make_spec(c.C, c.H, c.Hkv, c.causal, c.scale);
-  spec.dropout = c.dropout;
-  spec.bias = c.bias;
-  spec.type = c.type;
-  spec.window = c.window;
-  spec.positions = c.positions;
-  spec.score = c.score;
-  spec.max_len = std::max(c.Tq, c.Tk);
-  Harness h(spec, seed, kGradcheckWeightStd);
-  for (const auto& [name, std] : kAdditiveStd)
-    if (Param* p = h.store.find("attn." + name))
-      for (float& w : p->w) w *= std / kGradcheckWeightStd;
-  Rng rng(seed + 1);
-  std::vector<float> x_q = random_normal(size_t(c.B) * c.Tq * c.C, rng);
-  std::vector<float> x_kv = c.self_attn ? std::vector<float>{} : random_normal(size_t(c.B) * c.Tk * c.C, rng);
-  const std::vector<float> U = random_normal(size_t(c.B) * c.Tq * c.C, rng);
-  std::vector<unsigned char> keep;
-  AttnMask mask;
-  if (!c.pads.empty()) {
-    keep = keep_mask(c.B, c.Tk, c.pads);
-    mask.key_keep = keep.data();
-  }
-  const bool train = c.dropout > 0.0f;
-  std::vector<float> out(U.size());
-  auto loss = [&]() -> double {
-    Rng drop_rng(1234);
-    h.attn->forward(out.data(), x_q.data(), c.self_attn ? x_q.data() : x_kv.data(), c.B, c.Tq, c.Tk, mask, train,
-                    &drop_rng);
-    return dot_double(out, U);
-  };
-  loss();
-  h.store.zero_grad();
-  std::vector<float> dx_q(x_q.size(), 0.0f), dx_kv(x_kv.size(), 0.0f);
-  h.attn->backward(dx_q.data(), c.self_attn ? dx_q.data() : dx_kv.data(), U.data());
-  std::string line = c.label + ":";
-  double worst = 0.0;
-  auto check = [&](const std::string& name, std::vector<float>& x, const std::vector<float>& g) {
-    const auto r = gradcheck_romberg(x, g, loss, kRombergStep);
-    line += fmt::format(" {} {:.1e}", name, r.max_rel);
-    worst = std::max(worst, r.max_rel);
-    CHECK_MESSAGE(r.max_rel < kGradcheckTol,
-                  fmt::format("{} d{}: max rel error {:.3e} at element {} (analytic {:.6g}, numeric {:.6g}), max abs "
-                              "{:.3e}",
-                              c.label, name, r.max_rel, r.worst, r.worst_analytic, r.worst_numeric, r.max_abs));
-  };
-  check("x_q", x_q, dx_q);
-  if (!c.self_attn) check("x_kv", x_kv, dx_kv);
-  for (Param& p : h.store.all()) {
-    const std::vector<float> g = p.g;
-    check(p.name.substr(5), p.w, g);
-  }
-  MESSAGE(fmt::format("{}  (worst {:.2e})", line, worst));
-  return worst;
-}
-
-// the additive scores get their parameters rescaled; dot and general use the harness as is
+// the additive scores get the options above; dot and general use the harness as is
 double gradcheck_variant(const GcConfig& c, uint64_t seed) {
   const bool additive = c.type == "bahdanau" || c.score == "concat";
-  return additive ? run_gradcheck_scaled(c, seed) : run_gradcheck(c, seed);
+  return additive ? run_gradcheck(c, seed, additive_gc_options()) : run_gradcheck(c, seed);
 }
 
 }  // namespace

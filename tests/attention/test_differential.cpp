@@ -106,111 +106,54 @@ DirectMaps direct_maps(Harness& hn, const AttentionSpec& s, const std::vector<fl
 
 // Gradcheck of differential attention: run_gradcheck of harness.h (loss L = Σ out ⊙ U, every
 // element of every input and parameter, Richardson differences with h = 0.04, weights
-// N(0, 0.4²), the 5e-3 max_rel threshold, the zero-gradient rule) on a module built directly, so
-// that options the spec has no field for (the headwise norm switch) can be set, plus three
-// measures the differential map needs. Measured with a correct backward over 144 random
-// configurations (12 seeds × the 12 mask / head / self-cross layouts of the first test):
-//  1. λ is put in [0.2, 0.8], the range of λ_init (the λ vectors are redrawn until it is). Near
-//     λ = 1 the two maps cancel (D = A₁ − A₂ ≈ 0 where they agree) and near λ = 0 a row whose
-//     first map is dropped out is D = −λ·Ã₂; the RMSNorm of such small rows of O is so curved
-//     that finite differences fail at every step (max_rel up to 1.3 at λ = 0.93, while central
-//     differences with h = 1e-3 agree with the analytic gradient).
+// N(0, 0.4²), the 5e-3 max_rel threshold, the zero-gradient rule) on a module built directly
+// (GcOptions::make), so that options the spec has no field for (the headwise norm switch) can be
+// set, plus three measures the differential map needs. Measured with a correct backward over 144
+// random configurations (12 seeds × the 12 mask / head / self-cross layouts of the first test):
+//  1. λ is put in [0.2, 0.8], the range of λ_init (GcOptions::after_init redraws the λ vectors
+//     until it is). Near λ = 1 the two maps cancel (D = A₁ − A₂ ≈ 0 where they agree) and near
+//     λ = 0 a row whose first map is dropped out is D = −λ·Ã₂; the RMSNorm of such small rows of O
+//     is so curved that finite differences fail at every step (max_rel up to 1.3 at λ = 0.93,
+//     while central differences with h = 1e-3 agree with the analytic gradient).
 //  2. The RMSNorm makes the loss more curved than the dot-product family's: with h = 0.04 alone,
 //     4 of the 144 configurations measured 1e-2..6e-2 on W_q or W_k, which h = 0.01 measures at
 //     6e-4..9e-4. A tensor above kRetryAbove is measured again with h = 0.01 and h = 0.16 and the
-//     best step counts: truncation and rounding errors depend on h, a wrong gradient does not (an
-//     error of 1% measures ≥ 1e-2 at every step).
+//     best step counts (GcOptions::retry_steps): truncation and rounding errors depend on h, a
+//     wrong gradient does not (an error of 1% measures ≥ 1e-2 at every step).
 //  3. A λ vector's gradient is dλ·e·λ_k, and dλ sums signed terms over all heads and rows, so in
 //     some configurations all four are small (largest |g| ~ 1e-2) next to the ~3e-5 absolute
 //     noise of a numerical derivative (the float32 loss rounds at ~2e-6, divided by 2h). A tensor
 //     whose elements all agree within kNoiseAbsTol (the largest such error measured: 6.3e-5) is
-//     accepted; only λ vectors ever needed it (9 of the ~2000 tensors).
+//     accepted (GcOptions::noise_abs_tol); only λ vectors ever needed it (9 of the ~2000 tensors).
 // The worst max_rel over the 144 configurations was then 2.2e-3 (threshold 5e-3).
 inline constexpr double kRetryAbove = 1e-3;
 inline constexpr double kNoiseAbsTol = 2e-4;
 
 double diff_gradcheck(const GcConfig& c, uint64_t seed, bool headwise_norm = true) {
-  INFO("gradcheck config: " << c.label);
-  AttentionSpec spec = make_spec(c.C, c.H, c.Hkv, c.causal, c.scale);
-  spec.type = "differential";
-  spec.dropout = c.dropout;
-  spec.bias = c.bias;
-  spec.window = c.window;
-  spec.positions = c.positions;
-  spec.layer_index = c.layer_index;
-  spec.max_len = std::max(c.Tq, c.Tk);
-  ParamStore store;
-  Rng rng(seed);
-  DifferentialAttention attn(spec, store, rng, headwise_norm);
-  for (auto& p : store.all()) fill_normal(p.w.data(), p.w.size(), rng, kGradcheckWeightStd);
+  GcOptions opt;
+  opt.make = [headwise_norm](const AttentionSpec& spec, ParamStore& store, Rng& rng) -> std::unique_ptr<Attention> {
+    return std::make_unique<DifferentialAttention>(spec, store, rng, headwise_norm);
+  };
   // λ in [0.2, 0.8] (see 1. above)
-  for (int tries = 0; tries < 1000 && !(attn.lambda() >= 0.2f && attn.lambda() <= 0.8f); tries++)
-    for (const char* n : {"lambda_q1", "lambda_k1", "lambda_q2", "lambda_k2"}) {
-      Param* p = store.find("attn." + std::string(n));
-      fill_normal(p->w.data(), p->w.size(), rng, kGradcheckWeightStd);
-    }
-  REQUIRE(attn.lambda() >= 0.2f);
-  REQUIRE(attn.lambda() <= 0.8f);
-  Rng r2(seed + 1);
-  const int B = c.B, Tq = c.Tq, Tk = c.Tk, C = c.C;
-  const bool self_attn = c.self_attn;
-  std::vector<float> x_q = random_normal(size_t(B) * Tq * C, r2);
-  std::vector<float> x_kv = self_attn ? std::vector<float>{} : random_normal(size_t(B) * Tk * C, r2);
-  const std::vector<float> U = random_normal(size_t(B) * Tq * C, r2);
-  std::vector<unsigned char> keep;
-  AttnMask mask;
-  if (!c.pads.empty()) {
-    keep = keep_mask(B, Tk, c.pads);
-    mask.key_keep = keep.data();
-  }
-  const bool train = c.dropout > 0.0f;
-  std::vector<float> out(U.size());
-  auto loss = [&]() -> double {
-    Rng drop_rng(1234);  // the same dropout masks on every forward
-    attn.forward(out.data(), x_q.data(), self_attn ? x_q.data() : x_kv.data(), B, Tq, Tk, mask, train, &drop_rng);
-    return dot_double(out, U);
+  opt.after_init = [](Attention& a, ParamStore& store, Rng& rng) {
+    auto& attn = dynamic_cast<DifferentialAttention&>(a);
+    for (int tries = 0; tries < 1000 && !(attn.lambda() >= 0.2f && attn.lambda() <= 0.8f); tries++)
+      for (const char* n : {"lambda_q1", "lambda_k1", "lambda_q2", "lambda_k2"}) {
+        Param* p = store.find("attn." + std::string(n));
+        fill_normal(p->w.data(), p->w.size(), rng, kGradcheckWeightStd);
+      }
+    REQUIRE(attn.lambda() >= 0.2f);
+    REQUIRE(attn.lambda() <= 0.8f);
   };
-  loss();
-  store.zero_grad();
-  std::vector<float> dx_q(x_q.size(), 0.0f), dx_kv(x_kv.size(), 0.0f);
-  attn.backward(dx_q.data(), self_attn ? dx_q.data() : dx_kv.data(), U.data());
-  double worst = 0.0;
-  std::string line = fmt::format("{} (λ {:.3f}):", c.label, attn.lambda());
-  auto check = [&](const std::string& name, std::vector<float>& x, const std::vector<float>& g) {
-    auto r = gradcheck_richardson(x, g, loss);
-    double amax = 0.0;
-    for (float v : g) amax = std::max(amax, double(std::fabs(v)));
-    if (amax < 1e-5) {  // identically zero (b_k: the softmax ignores a per-row shift), as in harness.h
-      line += fmt::format(" {}(=0) {:.1e}/{:.1e}", name, amax, amax + r.max_abs);
-      CHECK_MESSAGE(amax + r.max_abs < 1e-3, fmt::format("{} d{} should be 0", c.label, name));
-      return;
-    }
-    for (float h : {kGradcheckStep / 4, kGradcheckStep * 4}) {
-      if (r.max_rel < kRetryAbove) break;
-      GradCheckOptions opt;
-      opt.h = h;
-      opt.richardson = true;
-      const auto r2 = gradcheck(x, g, loss, opt);
-      if (r2.max_rel < r.max_rel) r = r2;
-    }
-    if (r.max_rel >= kRetryAbove && r.max_abs < kNoiseAbsTol) {
-      line += fmt::format(" {}(abs) {:.1e}", name, r.max_abs);  // small gradients: agree absolutely
-      return;
-    }
-    line += fmt::format(" {} {:.1e}", name, r.max_rel);
-    worst = std::max(worst, r.max_rel);
-    CHECK_MESSAGE(r.max_rel < kGradcheckTol,
-                  fmt::format("{} d{}: max rel error {:.3e} at element {} (analytic {:.6g}, numeric {:.6g})",
-                              c.label, name, r.max_rel, r.worst, r.worst_analytic, r.worst_numeric));
+  opt.describe = [](Attention& a) {
+    return fmt::format(" (λ {:.3f})", dynamic_cast<DifferentialAttention&>(a).lambda());
   };
-  check("x_q", x_q, dx_q);
-  if (!self_attn) check("x_kv", x_kv, dx_kv);
-  for (Param& p : store.all()) {
-    const std::vector<float> g = p.g;
-    check(p.name.substr(5), p.w, g);
-  }
-  MESSAGE(fmt::format("{}  (worst {:.2e})", line, worst));
-  return worst;
+  opt.retry_steps = {kGradcheckStep / 4, kGradcheckStep * 4};  // 2. above
+  opt.retry_above = kRetryAbove;
+  opt.noise_abs_tol = kNoiseAbsTol;  // 3. above
+  GcConfig dc = c;
+  dc.type = "differential";
+  return run_gradcheck(dc, seed, opt);
 }
 
 }  // namespace

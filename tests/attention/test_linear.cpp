@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <string>
 #include <vector>
@@ -45,81 +46,52 @@ const char* heads_label(int H, int Hkv) { return Hkv == H ? "MHA" : Hkv == 1 ? "
 // a) finite-difference gradient checks
 // ---------------------------------------------------------------------------------------------
 //
-// linear_gradcheck is run_gradcheck (harness.h) with two changes that this variant needs; the
-// set-up (weights std 0.4, inputs, U, L = Σ out ⊙ U), the Richardson quotient with h = 4e-2 and
-// the relative error with a floor of 5% of the tensor's largest gradient are the same.
+// The linear variant runs run_gradcheck (harness.h) with two of its options (linear_gc_options
+// below); the set-up (weights std 0.4, inputs, U, L = Σ out ⊙ U), the Richardson quotient with
+// h = 4e-2 and the relative error with a floor of 5% of the tensor's largest gradient are the same.
 //
-// 1. The elu kink. φ = elu + 1 is only C¹ (φ'' jumps from 1 to 0 at 0), and Richardson assumes
-//    L is smooth within ±h. When a perturbation of ±h moves a pre-activation q or k across 0
-//    the quotient is off by up to ~h/4 on that term: run_gradcheck as it is measured max_rel up
-//    to 1.4e-2 on this backward (6 of 23 configurations failed), 2.6e-3 with φ temporarily
-//    replaced by the smooth exp. Perturbing one element by t moves each pre-activation p it
-//    touches linearly, p(t) = p₀ + t·s, so its kink-free radius is r = min |p₀/s| over those that
-//    reach the loss (Q = x_q W_qᵀ + b_q, K = x_kv W_kᵀ + b_k, recomputed here in double; padded
-//    keys and queries that see no key do not count). The element's step is h = min(4e-2, 0.9 r).
-//    One near-zero pre-activation shrinks the step of a whole row of W_q or W_k: ~7% of the
-//    elements get a smaller step; an element with h < 4e-3 is not checked (~1%, ≤ 5% allowed).
-// 2. Rounding noise. The float32 forward gives L a noise of a fraction of ε₃₂·Σ|out ⊙ U|, and
-//    the quotient divides it by h. Linear attention depends on the queries weakly (its weights
-//    are flat compared with a softmax: a query that sees one key has A = 1 whatever q is), so the
-//    query-side gradients (dx_q, dW_q, db_q, and db_k) can be 100× smaller than the output-side
-//    ones, and the 5%-of-max floor alone does not lift them above that noise: over 40 seeds per
-//    configuration, 15 of 920 checks exceeded 5e-3 (worst 1.3e-2, a case where the quotient
-//    itself moved by 1.5e-4 between h = 2e-2 and 4e-2, with gradients of 5e-3). So an element
-//    passes when
+// 1. The elu kink (GcOptions::element_step). φ = elu + 1 is only C¹ (φ'' jumps from 1 to 0 at 0),
+//    and Richardson assumes L is smooth within ±h. When a perturbation of ±h moves a
+//    pre-activation q or k across 0 the quotient is off by up to ~h/4 on that term: run_gradcheck
+//    as it is measured max_rel up to 1.4e-2 on this backward (6 of 23 configurations failed),
+//    2.6e-3 with φ temporarily replaced by the smooth exp. Perturbing one element by t moves each
+//    pre-activation p it touches linearly, p(t) = p₀ + t·s, so its kink-free radius is
+//    r = min |p₀/s| over those that reach the loss (Q = x_q W_qᵀ + b_q, K = x_kv W_kᵀ + b_k,
+//    recomputed here in double; padded keys and queries that see no key do not count). The
+//    element's step is h = min(4e-2, 0.9 r). One near-zero pre-activation shrinks the step of a
+//    whole row of W_q or W_k: ~7% of the elements get a smaller step; an element with h < 4e-3 is
+//    not checked (~1%, ≤ 5% allowed).
+// 2. Rounding noise (GcOptions::rounding_noise = ε₃₂). The float32 forward gives L a noise of a
+//    fraction of ε₃₂·Σ|out ⊙ U|, and the quotient divides it by h. Linear attention depends on the
+//    queries weakly (its weights are flat compared with a softmax: a query that sees one key has
+//    A = 1 whatever q is), so the query-side gradients (dx_q, dW_q, db_q, and db_k) can be 100×
+//    smaller than the output-side ones, and the 5%-of-max floor alone does not lift them above
+//    that noise: over 40 seeds per configuration, 15 of 920 checks exceeded 5e-3 (worst 1.3e-2, a
+//    case where the quotient itself moved by 1.5e-4 between h = 2e-2 and 4e-2, with gradients of
+//    5e-3). So an element passes when
 //        |a − n| ≤ 5e-3 · max(|a|, |n|, floor) + ε₃₂ · Σ|out ⊙ U| / h
 //    where the second term (≈ 3.5e-4 at h = 4e-2) is an upper bound of that noise (measured
 //    noise of L: ~0.2 ε₃₂·Σ|out ⊙ U|). It matters only for gradients below ~0.07; a wrong term
 //    in the backward moves the large ones by far more (see the deliberate breaks in the report).
 // The reported number per tensor is the largest |a − n| / bound (passes below 1), and, for
-// comparison with run_gradcheck, the plain max_rel of the elements checked with the full step.
+// comparison with the plain check, the max_rel of the elements checked with the full step.
 
 namespace {
 
-struct LinearGcStats {
-  size_t checked = 0, shrunk = 0, skipped = 0;
-  double worst_ratio = 0.0;    // max |a − n| / bound
-  double worst_rel_full = 0.0;  // max_rel (run_gradcheck's metric) over full-step elements
-};
+using LinearGcStats = GcStats;
 
-void linear_gradcheck(const GcConfig& c, uint64_t seed, LinearGcStats& st) {
-  INFO("gradcheck config: " << c.label);
-  AttentionSpec spec = make_spec(c.C, c.H, c.Hkv, c.causal, c.scale);
-  spec.bias = c.bias;
-  spec.type = "linear";
-  spec.max_len = std::max(c.Tq, c.Tk);
-  Harness h(spec, seed, kGradcheckWeightStd);
-  Rng rng(seed + 1);
-  std::vector<float> x_q = random_normal(size_t(c.B) * c.Tq * c.C, rng);
-  std::vector<float> x_kv = c.self_attn ? std::vector<float>{} : random_normal(size_t(c.B) * c.Tk * c.C, rng);
-  const std::vector<float> U = random_normal(size_t(c.B) * c.Tq * c.C, rng);
-  std::vector<unsigned char> keep;
-  AttnMask mask;
-  if (!c.pads.empty()) {
-    keep = keep_mask(c.B, c.Tk, c.pads);
-    mask.key_keep = keep.data();
-  }
-  std::vector<float> out(U.size());
-  auto loss = [&]() -> double {
-    h.attn->forward(out.data(), x_q.data(), c.self_attn ? x_q.data() : x_kv.data(), c.B, c.Tq, c.Tk, mask,
-                    false, nullptr);
-    return dot_double(out, U);
-  };
-  loss();
-  double loss_scale = 0.0;  // Σ|out ⊙ U|
-  for (size_t k = 0; k < out.size(); k++) loss_scale += std::fabs(double(out[k]) * U[k]);
-  const double noise = kUlp32 * loss_scale;
-  h.store.zero_grad();
-  std::vector<float> dx_q(x_q.size(), 0.0f), dx_kv(x_kv.size(), 0.0f);
-  h.attn->backward(dx_q.data(), c.self_attn ? dx_q.data() : dx_kv.data(), U.data());
-
+// the step of each element: min(4e-2, 0.9 × its kink-free radius), 0 (skipped) below 4e-3
+std::function<double(const std::string&, size_t)> elu_kink_steps(const GcContext& ctx) {
+  const GcConfig& c = ctx.config;
+  const std::vector<float>& x_q = ctx.x_q;
+  const std::vector<float>& xkv = ctx.x_kv;
+  const std::vector<unsigned char>& keep = ctx.keep;
   // pre-activations in double (inputs and parameters are restored bit-exactly after each step)
   const int C = c.C, Ckv = c.Hkv * (c.C / c.H), Nq = c.B * c.Tq, Nk = c.B * c.Tk;
-  const std::vector<float>& xkv = c.self_attn ? x_q : x_kv;
-  const Param& wq = h.param("w_q");
-  const Param& wk = h.param("w_k");
-  const Param* bq = c.bias ? &h.param("b_q") : nullptr;
-  const Param* bk = c.bias ? &h.param("b_k") : nullptr;
+  const Param& wq = *ctx.param("w_q");
+  const Param& wk = *ctx.param("w_k");
+  const Param* bq = c.bias ? ctx.param("b_q") : nullptr;
+  const Param* bk = c.bias ? ctx.param("b_k") : nullptr;
   std::vector<double> Q(size_t(Nq) * C), K(size_t(Nk) * Ckv);
   for (int r = 0; r < Nq; r++)
     for (int o = 0; o < C; o++) {
@@ -147,7 +119,7 @@ void linear_gradcheck(const GcConfig& c, uint64_t seed, LinearGcStats& st) {
   const double inf = std::numeric_limits<double>::infinity();
   auto dist = [inf](double p, double slope) { return slope == 0.0 ? inf : std::fabs(p / slope); };
   // kink-free radius of element e of the named tensor (w_v, b_v, w_o, b_o do not reach φ)
-  auto radius = [&](const std::string& name, size_t e) -> double {
+  auto radius = [=, &x_q, &xkv, &wq, &wk](const std::string& name, size_t e) -> double {
     double r = inf;
     if (name == "x_q" || name == "x_kv") {
       const size_t row = e / C, col = e % C;
@@ -168,71 +140,20 @@ void linear_gradcheck(const GcConfig& c, uint64_t seed, LinearGcStats& st) {
     }
     return r;
   };
-
-  std::string line = c.label + ": error/bound";
-  double cfg_ratio = 0.0, cfg_rel = 0.0;
-  auto check = [&](const std::string& name, std::vector<float>& x, const std::vector<float>& g) {
-    auto central = [&](size_t i, float step) {
-      const float orig = x[i], xp = orig + step, xm = orig - step;
-      x[i] = xp;
-      const double lp = loss();
-      x[i] = xm;
-      const double lm = loss();
-      x[i] = orig;
-      return (lp - lm) / (double(xp) - double(xm));
-    };
-    std::vector<double> num(x.size(), 0.0), steps(x.size(), 0.0);
-    for (size_t i = 0; i < x.size(); i++) {
-      const double step = std::min(double(kGradcheckStep), 0.9 * radius(name, i));
-      if (step < 4e-3) {
-        st.skipped++;
-        continue;
-      }
-      if (step < kGradcheckStep) st.shrunk++;
-      num[i] = (4.0 * central(i, float(step / 2)) - central(i, float(step))) / 3.0;
-      steps[i] = step;
-      st.checked++;
-    }
-    double scale = 0.0, amax = 0.0;
-    for (size_t i = 0; i < x.size(); i++) {
-      amax = std::max(amax, double(std::fabs(g[i])));
-      if (steps[i] > 0.0) scale = std::max({scale, std::fabs(double(g[i])), std::fabs(num[i])});
-    }
-    if (amax < 1e-5) {  // an identically zero gradient: the numerical one must be noise-level too
-      line += fmt::format(" {}(=0) {:.1e}/{:.1e}", name, amax, scale);
-      CHECK_MESSAGE(scale < 1e-3, fmt::format("{} d{} should be 0, numeric max |g| ~ {:.3e}", c.label, name, scale));
-      return;
-    }
-    const double floor = 0.05 * scale;
-    double ratio = 0.0, rel_full = 0.0;
-    size_t wi = 0;
-    for (size_t i = 0; i < x.size(); i++) {
-      if (steps[i] == 0.0) continue;
-      const double err = std::fabs(g[i] - num[i]);
-      const double big = std::max({std::fabs(double(g[i])), std::fabs(num[i]), floor});
-      const double r = err / (kGradcheckTol * big + noise / steps[i]);
-      if (r > ratio) {
-        ratio = r;
-        wi = i;
-      }
-      if (steps[i] == kGradcheckStep) rel_full = std::max(rel_full, err / big);
-    }
-    line += fmt::format(" {} {:.2f}", name, ratio);
-    cfg_ratio = std::max(cfg_ratio, ratio);
-    cfg_rel = std::max(cfg_rel, rel_full);
-    CHECK_MESSAGE(ratio < 1.0, fmt::format("{} d{}: element {}: analytic {:.6g}, numeric {:.6g} (step {:.2g}): "
-                                           "error {:.3g} × the bound",
-                                           c.label, name, wi, g[wi], num[wi], steps[wi], ratio));
+  return [radius](const std::string& name, size_t e) {
+    const double step = std::min(double(kGradcheckStep), 0.9 * radius(name, e));
+    return step < 4e-3 ? 0.0 : step;
   };
-  check("x_q", x_q, dx_q);
-  if (!c.self_attn) check("x_kv", x_kv, dx_kv);
-  for (Param& p : h.store.all()) {
-    const std::vector<float> g = p.g;
-    check(p.name.substr(5), p.w, g);
-  }
-  st.worst_ratio = std::max(st.worst_ratio, cfg_ratio);
-  st.worst_rel_full = std::max(st.worst_rel_full, cfg_rel);
-  MESSAGE(fmt::format("{}  (worst {:.2f}; max_rel at the full step {:.2e})", line, cfg_ratio, cfg_rel));
+}
+
+void linear_gradcheck(const GcConfig& c, uint64_t seed, LinearGcStats& st) {
+  GcConfig lc = c;
+  lc.type = "linear";
+  GcOptions opt;
+  opt.element_step = elu_kink_steps;  // 1. above
+  opt.rounding_noise = kUlp32;        // 2. above
+  opt.stats = &st;
+  run_gradcheck(lc, seed, opt);
 }
 
 void report(const LinearGcStats& st, const std::string& what) {
