@@ -1,6 +1,7 @@
 // Additive attention (Bahdanau, Cho, Bengio 2014), and ScoredAttention, the machinery it
 // shares with luong.cpp. The formulas, the backward and the memory are in bahdanau.h.
 #include "attention/bahdanau.h"
+#include "core/fastmath.h"
 
 #include <algorithm>
 #include <cmath>
@@ -32,39 +33,10 @@ inline void key_band(int p, int Tk, bool causal, int w, int& lo, int& hi) {
 // The additive score's tanh's are evaluated a block of keys at a time: at most kTanhBlock
 // arguments (or one key's D if D is larger), in per-thread scratch.
 constexpr int kTanhBlock = 2048;
-constexpr int kPacket = 16;  // blocks are padded to a multiple of the widest SIMD packet (AVX-512)
+constexpr int kPacket = kTanhPacket;  // blocks are padded to a multiple of the widest SIMD packet
 
 inline int round_up(int n, int k) { return (n + k - 1) / k * k; }
 
-// z[0..m) = tanh(u[0..m)), elementwise; m a multiple of kPacket, u, z, p (scratch) aligned.
-// std::tanh is scalar (~8 ns per call here); this form runs in SIMD packets at ~1.2 ns and is
-// as accurate: within 1.5 ulp of the exact tanh (glibc's tanhf: 2.1 ulp) over [−10, 10], and
-// over N(0, 1.5²) arguments rms 0.53 ulp and mean −0.004 ulp (glibc: 0.49, 0.000), while
-// Eigen's own fast tanh (4.9 ulp, mean −0.11 ulp) biased the fixtures' gradient sums visibly.
-//   |x| < 0.625:  x + x³·P(x²), the Taylor series of tanh to x¹⁷ (the next term is < 1 ulp)
-//   otherwise:    sign(x)·(1 − e)/(1 + e), e = exp(−2|x|) ∈ (0, 0.29]: no cancellation
-// Every element goes through the same packet code (Eigen's vectorised exp, no scalar head or
-// tail: the buffers are aligned and padded), so a value's tanh does not depend on where it sits
-// in a block, which keeps the forward, its backward's recomputation and the cached decoding
-// bitwise consistent and the results independent of the thread count.
-// (GCC 12 warns "may be used uninitialized" inside the AVX-512 intrinsics of Eigen's exp: a
-// known false positive of _mm512_undefined_ps, silenced for this function only.)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-void tanh_packets(float* z, float* p, const float* u, int m) {
-  constexpr float c3 = -1.0f / 3, c5 = 2.0f / 15, c7 = -17.0f / 315, c9 = 62.0f / 2835,
-                  c11 = -1382.0f / 155925, c13 = 21844.0f / 6081075, c15 = -929569.0f / 638512875,
-                  c17 = 6404582.0f / 10854718875.0f;
-  using Arr = Eigen::Map<Eigen::ArrayXf, Eigen::AlignedMax>;
-  Arr Z(z, m), P(p, m);
-  for (int i = 0; i < m; i++) z[i] = std::fabs(u[i]);
-  P = Z.square();
-  P = Z + Z * P * (c3 + P * (c5 + P * (c7 + P * (c9 + P * (c11 + P * (c13 + P * (c15 + P * c17)))))));
-  Z = (-2.0f * Z).exp();
-  Z = (1.0f - Z) / (1.0f + Z);
-  for (int i = 0; i < m; i++) z[i] = std::copysign(std::fabs(u[i]) < 0.625f ? p[i] : z[i], u[i]);
-}
-#pragma GCC diagnostic pop
 
 // z [n, D] = tanh(a + c_j) for the n keys c_j at c + j·ldc (n·D ≤ the scratch's block).
 // scratch: 2 aligned blocks (the arguments and tanh_packets' scratch).
