@@ -163,10 +163,17 @@ const std::vector<Field>& schema() {
   static const std::vector<Field> fields = [] {
     std::vector<Field> v;
     // model
-    v.push_back(str_field("model.kind", [](Config& c) -> auto& { return c.model.kind; }, {"decoder"},
-                          "Model kind. `decoder`: GPT-style causal language model."));
+    v.push_back(str_field("model.kind", [](Config& c) -> auto& { return c.model.kind; }, 
+                          {"decoder", "encoder", "encoder_decoder"},
+                          "Model kind. `decoder`: GPT-style causal language model. `encoder`: BERT-style "
+                          "bidirectional stack with a masked-token head (text), a classification head "
+                          "(parity, balanced_parens) or a per-position head (mqar, needle, induction). "
+                          "`encoder_decoder`: Vaswani et al. 2017, an encoder stack and a decoder stack with "
+                          "cross-attention (seq2seq tasks)."));
     v.push_back(int_field("model.n_layers", [](Config& c) -> auto& { return c.model.n_layers; }, 1, 256,
-                          "Number of transformer blocks."));
+                          "Number of transformer blocks (per stack in an encoder_decoder)."));
+    v.push_back(int_field("model.n_encoder_layers", [](Config& c) -> auto& { return c.model.n_encoder_layers; },
+                          0, 256, "encoder_decoder: encoder blocks; 0 = model.n_layers."));
     v.push_back(int_field("model.d_model", [](Config& c) -> auto& { return c.model.d_model; }, 1, 65536,
                           "Width of the residual stream."));
     v.push_back(int_field("model.n_heads", [](Config& c) -> auto& { return c.model.n_heads; }, 1, 4096,
@@ -186,6 +193,18 @@ const std::vector<Field>& schema() {
                            "Biases in linear layers."));
     v.push_back(dbl_field("model.dropout", [](Config& c) -> auto& { return c.model.dropout; }, 0.0, 0.99,
                           false, "Dropout on embeddings and on each residual branch (training only)."));
+    v.push_back(str_field("model.norm", [](Config& c) -> auto& { return c.model.norm; }, {"pre", "post"},
+                          "Layernorm placement: `pre` (x + f(LN(x)), a final LN before the head; GPT-2 and "
+                          "modern models) or `post` (LN(x + f(x)), as in Vaswani et al. 2017)."));
+    v.push_back(bool_field("model.share_embeddings", [](Config& c) -> auto& { return c.model.share_embeddings; },
+                           "encoder_decoder: one token embedding table for source and target (else two)."));
+    v.push_back(bool_field("model.bottleneck", [](Config& c) -> auto& { return c.model.bottleneck; },
+                           "encoder_decoder: no cross-attention; the mean of the encoder output over the "
+                           "source is added to every decoder input (the fixed-vector seq2seq of Sutskever "
+                           "et al. 2014, E3's baseline)."));
+    v.push_back(str_field("model.pool", [](Config& c) -> auto& { return c.model.pool; }, {"first", "mean"},
+                          "encoder classification: pool the first position (a leading separator token, as "
+                          "BERT's [CLS]) or the mean over non-padding positions."));
     using ARef = AttentionConfig& (*)(Config&);
     const std::pair<const char*, ARef> slots[] = {
         {"model.attention", [](Config& c) -> AttentionConfig& { return c.model.attention; }},
@@ -218,25 +237,42 @@ const std::vector<Field>& schema() {
       v.push_back(bool_field(key("diff_norm"), [ref](Config& c) -> auto& { return ref(c).diff_norm; },
                              "`differential` only: the headwise RMSNorm and (1 − λ_init) scaling of each "
                              "head (false reproduces E7's ablation)." + inherit));
+      v.push_back(str_field(key("impl"), [ref](Config& c) -> auto& { return ref(c).impl; },
+                            {"naive", "flash", "auto"},
+                            "`scaled_dot_product` family: `naive` materialises the T×T scores, `flash` is the "
+                            "tiled kernel (online softmax, O(T) memory), `auto` picks flash for long sequences." +
+                                inherit));
     }
     // data
     v.push_back(str_field("data.task", [](Config& c) -> auto& { return c.data.task; },
-                          {"text", "reverse", "sort"},
-                          "Training data: a text file (char-level LM) or a synthetic task."));
+                          
+                          {"text", "copy", "reverse", "sort", "addition", "dates", "mqar", "needle", "induction",
+                           "parity", "balanced_parens"},
+                          "Training data: a text file (char-level) or a synthetic task (docs/tasks.md). Each "
+                          "task names the model kinds it suits; another kind is a config error."));
     v.push_back(str_field("data.path", [](Config& c) -> auto& { return c.data.path; }, {},
                           "text: the file to read. Relative paths are taken from the current directory."));
     v.push_back(dbl_field("data.val_fraction", [](Config& c) -> auto& { return c.data.val_fraction; }, 0.0,
                           0.5, true,
                           "text: the last share of the file used for validation. reverse/sort: share of "
                           "the input space reserved for validation."));
-    v.push_back(int_field("data.n_symbols", [](Config& c) -> auto& { return c.data.n_symbols; }, 2, 26,
-                          "reverse/sort: alphabet size (letters a, b, ...)."));
+    v.push_back(int_field("data.n_symbols", [](Config& c) -> auto& { return c.data.n_symbols; }, 2, 65536,
+                          "copy/reverse/sort/induction: alphabet size (letters a..z up to 26, else numbered "
+                          "symbols). mqar/needle: vocabulary size (keys in the lower half, values in the "
+                          "upper)."));
     v.push_back(int_field("data.min_len", [](Config& c) -> auto& { return c.data.min_len; }, 1, 4096,
-                          "reverse/sort: shortest input."));
+                          "Symbol tasks: shortest input (parity/balanced_parens: string length)."));
     v.push_back(int_field("data.max_len", [](Config& c) -> auto& { return c.data.max_len; }, 1, 4096,
-                          "reverse/sort: longest input."));
+                          "Symbol tasks: longest input. mqar/needle: the sequence length."));
     v.push_back(int_field("data.n_val", [](Config& c) -> auto& { return c.data.n_val; }, 1, 1 << 20,
-                          "reverse/sort: number of held-out examples."));
+                          "Synthetic tasks: examples in the val set and in the test set (each)."));
+    v.push_back(int_field("data.n_pairs", [](Config& c) -> auto& { return c.data.n_pairs; }, 1, 1 << 16,
+                          "mqar/needle: key-value pairs per sequence."));
+    v.push_back(int_field("data.n_digits", [](Config& c) -> auto& { return c.data.n_digits; }, 1, 18,
+                          "addition: digits per operand."));
+    v.push_back(dbl_field("data.mask_prob", [](Config& c) -> auto& { return c.data.mask_prob; }, 0.0, 1.0, true,
+                          "text with an encoder: share of positions chosen for masked-token prediction "
+                          "(of those: 80% <mask>, 10% a random token, 10% unchanged)."));
     // train
     v.push_back(int_field("train.steps", [](Config& c) -> auto& { return c.train.steps; }, 0, INT32_MAX,
                           "Optimizer steps."));
@@ -285,6 +321,9 @@ const std::vector<Field>& schema() {
     v.push_back(str_field("train.on_nan", [](Config& c) -> auto& { return c.train.on_nan; }, {"stop", "skip"},
                           "A NaN/Inf loss or gradient: `stop` with an error naming the step (the last good "
                           "checkpoint stays), or `skip` the step's update."));
+    v.push_back(str_field("train.device", [](Config& c) -> auto& { return c.train.device; }, {"cpu", "cuda"},
+                          "Where the tiled attention kernels run: `cpu`, or `cuda` (a build with "
+                          "-DATTNLAB_CUDA=ON and a GPU; see docs/cuda.md)."));
     // sample
     v.push_back(int_field("sample.max_new_tokens", [](Config& c) -> auto& { return c.sample.max_new_tokens; },
                           0, 1 << 20, "Default number of tokens `attnlab sample` generates."));
@@ -292,6 +331,14 @@ const std::vector<Field>& schema() {
                           100.0, false, "Default sampling temperature; 0 = greedy."));
     v.push_back(int_field("sample.top_k", [](Config& c) -> auto& { return c.sample.top_k; }, 0, 1 << 20,
                           "Default top-k filter; 0 = off."));
+    v.push_back(dbl_field("sample.top_p", [](Config& c) -> auto& { return c.sample.top_p; }, 0.0, 1.0, true,
+                          "Default nucleus (top-p) filter: keep the most likely tokens whose probabilities "
+                          "sum to at least p; 1 = off."));
+    v.push_back(int_field("sample.beam_width", [](Config& c) -> auto& { return c.sample.beam_width; }, 1, 256,
+                          "encoder_decoder and seq2seq decoding: beam search with this many beams; 1 = greedy."));
+    v.push_back(dbl_field("sample.length_penalty", [](Config& c) -> auto& { return c.sample.length_penalty; },
+                          0.0, 10.0, false,
+                          "Beam search: hypotheses are ranked by log-probability / length^penalty."));
     v.push_back(str_field("sample.prompt", [](Config& c) -> auto& { return c.sample.prompt; }, {},
                           "Default prompt for `attnlab sample`."));
     return v;
@@ -450,10 +497,6 @@ void validate(const Config& c, const std::string& origin, const Locations& loc) 
     bad("data.path", "expected the path of a text file (data.task is 'text'), got nothing");
   if (c.data.min_len > c.data.max_len)
     bad("data.min_len", fmt::format("expected at most data.max_len ({}), got {}", c.data.max_len, c.data.min_len));
-  if (c.data.task != "text" && 2 * c.data.max_len + 1 > m.block_size)
-    bad("model.block_size",
-        fmt::format("expected at least 2 × data.max_len + 1 = {} to fit a {} example, got {}",
-                    2 * c.data.max_len + 1, c.data.task, m.block_size));
   if (c.train.min_lr > c.train.lr)
     bad("train.min_lr", fmt::format("expected at most train.lr ({}), got {}", c.train.lr, c.train.min_lr));
 }

@@ -21,11 +21,13 @@ struct AttentionConfig {
   std::string score = "general";        // luong: dot | general | concat
   double rope_base = 10000.0;           // RoPE frequency base
   bool diff_norm = true;                // differential: headwise RMSNorm on
+  std::string impl = "auto";            // scaled_dot_product: naive | flash | auto
 };
 
 struct ModelConfig {
-  std::string kind = "decoder";
-  int n_layers = 4;
+  std::string kind = "decoder";         // decoder | encoder | encoder_decoder
+  int n_layers = 4;                     // layers per stack
+  int n_encoder_layers = 0;             // encoder_decoder: encoder layers; 0 = n_layers
   int d_model = 128;
   int n_heads = 4;
   int d_ff = 0;                         // 0 = 4 * d_model
@@ -34,6 +36,10 @@ struct ModelConfig {
   bool tie_embeddings = true;
   bool bias = true;
   double dropout = 0.0;                 // residual and embedding dropout
+  std::string norm = "pre";             // pre | post (layernorm placement)
+  bool share_embeddings = true;         // encoder_decoder: one token embedding for both stacks
+  bool bottleneck = false;              // encoder_decoder: a pooled context vector instead of cross-attention
+  std::string pool = "first";           // encoder classification: first | mean
   AttentionConfig attention;            // defaults for every slot
   AttentionConfig encoder_self;         // model.encoder.self_attention (resolved)
   AttentionConfig decoder_self;         // model.decoder.self_attention (resolved)
@@ -41,13 +47,17 @@ struct ModelConfig {
 };
 
 struct DataConfig {
-  std::string task = "text";            // text | reverse | sort
+  std::string task = "text";            // text | copy | reverse | sort | addition | dates | mqar | needle |
+                                        // induction | parity | balanced_parens
   std::string path;                     // text: the file to read
   double val_fraction = 0.1;
-  int n_symbols = 8;                    // reverse/sort
+  int n_symbols = 8;                    // alphabet / vocabulary size of the symbol tasks
   int min_len = 4;
   int max_len = 8;
-  int n_val = 256;
+  int n_val = 256;                      // size of the val set and of the test set
+  int n_pairs = 4;                      // mqar / needle: key-value pairs per sequence
+  int n_digits = 3;                     // addition: digits per operand
+  double mask_prob = 0.15;              // text with an encoder: share of positions masked (MLM)
 };
 
 struct TrainConfig {
@@ -71,13 +81,17 @@ struct TrainConfig {
   int keep_checkpoints = 3;
   int64_t seed = 1337;
   int threads = 0;                      // 0 = all available
-  std::string on_nan = "stop";          // stop | skip: what a NaN/Inf loss or gradient does
+  std::string on_nan = "stop";
+  std::string device = "cpu";           // cpu | cuda: where the attention kernels run          // stop | skip: what a NaN/Inf loss or gradient does
 };
 
 struct SampleConfig {
   int max_new_tokens = 200;
   double temperature = 1.0;
   int top_k = 0;
+  double top_p = 1.0;                   // nucleus filter; 1 = off
+  int beam_width = 1;                   // encoder_decoder: beam search when > 1
+  double length_penalty = 1.0;          // beam search: score / length^penalty
   std::string prompt = "";
 };
 

@@ -50,13 +50,13 @@ TextDataset::TextDataset(const std::string& path, double val_fraction, int block
 }
 
 TextDataset::TextDataset(std::string text, double val_fraction, int block_size,
-                         const CharTokenizer* tokenizer) {
+                         const Tokenizer* tokenizer) {
   name_ = "(in-memory text)";
   init(text, val_fraction, block_size, tokenizer);
 }
 
 void TextDataset::init(std::string_view text, double val_fraction, int block_size,
-                       const CharTokenizer* tokenizer) {
+                       const Tokenizer* tokenizer) {
   if (!(val_fraction > 0.0 && val_fraction < 1.0))
     user_error("text {}: val_fraction must be in (0, 1), got {}", name_, val_fraction);
   if (block_size < 1) user_error("text {}: block_size must be at least 1, got {}", name_, block_size);
@@ -69,7 +69,7 @@ void TextDataset::init(std::string_view text, double val_fraction, int block_siz
       user_error("text {}: {} (the given tokenizer cannot encode this text)", name_, e.what());
     }
   } else {
-    tok_ = CharTokenizer::build(text);
+    tok_ = Tokenizer::build(text);
     ids_ = tok_.encode(text);
   }
 

@@ -23,18 +23,29 @@
 
 namespace attnlab {
 
-enum class Split { train, val };
+enum class Split { train, val, test };
 
+// One batch, in the layout every model kind reads (model/model.h):
+//   decoder          x [B,T] tokens, y [B,T] next-token targets (-1 = no loss)
+//   encoder          x [B,T] tokens (x_len gives the padding), y [B,T] per-position targets
+//                    (MLM / labelled tasks, -1 = no loss) or cls [B] (classification)
+//   encoder_decoder  src [B,S] source tokens (src_len), x [B,T] decoder inputs (starting with the
+//                    task's separator token), y [B,T] targets (-1 = no loss)
 struct Batch {
   int B = 0, T = 0;
-  std::vector<int> x;  // [B,T]
-  std::vector<int> y;  // [B,T], -1 = ignored
+  std::vector<int> x;        // [B,T]
+  std::vector<int> y;        // [B,T], -1 = ignored; empty for classification
+  std::vector<int> x_len;    // [B] tokens of each row of x that are not padding; empty = all T
+  int S = 0;                 // encoder_decoder: source length
+  std::vector<int> src;      // [B,S]
+  std::vector<int> src_len;  // [B] non-padding source tokens
+  std::vector<int> cls;      // [B] class targets (encoder classification), else empty
 };
 
 class Dataset {
  public:
   virtual ~Dataset() = default;
-  virtual const CharTokenizer& tokenizer() const = 0;
+  virtual const Tokenizer& tokenizer() const = 0;
   // Fill `batch` with B rows of length T (T ≤ the dataset's max length).
   // `rng` supplies all randomness; the same rng state gives the same batch.
   virtual void next_batch(Batch& batch, int B, int T, Split split, Rng& rng) const = 0;
@@ -48,18 +59,18 @@ class TextDataset : public Dataset {
   // From text in memory (tests); `tokenizer` may be given to reuse a saved vocabulary, nullptr builds
   // one from the text. (No default: with one, every 3-argument call would be ambiguous with the
   // path constructor above.)
-  TextDataset(std::string text, double val_fraction, int block_size, const CharTokenizer* tokenizer);
-  const CharTokenizer& tokenizer() const override { return tok_; }
+  TextDataset(std::string text, double val_fraction, int block_size, const Tokenizer* tokenizer);
+  const Tokenizer& tokenizer() const override { return tok_; }
   void next_batch(Batch& batch, int B, int T, Split split, Rng& rng) const override;
   std::string describe() const override;
   size_t train_size() const { return n_train_; }
   size_t val_size() const { return ids_.size() - n_train_; }
 
  private:
-  void init(std::string_view text, double val_fraction, int block_size, const CharTokenizer* tokenizer);
+  void init(std::string_view text, double val_fraction, int block_size, const Tokenizer* tokenizer);
 
   std::string name_;
-  CharTokenizer tok_;
+  Tokenizer tok_;
   std::vector<int> ids_;
   size_t n_train_ = 0;
 };

@@ -110,7 +110,7 @@ TaskDataset::TaskDataset(const TaskOptions& opt) : opt_(opt) {
 
   std::string vocab = ".=";
   for (int i = 0; i < o.n_symbols; ++i) vocab.push_back(char('a' + i));
-  tok_ = CharTokenizer::from_vocab(vocab);
+  tok_ = Tokenizer::from_vocab(vocab);
 
   const uint64_t space = input_space_size(o.n_symbols, o.min_len, o.max_len);
   const uint64_t n_val = uint64_t(o.n_val);

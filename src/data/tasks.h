@@ -38,7 +38,7 @@ struct TaskExample {
 class TaskDataset : public Dataset {
  public:
   explicit TaskDataset(const TaskOptions& opt);  // throws UserError on bad options
-  const CharTokenizer& tokenizer() const override { return tok_; }
+  const Tokenizer& tokenizer() const override { return tok_; }
   void next_batch(Batch& batch, int B, int T, Split split, Rng& rng) const override;
   std::string describe() const override;
 
@@ -51,7 +51,7 @@ class TaskDataset : public Dataset {
 
  private:
   TaskOptions opt_;
-  CharTokenizer tok_;
+  Tokenizer tok_;
   std::vector<TaskExample> val_;
 };
 

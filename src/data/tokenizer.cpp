@@ -28,7 +28,7 @@ std::string show_char(char c) {
 
 }  // namespace
 
-CharTokenizer CharTokenizer::build(std::string_view text) {
+Tokenizer Tokenizer::build(std::string_view text) {
   bool seen[256] = {};
   for (char c : text) seen[uint8_t(c)] = true;
   std::string vocab;
@@ -37,8 +37,8 @@ CharTokenizer CharTokenizer::build(std::string_view text) {
   return from_vocab(std::move(vocab));
 }
 
-CharTokenizer CharTokenizer::from_vocab(std::string vocab) {
-  CharTokenizer t;  // id_ all -1
+Tokenizer Tokenizer::from_vocab(std::string vocab) {
+  Tokenizer t;  // id_ all -1
   for (size_t i = 0; i < vocab.size(); ++i) {
     const auto u = uint8_t(vocab[i]);
     if (t.id_[u] >= 0)
@@ -50,7 +50,7 @@ CharTokenizer CharTokenizer::from_vocab(std::string vocab) {
   return t;
 }
 
-int CharTokenizer::id(char c) const {
+int Tokenizer::id(char c) const {
   const int i = id_[uint8_t(c)];
   if (i < 0)
     user_error("character {} is not in the tokenizer's vocabulary ({} characters)", show_char(c),
@@ -58,7 +58,7 @@ int CharTokenizer::id(char c) const {
   return i;
 }
 
-std::vector<int> CharTokenizer::encode(std::string_view text) const {
+std::vector<int> Tokenizer::encode(std::string_view text) const {
   std::vector<int> ids(text.size());
   for (size_t k = 0; k < text.size(); ++k) {
     const int i = id_[uint8_t(text[k])];
@@ -70,7 +70,7 @@ std::vector<int> CharTokenizer::encode(std::string_view text) const {
   return ids;
 }
 
-std::string CharTokenizer::decode(const std::vector<int>& ids) const {
+std::string Tokenizer::decode(const std::vector<int>& ids) const {
   std::string out(ids.size(), '\0');
   for (size_t k = 0; k < ids.size(); ++k) {
     const int i = ids[k];

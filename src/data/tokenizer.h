@@ -11,11 +11,11 @@
 
 namespace attnlab {
 
-class CharTokenizer {
+class Tokenizer {
  public:
-  CharTokenizer() { for (int& v : id_) v = -1; }              // empty vocabulary
-  static CharTokenizer build(std::string_view text);          // sorted distinct bytes
-  static CharTokenizer from_vocab(std::string vocab);         // ids in the given order; throws UserError on a duplicate
+  Tokenizer() { for (int& v : id_) v = -1; }              // empty vocabulary
+  static Tokenizer build(std::string_view text);          // sorted distinct bytes
+  static Tokenizer from_vocab(std::string vocab);         // ids in the given order; throws UserError on a duplicate
   const std::string& vocab() const { return vocab_; }
   int size() const { return int(vocab_.size()); }
   bool contains(char c) const { return id_[uint8_t(c)] >= 0; }

@@ -200,7 +200,7 @@ void load_params(const CheckpointFile& ck, ParamStore& store, const std::string&
     if (!used.count(name)) user_error("checkpoint '{}': unexpected tensor '{}' for this model", path, name);
 }
 
-std::map<std::string, std::string> model_metadata(const Config& cfg, const CharTokenizer& tok, int step) {
+std::map<std::string, std::string> model_metadata(const Config& cfg, const Tokenizer& tok, int step) {
   std::string vb;
   for (unsigned char c : tok.vocab()) vb += (vb.empty() ? "" : ",") + std::to_string(int(c));
   return {{"format", "attnlab"},
@@ -233,7 +233,7 @@ LoadedModel load_model(const CheckpointFile& ck, const std::string& path) {
     if (b < 0 || b > 255 || tok.empty()) user_error("checkpoint '{}': bad vocab_bytes", path);
     vocab.push_back(char(b));
   }
-  lm.tokenizer = CharTokenizer::from_vocab(vocab);
+  lm.tokenizer = Tokenizer::from_vocab(vocab);
   lm.step = std::atoi(need("step").c_str());
   lm.model = std::make_unique<DecoderModel>(lm.config.model, lm.tokenizer.size(), 0);
   load_params(ck, lm.model->params(), path);

@@ -69,14 +69,14 @@ void load_params(const CheckpointFile& ck, ParamStore& store, const std::string&
 // Everything a checkpoint holds, rebuilt: sampling needs nothing else.
 struct LoadedModel {
   Config config;
-  CharTokenizer tokenizer;
+  Tokenizer tokenizer;
   std::unique_ptr<DecoderModel> model;
   int step = 0;
 };
 LoadedModel load_model(const std::string& path);
 // The same from a file already read (checks format version, config, vocabulary, names and shapes).
 LoadedModel load_model(const CheckpointFile& ck, const std::string& path);
-std::map<std::string, std::string> model_metadata(const Config& cfg, const CharTokenizer& tok, int step);
+std::map<std::string, std::string> model_metadata(const Config& cfg, const Tokenizer& tok, int step);
 
 uint64_t fnv1a64(const void* data, size_t n, uint64_t h = 0xcbf29ce484222325ull);
 // The checksum a checkpoint of `store` carries (FNV-1a 64 of all parameters in order, 16 hex digits).

@@ -94,7 +94,7 @@ float evaluate_loss(DecoderModel& model, const Dataset& data, const Config& cfg,
 }
 
 TaskEval evaluate_task(DecoderModel& model, const TaskDataset& task, int n) {
-  const CharTokenizer& tok = task.tokenizer();
+  const Tokenizer& tok = task.tokenizer();
   TaskEval ev;
   Rng rng(0);
   SampleOptions opt;
@@ -292,7 +292,7 @@ class Run {
  private:
   void build(uint64_t seed) {
     data_ = make_dataset(cfg_);
-    const CharTokenizer& tok = data_->tokenizer();
+    const Tokenizer& tok = data_->tokenizer();
     T_ = sequence_length(cfg_, *data_);
     model_ = std::make_unique<DecoderModel>(cfg_.model, tok.size(), seed);
     opt_ = std::make_unique<AdamW>(model_->params(), cfg_.train);

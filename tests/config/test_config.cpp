@@ -51,8 +51,6 @@ TEST_CASE("config: wrong types and out-of-range values") {
   CHECK(error_of("model: {n_heads: 4, attention: {n_kv_heads: 3}}\n" + kText).find("divides n_heads (4)") !=
         std::string::npos);
   CHECK(error_of("data: {task: text}\n").find("key 'data.path'") != std::string::npos);
-  CHECK(error_of("model: {block_size: 8}\ndata: {task: reverse, max_len: 8}\n").find("key 'model.block_size'") !=
-        std::string::npos);
   CHECK(error_of("model: [\n").find("invalid YAML") != std::string::npos);
 }
 

@@ -1,4 +1,4 @@
-// Tests for src/data: CharTokenizer, TextDataset, TaskDataset.
+// Tests for src/data: Tokenizer, TextDataset, TaskDataset.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -50,7 +50,7 @@ std::string repeat(const std::string& s, int n) {
 
 TEST_CASE("tokenizer: build gives the sorted distinct bytes and round-trips") {
   const std::string text = "hello, world!\nHELLO\t\xc3\xa9";  // includes a UTF-8 two-byte char
-  const auto tok = CharTokenizer::build(text);
+  const auto tok = Tokenizer::build(text);
   const std::string& v = tok.vocab();
   CHECK(std::is_sorted(v.begin(), v.end(), [](char a, char b) { return uint8_t(a) < uint8_t(b); }));
   CHECK(std::set<char>(v.begin(), v.end()).size() == v.size());
@@ -64,12 +64,12 @@ TEST_CASE("tokenizer: build gives the sorted distinct bytes and round-trips") {
   CHECK(tok.decode(ids) == text);
   CHECK(tok.contains('h'));
   CHECK_FALSE(tok.contains('z'));
-  CHECK(CharTokenizer::build("cba").vocab() == "abc");
-  CHECK(CharTokenizer::build("").size() == 0);
+  CHECK(Tokenizer::build("cba").vocab() == "abc");
+  CHECK(Tokenizer::build("").size() == 0);
 }
 
 TEST_CASE("tokenizer: unknown characters and bad ids") {
-  const auto tok = CharTokenizer::build("abc");
+  const auto tok = Tokenizer::build("abc");
   CHECK_THROWS_AS(tok.id('z'), UserError);
   CHECK_THROWS_AS(tok.encode("abz"), UserError);
   CHECK_THROWS_WITH_AS(tok.encode("abz"), doctest::Contains("'z'"), UserError);
@@ -77,7 +77,7 @@ TEST_CASE("tokenizer: unknown characters and bad ids") {
   CHECK_THROWS_AS(tok.decode({-1}), std::out_of_range);
   CHECK(tok.decode({2, 1, 0}) == "cba");
 
-  const CharTokenizer empty;
+  const Tokenizer empty;
   CHECK(empty.size() == 0);
   CHECK_FALSE(empty.contains('a'));
   CHECK_FALSE(empty.contains('\0'));
@@ -85,14 +85,14 @@ TEST_CASE("tokenizer: unknown characters and bad ids") {
 }
 
 TEST_CASE("tokenizer: from_vocab keeps the given order and rejects duplicates") {
-  const auto tok = CharTokenizer::from_vocab("zyx.");
+  const auto tok = Tokenizer::from_vocab("zyx.");
   CHECK(tok.vocab() == "zyx.");
   CHECK(tok.id('z') == 0);
   CHECK(tok.id('.') == 3);
   CHECK(tok.encode("xz.") == std::vector<int>{2, 0, 3});
   CHECK(tok.decode({1, 1}) == "yy");
-  CHECK_THROWS_AS(CharTokenizer::from_vocab("abca"), UserError);
-  CHECK_THROWS_WITH_AS(CharTokenizer::from_vocab("abca"), doctest::Contains("duplicate"), UserError);
+  CHECK_THROWS_AS(Tokenizer::from_vocab("abca"), UserError);
+  CHECK_THROWS_WITH_AS(Tokenizer::from_vocab("abca"), doctest::Contains("duplicate"), UserError);
 }
 
 // ---------------------------------------------------------------- text dataset
@@ -199,7 +199,7 @@ TEST_CASE("text dataset: errors") {
   CHECK_THROWS_AS(TextDataset(std::string(100, 'a'), 1.0, 4, nullptr), UserError);
   CHECK_THROWS_AS(TextDataset(std::string(100, 'a'), 0.1, 0, nullptr), UserError);
   // a given tokenizer that lacks a char of the text
-  const auto tok = CharTokenizer::build("ab");
+  const auto tok = Tokenizer::build("ab");
   CHECK_THROWS_AS(TextDataset(repeat("abc", 50), 0.1, 4, &tok), UserError);
   CHECK_NOTHROW(TextDataset(repeat("ab", 50), 0.1, 4, &tok));
   // a batch longer than a split allows
@@ -215,7 +215,7 @@ TEST_CASE("text dataset: errors") {
 }
 
 TEST_CASE("text dataset: reuses a saved tokenizer's ids") {
-  const auto tok = CharTokenizer::from_vocab("zyxabc");  // not sorted: ids follow this order
+  const auto tok = Tokenizer::from_vocab("zyxabc");  // not sorted: ids follow this order
   TextDataset ds(repeat("abcxyz", 20), 0.5, 4, &tok);
   CHECK(ds.tokenizer().vocab() == "zyxabc");
   Batch b;
@@ -266,7 +266,7 @@ TaskOptions small_opts(const std::string& name) {
 }
 
 // Decodes the non-masked targets of one row.
-std::string targets(const CharTokenizer& tok, const Batch& b, int row) {
+std::string targets(const Tokenizer& tok, const Batch& b, int row) {
   std::string s;
   for (int t = 0; t < b.T; ++t) {
     const int y = b.y[size_t(row) * size_t(b.T) + size_t(t)];

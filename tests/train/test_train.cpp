@@ -95,7 +95,7 @@ TEST_CASE("checkpoint: round trip restores config, tokenizer and identical logit
   const std::string dir = temp_dir("ckpt");
   Config cfg = task_config();
   cfg.model.tie_embeddings = false;
-  CharTokenizer tok = CharTokenizer::from_vocab(".=abcd");
+  Tokenizer tok = Tokenizer::from_vocab(".=abcd");
   DecoderModel model(cfg.model, tok.size(), 5);
   const std::string path = dir + "/m.safetensors";
   write_checkpoint(path, model.params(), model_metadata(cfg, tok, 17));
@@ -123,7 +123,7 @@ TEST_CASE("checkpoint: round trip restores config, tokenizer and identical logit
 TEST_CASE("checkpoint: corruption and truncation are detected and named") {
   const std::string dir = temp_dir("corrupt");
   Config cfg = task_config();
-  CharTokenizer tok = CharTokenizer::from_vocab(".=abcd");
+  Tokenizer tok = Tokenizer::from_vocab(".=abcd");
   DecoderModel model(cfg.model, tok.size(), 5);
   const std::string path = dir + "/m.safetensors";
   write_checkpoint(path, model.params(), model_metadata(cfg, tok, 1));
