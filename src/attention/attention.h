@@ -85,6 +85,8 @@ class Attention {
   virtual void cache_reset(int B, int capacity);
   virtual void forward_cached(float* out, const float* x_new, int B, int Tn);
   int cache_len() const { return cache_len_; }
+  // Beam search: row b of the cache becomes old row rows[b] (rows.size() = cache_reset's B).
+  void cache_reorder(const std::vector<int>& rows);
   // Ask the next forwards to keep their attention weights for inspection.
   void keep_weights(bool keep) { keep_weights_ = keep; }
   // Attention weights of the last forward, [B, n_heads, Tq, Tk], if kept (else empty).
@@ -93,6 +95,9 @@ class Attention {
 
  protected:
   explicit Attention(AttentionSpec spec) : spec_(std::move(spec)) {}
+  // The buffers that make up the cache, each [cache B, ...] row-major (cache_reorder permutes
+  // them). The default throws: the variant has no cache.
+  virtual std::vector<std::vector<float>*> cache_buffers();
   AttentionSpec spec_;
   bool keep_weights_ = false;
   int cache_len_ = 0;  // positions in the cache (maintained by variants with a cache)

@@ -67,6 +67,11 @@ class ScoredAttention : public Attention {
   void forward_cached(float* out, const float* x_new, int B, int Tn) override;
 
  protected:
+  std::vector<std::vector<float>*> cache_buffers() override { return {&kc_, &vc_, &ktc_}; }
+
+ public:
+
+ protected:
   // Registers w_q, w_k, w_v, w_o (and biases) exactly as scaled_dot_product does and draws them
   // from rng in the same order (GPT-2 init). The variant then registers its own parameters and
   // calls set_score().

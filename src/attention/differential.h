@@ -58,6 +58,11 @@ class DifferentialAttention : public Attention {
   void cache_reset(int B, int capacity) override;
   void forward_cached(float* out, const float* x_new, int B, int Tn) override;
 
+ protected:
+  std::vector<std::vector<float>*> cache_buffers() override { return {&kc_, &vc_}; }
+
+ public:
+
   // λ_init = 0.8 − 0.6·exp(−0.3·layer_index)
   static float lambda_init_for(int layer_index);
   float lambda_init() const { return lambda_init_; }

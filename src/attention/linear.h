@@ -54,6 +54,11 @@ class LinearAttention : public Attention {
   void backward(float* dx_q, float* dx_kv, const float* dout) override;
   void cache_reset(int B, int capacity) override;
   void forward_cached(float* out, const float* x_new, int B, int Tn) override;
+
+ protected:
+  std::vector<std::vector<float>*> cache_buffers() override { return {&cS_, &cz_}; }
+
+ public:
   std::vector<float> attention_weights() const override;
 
  private:

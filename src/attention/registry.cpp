@@ -132,5 +132,22 @@ void Attention::cache_reset(int, int) {
 void Attention::forward_cached(float*, const float*, int, int) {
   user_error("attention '{}' ({}) has no incremental decoding cache", spec_.name, spec_.type);
 }
+std::vector<std::vector<float>*> Attention::cache_buffers() {
+  user_error("attention '{}' ({}) has no incremental decoding cache", spec_.name, spec_.type);
+}
+
+void Attention::cache_reorder(const std::vector<int>& rows) {
+  const size_t B = rows.size();
+  for (std::vector<float>* buf : cache_buffers()) {
+    if (buf->empty()) continue;
+    ATTNLAB_CHECK(buf->size() % B == 0);
+    const size_t row = buf->size() / B;
+    const std::vector<float> old(*buf);
+    for (size_t b = 0; b < B; b++) {
+      ATTNLAB_CHECK(rows[b] >= 0 && size_t(rows[b]) < B);
+      std::copy(old.begin() + rows[b] * row, old.begin() + (rows[b] + 1) * row, buf->begin() + b * row);
+    }
+  }
+}
 
 }  // namespace attnlab

@@ -51,6 +51,7 @@ class ScaledDotProductAttention : public Attention {
   void backward(float* dx_q, float* dx_kv, const float* dout) override;
   void cache_reset(int B, int capacity) override;
   void forward_cached(float* out, const float* x_new, int B, int Tn) override;
+  std::vector<std::vector<float>*> cache_buffers() override { return {&kc_, &vc_}; }
   // Weights of the last forward() [B,H,Tq,Tk], or of the last forward_cached() [B,H,Tn,L]
   // (L = cache_len() after the step), if keep_weights(true).
   std::vector<float> attention_weights() const override;

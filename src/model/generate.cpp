@@ -29,7 +29,7 @@ int sample_logits(const float* logits, int V, float temperature, int top_k, Rng&
   return idx[k - 1];
 }
 
-std::vector<int> generate(DecoderModel& model, const std::vector<int>& prompt, const SampleOptions& opt,
+std::vector<int> generate(Model& model, const std::vector<int>& prompt, const SampleOptions& opt,
                           Rng& rng) {
   if (prompt.empty()) user_error("generation needs a non-empty prompt");
   const int block = model.config().block_size, V = model.vocab_size();

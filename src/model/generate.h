@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "core/rng.h"
-#include "model/decoder.h"
+#include "model/model.h"
 
 namespace attnlab {
 
@@ -24,7 +24,7 @@ struct SampleOptions {
 };
 
 // Returns the new tokens only (prompt excluded). The prompt must be non-empty.
-std::vector<int> generate(DecoderModel& model, const std::vector<int>& prompt, const SampleOptions& opt,
+std::vector<int> generate(Model& model, const std::vector<int>& prompt, const SampleOptions& opt,
                           Rng& rng);
 
 // Draw an id from logits[V] with temperature / top-k (temperature 0 = argmax; ties -> lowest id).

@@ -8,7 +8,7 @@
 
 #include "core/gemm.h"
 #include "data/factory.h"
-#include "model/decoder.h"
+#include "model/model.h"
 #include "train/optimizer.h"
 
 namespace attnlab {
@@ -49,7 +49,7 @@ TrainBench bench_train(const Config& cfg, int steps, int warmup) {
   auto data = make_dataset(cfg);
   const int B = cfg.train.batch_size;
   const int T = cfg.data.task == "text" ? cfg.model.block_size : 2 * cfg.data.max_len + 1;
-  DecoderModel model(cfg.model, data->tokenizer().size(), uint64_t(cfg.train.seed));
+  Model model(cfg.model, data->tokenizer().size(), uint64_t(cfg.train.seed));
   AdamW opt(model.params(), cfg.train);
   Rng rng(uint64_t(cfg.train.seed)), drop(1);
   Batch batch;

@@ -14,7 +14,7 @@
 #include <sstream>
 
 #include "core/error.h"
-#include "model/decoder.h"
+#include "model/model.h"
 
 namespace attnlab {
 
@@ -235,7 +235,7 @@ LoadedModel load_model(const CheckpointFile& ck, const std::string& path) {
   }
   lm.tokenizer = Tokenizer::from_vocab(vocab);
   lm.step = std::atoi(need("step").c_str());
-  lm.model = std::make_unique<DecoderModel>(lm.config.model, lm.tokenizer.size(), 0);
+  lm.model = std::make_unique<Model>(lm.config.model, lm.tokenizer.size(), 0);
   load_params(ck, lm.model->params(), path);
   return lm;
 }

@@ -27,7 +27,7 @@
 
 namespace attnlab {
 
-class DecoderModel;
+class Model;
 
 struct TensorData {
   std::vector<int64_t> shape;
@@ -70,7 +70,7 @@ void load_params(const CheckpointFile& ck, ParamStore& store, const std::string&
 struct LoadedModel {
   Config config;
   Tokenizer tokenizer;
-  std::unique_ptr<DecoderModel> model;
+  std::unique_ptr<Model> model;
   int step = 0;
 };
 LoadedModel load_model(const std::string& path);

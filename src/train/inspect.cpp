@@ -11,7 +11,7 @@
 #include "config/config.h"
 #include "core/error.h"
 #include "core/npy.h"
-#include "model/decoder.h"
+#include "model/model.h"
 #include "model/slots.h"
 #include "train/checkpoint.h"
 #include "train/run_state.h"
@@ -203,7 +203,7 @@ nlohmann::json inspect_checkpoint(const std::string& path) {
                  "{}); the pair is inconsistent",
                  state_path, path, st.model_file, st.model_checksum);
     // names and shapes of the moments against the model
-    DecoderModel& model = *lm.model;
+    Model& model = *lm.model;
     for (const auto& p : model.params().all())
       for (const char* w : {"m", "v"}) {
         const std::string n = fmt::format("adam.{}.{}", w, p.name);
@@ -503,7 +503,7 @@ nlohmann::json dump_forward(const std::string& checkpoint, const std::string& te
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec || !fs::is_directory(dir, ec)) user_error("cannot create the dump directory '{}': {}", dir, ec.message());
-  DecoderModel& model = *lm.model;
+  Model& model = *lm.model;
   const auto modules = model.attention_modules();
   for (auto* a : modules) a->keep_weights(true);
   model.forward(ids.data(), nullptr, 1, T, false, nullptr);

@@ -82,7 +82,7 @@ int sequence_length(const Config& cfg, const Dataset& data) {
 
 }  // namespace
 
-float evaluate_loss(DecoderModel& model, const Dataset& data, const Config& cfg, int T) {
+float evaluate_loss(Model& model, const Dataset& data, const Config& cfg, int T) {
   Rng rng(uint64_t(cfg.train.seed) ^ 0x5eedull);
   Batch batch;
   double sum = 0.0;
@@ -93,7 +93,7 @@ float evaluate_loss(DecoderModel& model, const Dataset& data, const Config& cfg,
   return float(sum / cfg.train.eval_batches);
 }
 
-TaskEval evaluate_task(DecoderModel& model, const TaskDataset& task, int n) {
+TaskEval evaluate_task(Model& model, const TaskDataset& task, int n) {
   const Tokenizer& tok = task.tokenizer();
   TaskEval ev;
   Rng rng(0);
@@ -294,7 +294,7 @@ class Run {
     data_ = make_dataset(cfg_);
     const Tokenizer& tok = data_->tokenizer();
     T_ = sequence_length(cfg_, *data_);
-    model_ = std::make_unique<DecoderModel>(cfg_.model, tok.size(), seed);
+    model_ = std::make_unique<Model>(cfg_.model, tok.size(), seed);
     opt_ = std::make_unique<AdamW>(model_->params(), cfg_.train);
     const Rng root(seed);
     data_rng_ = root.fork(1);
@@ -363,7 +363,7 @@ class Run {
   MetricsLog metrics_;
   std::unique_ptr<Console> con_;
   std::unique_ptr<Dataset> data_;
-  std::unique_ptr<DecoderModel> model_;
+  std::unique_ptr<Model> model_;
   std::unique_ptr<AdamW> opt_;
   Rng data_rng_, drop_rng_;
   TrainState st_;
@@ -376,7 +376,7 @@ class Run {
 TrainSummary Run::loop() {
   if (cfg_.train.threads > 0) omp_set_num_threads(cfg_.train.threads);
   const SignalScope signals(opts_.handle_signals);
-  DecoderModel& model = *model_;
+  Model& model = *model_;
   const int B = cfg_.train.batch_size, T = T_, N = cfg_.train.steps;
   TrainSummary sum;
   sum.start_step = st_.step;

@@ -25,7 +25,7 @@
 
 #include "config/config.h"
 #include "data/tasks.h"
-#include "model/decoder.h"
+#include "model/model.h"
 
 namespace attnlab {
 
@@ -50,7 +50,7 @@ struct TrainOptions {
   // true stops the run exactly as a signal would: checkpoint + state saved, summary.interrupted.
   std::function<bool(int done)> stop_after;
   // Test hooks: called before the forward pass and after the backward pass of step `done`.
-  std::function<void(int done, DecoderModel& model)> before_forward, after_backward;
+  std::function<void(int done, Model& model)> before_forward, after_backward;
 };
 
 // A new run in run_dir (created). Files of an earlier run there are replaced.
@@ -66,7 +66,7 @@ const std::vector<std::string>& resume_keys();
 
 // Mean loss over cfg.train.eval_batches val batches drawn from a fixed seed
 // (the same batches at every evaluation).
-float evaluate_loss(DecoderModel& model, const class Dataset& data, const Config& cfg, int T);
+float evaluate_loss(Model& model, const class Dataset& data, const Config& cfg, int T);
 
 struct TaskResult {
   TaskExample example;
@@ -78,6 +78,6 @@ struct TaskEval {
   std::vector<TaskResult> results;
 };
 // Greedy-decodes the first n val inputs ("input=" -> output up to '.') and scores exact match.
-TaskEval evaluate_task(DecoderModel& model, const TaskDataset& task, int n);
+TaskEval evaluate_task(Model& model, const TaskDataset& task, int n);
 
 }  // namespace attnlab

@@ -6,7 +6,7 @@
 
 #include "config/config.h"
 #include "core/error.h"
-#include "model/decoder.h"
+#include "model/model.h"
 #include "model/generate.h"
 #include "ops/gradcheck.h"
 
@@ -29,14 +29,14 @@ ModelConfig tiny(const std::string& positions = "learned", bool tied = true, int
 
 // Scale the initial weights up so the tiny network is far from its init's near-linear regime
 // and every path carries a gradient a finite difference can resolve.
-void perturb(DecoderModel& model, Rng& rng) {
+void perturb(Model& model, Rng& rng) {
   for (auto& p : model.params().all())
     for (auto& w : p.w) w += 0.3f * rng.normal();
 }
 
 void check_model_gradients(const ModelConfig& mc, float smoothing) {
   const int V = 7, B = 2, T = 5;
-  DecoderModel model(mc, V, 42);
+  Model model(mc, V, 42);
   Rng rng(7);
   perturb(model, rng);
   std::vector<int> ids(B * T), tg(B * T);
@@ -85,7 +85,7 @@ TEST_CASE("decoder: gradients with sinusoidal positions, untied head, GQA and la
 TEST_CASE("decoder: logits at position i do not depend on tokens after i") {
   const int V = 9, T = 6;
   ModelConfig mc = tiny();
-  DecoderModel model(mc, V, 3);
+  Model model(mc, V, 3);
   Rng rng(11);
   perturb(model, rng);
   std::vector<int> ids = {1, 4, 2, 8, 0, 5};
@@ -109,7 +109,7 @@ TEST_CASE("decoder: the same seed gives bitwise identical initialisation, losses
   mc.dropout = 0.2;
   mc.attention.dropout = 0.1;
   auto run = [&](uint64_t seed) {
-    DecoderModel model(mc, 7, seed);
+    Model model(mc, 7, seed);
     Rng rng(5);
     std::vector<int> ids = {1, 2, 3, 4, 5, 6, 0, 1, 2, 3}, tg = {2, 3, 4, 5, 6, 0, 1, 2, 3, 4};
     model.params().zero_grad();
@@ -126,7 +126,7 @@ TEST_CASE("decoder: the same seed gives bitwise identical initialisation, losses
 }
 
 TEST_CASE("decoder: a sequence longer than block_size is a user error") {
-  DecoderModel model(tiny(), 5, 1);
+  Model model(tiny(), 5, 1);
   std::vector<int> ids(7, 0);
   CHECK_THROWS_AS(model.forward(ids.data(), nullptr, 1, 7, false, nullptr), UserError);
   ids[0] = 5;
@@ -134,7 +134,7 @@ TEST_CASE("decoder: a sequence longer than block_size is a user error") {
 }
 
 TEST_CASE("generate: greedy is the argmax of the full forward, and top-k 1 equals greedy") {
-  DecoderModel model(tiny(), 7, 9);
+  Model model(tiny(), 7, 9);
   Rng init(2);
   perturb(model, init);
   Rng rng(1);
@@ -174,7 +174,7 @@ TEST_CASE("decoder: incremental decoding through the caches equals the full forw
     for (int kv : {0, 1}) {
       ModelConfig mc = tiny(positions, true, kv);
       mc.block_size = 9;
-      DecoderModel model(mc, 7, 4);
+      Model model(mc, 7, 4);
       Rng rng(8);
       perturb(model, rng);
       std::vector<int> ids = {1, 5, 2, 6, 0, 3, 3, 4, 1};
@@ -200,7 +200,7 @@ TEST_CASE("decoder: incremental decoding through the caches equals the full forw
 
 TEST_CASE("generate: greedy decoding with the KV cache equals decoding without it, token for token") {
   ModelConfig mc = tiny("learned", true, 1);
-  DecoderModel model(mc, 7, 21);
+  Model model(mc, 7, 21);
   Rng init(4);
   perturb(model, init);
   SampleOptions opt;

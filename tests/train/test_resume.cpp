@@ -14,7 +14,7 @@
 #include "config/config.h"
 #include "core/error.h"
 #include "core/npy.h"
-#include "model/decoder.h"
+#include "model/model.h"
 #include "train/checkpoint.h"
 #include "train/inspect.h"
 #include "train/optimizer.h"
@@ -260,14 +260,14 @@ TEST_CASE("training state: every corruption class is detected by resume and insp
   SUBCASE("shape mismatch: the state of another model") {
     Config other = cfg;
     other.model.d_model = 8;
-    DecoderModel m(other.model, 6, 1);
+    Model m(other.model, 6, 1);
     AdamW opt(m.params(), other.train);
     TrainState st = read_train_state(state);
     write_train_state(state, st, m.params(), opt);
     both("has shape [");
   }
   SUBCASE("a missing moment") {
-    DecoderModel m(cfg.model, 6, 1);
+    Model m(cfg.model, 6, 1);
     AdamW opt(m.params(), cfg.train);
     TrainState st = read_train_state(state);
     m.params().all().pop_back();  // drop the last parameter's moments
@@ -279,7 +279,7 @@ TEST_CASE("training state: every corruption class is detected by resume and insp
   SUBCASE("the state of a different checkpoint") {
     TrainState st = read_train_state(state);
     st.model_checksum = "0123456789abcdef";
-    DecoderModel m(cfg.model, 6, 1);
+    Model m(cfg.model, 6, 1);
     AdamW opt(m.params(), cfg.train);
     write_train_state(state, st, m.params(), opt);
     both("does not belong to checkpoint");
@@ -301,7 +301,7 @@ TEST_CASE("training state: every corruption class is detected by resume and insp
 
 TEST_CASE("training state: numbers round-trip exactly (a diverged last val loss included)") {
   const Config cfg = resume_config();
-  DecoderModel m(cfg.model, 6, 1);
+  Model m(cfg.model, 6, 1);
   AdamW opt(m.params(), cfg.train);
   for (auto& v : opt.m()) std::fill(v.begin(), v.end(), 0.1f);
   opt.set_t(7);
@@ -383,7 +383,7 @@ TEST_CASE("on_nan: stop names the step and keeps the last good checkpoint - skip
   cfg.train.checkpoint_interval = 5;
   const std::string d = fresh_dir("nan");
   TrainOptions poison;  // a NaN weight from step 7 on: the loss is NaN
-  poison.before_forward = [](int done, DecoderModel& m) {
+  poison.before_forward = [](int done, Model& m) {
     if (done == 7) m.params().all()[0].w[0] = std::numeric_limits<float>::quiet_NaN();
   };
   cfg.train.on_nan = "stop";
@@ -397,7 +397,7 @@ TEST_CASE("on_nan: stop names the step and keeps the last good checkpoint - skip
 
   SUBCASE("a NaN gradient stops as well") {
     TrainOptions grad;
-    grad.after_backward = [](int done, DecoderModel& m) {
+    grad.after_backward = [](int done, Model& m) {
       if (done == 3) m.params().all()[1].g[0] = std::numeric_limits<float>::infinity();
     };
     const std::string e2 = error_of([&] { train(cfg, d, grad); });
@@ -407,7 +407,7 @@ TEST_CASE("on_nan: stop names the step and keeps the last good checkpoint - skip
   SUBCASE("skip") {
     cfg.train.on_nan = "skip";
     TrainOptions grad;
-    grad.after_backward = [](int done, DecoderModel& m) {
+    grad.after_backward = [](int done, Model& m) {
       if (done == 7 || done == 8) m.params().all()[1].g[0] = std::numeric_limits<float>::quiet_NaN();
     };
     const TrainSummary s = train(cfg, d, grad);
@@ -440,7 +440,7 @@ TEST_CASE("signals: SIGINT during a step finishes it, saves, and the run resumes
   ::sigaction(SIGINT, nullptr, &before);
   TrainOptions opts;
   opts.handle_signals = true;
-  opts.before_forward = [](int done, DecoderModel&) {
+  opts.before_forward = [](int done, Model&) {
     if (done == 17) std::raise(SIGINT);  // arrives mid-step
   };
   const TrainSummary s = train(cfg, b, opts);

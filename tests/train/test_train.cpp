@@ -8,7 +8,7 @@
 
 #include "config/config.h"
 #include "core/error.h"
-#include "model/decoder.h"
+#include "model/model.h"
 #include "train/checkpoint.h"
 #include "train/optimizer.h"
 #include "train/trainer.h"
@@ -96,7 +96,7 @@ TEST_CASE("checkpoint: round trip restores config, tokenizer and identical logit
   Config cfg = task_config();
   cfg.model.tie_embeddings = false;
   Tokenizer tok = Tokenizer::from_vocab(".=abcd");
-  DecoderModel model(cfg.model, tok.size(), 5);
+  Model model(cfg.model, tok.size(), 5);
   const std::string path = dir + "/m.safetensors";
   write_checkpoint(path, model.params(), model_metadata(cfg, tok, 17));
   LoadedModel lm = load_model(path);
@@ -124,7 +124,7 @@ TEST_CASE("checkpoint: corruption and truncation are detected and named") {
   const std::string dir = temp_dir("corrupt");
   Config cfg = task_config();
   Tokenizer tok = Tokenizer::from_vocab(".=abcd");
-  DecoderModel model(cfg.model, tok.size(), 5);
+  Model model(cfg.model, tok.size(), 5);
   const std::string path = dir + "/m.safetensors";
   write_checkpoint(path, model.params(), model_metadata(cfg, tok, 1));
   std::string bytes;
@@ -162,9 +162,9 @@ TEST_CASE("checkpoint: corruption and truncation are detected and named") {
 TEST_CASE("checkpoint: a shape mismatch with the model is an error") {
   const std::string dir = temp_dir("shape");
   Config cfg = task_config();
-  DecoderModel a(cfg.model, 6, 1);
+  Model a(cfg.model, 6, 1);
   cfg.model.d_model = 8;
-  DecoderModel b(cfg.model, 6, 1);
+  Model b(cfg.model, 6, 1);
   write_checkpoint(dir + "/a.safetensors", a.params(), {{"format", "attnlab"}});
   CheckpointFile ck = read_checkpoint(dir + "/a.safetensors");
   CHECK_THROWS_WITH_AS(load_params(ck, b.params(), "a"), doctest::Contains("has shape"), UserError);
