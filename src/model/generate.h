@@ -1,12 +1,18 @@
-// Autoregressive generation with a decoder model.
+// Decoding: sampling and greedy decoding, batched, and beam search.
 //
-// With use_cache (and every layer's attention supporting it) each new token
-// costs one incremental step through the layers' caches (KV cache, or linear
-// attention's recurrent state). Without it, every token recomputes the full
-// forward over the last block_size tokens: O(n²) per token, simple and
-// obviously correct, the reference the cached path is tested against.
-// Past block_size the context slides; the cache cannot follow a sliding
-// window of learned positions, so from then on both paths recompute.
+// With use_cache (and every decoder self-attention supporting it) each new token costs one
+// incremental step through the layers' caches (KV cache, or linear attention's recurrent state);
+// an encoder_decoder encodes its source once and its cross-attention reads that memory at every
+// step. Without the cache, every token recomputes the full forward over the last block_size
+// tokens: O(n²) per token, simple and obviously correct, the reference the cached path is tested
+// against. Past block_size a decoder's context slides; the cache cannot follow a sliding window of
+// learned positions, so from then on both paths recompute.
+//
+// Beam search keeps `beam_width` hypotheses as the rows of one batch. Each step scores every
+// (hypothesis, token) by the summed log-probability, keeps the best `beam_width` that have not
+// ended, reorders the cache rows to follow their parents (Model::cache_reorder), and sets aside
+// those that emitted the stop token. Hypotheses are ranked by log p / length^length_penalty
+// (length counts the generated tokens, stop token included). Width 1 is greedy decoding.
 #pragma once
 #include <vector>
 
@@ -19,15 +25,29 @@ struct SampleOptions {
   int max_new_tokens = 100;
   float temperature = 1.0f;  // 0 = greedy (argmax)
   int top_k = 0;             // 0 = all tokens
+  float top_p = 1.0f;        // nucleus: the smallest set of likeliest tokens with mass ≥ top_p
   int stop_token = -1;       // stop after emitting this id (-1 = never)
   bool use_cache = true;     // incremental decoding when the model supports it
+  int beam_width = 1;        // > 1: beam search (temperature, top-k and top-p are then unused)
+  float length_penalty = 1.0f;
 };
 
-// Returns the new tokens only (prompt excluded). The prompt must be non-empty.
-std::vector<int> generate(Model& model, const std::vector<int>& prompt, const SampleOptions& opt,
-                          Rng& rng);
+// Decoder: the new tokens after `prompt` (non-empty), prompt excluded.
+std::vector<int> generate(Model& model, const std::vector<int>& prompt, const SampleOptions& opt, Rng& rng);
+// Decoder: B prompts of equal length decoded side by side (one batch). Rows stop independently
+// at stop_token; each returned row ends at its stop token or at max_new_tokens.
+std::vector<std::vector<int>> generate_batch(Model& model, const std::vector<std::vector<int>>& prompts,
+                                             const SampleOptions& opt, Rng& rng);
+// encoder_decoder: the output for source `src`, decoding from `start_token` (not returned).
+std::vector<int> translate(Model& model, const std::vector<int>& src, int start_token, const SampleOptions& opt,
+                           Rng& rng);
 
-// Draw an id from logits[V] with temperature / top-k (temperature 0 = argmax; ties -> lowest id).
-int sample_logits(const float* logits, int V, float temperature, int top_k, Rng& rng);
+// Beam search with opt.beam_width beams (1 is allowed: it must agree with greedy decoding).
+// generate / translate call these when beam_width > 1.
+std::vector<int> beam_generate(Model& model, const std::vector<int>& prompt, const SampleOptions& opt);
+std::vector<int> beam_translate(Model& model, const std::vector<int>& src, int start_token, const SampleOptions& opt);
+
+// Draw an id from logits[V] with temperature / top-k / top-p (temperature 0 = argmax; ties -> lowest id).
+int sample_logits(const float* logits, int V, float temperature, int top_k, Rng& rng, float top_p = 1.0f);
 
 }  // namespace attnlab
