@@ -13,5 +13,6 @@ Run add_config(CLI::App& app);
 Run add_bench(CLI::App& app);
 Run add_inspect(CLI::App& app);
 Run add_gradcheck(CLI::App& app);
+Run add_eval(CLI::App& app);
 
 }  // namespace attnlab::cli

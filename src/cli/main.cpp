@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   };
   add(attnlab::cli::add_train);
   add(attnlab::cli::add_sample);
+  add(attnlab::cli::add_eval);
   add(attnlab::cli::add_config);
   add(attnlab::cli::add_bench);
   add(attnlab::cli::add_inspect);

@@ -4,6 +4,8 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "data/factory.h"
+#include "data/tasks.h"
 #include "model/generate.h"
 #include "train/checkpoint.h"
 
@@ -12,31 +14,83 @@ namespace attnlab::cli {
 Run add_sample(CLI::App& app) {
   struct Opts {
     std::string checkpoint, prompt;
-    int max_new_tokens = -1, top_k = -1;
-    double temperature = -1.0;
+    std::vector<std::string> inputs;
+    int max_new_tokens = -1, top_k = -1, beam = -1;
+    double temperature = -1.0, top_p = -1.0;
     uint64_t seed = 0;
   };
   auto o = std::make_shared<Opts>();
-  auto* sub = app.add_subcommand("sample", "Generate text from a checkpoint");
+  auto* sub = app.add_subcommand(
+      "sample", "Generate from a checkpoint: continue a prompt, or answer --input for a seq2seq task");
   sub->add_option("checkpoint", o->checkpoint, "A .safetensors checkpoint written by `attnlab train`")->required();
-  sub->add_option("--prompt", o->prompt, "Text to continue (default: the config's sample.prompt, else a newline)");
+  sub->add_option("--prompt", o->prompt, "Text to continue (decoder; default: sample.prompt, else a newline)");
+  sub->add_option("--input", o->inputs,
+                  "Seq2seq task input(s) to answer: an encoder_decoder translates it, a decoder continues "
+                  "'<input><sep>' up to the end token (repeatable)");
   sub->add_option("--max-new-tokens", o->max_new_tokens, "Tokens to generate (default: sample.max_new_tokens)")
       ->check(CLI::NonNegativeNumber);
   sub->add_option("--temperature", o->temperature, "Softmax temperature; 0 = greedy (default: sample.temperature)")
       ->check(CLI::NonNegativeNumber);
   sub->add_option("--top-k", o->top_k, "Sample among the k most likely tokens; 0 = all (default: sample.top_k)")
       ->check(CLI::NonNegativeNumber);
+  sub->add_option("--top-p", o->top_p, "Nucleus sampling mass in (0, 1]; 1 = off (default: sample.top_p)");
+  sub->add_option("--beam", o->beam, "Beam search width; 1 = off (default: sample.beam_width)")
+      ->check(CLI::PositiveNumber);
   sub->add_option("--seed", o->seed, "Random seed for sampling")->default_val(0);
   return [o]() {
     LoadedModel lm = load_model(o->checkpoint);
     const SampleConfig& sc = lm.config.sample;
-    std::string prompt = !o->prompt.empty() ? o->prompt : sc.prompt;
-    if (prompt.empty()) prompt = lm.tokenizer.contains('\n') ? "\n" : std::string(1, lm.tokenizer.vocab()[0]);
     SampleOptions opt;
     opt.max_new_tokens = o->max_new_tokens >= 0 ? o->max_new_tokens : sc.max_new_tokens;
     opt.temperature = float(o->temperature >= 0 ? o->temperature : sc.temperature);
     opt.top_k = o->top_k >= 0 ? o->top_k : sc.top_k;
+    opt.top_p = float(o->top_p >= 0 ? o->top_p : sc.top_p);
+    opt.beam_width = o->beam > 0 ? o->beam : sc.beam_width;
+    opt.length_penalty = float(sc.length_penalty);
     Rng rng(o->seed);
+    const std::string& kind = lm.config.model.kind;
+    if (kind == "encoder") user_error("sample: '{}' is an encoder; it does not generate (try `attnlab eval`)", o->checkpoint);
+
+    std::vector<std::string> inputs = o->inputs;
+    if (kind == "encoder_decoder" && inputs.empty()) {
+      if (o->prompt.empty() && sc.prompt.empty())
+        user_error("sample: an encoder_decoder model needs --input TEXT (the source to translate)");
+      inputs.push_back(!o->prompt.empty() ? o->prompt : sc.prompt);
+    }
+    if (!inputs.empty()) {
+      // a seq2seq task: rebuild it from the embedded config for its separator and end tokens
+      if (lm.config.data.task == "text") user_error("sample --input: '{}' was trained on text, not a seq2seq task", o->checkpoint);
+      const auto data = make_dataset(lm.config);
+      const auto* task = dynamic_cast<const TaskDataset*>(data.get());
+      if (!task || task->format() != TaskFormat::seq2seq)
+        user_error("sample --input: task '{}' is not a seq2seq task (it has no output to generate)", lm.config.data.task);
+      if (task->tokenizer().tokens() != lm.tokenizer.tokens())
+        user_error("checkpoint '{}': its vocabulary differs from the one its config's task gives now", o->checkpoint);
+      opt.stop_token = task->end_id();
+      if (o->max_new_tokens < 0) opt.max_new_tokens = task->batch_T();
+      for (const auto& in : inputs) {
+        const std::vector<int> src = lm.tokenizer.encode(in);
+        std::vector<int> out;
+        if (kind == "encoder_decoder") {
+          out = translate(*lm.model, src, task->sep_id(), opt, rng);
+        } else {
+          std::vector<int> prompt = src;
+          prompt.push_back(task->sep_id());
+          out = generate(*lm.model, prompt, opt, rng);
+        }
+        if (!out.empty() && out.back() == task->end_id()) out.pop_back();
+        std::string note;  // the task's answer when the input is one the task can produce
+        try {
+          const std::vector<int> want = task->answer(src);
+          note = want == out ? "   (correct)" : fmt::format("   (expected {})", task->show(want));
+        } catch (const UserError&) {
+        }
+        fmt::print("{} -> {}{}\n", in, task->show(out), note);
+      }
+      return 0;
+    }
+    std::string prompt = !o->prompt.empty() ? o->prompt : sc.prompt;
+    if (prompt.empty()) prompt = lm.tokenizer.contains('\n') ? "\n" : lm.tokenizer.decode({0});
     const std::vector<int> out = generate(*lm.model, lm.tokenizer.encode(prompt), opt, rng);
     std::fputs((prompt + lm.tokenizer.decode(out) + "\n").c_str(), stdout);
     return 0;

@@ -200,16 +200,27 @@ void load_params(const CheckpointFile& ck, ParamStore& store, const std::string&
     if (!used.count(name)) user_error("checkpoint '{}': unexpected tensor '{}' for this model", path, name);
 }
 
-std::map<std::string, std::string> model_metadata(const Config& cfg, const Tokenizer& tok, int step) {
-  std::string vb;
-  for (unsigned char c : tok.vocab()) vb += (vb.empty() ? "" : ",") + std::to_string(int(c));
-  return {{"format", "attnlab"},
-          {"format_version", std::to_string(kCheckpointFormatVersion)},
-          {"kind", cfg.model.kind},
-          {"step", std::to_string(step)},
-          {"config", dump_config(cfg)},
-          {"tokenizer", "char"},
-          {"vocab_bytes", vb}};
+std::map<std::string, std::string> model_metadata(const Config& cfg, const Tokenizer& tok, int step,
+                                                  int n_classes) {
+  std::map<std::string, std::string> m = {{"format", "attnlab"},
+                                          {"format_version", std::to_string(kCheckpointFormatVersion)},
+                                          {"kind", cfg.model.kind},
+                                          {"step", std::to_string(step)},
+                                          {"config", dump_config(cfg)},
+                                          {"n_classes", std::to_string(n_classes)}};
+  bool plain_bytes = tok.kind() == Tokenizer::Kind::chars;
+  for (const auto& t : tok.tokens()) plain_bytes = plain_bytes && t.size() == 1;
+  if (plain_bytes) {
+    // a char vocabulary without special tokens: its bytes as decimal numbers (readable anywhere)
+    std::string vb;
+    for (unsigned char c : tok.vocab()) vb += (vb.empty() ? "" : ",") + std::to_string(int(c));
+    m["tokenizer"] = "char";
+    m["vocab_bytes"] = vb;
+  } else {
+    m["tokenizer"] = Tokenizer::kind_name(tok.kind());
+    m["vocab_tokens"] = nlohmann::json(tok.tokens()).dump();
+  }
+  return m;
 }
 
 LoadedModel load_model(const std::string& path) { return load_model(read_checkpoint(path), path); }
@@ -226,16 +237,29 @@ LoadedModel load_model(const CheckpointFile& ck, const std::string& path) {
                kCheckpointFormatVersion);
   LoadedModel lm;
   lm.config = load_config_text(need("config"), path + " (embedded config)");
-  std::string vocab;
-  std::stringstream vs(need("vocab_bytes"));
-  for (std::string tok; std::getline(vs, tok, ',');) {
-    const int b = std::atoi(tok.c_str());
-    if (b < 0 || b > 255 || tok.empty()) user_error("checkpoint '{}': bad vocab_bytes", path);
-    vocab.push_back(char(b));
+  const std::string& kind = need("tokenizer");
+  if (kind == "char") {
+    std::string vocab;
+    std::stringstream vs(need("vocab_bytes"));
+    for (std::string tok; std::getline(vs, tok, ',');) {
+      const int b = std::atoi(tok.c_str());
+      if (b < 0 || b > 255 || tok.empty()) user_error("checkpoint '{}': bad vocab_bytes", path);
+      vocab.push_back(char(b));
+    }
+    lm.tokenizer = Tokenizer::from_vocab(vocab);
+  } else {
+    std::vector<std::string> tokens;
+    try {
+      tokens = nlohmann::json::parse(need("vocab_tokens")).get<std::vector<std::string>>();
+    } catch (const nlohmann::json::exception&) {
+      user_error("checkpoint '{}': metadata 'vocab_tokens' is not a JSON list of strings", path);
+    }
+    lm.tokenizer = Tokenizer::from_tokens(Tokenizer::parse_kind(kind), std::move(tokens));
   }
-  lm.tokenizer = Tokenizer::from_vocab(vocab);
   lm.step = std::atoi(need("step").c_str());
-  lm.model = std::make_unique<Model>(lm.config.model, lm.tokenizer.size(), 0);
+  auto nc = ck.metadata.find("n_classes");
+  const int n_classes = nc == ck.metadata.end() ? 0 : std::atoi(nc->second.c_str());
+  lm.model = std::make_unique<Model>(lm.config.model, lm.tokenizer.size(), 0, n_classes);
   load_params(ck, lm.model->params(), path);
   return lm;
 }

@@ -76,7 +76,9 @@ struct LoadedModel {
 LoadedModel load_model(const std::string& path);
 // The same from a file already read (checks format version, config, vocabulary, names and shapes).
 LoadedModel load_model(const CheckpointFile& ck, const std::string& path);
-std::map<std::string, std::string> model_metadata(const Config& cfg, const Tokenizer& tok, int step);
+// n_classes: the size of an encoder's classification head (0 = none), needed to rebuild the model.
+std::map<std::string, std::string> model_metadata(const Config& cfg, const Tokenizer& tok, int step,
+                                                  int n_classes = 0);
 
 uint64_t fnv1a64(const void* data, size_t n, uint64_t h = 0xcbf29ce484222325ull);
 // The checksum a checkpoint of `store` carries (FNV-1a 64 of all parameters in order, 16 hex digits).

@@ -11,9 +11,12 @@
 #include "config/config.h"
 #include "core/error.h"
 #include "core/npy.h"
+#include "data/factory.h"
+#include "data/tasks.h"
 #include "model/model.h"
 #include "model/slots.h"
 #include "train/checkpoint.h"
+#include "train/evaluate.h"
 #include "train/run_state.h"
 
 namespace fs = std::filesystem;
@@ -137,7 +140,10 @@ nlohmann::json inspect_checkpoint(const std::string& path) {
   if (ck.metadata.count("val_loss")) r["val_loss"] = std::strtof(ck.metadata.at("val_loss").c_str(), nullptr);
   r["tokenizer"] = {{"type", ck.metadata.count("tokenizer") ? ck.metadata.at("tokenizer") : "char"},
                     {"vocab_size", lm.tokenizer.size()},
-                    {"vocab", lm.tokenizer.vocab()}};
+                    {"vocab", lm.tokenizer.kind() == Tokenizer::Kind::chars && lm.tokenizer.vocab().size() ==
+                                          size_t(lm.tokenizer.size())
+                                      ? json(lm.tokenizer.vocab())
+                                      : json(lm.tokenizer.tokens())}};
   r["model"] = {{"n_layers", cfg.model.n_layers},   {"d_model", cfg.model.d_model},
                 {"n_heads", cfg.model.n_heads},     {"d_ff", cfg.ff_dim()},
                 {"block_size", cfg.model.block_size}, {"positions", cfg.model.positions},
@@ -239,11 +245,16 @@ std::string render_checkpoint(const nlohmann::json& r) {
                    m["positions"].get<std::string>(), m["tie_embeddings"].get<bool>() ? "tied" : "untied",
                    m["bias"].get<bool>() ? "on" : "off", m["dropout"].get<double>()));
   std::string vocab;
-  for (char c : r["tokenizer"]["vocab"].get<std::string>()) {
-    if (c == '\n') vocab += "\\n";
-    else if (c == '\t') vocab += "\\t";
-    else if (uint8_t(c) < 32 || uint8_t(c) >= 127) vocab += fmt::format("\\x{:02x}", uint8_t(c));
-    else vocab += c;
+  const json& vj = r["tokenizer"]["vocab"];
+  if (vj.is_array()) {  // symbols or special tokens: the token strings, space-separated
+    for (const auto& t : vj) vocab += (vocab.empty() ? "" : " ") + t.get<std::string>();
+  } else {
+    for (char c : vj.get<std::string>()) {
+      if (c == '\n') vocab += "\\n";
+      else if (c == '\t') vocab += "\\t";
+      else if (uint8_t(c) < 32 || uint8_t(c) >= 127) vocab += fmt::format("\\x{:02x}", uint8_t(c));
+      else vocab += c;
+    }
   }
   if (vocab.size() > 80) vocab = vocab.substr(0, 77) + "...";
   line(fmt::format("tokenizer    {}, {} tokens: \"{}\"", r["tokenizer"]["type"].get<std::string>(),
@@ -497,53 +508,89 @@ nlohmann::json dump_forward(const std::string& checkpoint, const std::string& te
   LoadedModel lm = load_model(checkpoint);
   if (text.empty()) user_error("--input is empty: give some text to run the model on");
   const std::vector<int> ids = lm.tokenizer.encode(text);  // UserError names an unknown character
-  const int T = int(ids.size());
-  if (T > lm.config.model.block_size)
-    user_error("--input has {} tokens; the model's block_size is {}", T, lm.config.model.block_size);
+  const int T_in = int(ids.size());
+  if (T_in > lm.config.model.block_size)
+    user_error("--input has {} tokens; the model's block_size is {}", T_in, lm.config.model.block_size);
+  Model& model = *lm.model;
+  const bool seq2seq = lm.config.model.kind == "encoder_decoder";
+  // An encoder_decoder reads the input as its source; its decoder gets the separator followed by the
+  // model's own greedy output (up to the end token), so the maps show what it attends to as it answers.
+  Batch batch;
+  batch.B = 1;
+  std::vector<int> dec_ids = ids, output;
+  if (seq2seq) {
+    const auto data = make_dataset(lm.config);
+    const auto* task = dynamic_cast<const TaskDataset*>(data.get());
+    if (!task) user_error("--input: an encoder_decoder checkpoint needs its seq2seq task");
+    output = decode_output(model, *task, ids);
+    dec_ids = {task->sep_id()};
+    dec_ids.insert(dec_ids.end(), output.begin(), output.end());
+    batch.S = T_in;
+    batch.src = ids;
+    batch.src_len = {T_in};
+  }
+  const int T = int(dec_ids.size());
+  batch.T = T;
+  batch.x = dec_ids;
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec || !fs::is_directory(dir, ec)) user_error("cannot create the dump directory '{}': {}", dir, ec.message());
-  Model& model = *lm.model;
-  const auto modules = model.attention_modules();
-  for (auto* a : modules) a->keep_weights(true);
-  model.forward(ids.data(), nullptr, 1, T, false, nullptr);
-  const int V = model.vocab_size();
+  const auto named = model.named_attention();
+  for (auto& [label, a] : named) a->keep_weights(true);
+  model.forward(batch, false, nullptr);
+  const int V = model.n_classes() > 0 ? model.n_classes() : model.vocab_size();
+  const int rows = model.n_classes() > 0 ? 1 : T;
+  auto token_strings = [&](const std::vector<int>& v) {
+    json out = json::array();
+    for (int id : v) out.push_back(lm.tokenizer.tokens()[size_t(id)]);
+    return out;
+  };
   json r;
   r["checkpoint"] = checkpoint;
   r["step"] = lm.step;
   r["dir"] = dir;
   r["text"] = text;
-  json tokens = json::array();
-  for (int id : ids) tokens.push_back(std::string(1, lm.tokenizer.vocab()[size_t(id)]));
+  const json tokens = token_strings(ids);
   r["tokens"] = tokens;
   r["ids"] = ids;
-  write_npy((fs::path(dir) / "logits.npy").string(), model.logits(), {T, V});
-  r["logits"] = {{"file", "logits.npy"}, {"shape", {T, V}}};
+  if (seq2seq) {
+    r["decoder_tokens"] = token_strings(dec_ids);
+    r["decoder_ids"] = dec_ids;
+    r["output"] = lm.tokenizer.decode(output);
+  }
+  write_npy((fs::path(dir) / "logits.npy").string(), model.logits(), {rows, V});
+  r["logits"] = {{"file", "logits.npy"}, {"shape", {rows, V}}};
   json attn = json::array(), notes = json::array();
-  const std::vector<std::string> slots = model_slots(lm.config.model.kind);
-  const std::string slot = slots.size() == 1 ? slots[0] : "model.decoder.self_attention";
-  for (size_t l = 0; l < modules.size(); l++) {
-    const std::vector<float> w = modules[l]->attention_weights();
-    const int H = modules[l]->spec().n_heads;
-    const std::string name = fmt::format("attn_{}_L{}.npy", slot_short_name(slot), l);
+  for (auto& [label, a] : named) {
+    const std::vector<float> w = a->attention_weights();
+    const int H = a->spec().n_heads;
+    const bool enc = label.rfind("encoder", 0) == 0, cross = label.find("cross") != std::string::npos;
+    const int Tq = enc || !seq2seq ? (enc ? T_in : T) : T, Tk = enc ? T_in : (cross ? T_in : T);
+    const std::string name = fmt::format("attn_{}.npy", label);
     if (w.empty()) {
-      notes.push_back(fmt::format("layer {}: attention type '{}' kept no weights for this input; {} not written", l,
-                                  modules[l]->spec().type, name));
+      notes.push_back(fmt::format("{}: attention type '{}' kept no weights for this input; {} not written", label,
+                                  a->spec().type, name));
       continue;
     }
-    if (w.size() != size_t(H) * T * T)
-      throw std::logic_error(fmt::format("layer {}: attention weights have {} values, expected {}×{}×{}", l,
-                                         w.size(), H, T, T));
-    write_npy((fs::path(dir) / name).string(), w, {H, T, T});
-    attn.push_back({{"file", name}, {"slot", slot}, {"layer", l}, {"type", modules[l]->spec().type},
-                    {"shape", {H, T, T}}});
+    if (w.size() != size_t(H) * Tq * Tk)
+      throw std::logic_error(fmt::format("{}: attention weights have {} values, expected {}×{}×{}", label, w.size(),
+                                         H, Tq, Tk));
+    write_npy((fs::path(dir) / name).string(), w, {H, Tq, Tk});
+    const size_t us = label.rfind("_L");
+    attn.push_back({{"file", name}, {"slot", label.substr(0, us)}, {"layer", std::atoi(label.c_str() + us + 2)},
+                    {"type", a->spec().type}, {"shape", {H, Tq, Tk}}});
   }
-  for (auto* a : modules) a->keep_weights(false);
+  for (auto& [label, a] : named) a->keep_weights(false);
   r["attention"] = attn;
   r["notes"] = notes;
   r["tokens_file"] = "tokens.json";
   json tj = {{"text", text}, {"tokens", tokens}, {"ids", ids}, {"checkpoint", checkpoint}, {"step", lm.step},
-             {"vocab_size", V}, {"attention", attn}, {"logits", r["logits"]}};
+             {"vocab_size", model.vocab_size()}, {"attention", attn}, {"logits", r["logits"]}};
+  if (seq2seq) {
+    tj["decoder_tokens"] = r["decoder_tokens"];
+    tj["decoder_ids"] = dec_ids;
+    tj["output"] = r["output"];
+  }
   write_file_atomic((fs::path(dir) / "tokens.json").string(),
                     tj.dump(2, ' ', false, json::error_handler_t::replace) + "\n");
   return r;

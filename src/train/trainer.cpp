@@ -75,44 +75,7 @@ class Console {
   std::ofstream log_;
 };
 
-int sequence_length(const Config& cfg, const Dataset& data) {
-  if (auto* task = dynamic_cast<const TaskDataset*>(&data)) return task->max_example_len() - 1;
-  return cfg.model.block_size;
-}
-
 }  // namespace
-
-float evaluate_loss(Model& model, const Dataset& data, const Config& cfg, int T) {
-  Rng rng(uint64_t(cfg.train.seed) ^ 0x5eedull);
-  Batch batch;
-  double sum = 0.0;
-  for (int i = 0; i < cfg.train.eval_batches; i++) {
-    data.next_batch(batch, cfg.train.batch_size, T, Split::val, rng);
-    sum += model.forward(batch.x.data(), batch.y.data(), batch.B, batch.T, false, nullptr);
-  }
-  return float(sum / cfg.train.eval_batches);
-}
-
-TaskEval evaluate_task(Model& model, const TaskDataset& task, int n) {
-  const Tokenizer& tok = task.tokenizer();
-  TaskEval ev;
-  Rng rng(0);
-  SampleOptions opt;
-  opt.temperature = 0.0f;
-  opt.max_new_tokens = task.options().max_len + 1;
-  opt.stop_token = tok.id('.');
-  const auto& val = task.val_set();
-  for (int i = 0; i < n && i < int(val.size()); i++) {
-    const TaskExample& ex = val[i];
-    std::vector<int> out = generate(model, tok.encode(ex.input + "="), opt, rng);
-    std::string pred = tok.decode(out);
-    if (!pred.empty() && pred.back() == '.') pred.pop_back();
-    ev.results.push_back({ex, pred, pred == ex.output});
-    ev.total++;
-    ev.correct += pred == ex.output;
-  }
-  return ev;
-}
 
 namespace {
 
@@ -240,7 +203,7 @@ class Run {
 
   // Continue from the latest checkpoint (everything checked before anything is written).
   void start_resumed(const std::string& ckpt_path, const CheckpointFile& ck,
-                     const std::string& vocab, const std::vector<std::string>& notes) {
+                     const Tokenizer& vocab, const std::vector<std::string>& notes) {
     const std::string state_path = state_path_for(ckpt_path);
     std::error_code ec;
     if (!fs::exists(state_path, ec))
@@ -264,7 +227,7 @@ class Run {
                  "further, resume with --set train.steps=N (N > {})",
                  dir_, st_.step, cfg_.train.steps, st_.step);
     build(uint64_t(cfg_.train.seed));
-    if (data_->tokenizer().vocab() != vocab)
+    if (!(data_->tokenizer() == vocab))
       user_error("cannot resume '{}': the data's vocabulary ({} tokens) differs from the checkpoint's ({} "
                  "tokens); did the data file change?",
                  dir_, data_->tokenizer().size(), vocab.size());
@@ -293,8 +256,10 @@ class Run {
   void build(uint64_t seed) {
     data_ = make_dataset(cfg_);
     const Tokenizer& tok = data_->tokenizer();
-    T_ = sequence_length(cfg_, *data_);
-    model_ = std::make_unique<Model>(cfg_.model, tok.size(), seed);
+    const auto* task = dynamic_cast<const TaskDataset*>(data_.get());
+    T_ = task ? task->batch_T() : cfg_.model.block_size;
+    S_ = task ? task->batch_S() : 0;
+    model_ = std::make_unique<Model>(cfg_.model, tok.size(), seed, task ? task->n_classes() : 0);
     opt_ = std::make_unique<AdamW>(model_->params(), cfg_.train);
     const Rng root(seed);
     data_rng_ = root.fork(1);
@@ -308,8 +273,8 @@ class Run {
     con_->line(fmt::format("model: {} | {} layers, d_model {}, {} heads, attention {} | {:.2f} M parameters",
                            cfg_.model.kind, cfg_.model.n_layers, cfg_.model.d_model, cfg_.model.n_heads,
                            cfg_.model.attention.type, double(model_->params().count()) / 1e6));
-    con_->line(fmt::format("train: {} steps × {} sequences × {} tokens | run dir {}", cfg_.train.steps,
-                           cfg_.train.batch_size, T_, dir_));
+    con_->line(fmt::format("train: {} steps × {} sequences × {} tokens{} | run dir {}", cfg_.train.steps,
+                           cfg_.train.batch_size, T_, S_ > 0 ? fmt::format(" (source {})", S_) : "", dir_));
   }
 
   double elapsed() const {
@@ -336,7 +301,7 @@ class Run {
     st.model_file = name;
     st.model_checksum = params_checksum(model_->params());
     write_train_state(state_path_for(path), st, model_->params(), *opt_);
-    write_checkpoint(path, model_->params(), model_metadata(cfg_, data_->tokenizer(), step));
+    write_checkpoint(path, model_->params(), model_metadata(cfg_, data_->tokenizer(), step, model_->n_classes()));
     write_file_atomic((fs::path(ckpt_dir_) / "latest").string(), name + "\n");
     st_.kept = kept;
     std::error_code ec;
@@ -352,7 +317,7 @@ class Run {
   }
 
   void save_best(int step, float val_loss) {
-    auto meta = model_metadata(cfg_, data_->tokenizer(), step);
+    auto meta = model_metadata(cfg_, data_->tokenizer(), step, model_->n_classes());
     meta["val_loss"] = fmt::format("{}", val_loss);
     write_checkpoint((fs::path(ckpt_dir_) / "best.safetensors").string(), model_->params(), meta);
   }
@@ -367,17 +332,18 @@ class Run {
   std::unique_ptr<AdamW> opt_;
   Rng data_rng_, drop_rng_;
   TrainState st_;
-  int T_ = 0;
+  int T_ = 0, S_ = 0;  // padded decoder/encoder rows and encoder_decoder sources
   int saved_at_ = -1;      // step of the newest checkpoint written or resumed from
   std::string last_ckpt_;  // its path
   Clock::time_point t_start_ = Clock::now();
+  EvalReport final_eval_;  // the evaluation at the last step
 };
 
 TrainSummary Run::loop() {
   if (cfg_.train.threads > 0) omp_set_num_threads(cfg_.train.threads);
   const SignalScope signals(opts_.handle_signals);
   Model& model = *model_;
-  const int B = cfg_.train.batch_size, T = T_, N = cfg_.train.steps;
+  const int B = cfg_.train.batch_size, N = cfg_.train.steps;
   TrainSummary sum;
   sum.start_step = st_.step;
   Batch batch;
@@ -390,11 +356,10 @@ TrainSummary Run::loop() {
     done = step + 1;
     const bool last = done == N;
     const float lr = float(learning_rate(cfg_.train, step));
-    data_->next_batch(batch, B, T, Split::train, data_rng_);
+    data_->next_batch(batch, B, cfg_.model.block_size, Split::train, data_rng_);
     model.params().zero_grad();
     if (opts_.before_forward) opts_.before_forward(done, model);
-    const float loss =
-        model.forward(batch.x.data(), batch.y.data(), B, T, true, &drop_rng_, float(cfg_.train.label_smoothing));
+    const float loss = model.forward(batch, true, &drop_rng_, float(cfg_.train.label_smoothing));
     std::string bad;  // why this step cannot be applied
     double gnorm = 0.0;
     if (!std::isfinite(loss)) {
@@ -405,7 +370,7 @@ TrainSummary Run::loop() {
       gnorm = clip_grad_norm(model.params(), cfg_.train.grad_clip);
       if (!std::isfinite(gnorm)) bad = "the gradient norm is " + nonfinite_text(gnorm);
     }
-    tokens_since_log += long(B) * T;
+    tokens_since_log += long(B) * (batch.T + batch.S);
     if (!bad.empty()) {
       if (cfg_.train.on_nan == "stop") {
         con_->finish();
@@ -452,7 +417,10 @@ TrainSummary Run::loop() {
       st_.loss_count = 0;
     }
     if ((cfg_.train.eval_interval > 0 && done % cfg_.train.eval_interval == 0) || last) {
-      const float vl = evaluate_loss(model, *data_, cfg_, T);
+      EvalOptions eo;  // periodic evaluations decode a sample of the val set; the final one all of it
+      eo.max_examples = last ? -1 : 128;
+      const EvalReport rep = evaluate(model, *data_, cfg_, eo);
+      const float vl = float(rep.get("loss"));
       st_.last_val_loss = vl;
       const bool best = std::isfinite(vl) && (st_.best_step < 0 || vl < st_.best_val_loss);
       if (best) {
@@ -460,8 +428,17 @@ TrainSummary Run::loop() {
         st_.best_val_loss = vl;
         save_best(done, vl);
       }
-      con_->line(fmt::format("step {:>6}/{} | val loss {:.4f}{}", done, N, vl, best ? " (best)" : ""));
-      metrics_.append({{"step", done}, {"split", "val"}, {"loss", vl}, {"elapsed_s", elapsed()}});
+      std::string extra;
+      nlohmann::json row = {{"step", done}, {"split", "val"}, {"loss", vl}};
+      for (const auto& n : rep.names) {
+        if (n == "loss") continue;
+        row[n] = rep.get(n);
+        extra += n == "ppl" ? fmt::format(" | ppl {:.3f}", rep.get(n)) : fmt::format(" | {} {:.1f}%", n, 100 * rep.get(n));
+      }
+      row["elapsed_s"] = elapsed();
+      con_->line(fmt::format("step {:>6}/{} | val loss {:.4f}{}{}", done, N, vl, extra, best ? " (best)" : ""));
+      metrics_.append(row);
+      if (last) final_eval_ = rep;
       t_log = Clock::now();  // evaluation time is not training throughput
     }
     if (cfg_.train.checkpoint_interval > 0 && done % cfg_.train.checkpoint_interval == 0 && !last) save(done);
@@ -475,7 +452,7 @@ TrainSummary Run::loop() {
   sum.steps = done;
   sum.interrupted = stopped;
   sum.seconds = seconds;
-  sum.tokens_per_s = seconds > 0 ? double(done - sum.start_step) * B * T / seconds : 0.0;
+  sum.tokens_per_s = seconds > 0 ? double(done - sum.start_step) * B * (T_ + S_) / seconds : 0.0;
   sum.train_loss = st_.last_train_loss;
   sum.val_loss = st_.last_val_loss;
   sum.best_step = st_.best_step;
@@ -492,20 +469,22 @@ TrainSummary Run::loop() {
   if (st_.skipped_steps > 0)
     con_->line(fmt::format("note: {} step{} skipped because of a NaN/Inf loss or gradient", st_.skipped_steps,
                            st_.skipped_steps == 1 ? " was" : "s were"));
-  if (auto* task = dynamic_cast<const TaskDataset*>(data_.get())) {
-    if (signals.requested()) {
-      con_->line("interrupted: the held-out task evaluation was skipped (the run itself is complete)");
-      return sum;
+  if (!final_eval_.examples.empty()) {
+    const EvalReport& ev = final_eval_;
+    int ok = 0;
+    for (const auto& p : ev.examples) ok += p.correct;
+    con_->line(fmt::format("held-out {} examples: exact match {}/{} = {:.1f}%", cfg_.data.task, ok,
+                           ev.examples.size(), 100.0 * ev.get("exact_match")));
+    size_t w_in = 0, w_out = 0;
+    for (size_t i = 0; i < ev.examples.size() && i < 8; i++) {
+      w_in = std::max(w_in, ev.examples[i].input.size());
+      w_out = std::max(w_out, ev.examples[i].predicted.size());
     }
-    const TaskEval ev = evaluate_task(model, *task, int(task->val_set().size()));
-    con_->line(fmt::format("held-out {} examples: exact match {}/{} = {:.1f}%", task->options().name, ev.correct,
-                           ev.total, 100.0 * ev.correct / std::max(1, ev.total)));
-    for (int i = 0; i < int(ev.results.size()) && i < 8; i++) {
-      const auto& r = ev.results[i];
-      con_->line(fmt::format("  {:<{}} -> {:<{}} {}", r.example.input, task->options().max_len, r.predicted,
-                             task->options().max_len, r.correct ? "ok" : "(expected " + r.example.output + ")"));
+    for (size_t i = 0; i < ev.examples.size() && i < 8; i++) {
+      const auto& r = ev.examples[i];
+      con_->line(fmt::format("  {:<{}} -> {:<{}} {}", r.input, w_in, r.predicted, w_out,
+                             r.correct ? "ok" : "(expected " + r.expected + ")"));
     }
-    metrics_.append({{"step", done}, {"split", "val"}, {"exact_match", double(ev.correct) / std::max(1, ev.total)}});
   }
   return sum;
 }
@@ -573,7 +552,7 @@ TrainSummary resume(const std::string& run_dir, const std::vector<std::string>& 
                                 before.train.threads, cfg.train.threads));
   if (cfg.train.threads > 0) omp_set_num_threads(cfg.train.threads);
   Run run(cfg, run_dir, opts);
-  run.start_resumed(ckpt_path, ck, lm.tokenizer.vocab(), notes);
+  run.start_resumed(ckpt_path, ck, lm.tokenizer, notes);
   return run.loop();
 }
 

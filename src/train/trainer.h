@@ -26,6 +26,7 @@
 #include "config/config.h"
 #include "data/tasks.h"
 #include "model/model.h"
+#include "train/evaluate.h"
 
 namespace attnlab {
 
@@ -63,21 +64,5 @@ TrainSummary resume(const std::string& run_dir, const std::vector<std::string>& 
                     const TrainOptions& opts = {});
 // The config keys a resume may change: they do not alter the model, the data or the optimizer.
 const std::vector<std::string>& resume_keys();
-
-// Mean loss over cfg.train.eval_batches val batches drawn from a fixed seed
-// (the same batches at every evaluation).
-float evaluate_loss(Model& model, const class Dataset& data, const Config& cfg, int T);
-
-struct TaskResult {
-  TaskExample example;
-  std::string predicted;
-  bool correct;
-};
-struct TaskEval {
-  int total = 0, correct = 0;
-  std::vector<TaskResult> results;
-};
-// Greedy-decodes the first n val inputs ("input=" -> output up to '.') and scores exact match.
-TaskEval evaluate_task(Model& model, const TaskDataset& task, int n);
 
 }  // namespace attnlab

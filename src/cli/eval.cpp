@@ -1,0 +1,80 @@
+#include <fmt/format.h>
+
+#include <omp.h>
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "data/factory.h"
+#include "train/checkpoint.h"
+#include "train/evaluate.h"
+
+namespace attnlab::cli {
+
+Run add_eval(CLI::App& app) {
+  struct Opts {
+    std::string checkpoint, split = "val";
+    bool json = false;
+    int examples = -1, show = 8, beam = -1, threads = 0;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* sub = app.add_subcommand("eval", "Print a checkpoint's task metrics on the val or test split");
+  sub->add_option("checkpoint", o->checkpoint, "A .safetensors checkpoint written by `attnlab train`")->required();
+  sub->add_option("--split", o->split, "val or test (text data: val only)")
+      ->check(CLI::IsMember({"val", "test"}))
+      ->capture_default_str();
+  sub->add_option("--examples", o->examples, "seq2seq tasks: decode only the first N examples (default: all)")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--show", o->show, "seq2seq tasks: print this many decoded examples")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  sub->add_option("--beam", o->beam, "Beam width for decoding (default: the config's sample.beam_width)")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--threads", o->threads, "OpenMP threads (default: train.threads, else all)")
+      ->check(CLI::NonNegativeNumber);
+  sub->add_flag("--json", o->json, "Print one JSON object instead of the table");
+  return [o]() {
+    LoadedModel lm = load_model(o->checkpoint);
+    const int threads = o->threads > 0 ? o->threads : lm.config.train.threads;
+    if (threads > 0) omp_set_num_threads(threads);
+    const auto data = make_dataset(lm.config);
+    if (data->tokenizer().tokens() != lm.tokenizer.tokens())
+      user_error("checkpoint '{}': its vocabulary differs from the one its config's data gives now ({} vs {} tokens)",
+                 o->checkpoint, lm.tokenizer.size(), data->tokenizer().size());
+    EvalOptions opt;
+    opt.split = o->split == "test" ? Split::test : Split::val;
+    opt.max_examples = o->examples;
+    opt.beam_width = o->beam > 0 ? o->beam : lm.config.sample.beam_width;
+    opt.length_penalty = float(lm.config.sample.length_penalty);
+    const EvalReport rep = evaluate(*lm.model, *data, lm.config, opt);
+    if (o->json) {
+      nlohmann::json j = {{"checkpoint", o->checkpoint}, {"step", lm.step},   {"task", rep.task},
+                          {"split", o->split},           {"kind", lm.config.model.kind}};
+      for (const auto& n : rep.names) j["metrics"][n] = rep.get(n);
+      if (rep.has("exact_match")) j["examples"] = int(rep.examples.size()), j["beam_width"] = opt.beam_width;
+      std::puts(j.dump(2).c_str());
+      return 0;
+    }
+    fmt::print("checkpoint   {} (step {})\n", o->checkpoint, lm.step);
+    fmt::print("task         {} | {} split | model {}\n", rep.task, o->split, lm.config.model.kind);
+    for (const auto& n : rep.names) {
+      const double v = rep.get(n);
+      const bool pct = n.find("acc") != std::string::npos || n == "exact_match";
+      if (pct) fmt::print("{:<17}{:.2f}%\n", n, 100.0 * v);
+      else fmt::print("{:<17}{:.4f}\n", n, v);
+    }
+    if (rep.has("exact_match")) {
+      fmt::print("decoded      {} examples ({})\n", rep.examples.size(),
+                 opt.beam_width > 1 ? fmt::format("beam search, width {}", opt.beam_width) : std::string("greedy"));
+      for (int i = 0; i < o->show && i < int(rep.examples.size()); i++) {
+        const Prediction& p = rep.examples[size_t(i)];
+        fmt::print("  {} -> {}  {}\n", p.input, p.predicted, p.correct ? "ok" : "(expected " + p.expected + ")");
+      }
+    }
+    return 0;
+  };
+}
+
+}  // namespace attnlab::cli

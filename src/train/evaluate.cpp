@@ -1,0 +1,89 @@
+#include "train/evaluate.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "data/tasks.h"
+#include "model/generate.h"
+
+namespace attnlab {
+
+std::vector<int> decode_output(Model& model, const TaskDataset& task, const std::vector<int>& input, int beam_width,
+                               float length_penalty) {
+  SampleOptions opt;
+  opt.temperature = 0.0f;
+  opt.stop_token = task.end_id();
+  opt.beam_width = beam_width;
+  opt.length_penalty = length_penalty;
+  Rng rng(0);  // unused by greedy decoding and beam search
+  std::vector<int> out;
+  if (model.config().kind == "encoder_decoder") {
+    opt.max_new_tokens = task.batch_T();
+    out = translate(model, input, task.sep_id(), opt, rng);
+  } else {
+    std::vector<int> prompt = input;
+    prompt.push_back(task.sep_id());
+    opt.max_new_tokens = std::max(1, task.batch_T() + 1 - int(prompt.size()));
+    out = generate(model, prompt, opt, rng);
+  }
+  if (!out.empty() && out.back() == task.end_id()) out.pop_back();
+  return out;
+}
+
+EvalReport evaluate(Model& model, const Dataset& data, const Config& cfg, const EvalOptions& opt) {
+  const auto* task = dynamic_cast<const TaskDataset*>(&data);
+  if (!task && opt.split == Split::test)
+    user_error("text data has a train and a val split only (data.val_fraction); there is no test split");
+  EvalReport rep;
+  rep.task = cfg.data.task;
+  // loss and teacher-forced accuracy over fixed batches
+  Rng rng(uint64_t(cfg.train.seed) ^ (opt.split == Split::test ? 0x7e57ull : 0x5eedull));
+  Batch batch;
+  double loss_sum = 0.0;
+  long counted = 0, correct = 0;
+  for (int i = 0; i < cfg.train.eval_batches; i++) {
+    data.next_batch(batch, cfg.train.batch_size, cfg.model.block_size, opt.split, rng);
+    loss_sum += model.forward(batch, false, nullptr);
+    counted += model.loss_count();
+    correct += model.correct_count();
+  }
+  const double loss = loss_sum / cfg.train.eval_batches;
+  const double acc = counted > 0 ? double(correct) / double(counted) : 0.0;
+  auto put = [&](const std::string& name, double v) {
+    rep.names.push_back(name);
+    rep.values[name] = v;
+  };
+  put("loss", loss);
+  const TaskFormat format = task ? task->format() : TaskFormat::seq2seq;
+  if (!task || format != TaskFormat::classify) put("ppl", std::exp(std::min(loss, 80.0)));
+  if (!task) put("token_acc", acc);
+  else if (format == TaskFormat::labelled) put("label_acc", acc);
+  else if (format == TaskFormat::classify) put("class_acc", acc);
+  else put("token_acc", acc);
+  if (!task || format != TaskFormat::seq2seq || !opt.decode) return rep;
+
+  // decoding: exact match and position-wise accuracy of the decoded answers
+  const auto& examples = task->eval_set(opt.split);
+  const int n = opt.max_examples < 0 ? int(examples.size()) : std::min<int>(opt.max_examples, int(examples.size()));
+  long exact = 0, pos_total = 0, pos_ok = 0;
+  for (int i = 0; i < n; i++) {
+    const TaskExample& ex = examples[size_t(i)];
+    const std::vector<int> got = decode_output(model, *task, ex.input, opt.beam_width, opt.length_penalty);
+    const bool ok = got == ex.output;
+    exact += ok;
+    // the answer and its end token, position by position (a missing end token counts as wrong)
+    for (size_t t = 0; t <= ex.output.size(); t++) {
+      const int want = t < ex.output.size() ? ex.output[t] : task->end_id();
+      const int have = t < got.size() ? got[t] : (t == got.size() ? task->end_id() : -1);
+      pos_ok += want == have;
+      pos_total++;
+    }
+    rep.examples.push_back({task->show(ex.input), task->show(ex.output), task->show(got), ok});
+  }
+  put("exact_match", n > 0 ? double(exact) / n : 0.0);
+  put("greedy_token_acc", pos_total > 0 ? double(pos_ok) / double(pos_total) : 0.0);
+  return rep;
+}
+
+}  // namespace attnlab

@@ -1,0 +1,55 @@
+// Evaluation: the metrics a task declares, on its val or test split.
+//
+//   loss, ppl        mean cross-entropy over the targets of eval_batches batches drawn from a fixed
+//                    seed (the same batches at every evaluation), and exp(loss)
+//   token_acc        teacher-forced argmax accuracy over those targets (text, seq2seq tasks)
+//   label_acc        the same at the labelled positions of mqar / needle / induction
+//   class_acc        classification accuracy (parity, balanced_parens)
+//   exact_match      seq2seq: the output decoded from the input alone (greedy, or beam search)
+//                    equals the answer, over the fixed examples of the split
+//   greedy_token_acc seq2seq: share of answer positions (plus the end token) the decoded output
+//                    gets right, position by position
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "data/dataset.h"
+#include "model/model.h"
+
+namespace attnlab {
+
+class TaskDataset;
+
+struct Prediction {
+  std::string input, expected, predicted;
+  bool correct = false;
+};
+
+struct EvalOptions {
+  Split split = Split::val;
+  int max_examples = -1;  // seq2seq decoding: how many of the split's examples (-1 = all)
+  bool decode = true;     // seq2seq: run the decoding metrics
+  int beam_width = 1;
+  float length_penalty = 1.0f;
+};
+
+struct EvalReport {
+  std::string task;
+  std::vector<std::string> names;        // metric names in display order
+  std::map<std::string, double> values;  // name -> value
+  std::vector<Prediction> examples;      // seq2seq: every decoded example
+  double get(const std::string& name) const { return values.at(name); }
+  bool has(const std::string& name) const { return values.count(name) > 0; }
+};
+
+// Every metric the data's task declares (text: loss, ppl, token_acc).
+EvalReport evaluate(Model& model, const Dataset& data, const Config& cfg, const EvalOptions& opt);
+
+// Decodes one seq2seq input (decoder: prompt input+sep; encoder_decoder: source) up to the end token,
+// which is not returned.
+std::vector<int> decode_output(Model& model, const TaskDataset& task, const std::vector<int>& input, int beam_width = 1,
+                               float length_penalty = 1.0f);
+
+}  // namespace attnlab
