@@ -94,7 +94,7 @@ struct GenerateBenchMode {
   std::vector<double> seconds;   // every timed repeat (one whole generation)
   double tokens_per_s = 0.0;     // B·tokens / median
   double ms_per_token = 0.0;     // median / tokens (one step for all B rows)
-  double peak_extra_mb = -1.0;   // RSS growth during the first repeat; < 0 = unavailable
+  double peak_extra_mb = -1.0;   // RSS growth during the first timed repeat; < 0 = unavailable
 };
 struct GenerateBench {
   std::vector<GenerateBenchMode> modes;

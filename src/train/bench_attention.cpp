@@ -187,9 +187,9 @@ std::string attention_bench_csv(const AttentionBenchOptions& o, const std::vecto
     s += fmt::format("{},{},{},{},{},{},{},{},{},{},{},", r.type, o.impl, r.n, o.batch, o.heads, o.head_dim,
                      kv_heads(o), causal ? 1 : 0, o.backward ? 1 : 0, omp_get_max_threads(), o.repeats);
     if (r.skipped)
-      s += fmt::format(",,,{:.3f},,,{:.1f},skipped\n", r.gflop, r.est_mb);
+      s += fmt::format(",,,{:.6f},,,{:.1f},skipped\n", r.gflop, r.est_mb);
     else
-      s += fmt::format("{:.3f},{:.3f},{:.3f},{:.3f},{:.2f},{},{:.1f},ok\n", r.median_ms, r.min_ms, r.proj_ms,
+      s += fmt::format("{:.3f},{:.3f},{:.3f},{:.6f},{:.2f},{},{:.1f},ok\n", r.median_ms, r.min_ms, r.proj_ms,
                        r.gflop, r.gflops, r.peak_extra_mb >= 0 ? fmt::format("{:.1f}", r.peak_extra_mb) : "",
                        r.est_mb);
   }

@@ -5,7 +5,9 @@
 //   no cache: every token recomputes the full forward over the whole sequence so far, O(t) rows.
 // Batch 1 runs model/generate.h's generate() itself (what `attnlab sample` runs); batch B > 1 runs
 // the same steps over B rows here (generate() decodes one sequence).
-// tokens/s = B·tokens / (wall time of one whole generation, median of the repeats).
+// tokens/s = B·tokens / (wall time of one whole generation, median of the repeats), after an untimed
+// warm-up generation of min(tokens, 8) tokens; peak extra RSS: the growth during the first timed one.
+#include <algorithm>
 #include <chrono>
 
 #include "core/error.h"
@@ -80,21 +82,25 @@ GenerateBench bench_generate(DecoderModel& model, const GenerateBenchOptions& o)
   auto run_mode = [&](bool cache) {
     GenerateBenchMode m;
     m.cache = cache;
-    for (int r = 0; r < o.repeats; r++) {
+    auto once = [&](int tokens) {
       Rng rng(o.seed + 1);
-      const bool probe = r == 0 && reset_rss_hwm();
-      const long base = current_rss_kb();
-      const auto t0 = std::chrono::steady_clock::now();
       if (o.batch == 1) {
         SampleOptions so;
-        so.max_new_tokens = o.tokens;
+        so.max_new_tokens = tokens;
         so.temperature = 1.0f;
         so.use_cache = cache;
         const std::vector<int> out = generate(model, prompt, so, rng);
-        ATTNLAB_CHECK(int(out.size()) == o.tokens);
+        ATTNLAB_CHECK(int(out.size()) == tokens);
       } else {
-        generate_rows(model, prompt, o.batch, o.prompt_len, o.tokens, cache, rng);
+        generate_rows(model, prompt, o.batch, o.prompt_len, tokens, cache, rng);
       }
+    };
+    once(std::min(o.tokens, 8));  // warm-up: threads, first buffers
+    for (int r = 0; r < o.repeats; r++) {
+      const bool probe = r == 0 && reset_rss_hwm();
+      const long base = current_rss_kb();
+      const auto t0 = std::chrono::steady_clock::now();
+      once(o.tokens);
       m.seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
       if (probe && base >= 0) m.peak_extra_mb = double(rss_hwm_kb() - base) / 1024.0;
     }
