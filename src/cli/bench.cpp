@@ -1,13 +1,165 @@
 #include <fmt/format.h>
 
+#include <omp.h>
+
 #include <algorithm>
 
+#include "attention/attention.h"
 #include "cli/commands.h"
 #include "config/config.h"
+#include "core/error.h"
 #include "core/gemm.h"
+#include "data/factory.h"
+#include "model/decoder.h"
 #include "train/bench.h"
+#include "train/checkpoint.h"
 
 namespace attnlab::cli {
+
+namespace {
+
+// `attnlab bench generate CHECKPOINT|CONFIG` (W2)
+Run add_bench_generate(CLI::App& bench) {
+  struct Opts {
+    std::string source;
+    std::vector<std::string> sets;
+    GenerateBenchOptions g;
+    bool no_cache = false, cache_only = false;
+    int threads = 0, vocab = 0;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* sub = bench.add_subcommand(
+      "generate", "Tokens/s of sampling from a checkpoint or a randomly initialised config, with and without the KV cache");
+  sub->add_option("source", o->source, "A .safetensors checkpoint, or a YAML config (random weights)")->required();
+  sub->add_option("--tokens", o->g.tokens, "New tokens per sequence")->capture_default_str();
+  sub->add_option("--prompt-len", o->g.prompt_len, "Prompt length (random ids)")->capture_default_str();
+  sub->add_option("--batch", o->g.batch, "Sequences decoded together")->capture_default_str();
+  sub->add_option("--repeats", o->g.repeats, "Timed generations per mode (median)")->capture_default_str();
+  sub->add_option("--seed", o->g.seed, "Seed of the prompt and the sampling")->capture_default_str();
+  auto* nc = sub->add_flag("--no-cache", o->no_cache, "Only the path without the cache");
+  sub->add_flag("--cache-only", o->cache_only, "Only the path with the cache")->excludes(nc);
+  sub->add_option("--threads", o->threads, "OpenMP threads (default: the config's train.threads, else all)");
+  sub->add_option("--set", o->sets, "Override a config key (repeatable; CONFIG only)");
+  sub->add_option("--vocab", o->vocab,
+                  "Vocabulary size of a CONFIG's random model (default: build the config's dataset to learn it)");
+  return [o]() {
+    const std::string& src = o->source;
+    const bool is_config = src.size() > 5 && (src.substr(src.size() - 5) == ".yaml" || src.substr(src.size() - 4) == ".yml");
+    std::unique_ptr<DecoderModel> model;
+    LoadedModel lm;
+    int threads = 0;
+    if (is_config) {
+      const Config cfg = load_config(src, o->sets);
+      if (cfg.model.kind != "decoder")
+        user_error("bench generate: model.kind must be decoder, got '{}' in {}", cfg.model.kind, src);
+      int V = o->vocab;
+      if (V <= 0) {
+        try {
+          V = make_dataset(cfg)->tokenizer().size();
+        } catch (const UserError& e) {
+          user_error("{} (bench generate needs the vocabulary size: pass --vocab N to skip the dataset)", e.what());
+        }
+      }
+      threads = cfg.train.threads;
+      model = std::make_unique<DecoderModel>(cfg.model, V, uint64_t(cfg.train.seed));
+    } else {
+      if (!o->sets.empty()) user_error("--set applies to a CONFIG, not to checkpoint '{}'", src);
+      lm = load_model(src);
+      threads = lm.config.train.threads;
+      model = std::move(lm.model);
+    }
+    if (o->threads > 0) threads = o->threads;
+    if (threads > 0) omp_set_num_threads(threads);
+    GenerateBenchOptions g = o->g;
+    g.run_cache = !o->no_cache;
+    g.run_no_cache = !o->cache_only;
+    const ModelConfig& mc = model->config();
+    fmt::print("bench generate {} | gemm: {} | threads {}\n", src, gemm_backend(), omp_get_max_threads());
+    fmt::print("model              {:.2f} M parameters, {} layers, d_model {}, {} heads, vocab {}, attention {}{}\n",
+               double(model->params().count()) / 1e6, mc.n_layers, mc.d_model, mc.n_heads, model->vocab_size(),
+               mc.decoder_self.type, is_config ? " (random weights)" : "");
+    fmt::print("decode             batch {}, prompt {} token(s), {} new tokens, temperature 1, {} repeat(s)\n",
+               g.batch, g.prompt_len, g.tokens, g.repeats);
+    const GenerateBench r = bench_generate(*model, g);
+    for (const auto& m : r.modes) {
+      fmt::print("{:<18} {:.1f} tokens/s  {:.3f} ms/token  (median of {}; peak extra RSS {})\n",
+                 m.cache ? "cache" : "no-cache", m.tokens_per_s, m.ms_per_token, m.seconds.size(),
+                 m.peak_extra_mb >= 0 ? fmt::format("{:.1f} MB", m.peak_extra_mb) : std::string("n/a"));
+    }
+    if (r.kv_cache_mb >= 0)
+      fmt::print("KV cache           {:.2f} MB (K and V, {} layers × batch {} × {} positions, fp32)\n", r.kv_cache_mb,
+                 mc.n_layers, g.batch, mc.block_size);
+    if (r.modes.size() == 2)
+      fmt::print("speed-up           cache / no-cache = {:.1f}x\n", r.modes[0].tokens_per_s / r.modes[1].tokens_per_s);
+    return 0;
+  };
+}
+
+// `attnlab bench attention` (W3)
+Run add_bench_attention(CLI::App& bench) {
+  struct Opts {
+    AttentionBenchOptions a;
+    int threads = 0;
+    std::string csv;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* sub = bench.add_subcommand(
+      "attention", "Time one attention module per type and length: ms, GFLOP/s, peak extra memory; CSV out");
+  sub->add_option("--types", o->a.types, "Attention types, comma-separated (registry names)")
+      ->delimiter(',')
+      ->required();
+  sub->add_option("--lengths", o->a.lengths, "Sequence lengths, comma-separated")->delimiter(',')->required();
+  sub->add_flag("--backward", o->a.backward, "Time forward + backward (default: forward only)");
+  sub->add_option("--batch", o->a.batch, "Batch size")->capture_default_str();
+  sub->add_option("--heads", o->a.heads, "Query heads")->capture_default_str();
+  sub->add_option("--head-dim", o->a.head_dim, "Head dimension (d_model = heads · head-dim)")->capture_default_str();
+  sub->add_option("--kv-heads", o->a.kv_heads, "Key/value heads (0 = heads)")->capture_default_str();
+  sub->add_flag("--causal,!--no-causal", o->a.causal, "Causal mask (default) or none; `causal` and "
+                "`bidirectional` fix their own");
+  sub->add_option("--impl", o->a.impl, "scaled_dot_product implementation: naive | flash | auto")->capture_default_str();
+  sub->add_option("--repeats", o->a.repeats, "Timed calls (median)")->capture_default_str();
+  sub->add_option("--warmup", o->a.warmup, "Untimed calls first (the first measures memory)")->capture_default_str();
+  sub->add_option("--max-mem-gb", o->a.max_mem_gb, "Skip lengths whose estimated n×n buffers exceed this")
+      ->capture_default_str();
+  sub->add_option("--threads", o->threads, "OpenMP threads (default: all)");
+  sub->add_option("--seed", o->a.seed, "Seed of weights and inputs")->capture_default_str();
+  sub->add_option("--csv", o->csv, "Also write the rows to this CSV file");
+  return [o]() {
+    if (o->threads > 0) omp_set_num_threads(o->threads);
+    const AttentionBenchOptions& a = o->a;
+    check_attention_bench(a);
+    const int kvh = a.kv_heads > 0 ? a.kv_heads : a.heads;
+    if (!o->csv.empty()) write_file_atomic(o->csv, attention_bench_csv(a, {}));  // fail early if unwritable
+    fmt::print("bench attention | gemm: {} | threads {}\n", gemm_backend(), omp_get_max_threads());
+    fmt::print("shape: batch {}, {} heads ({} kv) × {} = d_model {}, self-attention, {}, impl {}; {} repeat(s) "
+               "after {} warm-up\n",
+               a.batch, a.heads, kvh, a.head_dim, a.heads * a.head_dim, a.backward ? "forward + backward" : "forward",
+               a.impl, a.repeats, a.warmup);
+    fmt::print("times include the Q/K/V/O projections; proj ms = those GEMMs alone\n\n");
+    fmt::print("{:<20} {:>6} {:>6} {:>10} {:>10} {:>9} {:>9} {:>9} {:>14}\n", "type", "mask", "n", "ms median",
+               "ms min", "proj ms", "GFLOP", "GFLOP/s", "peak extra MB");
+    std::vector<AttentionBenchRow> done;
+    auto on_row = [&](const AttentionBenchRow& r) {
+      const auto& info = attention_registry().at(r.type).info;
+      const bool causal = info.force_causal >= 0 ? info.force_causal == 1 : a.causal;
+      if (r.skipped) {
+        fmt::print("{:<20} {:>6} {:>6} skipped: {}\n", r.type, causal ? "causal" : "none", r.n, r.note);
+      } else {
+        fmt::print("{:<20} {:>6} {:>6} {:>10.2f} {:>10.2f} {:>9.2f} {:>9.2f} {:>9.1f} {:>14}\n", r.type,
+                   causal ? "causal" : "none", r.n, r.median_ms, r.min_ms, r.proj_ms, r.gflop, r.gflops,
+                   r.peak_extra_mb >= 0 ? fmt::format("{:.1f}", r.peak_extra_mb) : std::string("n/a"));
+      }
+      std::fflush(stdout);
+      done.push_back(r);
+      if (!o->csv.empty()) write_file_atomic(o->csv, attention_bench_csv(a, done));
+    };
+    bench_attention(a, on_row);
+    if (!o->csv.empty()) fmt::print("\nwrote {}\n", o->csv);
+    return 0;
+  };
+}
+
+}  // namespace
 
 Run add_bench(CLI::App& app) {
   struct Opts {
@@ -23,7 +175,7 @@ Run add_bench(CLI::App& app) {
   tr->add_option("--set", o->sets, "Override a key (repeatable)");
   tr->add_option("--steps", o->steps, "Timed steps")->check(CLI::PositiveNumber)->capture_default_str();
   tr->add_option("--warmup", o->warmup, "Untimed steps first")->check(CLI::NonNegativeNumber)->capture_default_str();
-  return [o]() {
+  Run run_train = [o]() {
     const Config cfg = load_config(o->config, o->sets);
     fmt::print("bench train {} | gemm: {}\n", o->config, gemm_backend());
     TrainBench r = bench_train(cfg, o->steps, o->warmup);
@@ -39,6 +191,13 @@ Run add_bench(CLI::App& app) {
                100.0 * r.gflops / r.gemm_peak_gflops, r.gemm_peak_gflops);
     fmt::print("peak RSS           {:.0f} MB\n", double(r.peak_rss_kb) / 1024.0);
     return 0;
+  };
+  Run gen = add_bench_generate(*sub);
+  Run att = add_bench_attention(*sub);
+  return [sub, tr, run_train, gen, att]() {
+    if (sub->got_subcommand(tr)) return run_train();
+    if (sub->got_subcommand("generate")) return gen();
+    return att();
   };
 }
 

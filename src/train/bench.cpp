@@ -1,10 +1,13 @@
 #include "train/bench.h"
 
+#include <malloc.h>
 #include <omp.h>
 #include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
+#include <string>
 
 #include "core/gemm.h"
 #include "data/factory.h"
@@ -26,6 +29,30 @@ long peak_rss_kb() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
   return ru.ru_maxrss;
+}
+
+namespace {
+// A "Vm...:   1234 kB" line of /proc/self/status, in kB (-1 if absent).
+long proc_status_kb(const char* key) {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  const std::string k = std::string(key) + ":";
+  while (std::getline(f, line))
+    if (line.compare(0, k.size(), k) == 0) return std::stol(line.substr(k.size()));
+  return -1;
+}
+}  // namespace
+
+long current_rss_kb() { return proc_status_kb("VmRSS"); }
+long rss_hwm_kb() { return proc_status_kb("VmHWM"); }
+
+bool reset_rss_hwm() {
+  malloc_trim(0);
+  std::ofstream f("/proc/self/clear_refs");
+  if (!f) return false;
+  f << "5";
+  f.flush();
+  return bool(f);
 }
 
 double measure_gemm_gflops(int n, int reps) {

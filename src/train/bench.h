@@ -1,6 +1,12 @@
-// `attnlab bench train`: time training steps of a config and report the
-// figures the benchmarks compare (docs/performance.md).
+// The `attnlab bench` commands (docs/performance.md; workloads in ../shared/BENCHMARKS.md):
+//   train      time training steps of a config (bench.cpp)                          W1
+//   generate   tokens/s of autoregressive decoding, with and without the KV cache    W2
+//              (bench_generate.cpp)
+//   attention  one attention module, forward (+ backward), per type and length      W3
+//              (bench_attention.cpp)
 #pragma once
+#include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -24,5 +30,76 @@ TrainBench bench_train(const Config& cfg, int steps, int warmup);
 double measure_gemm_gflops(int n, int reps);
 double median(std::vector<double> v);
 long peak_rss_kb();
+
+// ---- memory probes (Linux /proc) ----
+// Resident set now (VmRSS, kB), and its high-water mark since the last reset (VmHWM, kB).
+long current_rss_kb();
+long rss_hwm_kb();
+// Hands freed heap memory back to the OS (malloc_trim) and resets the high-water mark to the
+// current RSS (writes "5" to /proc/self/clear_refs). Returns false if the kernel refused.
+bool reset_rss_hwm();
+
+// ---- bench attention (W3) ----
+struct AttentionBenchOptions {
+  std::vector<std::string> types;   // registry names
+  std::vector<int> lengths;         // sequence lengths n (Tq = Tk = n, self-attention)
+  bool backward = false;            // time forward + backward instead of forward only
+  int batch = 1, heads = 8, head_dim = 64, kv_heads = 0;  // d_model = heads · head_dim
+  bool causal = true;               // ignored by types that fix the mask (causal, bidirectional)
+  std::string impl = "auto";        // AttentionSpec::impl
+  int repeats = 5, warmup = 1;      // timed calls; untimed calls before (≥ 1: the first measures memory)
+  double max_mem_gb = 8.0;          // skip a (type, n) whose estimated buffers exceed this
+  uint64_t seed = 1;
+};
+
+struct AttentionBenchRow {
+  std::string type;
+  int n = 0;
+  bool skipped = false;
+  std::string note;                 // why it was skipped
+  double est_mb = 0.0;              // estimated n×n buffers (what the budget checks)
+  std::vector<double> ms;           // every timed call
+  double median_ms = 0.0, min_ms = 0.0;
+  double proj_ms = 0.0;             // the same Q/K/V/O projection GEMMs timed alone (median)
+  double gflop = 0.0;               // nominal FLOPs of one call (attention_flops)
+  double gflops = 0.0;              // gflop / median
+  double peak_extra_mb = -1.0;      // VmHWM during the first call − RSS before it; < 0 = unavailable
+};
+
+// Nominal FLOPs of one call of a multi-head self-attention module over n positions: the two
+// n×n products counted in full (4·B·H·n²·D forward, twice that backward, as W1 counts them)
+// plus the projections (2·B·n·C·(2C + 2·Ckv) forward, twice that backward).
+double attention_flops(const AttentionBenchOptions& o, int n);
+// Estimated bytes of the n×n buffers a type keeps (per docs/performance.md).
+double attention_buffer_bytes(const AttentionBenchOptions& o, const std::string& type, int n);
+// Checks the options (types known, shapes valid) before anything runs: UserError otherwise.
+void check_attention_bench(const AttentionBenchOptions& o);
+// Runs every (type, n), calling on_row after each.
+std::vector<AttentionBenchRow> bench_attention(const AttentionBenchOptions& o,
+                                               const std::function<void(const AttentionBenchRow&)>& on_row);
+std::string attention_bench_csv(const AttentionBenchOptions& o, const std::vector<AttentionBenchRow>& rows);
+
+// ---- bench generate (W2) ----
+class DecoderModel;
+struct GenerateBenchOptions {
+  int tokens = 256;        // new tokens per sequence
+  int prompt_len = 1;      // random prompt ids
+  int batch = 1;           // 1: model/generate.h's generate(); > 1: the same steps over B rows
+  int repeats = 3;
+  bool run_cache = true, run_no_cache = true;
+  uint64_t seed = 1;
+};
+struct GenerateBenchMode {
+  bool cache = false;
+  std::vector<double> seconds;   // every timed repeat (one whole generation)
+  double tokens_per_s = 0.0;     // B·tokens / median
+  double ms_per_token = 0.0;     // median / tokens (one step for all B rows)
+  double peak_extra_mb = -1.0;   // RSS growth during the first timed repeat; < 0 = unavailable
+};
+struct GenerateBench {
+  std::vector<GenerateBenchMode> modes;
+  double kv_cache_mb = -1.0;     // nominal K and V buffers of every layer; < 0 = not a KV cache
+};
+GenerateBench bench_generate(DecoderModel& model, const GenerateBenchOptions& o);
 
 }  // namespace attnlab

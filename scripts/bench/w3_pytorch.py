@@ -1,0 +1,150 @@
+#!/usr/bin/python3
+"""W3 of ../shared/BENCHMARKS.md in PyTorch: one causal attention layer, forward + backward,
+batch 1, 8 heads, head dim 64, fp32, naive (materialised n×n scores), CPU.
+
+Two forms, chosen by --form:
+  core   the bare attention core, q, k, v [B,H,n,D] given (what BENCHMARKS.md's peer
+         figures time):  O = softmax(mask(q kᵀ/√D)) v
+  layer  the whole module `attnlab bench attention` times: x [B,n,C] -> Q/K/V projections
+         (biases) -> the core -> output projection, C = H·D
+  both   (default) each length in both forms
+
+    /usr/bin/python3 scripts/bench/w3_pytorch.py [--lengths 256,1024] [--form both] [--no-backward]
+        [--repeats 3] [--warmup 1] [--threads 2] [--csv FILE]
+
+Peak extra memory as attnlab measures it: after the inputs are made (and touched), freed heap
+is handed back (malloc_trim) and the RSS high-water mark reset (/proc/self/clear_refs "5");
+the first call's VmHWM minus the RSS before it. Times: median of the timed calls after warm-up.
+"""
+import argparse
+import ctypes
+import math
+import statistics
+import time
+
+import torch
+
+LIBC = ctypes.CDLL("libc.so.6")
+
+
+def status_kb(key):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return -1
+
+
+def reset_hwm():
+    LIBC.malloc_trim(0)
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def core(q, k, v, causal):
+    n, D = q.shape[-2], q.shape[-1]
+    s = (q @ k.transpose(-2, -1)) / math.sqrt(D)
+    if causal:
+        mask = torch.ones(n, n, dtype=torch.bool).tril()
+        s = s.masked_fill(~mask, float("-inf"))
+    return torch.softmax(s, dim=-1) @ v
+
+
+class Layer(torch.nn.Module):
+    def __init__(self, H, D, causal):
+        super().__init__()
+        C = H * D
+        self.H, self.D, self.causal = H, D, causal
+        self.wq, self.wk, self.wv, self.wo = (torch.nn.Linear(C, C) for _ in range(4))
+
+    def forward(self, x):
+        B, n, C = x.shape
+        q, k, v = (w(x).view(B, n, self.H, self.D).transpose(1, 2) for w in (self.wq, self.wk, self.wv))
+        o = core(q, k, v, self.causal)
+        return self.wo(o.transpose(1, 2).reshape(B, n, C))
+
+
+def bench(form, n, a):
+    B, H, D = a.batch, a.heads, a.head_dim
+    g = torch.Generator().manual_seed(1)
+    if form == "core":
+        q, k, v = (torch.randn(B, H, n, D, generator=g).requires_grad_(a.backward) for _ in range(3))
+        dout = torch.randn(B, H, n, D, generator=g)
+
+        def call():
+            out = core(q, k, v, a.causal)
+            if a.backward:
+                out.backward(dout)
+                q.grad = k.grad = v.grad = None
+    else:
+        layer = Layer(H, D, a.causal)
+        x = torch.randn(B, n, H * D, generator=g).requires_grad_(a.backward)
+        dout = torch.randn(B, n, H * D, generator=g)
+
+        def call():
+            out = layer(x)
+            if a.backward:
+                out.backward(dout)
+                x.grad = None
+                layer.zero_grad(set_to_none=True)
+
+    probe = reset_hwm()
+    base = status_kb("VmRSS")
+    call()  # first call: measures memory
+    extra = (status_kb("VmHWM") - base) / 1024 if probe else float("nan")
+    for _ in range(a.warmup - 1):
+        call()
+    ms = []
+    for _ in range(a.repeats):
+        t0 = time.perf_counter()
+        call()
+        ms.append((time.perf_counter() - t0) * 1e3)
+    C = H * D
+    flop = 4.0 * B * H * n * n * D + (4 * 2.0 * B * n * C * C if form == "layer" else 0.0)
+    if a.backward:
+        flop *= 3
+    return statistics.median(ms), min(ms), flop / 1e9, extra
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lengths", default="256,1024,2048,4096")
+    ap.add_argument("--form", choices=["core", "layer", "both"], default="both")
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--heads", type=int, default=8)
+    ap.add_argument("--head-dim", type=int, default=64)
+    ap.add_argument("--no-causal", dest="causal", action="store_false")
+    ap.add_argument("--no-backward", dest="backward", action="store_false")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--csv")
+    a = ap.parse_args()
+    a.warmup = max(1, a.warmup)
+    torch.set_num_threads(a.threads)
+    forms = ["core", "layer"] if a.form == "both" else [a.form]
+    print(f"pytorch {torch.__version__} | threads {torch.get_num_threads()} | batch {a.batch}, {a.heads} heads × "
+          f"{a.head_dim}, {'causal' if a.causal else 'no mask'}, {'forward + backward' if a.backward else 'forward'}, "
+          f"naive; {a.repeats} repeat(s) after {a.warmup} warm-up\n")
+    print(f"{'form':<8} {'n':>6} {'ms median':>10} {'ms min':>10} {'GFLOP':>9} {'GFLOP/s':>9} {'peak extra MB':>14}")
+    rows = []
+    with torch.no_grad() if not a.backward else torch.enable_grad():
+        for n in (int(s) for s in a.lengths.split(",")):
+            for form in forms:
+                med, mn, gflop, extra = bench(form, n, a)
+                print(f"{form:<8} {n:>6} {med:>10.2f} {mn:>10.2f} {gflop:>9.2f} {gflop / (med / 1e3):>9.1f} "
+                      f"{extra:>14.1f}", flush=True)
+                rows.append((form, n, med, mn, gflop, gflop / (med / 1e3), extra))
+    if a.csv:
+        with open(a.csv, "w") as f:
+            f.write("form,n,threads,backward,ms_median,ms_min,gflop,gflops,peak_extra_mb\n")
+            for form, n, med, mn, gflop, gfs, extra in rows:
+                f.write(f"{form},{n},{a.threads},{int(a.backward)},{med:.3f},{mn:.3f},{gflop:.3f},{gfs:.2f},{extra:.1f}\n")
+
+
+if __name__ == "__main__":
+    main()

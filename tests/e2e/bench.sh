@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# End to end: `attnlab bench attention` and `attnlab bench generate` on tiny sizes: the table,
+# the CSV rows, the skip of lengths over the memory budget, and bad input -> exit 2 with an
+# `error:` line. Args: ATTNLAB_BINARY SOURCE_DIR
+set -euo pipefail
+bin=$1
+src=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# ---- bench attention ----
+"$bin" bench attention --types causal,linear --lengths 16,32 --heads 2 --head-dim 8 --backward --repeats 2 \
+  --threads 1 --csv "$tmp/a.csv" > "$tmp/a.out"
+grep -Eq '^type +mask +n +ms median +ms min +proj ms +GFLOP +GFLOP/s +peak extra MB$' "$tmp/a.out" ||
+  fail "table header: $(cat "$tmp/a.out")"
+for t in causal linear; do
+  for n in 16 32; do
+    grep -Eq "^$t +causal +$n( +[0-9]+\.[0-9]+){6}$" "$tmp/a.out" || fail "table row $t $n: $(cat "$tmp/a.out")"
+  done
+done
+head -1 "$tmp/a.csv" | grep -qx 'type,impl,n,batch,heads,head_dim,kv_heads,causal,backward,threads,repeats,ms_median,ms_min,proj_ms,gflop,gflops,peak_extra_mb,est_buffers_mb,status' ||
+  fail "csv header: $(head -1 "$tmp/a.csv")"
+[ "$(wc -l < "$tmp/a.csv")" -eq 5 ] || fail "csv rows: $(cat "$tmp/a.csv")"
+# every data row: 19 fields, the shape as asked, a positive time, status ok
+awk -F, 'NR > 1 && !(NF == 19 && $4 == 1 && $5 == 2 && $6 == 8 && $7 == 2 && $8 == 1 && $9 == 1 && $10 == 1 &&
+                    $11 == 2 && $12 > 0 && $13 > 0 && $13 <= $12 && $19 == "ok") { bad = 1; print }
+         END { exit bad }' "$tmp/a.csv" || fail "csv values"
+# the nominal FLOPs of causal n=16, B=1, H=2, D=8, C=16, fwd+bwd: 3·(4·2·16²·8 + 2·16·16·64) = 147456
+awk -F, '$1 == "causal" && $3 == 16 { n++; v = $15 } END { exit !(n == 1 && v == "0.000147") }' "$tmp/a.csv" ||
+  fail "gflop column"
+
+# forward only, no mask, a budget that skips the longer length
+"$bin" bench attention --types scaled_dot_product --lengths 8,64 --heads 2 --head-dim 4 --no-causal --repeats 1 \
+  --threads 1 --max-mem-gb 0.00001 --csv "$tmp/s.csv" > "$tmp/s.out"
+grep -Eq '^scaled_dot_product +none +8( +[0-9.]+){6}$' "$tmp/s.out" || fail "no-causal row: $(cat "$tmp/s.out")"
+grep -Eq '^scaled_dot_product +none +64 +skipped: .*--max-mem-gb' "$tmp/s.out" || fail "skip line: $(cat "$tmp/s.out")"
+grep -q '^scaled_dot_product,auto,64,.*,skipped$' "$tmp/s.csv" || fail "skip csv: $(cat "$tmp/s.csv")"
+grep -q '^scaled_dot_product,auto,8,1,2,4,2,0,0,' "$tmp/s.csv" || fail "forward-only csv: $(cat "$tmp/s.csv")"
+
+expect_error() {  # expect_error PATTERN ARGS...: exit 2, an `error:` line matching PATTERN
+  local pat=$1 rc
+  shift
+  set +e
+  "$bin" "$@" > "$tmp/e.out" 2>&1
+  rc=$?
+  set -e
+  [ "$rc" -eq 2 ] || fail "exit $rc (expected 2) for: $* :: $(cat "$tmp/e.out")"
+  grep -Eq "^error: .*$pat" "$tmp/e.out" || fail "no error line matching '$pat' for: $* :: $(cat "$tmp/e.out")"
+}
+expect_error "unknown attention type 'nope' \(known: .*causal.*\)" bench attention --types causal,nope --lengths 16
+expect_error "--lengths: expected positive" bench attention --types causal --lengths 16,0
+expect_error "n_heads" bench attention --types causal --lengths 16 --heads 3 --head-dim 8 --kv-heads 2
+expect_error "--impl: expected naive, flash or auto" bench attention --types causal --lengths 16 --impl fast
+expect_error "cannot write" bench attention --types causal --lengths 16 --csv "$tmp/no/such/dir/a.csv"
+[ ! -e "$tmp/no" ] || fail "a failed run must not create files"
+set +e
+"$bin" bench attention --types causal > /dev/null 2>&1; rc=$?
+set -e
+[ "$rc" -eq 2 ] || fail "missing --lengths exit $rc"
+
+# ---- bench generate ----
+cfg=$src/configs/default.yaml  # block_size 32, a synthetic task: no data file needed
+"$bin" bench generate "$cfg" --tokens 16 --repeats 2 --threads 1 > "$tmp/g.out"
+for m in cache no-cache; do
+  grep -Eq "^$m +[0-9]+\.[0-9] tokens/s +[0-9]+\.[0-9]{3} ms/token +\(median of 2; peak extra RSS [0-9.]+ MB\)$" \
+    "$tmp/g.out" || fail "generate $m line: $(cat "$tmp/g.out")"
+done
+grep -Eq '^KV cache +[0-9.]+ MB' "$tmp/g.out" || fail "KV cache line"
+grep -Eq '^speed-up +cache / no-cache = [0-9.]+x$' "$tmp/g.out" || fail "speed-up line"
+# batch > 1 and a longer prompt, cache only; then a checkpoint
+"$bin" bench generate "$cfg" --vocab 11 --tokens 8 --prompt-len 4 --batch 3 --repeats 1 --threads 1 --cache-only \
+  > "$tmp/g3.out"
+grep -q '^decode  *batch 3, prompt 4 token(s), 8 new tokens' "$tmp/g3.out" || fail "batch line: $(cat "$tmp/g3.out")"
+grep -Eq '^cache +[0-9.]+ tokens/s' "$tmp/g3.out" || fail "batch 3 cache line"
+! grep -q '^no-cache' "$tmp/g3.out" || fail "--cache-only ran the no-cache path"
+"$bin" train "$cfg" --run-dir "$tmp/run" --set train.steps=1 --set train.eval_interval=1 --set data.n_val=4 \
+  --set train.threads=1 > /dev/null
+ck=$(ls "$tmp"/run/checkpoints/step_*.safetensors | grep -v state | head -1)
+"$bin" bench generate "$ck" --tokens 8 --repeats 1 --no-cache > "$tmp/gc.out"
+grep -Eq '^no-cache +[0-9.]+ tokens/s' "$tmp/gc.out" || fail "checkpoint generate: $(cat "$tmp/gc.out")"
+! grep -q '^cache ' "$tmp/gc.out" || fail "--no-cache ran the cached path"
+
+expect_error "--tokens.*block_size 32" bench generate "$cfg" --tokens 40
+expect_error "--tokens: expected a positive" bench generate "$cfg" --tokens 0
+expect_error "cannot read checkpoint" bench generate "$tmp/missing.safetensors"
+echo "bench e2e: ok"
