@@ -11,6 +11,20 @@ namespace attnlab {
 #ifdef ATTNLAB_HAVE_CBLAS
 void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
            const float* B, int ldb, float beta, float* C, int ldc) {
+  if (M <= 4) {
+    // A few rows (incremental decoding: one token per sequence). sgemm would pack all of B for
+    // them, which costs more than the product; a matrix-vector product per row reads B once.
+    //   C[m,:] = alpha · op(B)ᵀ-contracted with row m of op(A) + beta · C[m,:]
+    for (int m = 0; m < M; m++) {
+      const float* a = trans_a ? A + m : A + size_t(m) * lda;  // row m of op(A), stride inc
+      const int inc = trans_a ? lda : 1;
+      if (trans_b)  // op(B)[k,n] = B[n,k]: C[m,:] = B · a
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, N, K, alpha, B, ldb, a, inc, beta, C + size_t(m) * ldc, 1);
+      else  // op(B) = B [K,N]: C[m,:] = Bᵀ · a
+        cblas_sgemv(CblasRowMajor, CblasTrans, K, N, alpha, B, ldb, a, inc, beta, C + size_t(m) * ldc, 1);
+    }
+    return;
+  }
   cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
               M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
