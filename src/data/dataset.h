@@ -1,16 +1,21 @@
-// Datasets for the decoder (causal LM) model.
+// Datasets: what the models train and evaluate on.
 //
-// A Batch holds B rows of T token ids: inputs x[B,T] and targets y[B,T]
-// (y = -1 where no loss is taken: prompt positions and padding).
+// A Batch (below) holds B rows in the layout of one model kind.
 //
 //  * TextDataset: a text file, char-level. The first (1 - val_fraction) of the
 //    characters are train, the rest val (deterministic split, no shuffling
-//    across the boundary). A batch is B random windows of T+1 characters
-//    drawn with the given Rng; y is x shifted by one.
-//  * TaskDataset: a synthetic sequence task generated from a seed (see
-//    tasks.h). Each example is "<input><sep><output><end>"; x is the example
-//    without its last token, y the example shifted by one with the input part
-//    (and <sep>) masked to -1, right-padded to T with pad tokens (x) and -1 (y).
+//    across the boundary; there is no test split). Batches are B random
+//    windows inside one split, drawn with the given Rng:
+//      decoder: windows of T+1 characters; x = the first T, y = x shifted by one.
+//      encoder: masked-token prediction (BERT, Devlin et al. 2019) on windows of
+//               T characters: each position is chosen with probability mask_prob
+//               (at least one per row); y = the original token at chosen positions,
+//               -1 elsewhere; a chosen x becomes "<mask>" with probability 0.8, a
+//               uniformly random ordinary token with 0.1, and stays as it is with
+//               0.1. "<mask>" is a special token appended to the vocabulary only
+//               for encoder models.
+//      encoder_decoder: not supported (UserError).
+//  * TaskDataset: a synthetic task generated from a seed (tasks.h, docs/tasks.md).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -50,28 +55,42 @@ class Dataset {
   // `rng` supplies all randomness; the same rng state gives the same batch.
   virtual void next_batch(Batch& batch, int B, int T, Split split, Rng& rng) const = 0;
   virtual std::string describe() const = 0;  // one line for logs
+  // Whether next_batch can draw from `split` (a text file has no test split).
+  virtual bool has_split(Split split) const { return true; }
 };
 
 class TextDataset : public Dataset {
  public:
-  // Reads `path`; throws UserError if it cannot be read or is too short for T+1 windows in both splits.
-  TextDataset(const std::string& path, double val_fraction, int block_size);
+  // Reads `path`; throws UserError if it cannot be read or is too short for one window in each
+  // split, if model_kind is not decoder or encoder, or if mask_prob is outside [0, 1].
+  TextDataset(const std::string& path, double val_fraction, int block_size,
+              const std::string& model_kind = "decoder", double mask_prob = 0.15);
   // From text in memory (tests); `tokenizer` may be given to reuse a saved vocabulary, nullptr builds
-  // one from the text. (No default: with one, every 3-argument call would be ambiguous with the
-  // path constructor above.)
-  TextDataset(std::string text, double val_fraction, int block_size, const Tokenizer* tokenizer);
+  // one from the text (for an encoder, "<mask>" is appended when the given tokenizer lacks it).
+  // (The tokenizer argument has no default: with one, every 3-argument call would be ambiguous
+  // with the path constructor above.)
+  TextDataset(std::string text, double val_fraction, int block_size, const Tokenizer* tokenizer,
+              const std::string& model_kind = "decoder", double mask_prob = 0.15);
   const Tokenizer& tokenizer() const override { return tok_; }
+  // split must be train or val; T <= the split's length (decoder: T+1).
   void next_batch(Batch& batch, int B, int T, Split split, Rng& rng) const override;
   std::string describe() const override;
+  bool has_split(Split split) const override { return split != Split::test; }
   size_t train_size() const { return n_train_; }
   size_t val_size() const { return ids_.size() - n_train_; }
+  const std::string& model_kind() const { return kind_; }
+  int mask_id() const { return mask_id_; }  // encoder: the id of "<mask>"; decoder: -1
 
  private:
   void init(std::string_view text, double val_fraction, int block_size, const Tokenizer* tokenizer);
 
   std::string name_;
+  std::string kind_;
+  double mask_prob_ = 0.15;
   Tokenizer tok_;
   std::vector<int> ids_;
+  std::vector<int> ordinary_;  // ids of the ordinary (non-special) tokens: MLM random replacements
+  int mask_id_ = -1;
   size_t n_train_ = 0;
 };
 

@@ -1,3 +1,4 @@
+// make_dataset / task_options (see factory.h).
 #include "data/factory.h"
 
 namespace attnlab {
@@ -10,14 +11,17 @@ TaskOptions task_options(const Config& cfg) {
   o.max_len = cfg.data.max_len;
   o.val_fraction = cfg.data.val_fraction;
   o.n_val = cfg.data.n_val;
+  o.n_pairs = cfg.data.n_pairs;
+  o.n_digits = cfg.data.n_digits;
   o.seed = uint64_t(cfg.train.seed);
   return o;
 }
 
 std::unique_ptr<Dataset> make_dataset(const Config& cfg) {
   if (cfg.data.task == "text")
-    return std::make_unique<TextDataset>(cfg.data.path, cfg.data.val_fraction, cfg.model.block_size);
-  return std::make_unique<TaskDataset>(task_options(cfg));
+    return std::make_unique<TextDataset>(cfg.data.path, cfg.data.val_fraction, cfg.model.block_size, cfg.model.kind,
+                                         cfg.data.mask_prob);
+  return std::make_unique<TaskDataset>(task_options(cfg), cfg.model.kind, cfg.model.block_size);
 }
 
 }  // namespace attnlab

@@ -1,4 +1,5 @@
-// Builds the dataset a config asks for.
+// Builds the dataset a config asks for: data.task 'text' -> TextDataset, else a TaskDataset, both
+// laid out for model.kind (a task that does not suit the kind is a UserError naming both).
 #pragma once
 #include <memory>
 

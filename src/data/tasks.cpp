@@ -1,44 +1,56 @@
-// Synthetic sequence tasks (see tasks.h).
+// TaskDataset (see tasks.h): the task registry, split assignment, the fixed val/test sets and
+// the batch layouts of the three model kinds. The examples themselves come from the generators
+// (task_gen.h).
 //
-// Train/val disjointness: an input is val iff mix(FNV-1a(seed, input)) maps
-// below val_fraction in [0,1). The train stream rejects val inputs; the val
-// set is n_val distinct val inputs drawn from a generator derived from the
-// seed alone. When the input space is small enough to enumerate
-// (<= 2^22 inputs) the val share is counted exactly; otherwise its size is
-// estimated as val_fraction * |space|, and n_val may use at most a quarter of
-// it so that drawing distinct val inputs by rejection stays fast.
+// Split assignment: u = mix(FNV-1a(seed, input token ids)) mapped to [0,1); u < val_fraction ->
+// val, u < 2 val_fraction -> test, else train. When the input space is small enough to enumerate
+// (<= 2^22 inputs) the val and test shares are counted exactly (and n_val checked against them);
+// otherwise their sizes are estimated as val_fraction * |space|, and n_val may use at most a
+// quarter of that so that drawing distinct eval inputs by rejection stays fast. Eval sets are
+// drawn by rejection from the train distribution with generators derived from the seed alone;
+// where that would crawl (n_val above a quarter of an enumerated share) they are picked from the
+// enumerated share instead: a stratum uniformly among those with inputs left (by default the
+// input length), then an input uniformly within it.
 #include "data/tasks.h"
 
 #include <algorithm>
-#include <cmath>
+#include <map>
 #include <unordered_set>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "core/error.h"
+#include "data/task_gen.h"
 
 namespace attnlab {
 
 namespace {
 
-constexpr uint64_t kSpaceCap = uint64_t(1) << 62;   // input-space sizes saturate here
-constexpr uint64_t kEnumLimit = uint64_t(1) << 22;  // spaces up to this size are enumerated
-constexpr int kMaxLenLimit = 4096;                  // keeps 2*max_len+2 and the space loop sane
-constexpr uint64_t kValStream = 0x76616c5f736574ull;  // "val_set": Rng stream of the val set
+constexpr uint64_t kValStream = 0x76616c5f736574ull;   // "val_set": Rng stream of the val set
+constexpr uint64_t kTestStream = 0x746573745f736574ull;  // "test_set"
 
-// Number of inputs: sum over L in [min_len, max_len] of n^L, saturating at kSpaceCap.
-uint64_t input_space_size(int n, int min_len, int max_len) {
-  uint64_t total = 0, p = 1;
-  for (int L = 1; L <= max_len; ++L) {
-    p = p > kSpaceCap / uint64_t(n) ? kSpaceCap : p * uint64_t(n);
-    if (L >= min_len) total = total > kSpaceCap - p ? kSpaceCap : total + p;
-    if (total >= kSpaceCap) return kSpaceCap;
-  }
-  return total;
+struct TaskInfo {
+  const char* name;
+  TaskFormat format;
+};
+
+const std::vector<TaskInfo>& registry() {
+  static const std::vector<TaskInfo> r = {
+      {"copy", TaskFormat::seq2seq},         {"reverse", TaskFormat::seq2seq},   {"sort", TaskFormat::seq2seq},
+      {"addition", TaskFormat::seq2seq},     {"dates", TaskFormat::seq2seq},     {"mqar", TaskFormat::labelled},
+      {"needle", TaskFormat::labelled},      {"induction", TaskFormat::labelled}, {"parity", TaskFormat::classify},
+      {"balanced_parens", TaskFormat::classify},
+  };
+  return r;
 }
 
-std::string show_space(uint64_t s) {
-  return s >= kSpaceCap ? std::string("more than 4.6e18") : fmt::format("{}", s);
+const char* format_words(TaskFormat f) {
+  switch (f) {
+    case TaskFormat::seq2seq: return "sequence-to-sequence";
+    case TaskFormat::labelled: return "per-position labelling";
+    default: return "classification";
+  }
 }
 
 uint64_t mix64(uint64_t z) {
@@ -47,210 +59,331 @@ uint64_t mix64(uint64_t z) {
   return z ^ (z >> 31);
 }
 
-// FNV-1a over the 8 seed bytes then the input bytes, then a finalizer so the top bits are well mixed.
-uint64_t input_hash(const std::string& input, uint64_t seed) {
+// FNV-1a over the 8 seed bytes then 4 little-endian bytes per token id, then a finalizer so the
+// top bits are well mixed.
+uint64_t input_hash(const std::vector<int>& input, uint64_t seed) {
   uint64_t h = 0xcbf29ce484222325ull;
   constexpr uint64_t prime = 0x100000001b3ull;
   for (int i = 0; i < 8; ++i) {
     h ^= (seed >> (8 * i)) & 0xff;
     h *= prime;
   }
-  for (char c : input) {
-    h ^= uint8_t(c);
-    h *= prime;
-  }
+  for (int t : input)
+    for (int i = 0; i < 4; ++i) {
+      h ^= (uint32_t(t) >> (8 * i)) & 0xff;
+      h *= prime;
+    }
   return mix64(h);
 }
 
-bool in_val_bucket(const std::string& input, uint64_t seed, double val_fraction) {
+Split bucket(const std::vector<int>& input, uint64_t seed, double val_fraction) {
   const double u = double(input_hash(input, seed) >> 11) * (1.0 / 9007199254740992.0);  // [0,1)
-  return u < val_fraction;
+  return u < val_fraction ? Split::val : u < 2.0 * val_fraction ? Split::test : Split::train;
 }
 
-// Length uniform in [min_len, max_len], then each symbol uniform.
-std::string draw_input(const TaskOptions& o, Rng& rng) {
-  const int L = o.min_len + int(rng.below(uint64_t(o.max_len - o.min_len + 1)));
-  std::string s(size_t(L), 'a');
-  for (auto& c : s) c = char('a' + int(rng.below(uint64_t(o.n_symbols))));
-  return s;
+std::string key_of(const std::vector<int>& input) {
+  return std::string(reinterpret_cast<const char*>(input.data()), input.size() * sizeof(int));
 }
 
-// Calls f(s) for every input (lengths min_len..max_len, lexicographic within a length).
-template <typename F>
-void for_each_input(const TaskOptions& o, F&& f) {
-  const char last = char('a' + o.n_symbols - 1);
-  for (int L = o.min_len; L <= o.max_len; ++L) {
-    std::string s(size_t(L), 'a');
-    while (true) {
-      f(s);
-      int k = L - 1;
-      while (k >= 0 && s[size_t(k)] == last) s[size_t(k--)] = 'a';
-      if (k < 0) break;
-      ++s[size_t(k)];
-    }
-  }
+std::string show_space(uint64_t s) {
+  return s >= kSpaceCap ? std::string("more than 4.6e18") : fmt::format("{}", s);
 }
+
+const char* split_name(Split s) { return s == Split::train ? "train" : s == Split::val ? "val" : "test"; }
 
 }  // namespace
 
-TaskDataset::TaskDataset(const TaskOptions& opt) : opt_(opt) {
+TaskDataset::~TaskDataset() = default;
+TaskDataset::TaskDataset(TaskDataset&&) noexcept = default;
+
+std::vector<std::string> TaskDataset::names() {
+  std::vector<std::string> v;
+  for (const auto& t : registry()) v.push_back(t.name);
+  return v;
+}
+
+TaskFormat TaskDataset::format_of(const std::string& task) {
+  for (const auto& t : registry())
+    if (task == t.name) return t.format;
+  std::string all;
+  for (const auto& t : registry()) all += (all.empty() ? "" : ", ") + std::string(t.name);
+  user_error("data.task: unknown task '{}' (expected text or one of {})", task, all);
+}
+
+std::vector<std::string> TaskDataset::kinds_for(const std::string& task) {
+  if (task == "text") return {"decoder", "encoder"};
+  if (task == "induction") return {"decoder"};  // a bidirectional encoder sees the token it must predict
+  switch (format_of(task)) {
+    case TaskFormat::seq2seq: return {"decoder", "encoder_decoder"};
+    case TaskFormat::labelled: return {"decoder", "encoder"};
+    default: return {"encoder"};
+  }
+}
+
+TaskDataset::TaskDataset(const TaskOptions& opt, const std::string& model_kind, int block_size)
+    : opt_(opt), kind_(model_kind), block_size_(block_size) {
   const auto& o = opt_;
-  if (o.name != "reverse" && o.name != "sort")
-    user_error("task option name: unknown task '{}' (expected reverse or sort)", o.name);
-  if (o.n_symbols < 2 || o.n_symbols > 26)
-    user_error("task option n_symbols must be in 2..26, got {}", o.n_symbols);
-  if (o.min_len < 1) user_error("task option min_len must be at least 1, got {}", o.min_len);
-  if (o.max_len < o.min_len)
-    user_error("task option max_len ({}) must be at least min_len ({})", o.max_len, o.min_len);
-  if (o.max_len > kMaxLenLimit)
-    user_error("task option max_len must be at most {}, got {}", kMaxLenLimit, o.max_len);
-  if (!(o.val_fraction > 0.0 && o.val_fraction < 1.0))
-    user_error("task option val_fraction must be in (0, 1), got {}", o.val_fraction);
-  if (o.n_val < 1) user_error("task option n_val must be at least 1, got {}", o.n_val);
+  const TaskFormat fmt_ = format_of(o.name);
+  if (kind_ != "decoder" && kind_ != "encoder" && kind_ != "encoder_decoder")
+    user_error("model.kind must be decoder, encoder or encoder_decoder, got '{}'", kind_);
+  const auto kinds = kinds_for(o.name);
+  if (std::find(kinds.begin(), kinds.end(), kind_) == kinds.end())
+    user_error("data.task '{}' is a {} task: it needs model.kind {}{}, got {}", o.name, format_words(fmt_),
+               fmt::join(kinds, " or "),
+               o.name == "induction" ? " (a bidirectional encoder would see the token it must predict)" : "", kind_);
+  if (!(o.val_fraction > 0.0 && o.val_fraction < 0.5))
+    user_error("data.val_fraction must be in (0, 0.5) for a synthetic task (val and test each take that share "
+               "of the inputs), got {}", o.val_fraction);
+  if (o.n_val < 1) user_error("data.n_val must be at least 1, got {}", o.n_val);
 
-  std::string vocab = ".=";
-  for (int i = 0; i < o.n_symbols; ++i) vocab.push_back(char('a' + i));
-  tok_ = Tokenizer::from_vocab(vocab);
+  gen_ = make_string_task(o);
+  if (!gen_) gen_ = make_arith_task(o);
+  if (!gen_) gen_ = make_recall_task(o);
+  ATTNLAB_CHECK(gen_ != nullptr);
 
-  const uint64_t space = input_space_size(o.n_symbols, o.min_len, o.max_len);
+  const int need = std::max(batch_T(), batch_S());
+  if (block_size_ < need) {
+    std::string layout;
+    switch (format()) {
+      case TaskFormat::seq2seq:
+        layout = kind_ == "decoder"
+                     ? fmt::format("input up to {} + separator + output up to {} + end token, minus the last "
+                                   "token, which the model never reads",
+                                   gen_->max_in, gen_->max_out)
+                     : fmt::format("source: input up to {}; target: separator + output up to {}", gen_->max_in,
+                                   gen_->max_out);
+        break;
+      case TaskFormat::labelled: layout = fmt::format("input up to {}", gen_->max_in); break;
+      case TaskFormat::classify: layout = fmt::format("[CLS] + input up to {}", gen_->max_in); break;
+    }
+    user_error("data.task '{}' needs model.block_size >= {} for model.kind {} ({}), got {}; raise model.block_size{}",
+               o.name, need, kind_, layout, block_size_,
+               gen_->length_keys.empty() ? std::string(" (this task's lengths are fixed)")
+                                         : " or lower " + gen_->length_keys);
+  }
+  build_eval_sets();
+}
+
+void TaskDataset::build_eval_sets() {
+  const auto& o = opt_;
+  const uint64_t space = gen_->space();
   const uint64_t n_val = uint64_t(o.n_val);
-  const auto space_desc = [&] {
-    return fmt::format("{} symbols, lengths {}..{}: {} inputs", o.n_symbols, o.min_len, o.max_len,
-                       show_space(space));
-  };
-  bool by_enumeration = false;
-  if (space <= kEnumLimit) {
-    uint64_t val_count = 0;
-    for_each_input(o, [&](const std::string& s) { val_count += in_val_bucket(s, o.seed, o.val_fraction); });
-    if (n_val > val_count)
-      user_error(
-          "task option n_val = {} is larger than the val share of the input space: val_fraction {} of "
-          "the input space ({}) holds only {} inputs; lower n_val or raise val_fraction, n_symbols or "
-          "max_len",
-          o.n_val, o.val_fraction, space_desc(), val_count);
-    if (val_count == space)
-      user_error(
-          "task option val_fraction = {} leaves no train inputs ({}, all in val); lower val_fraction "
-          "or enlarge the task",
-          o.val_fraction, space_desc());
-    by_enumeration = 4 * n_val > val_count;  // rejection sampling would crawl: pick from the list
+  const auto space_desc = [&] { return fmt::format("{}: {} inputs", gen_->describe(), show_space(space)); };
+  bool pick[2] = {false, false};  // val, test: pick from the enumeration instead of rejection sampling
+  if (gen_->enumerable() && space <= kEnumLimit) {
+    uint64_t count[3] = {0, 0, 0};  // train, val, test
+    gen_->enumerate([&](const TaskExample& ex) { ++count[int(bucket(ex.input, o.seed, o.val_fraction))]; });
+    for (Split s : {Split::val, Split::test})
+      if (n_val > count[int(s)])
+        user_error(
+            "data.n_val = {} is larger than the {} share of the input space: data.val_fraction {} of the "
+            "inputs of task {} ({}) holds only {}; lower data.n_val or raise data.val_fraction or the task's size",
+            o.n_val, split_name(s), o.val_fraction, o.name, space_desc(), count[int(s)]);
+    if (count[0] == 0)
+      user_error("data.val_fraction = {} leaves no train inputs for task {} ({}); lower data.val_fraction or "
+                 "enlarge the task", o.val_fraction, o.name, space_desc());
+    pick[0] = 4 * n_val > count[1];
+    pick[1] = 4 * n_val > count[2];
   } else {
-    const double expected_val = o.val_fraction * double(space);
-    const double expected_train = (1.0 - o.val_fraction) * double(space);
-    if (4.0 * double(n_val) > expected_val)
+    const double expected = o.val_fraction * double(space);
+    const double expected_train = (1.0 - 2.0 * o.val_fraction) * double(space);
+    if (4.0 * double(n_val) > expected)
       user_error(
-          "task option n_val = {} is too large for the val share of the input space: val_fraction {} of "
-          "the input space ({}) is about {:.0f} inputs, and n_val may be at most a quarter of that; "
-          "lower n_val or raise val_fraction",
-          o.n_val, o.val_fraction, space_desc(), expected_val);
+          "data.n_val = {} is too large for task {}: data.val_fraction {} of its inputs ({}) is about {:.0f} "
+          "inputs each for val and test, and n_val may be at most a quarter of that; lower data.n_val or raise "
+          "data.val_fraction or the task's size",
+          o.n_val, o.name, o.val_fraction, space_desc(), expected);
     if (expected_train < 1000.0)
-      user_error(
-          "task option val_fraction = {} leaves almost no train inputs (about {:.0f} of {}); lower "
-          "val_fraction",
-          o.val_fraction, expected_train, space_desc());
+      user_error("data.val_fraction = {} leaves almost no train inputs for task {} (about {:.0f}; {}); lower "
+                 "data.val_fraction or enlarge the task", o.val_fraction, o.name, expected_train, space_desc());
   }
 
-  Rng r = Rng(o.seed).fork(kValStream);
-  val_.reserve(size_t(n_val));
-  if (by_enumeration) {
-    // Distinct val inputs without replacement: a length uniformly among those with inputs left,
-    // then an input of that length uniformly (the same shape as the train distribution).
-    std::vector<std::vector<std::string>> by_len(size_t(o.max_len - o.min_len + 1));
-    for_each_input(o, [&](const std::string& s) {
-      if (in_val_bucket(s, o.seed, o.val_fraction)) by_len[s.size() - size_t(o.min_len)].push_back(s);
-    });
-    std::vector<size_t> open;
-    for (size_t i = 0; i < by_len.size(); ++i)
-      if (!by_len[i].empty()) open.push_back(i);
-    while (val_.size() < size_t(n_val)) {
-      const size_t k = size_t(r.below(open.size()));
-      auto& bucket = by_len[open[k]];
-      const size_t j = size_t(r.below(bucket.size()));
-      std::string s = std::move(bucket[j]);
-      bucket[j] = std::move(bucket.back());
-      bucket.pop_back();
-      if (bucket.empty()) {
-        open[k] = open.back();
-        open.pop_back();
+  for (Split split : {Split::val, Split::test}) {
+    auto& out = split == Split::val ? val_ : test_;
+    Rng r = Rng(o.seed).fork(split == Split::val ? kValStream : kTestStream);
+    out.clear();
+    out.reserve(size_t(n_val));
+    if (pick[split == Split::val ? 0 : 1]) {
+      std::map<int, std::vector<TaskExample>> strata;
+      gen_->enumerate([&](const TaskExample& ex) {
+        if (bucket(ex.input, o.seed, o.val_fraction) == split) strata[gen_->stratum(ex)].push_back(ex);
+      });
+      std::vector<std::vector<TaskExample>*> open;
+      for (auto& [k, v] : strata) open.push_back(&v);
+      while (out.size() < size_t(n_val)) {
+        const size_t k = size_t(r.below(open.size()));
+        auto& group = *open[k];
+        const size_t j = size_t(r.below(group.size()));
+        out.push_back(std::move(group[j]));
+        group[j] = std::move(group.back());
+        group.pop_back();
+        if (group.empty()) {
+          open[k] = open.back();
+          open.pop_back();
+        }
       }
-      TaskExample ex{s, answer(s)};
-      val_.push_back(std::move(ex));
-    }
-  } else {
-    std::unordered_set<std::string> seen;
-    seen.reserve(size_t(n_val) * 2);
-    while (val_.size() < size_t(n_val)) {
-      std::string s = draw_input(o, r);
-      if (!in_val_bucket(s, o.seed, o.val_fraction) || !seen.insert(s).second) continue;
-      TaskExample ex{s, answer(s)};
-      val_.push_back(std::move(ex));
+    } else {
+      std::unordered_set<std::string> seen;
+      seen.reserve(size_t(n_val) * 2);
+      const uint64_t max_tries = 1000 * n_val + 1000000;
+      TaskExample ex;
+      for (uint64_t tries = 0; out.size() < size_t(n_val); ++tries) {
+        if (tries == max_tries)
+          user_error("task {}: found only {} distinct {} examples of data.n_val = {} in {} draws; lower data.n_val "
+                     "or raise data.val_fraction", o.name, out.size(), split_name(split), o.n_val, max_tries);
+        gen_->draw(r, ex);
+        if (bucket(ex.input, o.seed, o.val_fraction) != split || !seen.insert(key_of(ex.input)).second) continue;
+        out.push_back(ex);
+      }
     }
   }
 }
 
-bool TaskDataset::is_val_input(const std::string& input) const {
-  return in_val_bucket(input, opt_.seed, opt_.val_fraction);
+TaskFormat TaskDataset::format() const { return gen_->format; }
+const Tokenizer& TaskDataset::tokenizer() const { return gen_->tok; }
+int TaskDataset::sep_id() const { return gen_->sep; }
+int TaskDataset::end_id() const { return gen_->end; }
+int TaskDataset::pad_id() const { return gen_->pad; }
+int TaskDataset::n_classes() const { return gen_->n_classes; }
+int TaskDataset::max_input_len() const { return gen_->max_in; }
+int TaskDataset::max_output_len() const { return gen_->max_out; }
+
+std::vector<std::string> TaskDataset::metrics() const {
+  switch (format()) {
+    case TaskFormat::seq2seq: return {"loss", "ppl", "token_acc", "exact_match"};
+    case TaskFormat::labelled: return {"loss", "token_acc", "exact_match"};
+    default: return {"loss", "accuracy"};
+  }
 }
 
-std::string TaskDataset::answer(const std::string& input) const {
-  std::string out = input;
-  if (opt_.name == "sort")
-    std::sort(out.begin(), out.end());
-  else
-    std::reverse(out.begin(), out.end());
-  return out;
+const std::vector<TaskExample>& TaskDataset::eval_set(Split split) const {
+  if (split == Split::train)
+    throw std::logic_error("TaskDataset::eval_set: train has no fixed set (use sample_train)");
+  return split == Split::val ? val_ : test_;
+}
+
+bool TaskDataset::in_split(const std::vector<int>& input, Split split) const {
+  return bucket(input, opt_.seed, opt_.val_fraction) == split;
 }
 
 TaskExample TaskDataset::sample_train(Rng& rng) const {
-  while (true) {
-    std::string s = draw_input(opt_, rng);
-    if (is_val_input(s)) continue;  // redraw length and symbols
-    TaskExample ex{s, answer(s)};
-    return ex;
+  TaskExample ex;
+  do gen_->draw(rng, ex);  // redraw the whole example until its input is a train input
+  while (bucket(ex.input, opt_.seed, opt_.val_fraction) != Split::train);
+  return ex;
+}
+
+std::vector<int> TaskDataset::answer(const std::vector<int>& input) const {
+  if (format() != TaskFormat::seq2seq)
+    user_error("task {} is a {} task: it has labels, not an answer sequence", opt_.name, format_words(format()));
+  return gen_->answer(input);
+}
+
+std::string TaskDataset::show(const std::vector<int>& ids) const { return gen_->tok.decode(ids); }
+
+int TaskDataset::batch_T() const {
+  switch (format()) {
+    case TaskFormat::seq2seq: return kind_ == "decoder" ? gen_->max_in + gen_->max_out + 1 : gen_->max_out + 1;
+    case TaskFormat::labelled: return gen_->max_in;
+    default: return gen_->max_in + 1;
+  }
+}
+
+int TaskDataset::batch_S() const { return kind_ == "encoder_decoder" ? gen_->max_in : 0; }
+
+void TaskDataset::add_row(Batch& batch, int b, const TaskExample& ex) const {
+  const int T = batch.T;
+  int* x = batch.x.data() + size_t(b) * size_t(T);
+  const int n_in = int(ex.input.size());
+  switch (format()) {
+    case TaskFormat::seq2seq: {
+      int* y = batch.y.data() + size_t(b) * size_t(T);
+      const int n_out = int(ex.output.size());
+      if (kind_ == "decoder") {
+        // sequence: input sep output end; x = all but the last token; y[i] = token i+1 for i >= n_in
+        for (int i = 0; i < n_in; ++i) x[i] = ex.input[size_t(i)];
+        x[n_in] = gen_->sep;
+        for (int i = 0; i < n_out; ++i) {
+          x[n_in + 1 + i] = ex.output[size_t(i)];
+          y[n_in + i] = ex.output[size_t(i)];
+        }
+        y[n_in + n_out] = gen_->end;
+        batch.x_len[size_t(b)] = n_in + 1 + n_out;
+      } else {  // encoder_decoder
+        int* src = batch.src.data() + size_t(b) * size_t(batch.S);
+        for (int i = 0; i < n_in; ++i) src[i] = ex.input[size_t(i)];
+        batch.src_len[size_t(b)] = n_in;
+        x[0] = gen_->sep;
+        for (int i = 0; i < n_out; ++i) {
+          x[1 + i] = ex.output[size_t(i)];
+          y[i] = ex.output[size_t(i)];
+        }
+        y[n_out] = gen_->end;
+        batch.x_len[size_t(b)] = n_out + 1;
+      }
+      break;
+    }
+    case TaskFormat::labelled: {
+      int* y = batch.y.data() + size_t(b) * size_t(T);
+      for (int i = 0; i < n_in; ++i) {
+        x[i] = ex.input[size_t(i)];
+        y[i] = ex.labels[size_t(i)];
+      }
+      batch.x_len[size_t(b)] = n_in;
+      break;
+    }
+    case TaskFormat::classify:
+      x[0] = gen_->sep;
+      for (int i = 0; i < n_in; ++i) x[1 + i] = ex.input[size_t(i)];
+      batch.x_len[size_t(b)] = n_in + 1;
+      batch.cls[size_t(b)] = ex.cls;
+      break;
   }
 }
 
 void TaskDataset::next_batch(Batch& batch, int B, int T, Split split, Rng& rng) const {
   ATTNLAB_CHECK(B >= 1 && T >= 1);
-  const int need = max_example_len() - 1;
-  if (T < need)
-    user_error(
-        "context too short for task {}: block_size {} < {} (examples are input '=' output '.', up to "
-        "2*max_len+2 = {} tokens, and the model sees all but the last); raise block_size or lower "
-        "max_len",
-        opt_.name, T, need, max_example_len());
-
+  if (T < batch_T())
+    user_error("context too short for task {} with model.kind {}: rows need {} tokens, got T = {}; raise "
+               "model.block_size{}", opt_.name, kind_, batch_T(), T,
+               gen_->length_keys.empty() ? std::string() : " or lower " + gen_->length_keys);
+  const bool classify = format() == TaskFormat::classify;
   batch.B = B;
   batch.T = T;
-  batch.x.resize(size_t(B) * size_t(T));
-  batch.y.resize(size_t(B) * size_t(T));
-  const int pad = tok_.id('.');
+  batch.x.assign(size_t(B) * size_t(T), gen_->pad);
+  if (classify)
+    batch.y.clear();
+  else
+    batch.y.assign(size_t(B) * size_t(T), -1);
+  batch.x_len.assign(size_t(B), 0);
+  batch.S = batch_S();
+  if (batch.S > 0) {
+    batch.src.assign(size_t(B) * size_t(batch.S), gen_->pad);
+    batch.src_len.assign(size_t(B), 0);
+  } else {
+    batch.src.clear();
+    batch.src_len.clear();
+  }
+  if (classify)
+    batch.cls.assign(size_t(B), -1);
+  else
+    batch.cls.clear();
   for (int b = 0; b < B; ++b) {
-    const TaskExample ex = split == Split::train ? sample_train(rng) : val_[size_t(rng.below(val_.size()))];
-    const std::string text = ex.text();
-    const int n = int(text.size()) - 1;  // positions used
-    const int n_in = int(ex.input.size());
-    int* x = batch.x.data() + size_t(b) * size_t(T);
-    int* y = batch.y.data() + size_t(b) * size_t(T);
-    for (int i = 0; i < n; ++i) {
-      x[i] = tok_.id(text[size_t(i)]);
-      // target text[i+1]: input chars (i+1 < n_in) and '=' (i+1 == n_in) carry no loss
-      y[i] = i >= n_in ? tok_.id(text[size_t(i) + 1]) : -1;
-    }
-    for (int i = n; i < T; ++i) {
-      x[i] = pad;
-      y[i] = -1;
+    if (split == Split::train) {
+      add_row(batch, b, sample_train(rng));
+    } else {
+      const auto& set = eval_set(split);
+      add_row(batch, b, set[size_t(rng.below(set.size()))]);
     }
   }
 }
 
 std::string TaskDataset::describe() const {
-  const uint64_t space = input_space_size(opt_.n_symbols, opt_.min_len, opt_.max_len);
-  return fmt::format(
-      "task {}: {} symbols, input length {}..{}, {} possible inputs, val_fraction {}, {} val examples, "
-      "vocab {}, examples up to {} tokens, seed {}",
-      opt_.name, opt_.n_symbols, opt_.min_len, opt_.max_len, show_space(space), opt_.val_fraction,
-      val_.size(), tok_.size(), max_example_len(), opt_.seed);
+  return fmt::format("task {} ({}, model.kind {}): {}, {} possible inputs, val_fraction {}, val {} / test {} examples, "
+                     "vocab {}, rows of {} tokens{}, seed {}",
+                     opt_.name, format_words(format()), kind_, gen_->describe(), show_space(gen_->space()),
+                     opt_.val_fraction, val_.size(), test_.size(), gen_->tok.size(), batch_T(),
+                     batch_S() > 0 ? fmt::format(" (source {})", batch_S()) : std::string(), opt_.seed);
 }
 
 }  // namespace attnlab

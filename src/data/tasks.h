@@ -1,18 +1,24 @@
-// Synthetic sequence tasks for the decoder demo: no download needed.
+// Synthetic tasks: generated from a seed, no download needed (docs/tasks.md has one section each).
 //
-//   reverse:  "cadb" -> "bdac"
-//   sort:     "cadb" -> "abcd"
+//   seq2seq (input -> output; decoder or encoder_decoder)
+//     copy       "cadb" -> "cadb"          reverse  "cadb" -> "bdac"       sort "cadb" -> "abcd"
+//     addition   "123+45" -> "168"         dates    "tuesday 3 march 1987" -> "1987-03-03"
+//   labelled (a target at some positions; decoder or encoder)
+//     mqar       multi-query associative recall (Arora et al. 2024, Zoology)
+//     needle     key-value pairs among random filler, one query at the end
+//     induction  a random sequence then the same again (decoder only: an encoder would see the
+//                token it must predict)
+//   classify (one class per input; encoder)
+//     parity           bit string -> number of 1s mod 2
+//     balanced_parens  string of '(' ')' -> balanced or not
 //
-// Symbols are the first `n_symbols` lowercase letters; lengths are drawn
-// uniformly in [min_len, max_len]. A text example is input + '=' + output + '.'
-// ('=' is the separator, '.' ends the answer; both are in the vocabulary).
-//
-// Splits are disjoint by construction: an input belongs to val iff a hash of
-// (input, seed) falls in the val bucket (val_fraction), so the train stream
-// never yields a val input, and the set does not depend on generation order.
-// The train stream draws from the caller's Rng; the val set is a fixed list
-// of n_val distinct examples generated from the seed alone.
+// Splits are disjoint by construction: an input belongs to val iff a hash of (input token ids,
+// seed) maps below val_fraction in [0,1), to test iff it maps in [val_fraction, 2 val_fraction),
+// and to train otherwise. The train stream redraws until it meets a train input; val and test
+// are fixed lists of n_val distinct examples drawn from generators derived from the seed alone.
 #pragma once
+#include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -20,39 +26,86 @@
 
 namespace attnlab {
 
+enum class TaskFormat { seq2seq, labelled, classify };
+
 struct TaskOptions {
-  std::string name = "reverse";  // reverse | sort
-  int n_symbols = 8;             // 2..26
+  std::string name = "reverse";  // one of TaskDataset::names()
+  int n_symbols = 8;             // alphabet (copy/reverse/sort/induction) or vocabulary (mqar/needle)
   int min_len = 4;
   int max_len = 8;
-  double val_fraction = 0.1;     // share of the input space reserved for val
-  int n_val = 256;               // size of the fixed val set
+  double val_fraction = 0.1;     // share of the input space for val (and as much again for test)
+  int n_val = 256;               // size of the fixed val set and of the fixed test set
+  int n_pairs = 4;               // mqar / needle
+  int n_digits = 3;              // addition
   uint64_t seed = 1234;
 };
 
 struct TaskExample {
-  std::string input, output;
-  std::string text() const { return input + "=" + output + "."; }
+  std::vector<int> input;   // token ids
+  std::vector<int> output;  // seq2seq: the answer without the end token; else empty
+  std::vector<int> labels;  // labelled: size == input.size(), labels[i] = token the model must
+                            // predict AT position i (for a causal decoder: the next token), -1 = none
+  int cls = -1;             // classify: the class
 };
+
+class TaskGen;  // one per task (task_gen.h, internal)
 
 class TaskDataset : public Dataset {
  public:
-  explicit TaskDataset(const TaskOptions& opt);  // throws UserError on bad options
-  const Tokenizer& tokenizer() const override { return tok_; }
+  // UserError for an unknown task, a model kind the task does not suit, an option out of range
+  // for the task, a block_size too small for the task's longest row, or an n_val the input
+  // space cannot supply.
+  TaskDataset(const TaskOptions& opt, const std::string& model_kind, int block_size);
+  ~TaskDataset() override;
+  TaskDataset(TaskDataset&&) noexcept;
+
+  static std::vector<std::string> names();                             // every synthetic task
+  static std::vector<std::string> kinds_for(const std::string& task);  // also accepts "text"
+  static TaskFormat format_of(const std::string& task);               // UserError if unknown
+
+  TaskFormat format() const;
+  const std::string& name() const { return opt_.name; }
+  const TaskOptions& options() const { return opt_; }
+  const std::string& model_kind() const { return kind_; }
+  // seq2seq: {"loss","ppl","token_acc","exact_match"}; labelled: {"loss","token_acc","exact_match"}
+  // (over the labelled positions; exact_match = every label of a row right); classify: {"loss","accuracy"}.
+  std::vector<std::string> metrics() const;
+  int sep_id() const;    // seq2seq: separator (decoder start token in encoder_decoder);
+                         // classify: [CLS]; labelled: -1 (none)
+  int end_id() const;    // seq2seq: ends an output; else -1
+  int pad_id() const;    // pads x / src
+  int n_classes() const; // classify: 2; else 0
+  int max_input_len() const;   // longest input (tokens)
+  int max_output_len() const;  // seq2seq: longest output without the end token; else 0
+
+  const std::vector<TaskExample>& eval_set(Split split) const;  // val or test: fixed, n_val each
+  TaskExample sample_train(Rng& rng) const;                      // never in val or test
+  bool in_split(const std::vector<int>& input, Split split) const;
+  std::vector<int> answer(const std::vector<int>& input) const;  // seq2seq: the correct output
+  std::string show(const std::vector<int>& ids) const;           // tokenizer decode
+
+  int batch_T() const;  // the padded row length next_batch needs for this model kind
+  int batch_S() const;  // encoder_decoder: padded source length; else 0
+  // Rows are right-padded to T (>= batch_T()) and, for encoder_decoder, S = batch_S(). Layout:
+  //   decoder + seq2seq:   x = (input sep output end) without its last token; y[i] = the next token
+  //                        for i >= len(input) (the output and end), -1 before and on padding
+  //   encoder_decoder:     src = input; x = sep output; y = output end
+  //   decoder/encoder + labelled: x = input, y = labels
+  //   encoder + classify:  x = sep input (sep = [CLS] at position 0), cls = the class, y empty
+  // Padding: pad_id in x/src, -1 in y; x_len/src_len count the non-padding tokens.
   void next_batch(Batch& batch, int B, int T, Split split, Rng& rng) const override;
+  const Tokenizer& tokenizer() const override;
   std::string describe() const override;
 
-  const TaskOptions& options() const { return opt_; }
-  TaskExample sample_train(Rng& rng) const;               // one train example (never in val)
-  const std::vector<TaskExample>& val_set() const { return val_; }
-  bool is_val_input(const std::string& input) const;
-  std::string answer(const std::string& input) const;     // the correct output for an input
-  int max_example_len() const { return 2 * opt_.max_len + 2; }  // tokens in input=output.
-
  private:
+  void build_eval_sets();
+  void add_row(Batch& batch, int b, const TaskExample& ex) const;
+
   TaskOptions opt_;
-  Tokenizer tok_;
-  std::vector<TaskExample> val_;
+  std::string kind_;
+  int block_size_ = 0;
+  std::unique_ptr<TaskGen> gen_;
+  std::vector<TaskExample> val_, test_;
 };
 
 }  // namespace attnlab

@@ -1,5 +1,5 @@
-// Character tokenizer (see tokenizer.h): a byte -> id table plus its inverse
-// (the vocabulary string).
+// Tokenizer (see tokenizer.h): a token list (id -> string), its inverse (string -> id), and for
+// the chars kind a byte -> id table so encoding is one lookup per byte.
 #include "data/tokenizer.h"
 
 #include <stdexcept>
@@ -26,7 +26,50 @@ std::string show_char(char c) {
   return fmt::format("byte 0x{:02x}", unsigned(u));
 }
 
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
+
+// A token as a person can read it: 'abc', or its bytes when it holds unprintable ones.
+std::string show_token(const std::string& t) {
+  if (t.size() == 1) return show_char(t[0]);
+  for (char c : t)
+    if (uint8_t(c) < 0x20 || uint8_t(c) >= 0x7f) return fmt::format("token of {} bytes", t.size());
+  return fmt::format("'{}'", t);
+}
+
 }  // namespace
+
+Tokenizer::Tokenizer() {
+  for (int& v : byte_id_) v = -1;
+}
+
+const char* Tokenizer::kind_name(Kind kind) { return kind == Kind::chars ? "chars" : "symbols"; }
+
+Tokenizer::Kind Tokenizer::parse_kind(const std::string& name) {
+  if (name == "chars") return Kind::chars;
+  if (name == "symbols") return Kind::symbols;
+  user_error("tokenizer kind: expected chars or symbols, got '{}'", name);
+}
+
+bool Tokenizer::is_special_name(std::string_view t) {
+  if (t.size() < 3 || t.front() != '<' || t.back() != '>') return false;
+  for (char c : t)
+    if (is_space(c)) return false;
+  return true;
+}
+
+void Tokenizer::push(std::string token) {
+  const int id = int(tokens_.size());
+  auto [it, fresh] = index_.emplace(token, id);
+  if (!fresh)
+    user_error("tokenizer vocabulary has a duplicate {} (at positions {} and {})",
+               token.size() == 1 ? "character " + show_char(token[0]) : "token " + show_token(token),
+               it->second, id);
+  if (token.size() == 1) {
+    byte_id_[uint8_t(token[0])] = id;
+    if (kind_ == Kind::chars) vocab_.push_back(token[0]);
+  }
+  tokens_.push_back(std::move(token));
+}
 
 Tokenizer Tokenizer::build(std::string_view text) {
   bool seen[256] = {};
@@ -38,46 +81,100 @@ Tokenizer Tokenizer::build(std::string_view text) {
 }
 
 Tokenizer Tokenizer::from_vocab(std::string vocab) {
-  Tokenizer t;  // id_ all -1
-  for (size_t i = 0; i < vocab.size(); ++i) {
-    const auto u = uint8_t(vocab[i]);
-    if (t.id_[u] >= 0)
-      user_error("tokenizer vocabulary has a duplicate character {} (at positions {} and {})",
-                 show_char(vocab[i]), t.id_[u], i);
-    t.id_[u] = int(i);
-  }
-  t.vocab_ = std::move(vocab);
+  Tokenizer t;
+  for (char c : vocab) t.push(std::string(1, c));
   return t;
 }
 
+Tokenizer Tokenizer::symbols(std::vector<std::string> tokens) {
+  Tokenizer t;
+  t.kind_ = Kind::symbols;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    if (tokens[i].empty()) user_error("tokenizer: symbol token {} is empty", i);
+    for (char c : tokens[i])
+      if (is_space(c)) user_error("tokenizer: symbol token {} ({}) contains whitespace", i, show_token(tokens[i]));
+    t.push(std::move(tokens[i]));
+  }
+  return t;
+}
+
+Tokenizer Tokenizer::from_tokens(Kind kind, std::vector<std::string> tokens) {
+  if (kind == Kind::symbols) return symbols(std::move(tokens));
+  Tokenizer t;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    if (tokens[i].size() != 1 && !is_special_name(tokens[i]))
+      user_error("tokenizer: chars token {} ({}) is neither one byte nor a special token '<name>'", i,
+                 show_token(tokens[i]));
+    t.push(std::move(tokens[i]));
+  }
+  return t;
+}
+
+int Tokenizer::add_special(const std::string& name) {
+  if (!is_special_name(name))
+    user_error("tokenizer: special token {} must look like '<name>' (no whitespace)", show_token(name));
+  push(name);
+  return size() - 1;
+}
+
+bool Tokenizer::is_special(int id) const {
+  if (id < 0 || id >= size())
+    throw std::out_of_range(fmt::format("token id {} is outside the vocabulary [0, {})", id, size()));
+  return is_special_name(tokens_[size_t(id)]);
+}
+
+int Tokenizer::find(const std::string& token) const {
+  const auto it = index_.find(token);
+  return it == index_.end() ? -1 : it->second;
+}
+
+bool Tokenizer::contains(char c) const { return byte_id_[uint8_t(c)] >= 0; }
+
 int Tokenizer::id(char c) const {
-  const int i = id_[uint8_t(c)];
+  const int i = byte_id_[uint8_t(c)];
   if (i < 0)
-    user_error("character {} is not in the tokenizer's vocabulary ({} characters)", show_char(c),
-               vocab_.size());
+    user_error("character {} is not in the tokenizer's vocabulary ({} tokens)", show_char(c), tokens_.size());
   return i;
 }
 
 std::vector<int> Tokenizer::encode(std::string_view text) const {
-  std::vector<int> ids(text.size());
-  for (size_t k = 0; k < text.size(); ++k) {
-    const int i = id_[uint8_t(text[k])];
-    if (i < 0)
-      user_error("character {} at offset {} is not in the tokenizer's vocabulary ({} characters)",
-                 show_char(text[k]), k, vocab_.size());
-    ids[k] = i;
+  std::vector<int> ids;
+  if (kind_ == Kind::chars) {
+    ids.resize(text.size());
+    for (size_t k = 0; k < text.size(); ++k) {
+      const int i = byte_id_[uint8_t(text[k])];
+      if (i < 0)
+        user_error("character {} at offset {} is not in the tokenizer's vocabulary ({} tokens)",
+                   show_char(text[k]), k, tokens_.size());
+      ids[k] = i;
+    }
+    return ids;
+  }
+  size_t k = 0;
+  while (k < text.size()) {
+    while (k < text.size() && is_space(text[k])) ++k;
+    const size_t start = k;
+    while (k < text.size() && !is_space(text[k])) ++k;
+    if (k == start) break;
+    const std::string word(text.substr(start, k - start));
+    const auto it = index_.find(word);
+    if (it == index_.end())
+      user_error("token {} at offset {} is not in the tokenizer's vocabulary ({} tokens)", show_token(word), start,
+                 tokens_.size());
+    ids.push_back(it->second);
   }
   return ids;
 }
 
 std::string Tokenizer::decode(const std::vector<int>& ids) const {
-  std::string out(ids.size(), '\0');
+  std::string out;
   for (size_t k = 0; k < ids.size(); ++k) {
     const int i = ids[k];
     if (i < 0 || i >= size())
       throw std::out_of_range(
           fmt::format("token id {} at position {} is outside the vocabulary [0, {})", i, k, size()));
-    out[k] = vocab_[size_t(i)];
+    if (kind_ == Kind::symbols && k > 0) out.push_back(' ');
+    out += tokens_[size_t(i)];
   }
   return out;
 }

@@ -1,31 +1,68 @@
-// Character tokenizer: one id per distinct character of the training text.
+// Tokenizer: maps text to token ids and back. Two kinds:
 //
-// The vocabulary is the sorted set of bytes seen when it was built, stored as
-// a string (id i = vocab()[i]); it is saved with the model, so a checkpoint
-// can encode and decode on its own. Text is treated as bytes (UTF-8
-// multi-byte characters become several tokens).
+//  * chars:   every ordinary token is one byte. encode maps the text byte by byte (UTF-8
+//             multi-byte characters become several tokens); decode concatenates the tokens.
+//             build(text) makes the sorted set of bytes seen; from_vocab(s) keeps the order of s.
+//  * symbols: tokens are strings without whitespace ("s17", "k3", "_"). encode splits the text on
+//             whitespace and looks each word up; decode joins the tokens with one space.
+//
+// Either kind may carry special tokens, appended with add_special: names of the form "<name>"
+// ("<mask>", "<sep>"). decode prints them as they are; in the chars kind encode never produces
+// them (it is byte by byte), so a caller that needs one asks find("<mask>").
+//
+// tokens() lists every token, index = id. kind() + tokens() describe a tokenizer completely:
+// from_tokens(kind, tokens) rebuilds an identical one (checkpoints store exactly these two).
 #pragma once
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace attnlab {
 
 class Tokenizer {
  public:
-  Tokenizer() { for (int& v : id_) v = -1; }              // empty vocabulary
-  static Tokenizer build(std::string_view text);          // sorted distinct bytes
-  static Tokenizer from_vocab(std::string vocab);         // ids in the given order; throws UserError on a duplicate
+  enum class Kind { chars, symbols };
+
+  Tokenizer();                                            // empty chars vocabulary
+  static Tokenizer build(std::string_view text);          // chars: sorted distinct bytes
+  static Tokenizer from_vocab(std::string vocab);         // chars: ids in the given order; UserError on a duplicate
+  static Tokenizer symbols(std::vector<std::string> tokens);  // UserError on a duplicate, an empty token,
+                                                              // or whitespace inside a token
+  // Rebuilds a tokenizer from kind() and tokens(). chars: each token is one byte or a special
+  // "<name>"; symbols: as symbols(). UserError on anything else.
+  static Tokenizer from_tokens(Kind kind, std::vector<std::string> tokens);
+  static const char* kind_name(Kind kind);              // "chars" | "symbols"
+  static Kind parse_kind(const std::string& name);      // UserError on another name
+
+  Kind kind() const { return kind_; }
+  int size() const { return int(tokens_.size()); }
+  const std::vector<std::string>& tokens() const { return tokens_; }
+
+  // Appends the special token `name` (form "<name>", no whitespace) and returns its id.
+  // UserError if the name has another form or is already a token.
+  int add_special(const std::string& name);
+  static bool is_special_name(std::string_view token);  // "<...>", at least 3 chars, no whitespace
+  bool is_special(int id) const;                         // id < size()
+  int find(const std::string& token) const;              // its id, or -1
+
+  // chars kind: the ordinary bytes in id order (special tokens left out); symbols kind: empty.
   const std::string& vocab() const { return vocab_; }
-  int size() const { return int(vocab_.size()); }
-  bool contains(char c) const { return id_[uint8_t(c)] >= 0; }
-  int id(char c) const;                                        // throws UserError naming the character if unknown
-  std::vector<int> encode(std::string_view text) const;        // throws UserError on an unknown character
-  std::string decode(const std::vector<int>& ids) const;       // ids outside the vocab throw std::out_of_range
+  bool contains(char c) const;                            // the one-byte token c exists
+  int id(char c) const;                                   // UserError naming the character if unknown
+  std::vector<int> encode(std::string_view text) const;   // UserError naming an unknown character/token
+  std::string decode(const std::vector<int>& ids) const;  // ids outside the vocab throw std::out_of_range
+
+  bool operator==(const Tokenizer& o) const { return kind_ == o.kind_ && tokens_ == o.tokens_; }
 
  private:
-  std::string vocab_;
-  int id_[256];
+  void push(std::string token);  // appends; UserError on a duplicate
+
+  Kind kind_ = Kind::chars;
+  std::vector<std::string> tokens_;
+  std::unordered_map<std::string, int> index_;
+  std::string vocab_;  // chars: ordinary bytes in id order
+  int byte_id_[256];   // one-byte tokens -> id, -1 if absent
 };
 
 }  // namespace attnlab

@@ -1,4 +1,4 @@
-// Tests for src/data: Tokenizer, TextDataset, TaskDataset.
+// Tests for src/data: Tokenizer and TextDataset (TaskDataset: test_tasks.cpp).
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -13,7 +13,7 @@
 
 #include "core/error.h"
 #include "data/dataset.h"
-#include "data/tasks.h"
+#include "data/factory.h"
 #include "data/tokenizer.h"
 
 using namespace attnlab;
@@ -249,259 +249,186 @@ TEST_CASE("text dataset: tinyshakespeare (shared reference data)") {
   for (int t = 0; t + 1 < 256; ++t) CHECK(b.y[size_t(t)] == b.x[size_t(t) + 1]);
 }
 
-// ---------------------------------------------------------------- task dataset
-
-namespace {
-
-TaskOptions small_opts(const std::string& name) {
-  TaskOptions o;
-  o.name = name;
-  o.n_symbols = 6;
-  o.min_len = 3;
-  o.max_len = 6;
-  o.val_fraction = 0.1;
-  o.n_val = 128;
-  o.seed = 99;
-  return o;
+TEST_CASE("tokenizer: symbols kind splits on whitespace and joins with one space") {
+  const auto tok = Tokenizer::symbols({"k1", "v2", "_", "s10"});
+  CHECK(tok.kind() == Tokenizer::Kind::symbols);
+  CHECK(tok.size() == 4);
+  CHECK(tok.encode("k1 v2\t_\n\n  s10 ") == std::vector<int>{0, 1, 2, 3});
+  CHECK(tok.encode("") == std::vector<int>{});
+  CHECK(tok.encode("   ") == std::vector<int>{});
+  CHECK(tok.decode({3, 0, 0}) == "s10 k1 k1");
+  CHECK(tok.decode({}) == "");
+  CHECK(tok.find("v2") == 1);
+  CHECK(tok.find("v3") == -1);
+  CHECK(tok.vocab().empty());
+  CHECK(tok.contains('_'));
+  CHECK(tok.id('_') == 2);
+  CHECK_THROWS_WITH_AS(tok.encode("k1 k9"), doctest::Contains("'k9'"), UserError);
+  CHECK_THROWS_AS(tok.decode({4}), std::out_of_range);
+  CHECK_THROWS_WITH_AS(Tokenizer::symbols({"a", "b", "a"}), doctest::Contains("duplicate"), UserError);
+  CHECK_THROWS_AS(Tokenizer::symbols({"a", ""}), UserError);
+  CHECK_THROWS_WITH_AS(Tokenizer::symbols({"a b"}), doctest::Contains("whitespace"), UserError);
 }
 
-// Decodes the non-masked targets of one row.
-std::string targets(const Tokenizer& tok, const Batch& b, int row) {
-  std::string s;
-  for (int t = 0; t < b.T; ++t) {
-    const int y = b.y[size_t(row) * size_t(b.T) + size_t(t)];
-    if (y >= 0) s.push_back(tok.vocab()[size_t(y)]);
-  }
-  return s;
+TEST_CASE("tokenizer: special tokens") {
+  auto tok = Tokenizer::from_vocab("ab");
+  const int mask = tok.add_special("<mask>");
+  CHECK(mask == 2);
+  CHECK(tok.size() == 3);
+  CHECK(tok.find("<mask>") == 2);
+  CHECK(tok.is_special(2));
+  CHECK_FALSE(tok.is_special(0));
+  CHECK(tok.vocab() == "ab");  // ordinary bytes only
+  CHECK(tok.decode({0, 2, 1}) == "a<mask>b");
+  CHECK(tok.encode("ab") == std::vector<int>{0, 1});  // chars: byte by byte, never a special
+  CHECK_THROWS_AS(tok.encode("<mask>"), UserError);
+  CHECK_THROWS_WITH_AS(tok.add_special("<mask>"), doctest::Contains("duplicate"), UserError);
+  CHECK_THROWS_AS(tok.add_special("mask"), UserError);
+  CHECK_THROWS_AS(tok.add_special("<a b>"), UserError);
+  CHECK_THROWS_AS(tok.add_special("<>"), UserError);
+
+  auto sym = Tokenizer::symbols({"s0", "s1"});
+  CHECK(sym.add_special("<sep>") == 2);
+  CHECK(sym.encode("s1 <sep> s0") == std::vector<int>{1, 2, 0});  // symbols: specials are words like any other
+  CHECK(sym.decode({0, 2}) == "s0 <sep>");
 }
 
-}  // namespace
-
-TEST_CASE("task dataset: vocabulary and answers") {
-  TaskDataset rev(small_opts("reverse"));
-  CHECK(rev.tokenizer().vocab() == ".=abcdef");
-  CHECK(rev.max_example_len() == 14);
-  CHECK(rev.answer("cadb") == "bdac");
-  TaskDataset srt(small_opts("sort"));
-  CHECK(srt.answer("cadb") == "abcd");
-  CHECK(srt.answer("ffa") == "aff");
-  TaskExample ex{"abc", "cba"};
-  CHECK(ex.text() == "abc=cba.");
-  CHECK(rev.describe().find("reverse") != std::string::npos);
-  CHECK(rev.describe().find('\n') == std::string::npos);
+TEST_CASE("tokenizer: from_tokens rebuilds an identical tokenizer") {
+  auto chars = Tokenizer::build("hello world\n");
+  chars.add_special("<mask>");
+  auto sym = Tokenizer::symbols({"_", "k1", "v2"});
+  sym.add_special("<end>");
+  for (const Tokenizer* t : {&chars, &sym}) {
+    const auto copy = Tokenizer::from_tokens(Tokenizer::parse_kind(Tokenizer::kind_name(t->kind())), t->tokens());
+    CHECK(copy == *t);
+    CHECK(copy.tokens() == t->tokens());
+    CHECK(copy.vocab() == t->vocab());
+    for (int i = 0; i < t->size(); ++i) CHECK(copy.is_special(i) == t->is_special(i));
+    std::vector<int> all(size_t(t->size()));
+    for (int i = 0; i < t->size(); ++i) all[size_t(i)] = i;
+    CHECK(copy.decode(all) == t->decode(all));
+  }
+  CHECK(chars.encode("hello") == Tokenizer::from_tokens(Tokenizer::Kind::chars, chars.tokens()).encode("hello"));
+  CHECK_FALSE(chars == sym);
+  CHECK_THROWS_WITH_AS(Tokenizer::from_tokens(Tokenizer::Kind::chars, {"a", "bc"}), doctest::Contains("'bc'"),
+                       UserError);
+  CHECK_THROWS_AS(Tokenizer::parse_kind("bytes"), UserError);
+  CHECK(Tokenizer::from_tokens(Tokenizer::Kind::chars, {}).size() == 0);
 }
 
-TEST_CASE("task dataset: deterministic") {
-  for (const char* name : {"reverse", "sort"}) {
-    TaskDataset a(small_opts(name)), b(small_opts(name));
-    REQUIRE(a.val_set().size() == b.val_set().size());
-    for (size_t i = 0; i < a.val_set().size(); ++i) CHECK(a.val_set()[i].input == b.val_set()[i].input);
-    for (Split split : {Split::train, Split::val}) {
-      Batch ba, bb;
-      Rng r1(5), r2(5);
-      a.next_batch(ba, 16, 20, split, r1);
-      b.next_batch(bb, 16, 20, split, r2);
-      CHECK(same_batch(ba, bb));
-    }
-    Rng r1(11), r2(11);
-    for (int i = 0; i < 100; ++i) CHECK(a.sample_train(r1).input == b.sample_train(r2).input);
-  }
-  // a different seed gives a different val set
-  auto o = small_opts("reverse");
-  o.seed = 100;
-  TaskDataset c(o), d(small_opts("reverse"));
-  int same = 0;
-  for (size_t i = 0; i < c.val_set().size(); ++i) same += c.val_set()[i].input == d.val_set()[i].input;
-  CHECK(same < 10);
-}
+// ---------------------------------------------------------------- text dataset: encoder (MLM)
 
-TEST_CASE("task dataset: val set is distinct, of size n_val, in the val bucket, and correct") {
-  for (const char* name : {"reverse", "sort"}) {
-    TaskDataset ds(small_opts(name));
-    const auto& val = ds.val_set();
-    CHECK(val.size() == 128);
-    std::set<std::string> inputs;
-    for (const auto& ex : val) {
-      inputs.insert(ex.input);
-      CHECK(ds.is_val_input(ex.input));
-      CHECK(ex.output == ds.answer(ex.input));
-      CHECK(ex.input.size() >= 3);
-      CHECK(ex.input.size() <= 6);
-    }
-    CHECK(inputs.size() == val.size());
-  }
-  // the enumerate-and-pick path: n_val equal to the whole val share of a small space
-  TaskOptions o;
-  o.name = "sort";
-  o.n_symbols = 3;
-  o.min_len = 1;
-  o.max_len = 4;  // 3 + 9 + 27 + 81 = 120 inputs
-  o.val_fraction = 0.3;
-  o.seed = 7;
-  int val_count = 0;
-  {
-    o.n_val = 1;
-    TaskDataset probe(o);
-    for (int L = 1; L <= 4; ++L) {
-      std::string s(size_t(L), 'a');
-      while (true) {
-        val_count += probe.is_val_input(s);
-        int k = L - 1;
-        while (k >= 0 && s[size_t(k)] == 'c') s[size_t(k--)] = 'a';
-        if (k < 0) break;
-        ++s[size_t(k)];
-      }
-    }
-  }
-  REQUIRE(val_count > 10);
-  o.n_val = val_count;
-  TaskDataset full(o);
-  std::set<std::string> inputs;
-  for (const auto& ex : full.val_set()) {
-    inputs.insert(ex.input);
-    CHECK(full.is_val_input(ex.input));
-  }
-  CHECK(int(inputs.size()) == val_count);
-  o.n_val = val_count + 1;
-  CHECK_THROWS_WITH_AS(TaskDataset{o}, doctest::Contains("n_val"), UserError);
-}
-
-TEST_CASE("task dataset: train and val are disjoint") {
-  for (const char* name : {"reverse", "sort"}) {
-    TaskDataset ds(small_opts(name));
-    std::set<std::string> val;
-    for (const auto& ex : ds.val_set()) val.insert(ex.input);
-    Rng rng(2024);
-    int n_lengths[7] = {};
-    for (int i = 0; i < 5000; ++i) {
-      const auto ex = ds.sample_train(rng);
-      CHECK_FALSE(ds.is_val_input(ex.input));
-      CHECK(val.count(ex.input) == 0);
-      CHECK(ex.output == ds.answer(ex.input));
-      REQUIRE(ex.input.size() >= 3);
-      REQUIRE(ex.input.size() <= 6);
-      for (char c : ex.input) CHECK((c >= 'a' && c <= 'f'));
-      ++n_lengths[ex.input.size()];
-    }
-    for (int L = 3; L <= 6; ++L) CHECK(n_lengths[L] > 1000);  // lengths roughly uniform
-    // batches: no train row decodes to a val input
-    Batch b;
-    ds.next_batch(b, 64, 13, Split::train, rng);
-    for (int row = 0; row < 64; ++row) {
-      std::string input;
-      for (int t = 0; t < 13; ++t) {
-        const char c = ds.tokenizer().vocab()[size_t(b.x[size_t(row) * 13 + size_t(t)])];
-        if (c == '=') break;
-        input.push_back(c);
-      }
-      CHECK(val.count(input) == 0);
-      CHECK_FALSE(ds.is_val_input(input));
-    }
-  }
-}
-
-TEST_CASE("task dataset: batch layout, answers and masks") {
-  for (const char* name : {"reverse", "sort"}) {
-    TaskDataset ds(small_opts(name));
-    const auto& tok = ds.tokenizer();
-    const int dot = tok.id('.');
-    const int T = 16;  // max_example_len 14 -> 13 positions needed, plus padding
-    for (Split split : {Split::train, Split::val}) {
-      Batch b;
-      Rng rng(31);
-      ds.next_batch(b, 32, T, split, rng);
-      REQUIRE(b.B == 32);
-      REQUIRE(b.T == T);
-      for (int row = 0; row < 32; ++row) {
-        const int* x = b.x.data() + row * T;
-        const int* y = b.y.data() + row * T;
-        // recover the input from x (up to '=')
-        std::string input;
-        int t = 0;
-        while (t < T && x[t] != tok.id('=')) input.push_back(tok.vocab()[size_t(x[t++])]);
-        REQUIRE(t < T);
-        const int L = int(input.size());
-        REQUIRE(L >= 3);
-        REQUIRE(L <= 6);
-        CHECK(ds.is_val_input(input) == (split == Split::val));
-        const std::string answer = name == std::string("sort") ? [&] {
-          std::string s = input;
-          std::sort(s.begin(), s.end());
-          return s;
-        }()
-                                                               : std::string(input.rbegin(), input.rend());
-        const std::string text = input + "=" + answer + ".";
-        // x = text without its last char, then '.' padding
-        const int n = int(text.size()) - 1;
-        for (int i = 0; i < T; ++i) CHECK(x[i] == (i < n ? tok.id(text[size_t(i)]) : dot));
-        // y: -1 on the input and '=' targets and the padding, the shifted text elsewhere
-        for (int i = 0; i < T; ++i) {
-          if (i < L || i >= n)
-            CHECK(y[i] == -1);
-          else
-            CHECK(y[i] == tok.id(text[size_t(i) + 1]));
-        }
-        CHECK(targets(tok, b, row) == answer + ".");
-      }
-    }
-  }
-}
-
-TEST_CASE("task dataset: exact context fits, shorter is an error") {
-  TaskDataset ds(small_opts("reverse"));
+TEST_CASE("text dataset: decoder vocabulary has no <mask>; encoder appends it") {
+  const std::string text = repeat("the cat sat on the mat. ", 40);
+  TextDataset dec(text, 0.1, 16, nullptr);
+  TextDataset enc(text, 0.1, 16, nullptr, "encoder", 0.15);
+  CHECK(dec.tokenizer().find("<mask>") == -1);
+  CHECK(dec.mask_id() == -1);
+  CHECK(enc.tokenizer().size() == dec.tokenizer().size() + 1);
+  CHECK(enc.mask_id() == dec.tokenizer().size());
+  CHECK(enc.tokenizer().vocab() == dec.tokenizer().vocab());  // ordinary ids unchanged
+  CHECK(enc.describe().find("mask_prob") != std::string::npos);
+  // a saved encoder tokenizer (with <mask>) is reused as it is
+  TextDataset again(text, 0.1, 16, &enc.tokenizer(), "encoder", 0.15);
+  CHECK(again.tokenizer() == enc.tokenizer());
+  CHECK(again.mask_id() == enc.mask_id());
+  CHECK_THROWS_WITH_AS(TextDataset(text, 0.1, 16, nullptr, "encoder_decoder", 0.15),
+                       doctest::Contains("got encoder_decoder"), UserError);
+  CHECK_THROWS_AS(TextDataset(text, 0.1, 16, nullptr, "encoder", 1.5), UserError);
+  CHECK_FALSE(enc.has_split(Split::test));
   Batch b;
-  Rng rng(1);
-  CHECK_NOTHROW(ds.next_batch(b, 4, 13, Split::train, rng));
-  CHECK_THROWS_WITH_AS(ds.next_batch(b, 4, 12, Split::train, rng), doctest::Contains("context too short"),
-                       UserError);
+  Rng r(1);
+  CHECK_THROWS_WITH_AS(enc.next_batch(b, 2, 16, Split::test, r), doctest::Contains("no test split"), UserError);
+  // an encoder window is T chars (a decoder's T+1): 10 chars at val 0.5 give splits of 5
+  CHECK_NOTHROW(TextDataset("abcdefghij", 0.5, 5, nullptr, "encoder", 0.15));
+  CHECK_THROWS_AS(TextDataset("abcdefghij", 0.5, 5, nullptr), UserError);
 }
 
-TEST_CASE("task dataset: option errors") {
-  auto bad = [](auto edit) {
-    TaskOptions o;
-    edit(o);
-    return o;
-  };
-  CHECK_NOTHROW(TaskDataset{TaskOptions{}});  // defaults are valid
-  CHECK_THROWS_WITH_AS(TaskDataset{bad([](TaskOptions& o) { o.name = "copy"; })}, doctest::Contains("name"),
-                       UserError);
-  CHECK_THROWS_WITH_AS(TaskDataset{bad([](TaskOptions& o) { o.n_symbols = 1; })},
-                       doctest::Contains("n_symbols"), UserError);
-  CHECK_THROWS_WITH_AS(TaskDataset{bad([](TaskOptions& o) { o.n_symbols = 27; })},
-                       doctest::Contains("n_symbols"), UserError);
-  CHECK_THROWS_WITH_AS(TaskDataset{bad([](TaskOptions& o) { o.min_len = 0; })}, doctest::Contains("min_len"),
-                       UserError);
-  CHECK_THROWS_WITH_AS(TaskDataset{bad([](TaskOptions& o) { o.max_len = 3; })}, doctest::Contains("max_len"),
-                       UserError);
-  CHECK_THROWS_WITH_AS(TaskDataset{bad([](TaskOptions& o) { o.max_len = 1000000; })},
-                       doctest::Contains("max_len"), UserError);
-  CHECK_THROWS_WITH_AS(TaskDataset{bad([](TaskOptions& o) { o.val_fraction = 0.0; })},
-                       doctest::Contains("val_fraction"), UserError);
-  CHECK_THROWS_WITH_AS(TaskDataset{bad([](TaskOptions& o) { o.val_fraction = 1.0; })},
-                       doctest::Contains("val_fraction"), UserError);
-  CHECK_THROWS_WITH_AS(TaskDataset{bad([](TaskOptions& o) { o.n_val = 0; })}, doctest::Contains("n_val"),
-                       UserError);
-  // more val examples than the space holds: 2 symbols, length 2 => 4 inputs
-  CHECK_THROWS_WITH_AS(TaskDataset{bad([](TaskOptions& o) {
-                         o.n_symbols = 2;
-                         o.min_len = o.max_len = 2;
-                         o.val_fraction = 0.5;
-                         o.n_val = 5;
-                       })},
-                       doctest::Contains("n_val"), UserError);
-  // a large space (26 symbols up to length 40 overflows 64 bits: saturates, no crash)
-  CHECK_NOTHROW(TaskDataset{bad([](TaskOptions& o) {
-    o.n_symbols = 26;
-    o.min_len = 1;
-    o.max_len = 40;
-    o.n_val = 1000;
-  })});
-  // a large space with n_val beyond the estimated val share
-  CHECK_THROWS_WITH_AS(TaskDataset{bad([](TaskOptions& o) {
-                         o.n_symbols = 10;
-                         o.min_len = o.max_len = 7;  // 1e7 inputs
-                         o.val_fraction = 0.001;     // ~1e4 val
-                         o.n_val = 5000;
-                       })},
-                       doctest::Contains("n_val"), UserError);
+TEST_CASE("text dataset: masked-token batches (choice rate, 80/10/10, targets, windows)") {
+  std::string text;
+  for (int i = 0; i < 20000; ++i) text.push_back(char('a' + (i * 7 + i / 13 + i / 101) % 26));
+  const double p = 0.15;
+  TextDataset ds(text, 0.1, 64, nullptr, "encoder", p);
+  const Tokenizer& tok = ds.tokenizer();
+  const auto ids = ds.tokenizer().encode(text);
+  const int mask = ds.mask_id();
+  const int B = 64, T = 64;
+  long chosen = 0, total = 0, n_mask = 0, n_same = 0, n_other = 0;
+  Rng rng(5);
+  for (int rep = 0; rep < 12; ++rep) {
+    Batch b;
+    ds.next_batch(b, B, T, Split::train, rng);
+    REQUIRE(b.x.size() == size_t(B * T));
+    REQUIRE(b.y.size() == size_t(B * T));
+    CHECK(b.cls.empty());
+    CHECK(b.S == 0);
+    for (int row = 0; row < B; ++row) {
+      const int* x = b.x.data() + row * T;
+      const int* y = b.y.data() + row * T;
+      std::vector<int> orig(static_cast<size_t>(T));
+      int row_chosen = 0;
+      for (int t = 0; t < T; ++t) {
+        orig[size_t(t)] = y[t] >= 0 ? y[t] : x[t];
+        CHECK(orig[size_t(t)] != mask);
+        if (y[t] < 0) continue;
+        ++row_chosen;
+        if (x[t] == mask)
+          ++n_mask;
+        else if (x[t] == y[t])
+          ++n_same;
+        else {
+          ++n_other;
+          CHECK_FALSE(tok.is_special(x[t]));
+        }
+      }
+      CHECK(row_chosen >= 1);
+      chosen += row_chosen;
+      total += T;
+      // unchosen inputs and the targets rebuild a real window of the train split
+      bool found = false;
+      for (size_t s = 0; s + size_t(T) <= ds.train_size() && !found; ++s)
+        found = std::equal(orig.begin(), orig.end(), ids.begin() + long(s));
+      CHECK(found);
+    }
+  }
+  const double rate = double(chosen) / double(total);
+  CHECK(rate > 0.13);
+  CHECK(rate < 0.17);
+  const double c = double(chosen);
+  CHECK(n_mask / c > 0.76);
+  CHECK(n_mask / c < 0.84);
+  CHECK(n_other / c > 0.07);  // a random token equal to the original counts as unchanged (1/26 of 10%)
+  CHECK(n_other / c < 0.12);
+  CHECK(n_same / c > 0.07);
+  CHECK(n_same / c < 0.13);
+
+  // determinism, and mask_prob 0 still chooses exactly one position per row
+  Batch a1, a2;
+  Rng r1(9), r2(9);
+  ds.next_batch(a1, 8, 32, Split::val, r1);
+  ds.next_batch(a2, 8, 32, Split::val, r2);
+  CHECK(same_batch(a1, a2));
+  TextDataset none(text, 0.1, 32, nullptr, "encoder", 0.0);
+  Batch z;
+  Rng r3(2);
+  none.next_batch(z, 16, 32, Split::train, r3);
+  for (int row = 0; row < 16; ++row)
+    CHECK(std::count_if(z.y.begin() + row * 32, z.y.begin() + row * 32 + 32, [](int v) { return v >= 0; }) == 1);
+}
+
+TEST_CASE("factory: text for decoder and encoder") {
+  TempFile f(repeat("to be or not to be\n", 20));
+  Config cfg;
+  cfg.data.task = "text";
+  cfg.data.path = f.path;
+  cfg.model.block_size = 16;
+  cfg.model.kind = "decoder";
+  auto dec = make_dataset(cfg);
+  REQUIRE(dynamic_cast<TextDataset*>(dec.get()) != nullptr);
+  CHECK(dec->tokenizer().find("<mask>") == -1);
+  cfg.model.kind = "encoder";
+  auto enc = make_dataset(cfg);
+  CHECK(enc->tokenizer().find("<mask>") >= 0);
+  cfg.model.kind = "encoder_decoder";
+  CHECK_THROWS_AS(make_dataset(cfg), UserError);
 }
