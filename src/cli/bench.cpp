@@ -10,7 +10,7 @@
 #include "core/error.h"
 #include "core/gemm.h"
 #include "data/factory.h"
-#include "model/decoder.h"
+#include "model/model.h"
 #include "train/bench.h"
 #include "train/checkpoint.h"
 
@@ -45,7 +45,7 @@ Run add_bench_generate(CLI::App& bench) {
   return [o]() {
     const std::string& src = o->source;
     const bool is_config = src.size() > 5 && (src.substr(src.size() - 5) == ".yaml" || src.substr(src.size() - 4) == ".yml");
-    std::unique_ptr<DecoderModel> model;
+    std::unique_ptr<Model> model;
     LoadedModel lm;
     int threads = 0;
     if (is_config) {
@@ -61,7 +61,7 @@ Run add_bench_generate(CLI::App& bench) {
         }
       }
       threads = cfg.train.threads;
-      model = std::make_unique<DecoderModel>(cfg.model, V, uint64_t(cfg.train.seed));
+      model = std::make_unique<Model>(cfg.model, V, uint64_t(cfg.train.seed));
     } else {
       if (!o->sets.empty()) user_error("--set applies to a CONFIG, not to checkpoint '{}'", src);
       lm = load_model(src);

@@ -250,9 +250,9 @@ int TaskDataset::max_output_len() const { return gen_->max_out; }
 
 std::vector<std::string> TaskDataset::metrics() const {
   switch (format()) {
-    case TaskFormat::seq2seq: return {"loss", "ppl", "token_acc", "exact_match"};
-    case TaskFormat::labelled: return {"loss", "token_acc", "exact_match"};
-    default: return {"loss", "accuracy"};
+    case TaskFormat::seq2seq: return {"loss", "ppl", "token_acc", "exact_match", "greedy_token_acc"};
+    case TaskFormat::labelled: return {"loss", "ppl", "label_acc"};
+    default: return {"loss", "class_acc"};
   }
 }
 

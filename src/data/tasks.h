@@ -67,8 +67,8 @@ class TaskDataset : public Dataset {
   const std::string& name() const { return opt_.name; }
   const TaskOptions& options() const { return opt_; }
   const std::string& model_kind() const { return kind_; }
-  // seq2seq: {"loss","ppl","token_acc","exact_match"}; labelled: {"loss","token_acc","exact_match"}
-  // (over the labelled positions; exact_match = every label of a row right); classify: {"loss","accuracy"}.
+  // The metrics train/evaluate.h computes for this task, in display order: seq2seq: loss, ppl,
+  // token_acc, exact_match, greedy_token_acc; labelled: loss, ppl, label_acc; classify: loss, class_acc.
   std::vector<std::string> metrics() const;
   int sep_id() const;    // seq2seq: separator (decoder start token in encoder_decoder);
                          // classify: [CLS]; labelled: -1 (none)

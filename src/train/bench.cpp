@@ -75,17 +75,20 @@ TrainBench bench_train(const Config& cfg, int steps, int warmup) {
   r.threads = omp_get_max_threads();
   auto data = make_dataset(cfg);
   const int B = cfg.train.batch_size;
-  const int T = cfg.data.task == "text" ? cfg.model.block_size : 2 * cfg.data.max_len + 1;
-  Model model(cfg.model, data->tokenizer().size(), uint64_t(cfg.train.seed));
+  const auto* task = dynamic_cast<const TaskDataset*>(data.get());
+  // padded row length (and source length for an encoder_decoder); the FLOP estimate below is the
+  // decoder's, applied to those rows
+  const int T = task ? task->batch_T() + task->batch_S() : cfg.model.block_size;
+  Model model(cfg.model, data->tokenizer().size(), uint64_t(cfg.train.seed), task ? task->n_classes() : 0);
   AdamW opt(model.params(), cfg.train);
   Rng rng(uint64_t(cfg.train.seed)), drop(1);
   Batch batch;
   r.params = model.params().count();
   for (int s = 0; s < warmup + steps; s++) {
-    data->next_batch(batch, B, T, Split::train, rng);
+    data->next_batch(batch, B, cfg.model.block_size, Split::train, rng);
     const auto t0 = Clock::now();
     model.params().zero_grad();
-    model.forward(batch.x.data(), batch.y.data(), B, T, true, &drop);
+    model.forward(batch, true, &drop);
     model.backward();
     clip_grad_norm(model.params(), cfg.train.grad_clip);
     opt.step(float(cfg.train.lr));

@@ -80,7 +80,7 @@ std::vector<AttentionBenchRow> bench_attention(const AttentionBenchOptions& o,
 std::string attention_bench_csv(const AttentionBenchOptions& o, const std::vector<AttentionBenchRow>& rows);
 
 // ---- bench generate (W2) ----
-class DecoderModel;
+class Model;
 struct GenerateBenchOptions {
   int tokens = 256;        // new tokens per sequence
   int prompt_len = 1;      // random prompt ids
@@ -100,6 +100,6 @@ struct GenerateBench {
   std::vector<GenerateBenchMode> modes;
   double kv_cache_mb = -1.0;     // nominal K and V buffers of every layer; < 0 = not a KV cache
 };
-GenerateBench bench_generate(DecoderModel& model, const GenerateBenchOptions& o);
+GenerateBench bench_generate(Model& model, const GenerateBenchOptions& o);
 
 }  // namespace attnlab

@@ -11,7 +11,7 @@
 #include <chrono>
 
 #include "core/error.h"
-#include "model/decoder.h"
+#include "model/model.h"
 #include "model/generate.h"
 #include "train/bench.h"
 
@@ -20,7 +20,7 @@ namespace attnlab {
 namespace {
 
 // B rows at once: the ids of a prompt [B,P] then `tokens` steps. Returns nothing; timing only.
-void generate_rows(DecoderModel& model, const std::vector<int>& prompt, int B, int P, int tokens, bool cache,
+void generate_rows(Model& model, const std::vector<int>& prompt, int B, int P, int tokens, bool cache,
                    Rng& rng) {
   const int V = model.vocab_size(), block = model.config().block_size;
   std::vector<int> seq(size_t(B) * block), next(B), ids;
@@ -55,7 +55,7 @@ void generate_rows(DecoderModel& model, const std::vector<int>& prompt, int B, i
 
 }  // namespace
 
-GenerateBench bench_generate(DecoderModel& model, const GenerateBenchOptions& o) {
+GenerateBench bench_generate(Model& model, const GenerateBenchOptions& o) {
   const ModelConfig& mc = model.config();
   const int block = mc.block_size, V = model.vocab_size();
   if (o.tokens <= 0) user_error("--tokens: expected a positive integer, got {}", o.tokens);

@@ -210,7 +210,9 @@ TEST_CASE("bahdanau/luong: cached decoding equals the full forward (GQA, window,
       const double d = cache_vs_full(s, 2, 9, 500 + variant);
       summary += fmt::format("\n  {:<36} {:.2e}", label, d);
       worst = std::max(worst, d);
-      CHECK(d < 2e-6);
+      // the same bound as scaled_dot_product's: a cached step's one-row projections go through
+      // sgemv, the full forward's through sgemm, so the two round differently (seen: 4e-6)
+      CHECK(d < 1e-5);
     }
   MESSAGE(summary);
 

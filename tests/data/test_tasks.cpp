@@ -284,19 +284,19 @@ TEST_CASE("tasks: registry, formats and the kinds each suits") {
     CHECK(m.front() == "loss");
     switch (ds.format()) {
       case TaskFormat::seq2seq:
-        CHECK(m == V{"loss", "ppl", "token_acc", "exact_match"});
+        CHECK(m == V{"loss", "ppl", "token_acc", "exact_match", "greedy_token_acc"});
         CHECK(ds.sep_id() >= 0);
         CHECK(ds.end_id() >= 0);
         CHECK(ds.sep_id() != ds.end_id());
         CHECK(ds.n_classes() == 0);
         break;
       case TaskFormat::labelled:
-        CHECK(m == V{"loss", "token_acc", "exact_match"});
+        CHECK(m == V{"loss", "ppl", "label_acc"});
         CHECK(ds.end_id() == -1);
         CHECK(ds.n_classes() == 0);
         break;
       case TaskFormat::classify:
-        CHECK(m == V{"loss", "accuracy"});
+        CHECK(m == V{"loss", "class_acc"});
         CHECK(ds.sep_id() >= 0);
         CHECK(ds.n_classes() == 2);
         break;
