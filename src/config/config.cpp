@@ -285,7 +285,10 @@ const std::vector<Field>& schema() {
     v.push_back(int_field("train.warmup_steps", [](Config& c) -> auto& { return c.train.warmup_steps; }, 0,
                           INT32_MAX, "Linear warm-up from 0 to lr over this many steps."));
     v.push_back(str_field("train.schedule", [](Config& c) -> auto& { return c.train.schedule; },
-                          {"cosine", "constant"}, "Learning-rate schedule after warm-up."));
+                          {"cosine", "constant", "inverse_sqrt"},
+                          "Learning-rate schedule after the linear warm-up: `cosine` decay to train.min_lr over "
+                          "the remaining steps, `constant`, or `inverse_sqrt` (lr·√(warmup/step), the "
+                          "schedule of Vaswani et al. 2017)."));
     v.push_back(dbl_field("train.weight_decay", [](Config& c) -> auto& { return c.train.weight_decay; }, 0.0,
                           10.0, false,
                           "AdamW decoupled weight decay, applied to weight matrices only (not biases "

@@ -256,7 +256,10 @@ Model::Model(const ModelConfig& cfg, int vocab_size, uint64_t seed, int n_classe
     }
     fill_normal(dec_emb_.pos, rng, 0.02f);
   } else if (cfg_.positions == "sinusoidal") {
-    // PE[t, 2i] = sin(t / 10000^(2i/C)), PE[t, 2i+1] = cos(...)   (Vaswani 2017, 3.5)
+    // PE[t, 2i] = sin(t / 10000^(2i/C)), PE[t, 2i+1] = cos(...)   (Vaswani 2017, 3.5).
+    // The table's entries are O(1) while token embeddings start at N(0, 0.02): as in the paper
+    // (3.4) the token embeddings are multiplied by √d_model, else the positions drown the tokens.
+    emb_scale_ = std::sqrt(float(C));
     sinusoid_.resize(size_t(cfg_.block_size) * C);
     for (int t = 0; t < cfg_.block_size; t++)
       for (int i = 0; i < C; i++) {
@@ -327,6 +330,8 @@ void Model::embed(Embed& e, const int* ids, int B, int T, int pos0, float p_drop
     e.ids[i] = ids[i];
   }
   embedding_forward(e.x0.data(), e.ids.data(), e.tok->w.data(), N, C);
+  if (emb_scale_ != 1.0f)
+    for (size_t i = 0; i < size_t(N) * C; i++) e.x0[i] *= emb_scale_;
   const float* pos = e.pos ? e.pos->w.data() : (sinusoid_.empty() ? nullptr : sinusoid_.data());
   if (pos) {
 #pragma omp parallel for schedule(static)
@@ -353,7 +358,13 @@ void Model::embed_backward(Embed& e, const float* dx0_in, int B, int T) {
     dropout_backward(masked.data(), e.mask.data(), dx0_in, size_t(N) * C);
     dx0 = masked.data();
   }
-  embedding_backward(e.tok->g.data(), e.ids.data(), dx0, N, C);
+  if (emb_scale_ != 1.0f) {  // x0 = s · tok[id] + pos: the table's gradient is s · dx0
+    std::vector<float> scaled(dx0, dx0 + size_t(N) * C);
+    for (auto& v : scaled) v *= emb_scale_;
+    embedding_backward(e.tok->g.data(), e.ids.data(), scaled.data(), N, C);
+  } else {
+    embedding_backward(e.tok->g.data(), e.ids.data(), dx0, N, C);
+  }
   if (e.pos) {
     float* dpos = e.pos->g.data();
     // fixed order over b for each position t: deterministic

@@ -145,6 +145,7 @@ class Model {
   ParamStore store_;
   Embed dec_emb_, enc_emb_;  // decoder-side (decoder, encoder-only use this one) and source side
   std::vector<float> sinusoid_;  // [block_size, C] when positions = sinusoidal
+  float emb_scale_ = 1.0f;       // token embeddings × √C with sinusoidal positions (Vaswani 3.4)
   std::unique_ptr<Stack> enc_, dec_;  // encoder-only: enc_; decoder-only: dec_; both for encoder_decoder
   Param *enc_lnf_w_ = nullptr, *enc_lnf_b_ = nullptr, *lnf_w_ = nullptr, *lnf_b_ = nullptr;
   Param *head_w_ = nullptr, *cls_w_ = nullptr, *cls_b_ = nullptr;

@@ -57,6 +57,8 @@ double clip_grad_norm(ParamStore& store, double max_norm) {
 double learning_rate(const TrainConfig& cfg, int step) {
   if (step < cfg.warmup_steps) return cfg.lr * double(step + 1) / double(cfg.warmup_steps);
   if (cfg.schedule == "constant") return cfg.lr;
+  // Vaswani et al. 2017 ("Noam"): linear warm-up to lr, then ∝ 1/√step (lr at the end of warm-up)
+  if (cfg.schedule == "inverse_sqrt") return cfg.lr * std::sqrt(double(std::max(1, cfg.warmup_steps)) / double(step + 1));
   const int decay_steps = std::max(1, cfg.steps - cfg.warmup_steps);
   const double progress = std::min(1.0, double(step - cfg.warmup_steps) / double(decay_steps));
   return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1.0 + std::cos(M_PI * progress));

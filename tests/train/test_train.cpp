@@ -77,7 +77,7 @@ TEST_CASE("gradient clipping scales to the requested global norm") {
   CHECK(grad_norm(store) == doctest::Approx(1.0).epsilon(1e-5));
 }
 
-TEST_CASE("schedule: linear warm-up, cosine to min_lr, constant") {
+TEST_CASE("schedule: linear warm-up, cosine to min_lr, constant, inverse square root") {
   TrainConfig tc;
   tc.lr = 1.0;
   tc.min_lr = 0.1;
@@ -89,6 +89,10 @@ TEST_CASE("schedule: linear warm-up, cosine to min_lr, constant") {
   CHECK(learning_rate(tc, 110) == doctest::Approx(0.1));
   tc.schedule = "constant";
   CHECK(learning_rate(tc, 60) == doctest::Approx(1.0));
+  tc.schedule = "inverse_sqrt";  // lr·√(warmup/(step+1)): continuous at the end of warm-up
+  CHECK(learning_rate(tc, 9) == doctest::Approx(1.0));
+  CHECK(learning_rate(tc, 39) == doctest::Approx(0.5));
+  CHECK(learning_rate(tc, 999) == doctest::Approx(0.1));
 }
 
 TEST_CASE("checkpoint: round trip restores config, tokenizer and identical logits") {
