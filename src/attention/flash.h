@@ -34,8 +34,9 @@ namespace attnlab {
 
 // Tile sizes (rows of Q × rows of K/V). With D = 64 a tile of each operand is 16 KB, so the
 // working set of one tile step (Q, Kᵀ, V, S/P, O tiles, ~80 KB) sits in L2 and the
-// micro-kernels' streamed operand in L1 (48 KB here). Measured on the W3 shapes (8 heads × 64,
-// causal, fwd+bwd, 2 threads): 64×64 was the fastest of 32/64/128 combinations (docs/attention.md).
+// micro-kernels' streamed operand in L1 (48 KB here). On the W3 shapes (8 heads × 64, causal,
+// n = 4096, fwd+bwd, 2 threads) 64×64, 64×128 and 128×128 were within 3% of each other (best of 3,
+// ~350-365 ms on a shared machine) and 128×64 and 32×64 were no faster.
 constexpr int kFlashBlockQ = 64;
 constexpr int kFlashBlockK = 64;
 
