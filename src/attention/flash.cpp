@@ -237,6 +237,11 @@ void ensure_thread_tiles(FlashWorkspace& ws, size_t floats) {
     if (t.size() < floats) t.resize(floats);
 }
 
+// Below this many multiply-adds a call runs on one thread: tiny calls (decoding steps, tests,
+// gradchecks) would otherwise pay more for waking threads than for their arithmetic. The
+// results do not depend on the thread count, so this changes speed only.
+constexpr double kParallelMinWork = 1 << 20;
+
 template <typename T>
 T* grow(std::vector<T>& v, size_t n) {
   if (v.size() < n) v.resize(n);
@@ -257,10 +262,11 @@ void flash_forward(float* out, float* lse, const float* q, const float* k, const
   const int group = Hq / Hkv, Dp = round16(D), Tkp = round16(Tk);
   constexpr int BQ = kFlashBlockQ, BK = kFlashBlockK;
   if (Tq == 0) return;
+  const bool par = double(B) * Hq * Tq * Tk * D >= kParallelMinWork;
   // Kᵀ [D, Tk'] and V [Tk', D'] of every (b, kv head)
   float* kt = grow(ws.kt, size_t(B) * Hkv * D * Tkp);
   float* vp = grow(ws.vp, size_t(B) * Hkv * Tkp * Dp);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (par)
   for (int bg = 0; bg < B * Hkv; bg++) {
     pack_transposed(kt + size_t(bg) * D * Tkp, k + size_t(bg) * Tk * D, Tk, D, Tkp);
     float* vo = vp + size_t(bg) * Tkp * Dp;
@@ -270,7 +276,7 @@ void flash_forward(float* out, float* lse, const float* q, const float* k, const
   ensure_thread_tiles(ws, size_t(BQ) * BK + size_t(BQ) * Dp + 2 * BQ);
   const int nqb = (Tq + BQ - 1) / BQ;
 
-#pragma omp parallel
+#pragma omp parallel if (par)
   {
     float* S = ws.thread_tiles[omp_get_thread_num()].data();  // [BQ, BK] scores, then P
     float* acc = S + size_t(BQ) * BK;                          // [BQ, Dp] unnormalised O
@@ -349,13 +355,14 @@ void flash_backward(float* dq, float* dk, float* dv, const float* dout, const fl
     std::fill(dv, dv + size_t(B) * Hkv * Tk * D, 0.0f);
     return;
   }
+  const bool par = double(B) * Hq * Tq * Tk * D >= kParallelMinWork;
   float* kt = grow(ws.kt, size_t(B) * Hkv * D * Tkp);
   float* vt = grow(ws.vt, size_t(B) * Hkv * D * Tkp);
   float* kp = grow(ws.kp, size_t(B) * Hkv * Tkp * Dp);
   float* qp = grow(ws.qp, size_t(B) * Hq * Tq * Dp);
   float* dop = grow(ws.dop, size_t(B) * Hq * Tq * Dp);
   float* delta = grow(ws.delta, size_t(B) * Hq * Tq);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (par)
   for (int bg = 0; bg < B * Hkv; bg++) {
     const float* K = k + size_t(bg) * Tk * D;
     pack_transposed(kt + size_t(bg) * D * Tkp, K, Tk, D, Tkp);
@@ -365,7 +372,7 @@ void flash_backward(float* dq, float* dk, float* dv, const float* dout, const fl
     std::fill(ko + size_t(Tk) * Dp, ko + size_t(Tkp) * Dp, 0.0f);
   }
   // Q and dO as [Tq, D'] rows; D_i = rowsum(dO ∘ O)
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (par)
   for (int bh = 0; bh < B * Hq; bh++) {
     const size_t base = size_t(bh) * Tq * D;
     pack_rows(qp + size_t(bh) * Tq * Dp, q + base, Tq, D, Dp);
@@ -405,7 +412,7 @@ void flash_backward(float* dq, float* dk, float* dv, const float* dout, const fl
     return Band{band(i0 + off, Tk, opt.causal, opt.window).lo, band(i0 + mr - 1 + off, Tk, opt.causal, opt.window).hi};
   };
 
-#pragma omp parallel
+#pragma omp parallel if (par)
   {
     float* P = ws.thread_tiles[omp_get_thread_num()].data();  // [BQ, BK]
     float* dS = P + size_t(BQ) * BK;                           // [BQ, BK]
@@ -474,7 +481,7 @@ void flash_weights(float* P, const float* q, const float* k, const float* lse, c
                    const FlashOptions& opt) {
   const int B = sh.B, Hq = sh.Hq, Hkv = sh.Hkv, Tq = sh.Tq, Tk = sh.Tk, D = sh.D;
   const int group = Hq / Hkv, off = Tk - Tq;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (double(B) * Hq * Tq * Tk * D >= kParallelMinWork)
   for (int b = 0; b < B; b++)
     for (int h = 0; h < Hq; h++) {
       const unsigned char* keep = opt.key_keep ? opt.key_keep + size_t(b) * Tk : nullptr;

@@ -50,7 +50,7 @@ ScaledDotProductAttention::ScaledDotProductAttention(const AttentionSpec& spec, 
 namespace {
 // [B,T,H·D] (head h in columns h·D .. h·D + D) -> [B,H,T,D]
 void to_heads(float* dst, const float* src, int B, int T, int H, int D) {
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (size_t(B) * T * H * D >= (1u << 16))
   for (int b = 0; b < B; b++)
     for (int h = 0; h < H; h++)
       for (int t = 0; t < T; t++)
@@ -58,7 +58,7 @@ void to_heads(float* dst, const float* src, int B, int T, int H, int D) {
 }
 // [B,H,T,D] -> [B,T,H·D]
 void from_heads(float* dst, const float* src, int B, int T, int H, int D) {
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (size_t(B) * T * H * D >= (1u << 16))
   for (int b = 0; b < B; b++)
     for (int h = 0; h < H; h++)
       for (int t = 0; t < T; t++)

@@ -379,7 +379,7 @@ TEST_CASE("flash: impl auto takes flash for long keys without dropout or kept we
 // ---------------------------------------------------------------------------------------------
 
 TEST_CASE("flash: bitwise identical results for 1 and 2 threads") {
-  EqConfig c{"det", 2, 130, 130, 32, 4, 2, true, true, {{}, {5, 6, 100}}};
+  EqConfig c{"det", 2, 130, 130, 64, 4, 2, true, true, {{}, {5, 6, 100}}};  // large enough to run threaded
   c.positions = "alibi";
   const int saved = omp_get_max_threads();
   omp_set_num_threads(1);
