@@ -28,6 +28,14 @@ const std::map<std::string, AttentionEntry>& attention_registry() {
     AttentionInfo bidir = info("scaled_dot_product without a mask");
     bidir.force_causal = 0;
     r["bidirectional"] = {make_scaled_dot_product, bidir};
+    AttentionInfo flash = info("scaled_dot_product in tiles with an online softmax, exact, O(T) memory (FlashAttention, Dao et al. 2022)");
+    flash.dropout = false;  // the weights are never stored, so there is nothing to drop
+    r["flash"] = {[](const AttentionSpec& s, ParamStore& store, Rng& rng) {
+                    AttentionSpec f = s;
+                    f.impl = "flash";
+                    return make_scaled_dot_product(f, store, rng);
+                  },
+                  flash};
 
     AttentionInfo bahdanau = info("additive: vᵀ tanh(W_q q + W_k k) per head (Bahdanau et al. 2014)");
     bahdanau.rope = false;
@@ -91,6 +99,16 @@ std::string check_attention_spec(const AttentionSpec& s) {
     return fmt::format("positions: rope needs an even head dimension, got {}", head_dim);
   if (!(s.rope_base > 1.0f)) return fmt::format("rope_base: expected a number > 1, got {}", s.rope_base);
   if (s.dropout < 0.0f || s.dropout >= 1.0f) return fmt::format("dropout: expected a number in [0, 1), got {}", s.dropout);
+  if (s.impl != "naive" && s.impl != "flash" && s.impl != "auto")
+    return fmt::format("impl: expected naive, flash or auto, got '{}'", s.impl);
+  if (s.type == "flash" && s.dropout > 0.0f)
+    return fmt::format("dropout: 'flash' attention never stores the attention weights, so it cannot drop them "
+                       "(got {}); use 0, or type scaled_dot_product with impl auto (naive while dropout is on)",
+                       s.dropout);
+  const bool sdp_family = s.type == "scaled_dot_product" || s.type == "causal" || s.type == "bidirectional";
+  if (sdp_family && s.impl == "flash" && s.dropout > 0.0f)
+    return fmt::format("impl: flash has no dropout on the attention weights (dropout is {}); use impl auto or "
+                       "naive, or dropout 0", s.dropout);
   if (!in.dropout && s.dropout > 0.0f)
     return fmt::format("dropout: '{}' attention has no attention weights to drop; use 0", s.type);
   if (s.scale != "inv_sqrt_dk") {

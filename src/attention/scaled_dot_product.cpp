@@ -40,6 +40,50 @@ ScaledDotProductAttention::ScaledDotProductAttention(const AttentionSpec& spec, 
   } else if (spec_.positions != "none") {
     user_error("attention '{}': positions must be rope, alibi or none, got '{}'", spec_.name, spec_.positions);
   }
+  if (spec_.impl != "naive" && spec_.impl != "flash" && spec_.impl != "auto")
+    user_error("attention '{}': impl must be naive, flash or auto, got '{}'", spec_.name, spec_.impl);
+  if (spec_.impl == "flash" && spec_.dropout > 0.0f)
+    user_error("attention '{}': impl flash does not support attention dropout (dropout {}); use impl naive or "
+               "auto, or dropout 0", spec_.name, spec_.dropout);
+}
+
+namespace {
+// [B,T,H·D] (head h in columns h·D .. h·D + D) -> [B,H,T,D]
+void to_heads(float* dst, const float* src, int B, int T, int H, int D) {
+#pragma omp parallel for collapse(2) schedule(static) if (size_t(B) * T * H * D >= (1u << 16))
+  for (int b = 0; b < B; b++)
+    for (int h = 0; h < H; h++)
+      for (int t = 0; t < T; t++)
+        std::copy_n(src + (size_t(b) * T + t) * H * D + size_t(h) * D, D, dst + ((size_t(b) * H + h) * T + t) * D);
+}
+// [B,H,T,D] -> [B,T,H·D]
+void from_heads(float* dst, const float* src, int B, int T, int H, int D) {
+#pragma omp parallel for collapse(2) schedule(static) if (size_t(B) * T * H * D >= (1u << 16))
+  for (int b = 0; b < B; b++)
+    for (int h = 0; h < H; h++)
+      for (int t = 0; t < T; t++)
+        std::copy_n(src + ((size_t(b) * H + h) * T + t) * D, D, dst + (size_t(b) * T + t) * H * D + size_t(h) * D);
+}
+}  // namespace
+
+// naive | flash | auto for one forward (auto: flash when the call allows it and Tk is long
+// enough for the tiles to pay; see kFlashAutoMinKeys)
+bool ScaledDotProductAttention::use_flash(int Tk, bool train) const {
+  if (spec_.impl == "naive") return false;
+  if (spec_.impl == "flash") return true;
+  if (train && spec_.dropout > 0.0f) return false;  // flash has no dropout on the weights
+  if (keep_weights_) return false;                  // naive keeps P at no extra cost
+  return Tk >= kFlashAutoMinKeys;
+}
+
+FlashOptions ScaledDotProductAttention::flash_options() const {
+  FlashOptions o;
+  o.scale = scale_;
+  o.causal = spec_.causal;
+  o.window = spec_.window;
+  o.key_keep = has_keep_ ? keep_.data() : nullptr;
+  o.alibi_slopes = alibi_ ? slopes_.data() : nullptr;
+  return o;
 }
 
 // Scores -> weights for one head's block P [Tq,Tk] (row stride Tk), in place. Query i is at
@@ -103,7 +147,6 @@ void ScaledDotProductAttention::forward(float* out, const float* x_q, const floa
   q_.resize(size_t(B) * Tq * C);
   k_.resize(size_t(B) * Tk * Ckv);
   v_.resize(size_t(B) * Tk * Ckv);
-  p_.resize(size_t(B) * H * Tq * Tk);
   o_.resize(size_t(B) * Tq * C);
   proj_.q(q_.data(), x_q, B * Tq);
   proj_.kv(k_.data(), v_.data(), x_kv, B * Tk);
@@ -113,6 +156,29 @@ void ScaledDotProductAttention::forward(float* out, const float* x_q, const floa
     rope_rotate(q_.data(), B, Tq, H, D, C, offset, spec_.rope_base, +1);
     rope_rotate(k_.data(), B, Tk, Hkv_, D, Ckv, 0, spec_.rope_base, +1);
   }
+  last_cached_ = false;
+  flash_on_ = use_flash(Tk, train);
+  if (flash_on_) {
+    // head-major copies for the kernel; O comes back head-major and is put in O's columns
+    dropout_on_ = false;
+    has_keep_ = mask.key_keep != nullptr;
+    if (has_keep_) keep_.assign(mask.key_keep, mask.key_keep + size_t(B) * Tk);
+    qh_.resize(q_.size());
+    kh_.resize(k_.size());
+    vh_.resize(v_.size());
+    oh_.resize(o_.size());
+    lse_.resize(size_t(B) * H * Tq);
+    to_heads(qh_.data(), q_.data(), B, Tq, H, D);
+    to_heads(kh_.data(), k_.data(), B, Tk, Hkv_, D);
+    to_heads(vh_.data(), v_.data(), B, Tk, Hkv_, D);
+    flash_forward(oh_.data(), lse_.data(), qh_.data(), kh_.data(), vh_.data(), FlashShape{B, H, Hkv_, Tq, Tk, D},
+                  flash_options(), flash_ws_);
+    from_heads(o_.data(), oh_.data(), B, Tq, H, D);
+    proj_.out(out, o_.data(), B * Tq);
+    return;
+  }
+
+  p_.resize(size_t(B) * H * Tq * Tk);
   const float scale = scale_;
   const unsigned char* keep = mask.key_keep;
 
@@ -128,7 +194,6 @@ void ScaledDotProductAttention::forward(float* out, const float* x_q, const floa
       softmax_block(P, Tq, Tk, offset, h, keep ? keep + size_t(b) * Tk : nullptr);
     }
   }
-  last_cached_ = false;
 
   // dropout on the weights: the mask is drawn serially so it does not depend on threads
   dropout_on_ = train && spec_.dropout > 0.0f;
@@ -155,15 +220,43 @@ void ScaledDotProductAttention::forward(float* out, const float* x_q, const floa
 
 void ScaledDotProductAttention::backward(float* dx_q, float* dx_kv, const float* dout) {
   const int B = B_, Tq = Tq_, Tk = Tk_, C = spec_.d_model, Ckv = Hkv_ * D_, H = H_, D = D_;
-  const int group = H_ / Hkv_;
   ATTNLAB_CHECK(x_q_ != nullptr);
   do_.assign(size_t(B) * Tq * C, 0.0f);
+  proj_.out_backward(do_.data(), dout, o_.data(), B * Tq);
+  if (flash_on_) {
+    // the kernel's backward on head-major buffers; dK, dV summed over each group's heads
+    doh_.resize(do_.size());
+    dqh_.resize(q_.size());
+    dkh_.resize(k_.size());
+    dvh_.resize(v_.size());
+    to_heads(doh_.data(), do_.data(), B, Tq, H, D);
+    flash_backward(dqh_.data(), dkh_.data(), dvh_.data(), doh_.data(), qh_.data(), kh_.data(), vh_.data(),
+                   oh_.data(), lse_.data(), FlashShape{B, H, Hkv_, Tq, Tk, D}, flash_options(), flash_ws_);
+    dq_.resize(q_.size());
+    dk_.resize(k_.size());
+    dv_.resize(v_.size());
+    from_heads(dq_.data(), dqh_.data(), B, Tq, H, D);
+    from_heads(dk_.data(), dkh_.data(), B, Tk, Hkv_, D);
+    from_heads(dv_.data(), dvh_.data(), B, Tk, Hkv_, D);
+  } else {
+    naive_backward();
+  }
+
+  if (rope_) {  // back through the rotations: R_pᵀ = rotation by −p
+    rope_rotate(dq_.data(), B, Tq, H, D, C, Tk - Tq, spec_.rope_base, -1);
+    rope_rotate(dk_.data(), B, Tk, Hkv_, D, Ckv, 0, spec_.rope_base, -1);
+  }
+  proj_.qkv_backward(dx_q, dx_kv, dq_.data(), dk_.data(), dv_.data(), x_q_, x_kv_, B * Tq, B * Tk);
+}
+
+// dO (in do_) -> dQ, dK, dV through the stored P (and dropout mask)
+void ScaledDotProductAttention::naive_backward() {
+  const int B = B_, Tq = Tq_, Tk = Tk_, C = spec_.d_model, Ckv = Hkv_ * D_, H = H_, D = D_;
+  const int group = H_ / Hkv_;
   dq_.assign(q_.size(), 0.0f);
   dk_.assign(k_.size(), 0.0f);
   dv_.assign(v_.size(), 0.0f);
   const float* Pd = dropout_on_ ? pdrop_.data() : p_.data();  // P̃
-
-  proj_.out_backward(do_.data(), dout, o_.data(), B * Tq);
 
   const float scale = scale_;
   // one (b, kv head) pair per task, so dK_g and dV_g are written by one thread only
@@ -197,12 +290,6 @@ void ScaledDotProductAttention::backward(float* dx_q, float* dx_kv, const float*
               dKg, Ckv);
       }
     }
-
-  if (rope_) {  // back through the rotations: R_pᵀ = rotation by −p
-    rope_rotate(dq_.data(), B, Tq, H, D, C, Tk - Tq, spec_.rope_base, -1);
-    rope_rotate(dk_.data(), B, Tk, Hkv_, D, Ckv, 0, spec_.rope_base, -1);
-  }
-  proj_.qkv_backward(dx_q, dx_kv, dq_.data(), dk_.data(), dv_.data(), x_q_, x_kv_, B * Tq, B * Tk);
 }
 
 // ---- incremental decoding -------------------------------------------------------------------
@@ -288,6 +375,12 @@ void ScaledDotProductAttention::forward_cached(float* out, const float* x_new, i
 
 std::vector<float> ScaledDotProductAttention::attention_weights() const {
   if (!keep_weights_) return {};
+  if (!last_cached_ && flash_on_) {  // recomputed from Q, K and the saved log-sum-exp
+    std::vector<float> w(size_t(B_) * H_ * Tq_ * Tk_);
+    flash_weights(w.data(), qh_.data(), kh_.data(), lse_.data(), FlashShape{B_, H_, Hkv_, Tq_, Tk_, D_},
+                  flash_options());
+    return w;
+  }
   if (!last_cached_) return p_;
   // the step computed keys [k0, L) only; the weights of keys before k0 are 0
   const int Tn = cached_Tn_, L = cache_len_, k0 = cached_k0_, Lw = L - k0;

@@ -36,12 +36,25 @@
 // cached + new positions costs O(B·H·Tn·L·D) for the attention (L → Tn + window − 1 with a
 // sliding window: older keys are skipped) plus the projections of Tn rows, O(B·Tn·C²).
 // Memory: O(B·H·Tq·Tk) for P.
+//
+// Implementations (spec.impl): `naive` materialises S and P as above; `flash` runs the tiled
+// kernel of flash.h on head-major copies of Q, K, V (same masks, positions and GQA mapping,
+// O((Tq + Tk)·C) memory, the log-sum-exp saved instead of P, P recomputed in the backward and
+// for attention_weights()); `auto` takes flash when the call allows it (no attention dropout in
+// training, keep_weights off) and Tk ≥ kFlashAutoMinKeys. The registry type `flash` is this
+// module with impl forced to flash. forward_cached always runs the naive step.
 #pragma once
 #include "attention/attention.h"
+#include "attention/flash.h"
 #include "attention/projections.h"
 #include "attention/variants.h"
 
 namespace attnlab {
+
+// impl auto: flash from this many keys on. Measured on the module (B = 8, 4 heads, fwd+bwd,
+// 2 threads, a shared 2-core machine, so rough): with D = 32 naive/flash time was 0.86-0.97 at
+// T = 64..128 and 1.08 at T = 256 (1.24-1.38 at 512); flash always needs less memory.
+constexpr int kFlashAutoMinKeys = 256;
 
 class ScaledDotProductAttention : public Attention {
  public:
@@ -55,10 +68,15 @@ class ScaledDotProductAttention : public Attention {
   // Weights of the last forward() [B,H,Tq,Tk], or of the last forward_cached() [B,H,Tn,L]
   // (L = cache_len() after the step), if keep_weights(true).
   std::vector<float> attention_weights() const override;
+  // Whether the last forward() ran the flash kernel (for tests and benchmarks).
+  bool last_forward_flash() const { return flash_on_; }
 
  private:
   // scores -> weights for the Tq×Tk block P of head h (in place; see the mask rules above)
   void softmax_block(float* P, int Tq, int Tk, int offset, int h, const unsigned char* keep) const;
+  bool use_flash(int Tk, bool train) const;  // the impl this forward takes
+  void naive_backward();                     // do_ -> dq_, dk_, dv_ through the stored P
+  FlashOptions flash_options() const;        // masks/positions for the flash kernel
 
   int H_, Hkv_, D_;
   float scale_;
@@ -73,6 +91,14 @@ class ScaledDotProductAttention : public Attention {
   std::vector<float> q_, k_, v_, p_, o_;  // Q, K (both rotated under RoPE), V, P, O (pre-projection)
   std::vector<float> drop_, pdrop_;       // dropout mask and dropped weights P̃ (dropout > 0 only)
   std::vector<float> dq_, dk_, dv_, ds_, do_;  // gradients; ds_ is per-(b, kv head) scratch
+
+  // flash path: head-major Q, K, V, O [B,H(kv),T,D], the log-sum-exp [B,H,Tq], the key mask
+  bool flash_on_ = false;
+  bool has_keep_ = false;
+  std::vector<unsigned char> keep_;                 // [B,Tk] copy of AttnMask.key_keep
+  std::vector<float> qh_, kh_, vh_, oh_, lse_;
+  std::vector<float> doh_, dqh_, dkh_, dvh_;        // gradients, head-major
+  FlashWorkspace flash_ws_;
 
   // KV cache
   int cache_B_ = 0, cache_cap_ = 0;
