@@ -39,7 +39,7 @@ echo "== ctest -L cuda =="
 log=build-cuda/gpu_check_ctest.log
 (cd build-cuda && ctest -L cuda --output-on-failure 2>&1) | tee "$log"
 if grep -q "(Skipped)" "$log"; then
-  echo "gpu_check: CUDA tests were skipped (no GPU visible?); nothing was verified" >&2
+  echo "gpu_check: FAILED after $(elapsed): the CUDA tests were skipped (no GPU visible?), nothing was verified" >&2
   exit 1
 fi
 echo "tests done at $(elapsed)"
