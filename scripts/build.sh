@@ -1,7 +1,19 @@
 #!/usr/bin/env bash
-# Configures and builds attnlab into build/ (Release, -march=native unless ATTNLAB_NATIVE=OFF).
+# Configures and builds attnlab into build/ (Release, -march=native unless ATTNLAB_NATIVE=OFF;
+# with the CUDA kernels when nvcc is present, see docs/cuda.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc 2>/dev/null || echo 2)
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DATTNLAB_NATIVE="${ATTNLAB_NATIVE:-ON}" >/dev/null
+# CUDA kernels (src/cuda) are built, and so compile-checked, whenever nvcc is present;
+# ATTNLAB_CUDA=ON|OFF in the environment decides instead.
+cuda_flag=()
+if [ -n "${ATTNLAB_CUDA:-}" ]; then
+  cuda_flag=(-DATTNLAB_CUDA="$ATTNLAB_CUDA")
+elif command -v nvcc >/dev/null 2>&1; then
+  cuda_flag=(-DATTNLAB_CUDA=ON)
+elif [ -x /usr/local/cuda/bin/nvcc ]; then
+  export CUDACXX=/usr/local/cuda/bin/nvcc
+  cuda_flag=(-DATTNLAB_CUDA=ON)
+fi
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DATTNLAB_NATIVE="${ATTNLAB_NATIVE:-ON}" "${cuda_flag[@]}" >/dev/null
 cmake --build build -j "$jobs" "$@"
