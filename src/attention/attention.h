@@ -45,7 +45,7 @@ struct AttentionSpec {
   int max_len = 0;              // longest sequence the slot will see (RoPE tables, cache size); 0 = unknown
   bool diff_norm = true;        // differential: headwise RMSNorm and (1 − λ_init) scaling (E7 turns it off)
   std::string impl = "auto";    // scaled_dot_product family: naive | flash | auto
-  std::string device = "cpu";   // cpu | cuda: where a tiled kernel runs (train.device)
+  std::string device = "cpu";   // cpu | cuda: where a tiled kernel runs (model.device)
 };
 
 // What a variant supports, so configs are checked before a model is built.

@@ -7,6 +7,7 @@
 #include "attention/positions.h"
 #include "core/error.h"
 #include "core/gemm.h"
+#include "cuda/cuda_attention.h"
 #include "ops/ops.h"
 
 namespace attnlab {
@@ -45,7 +46,28 @@ ScaledDotProductAttention::ScaledDotProductAttention(const AttentionSpec& spec, 
   if (spec_.impl == "flash" && spec_.dropout > 0.0f)
     user_error("attention '{}': impl flash does not support attention dropout (dropout {}); use impl naive or "
                "auto, or dropout 0", spec_.name, spec_.dropout);
+  if (spec_.device != "cpu" && spec_.device != "cuda")
+    user_error("attention '{}': device must be cpu or cuda, got '{}'", spec_.name, spec_.device);
+  if (spec_.device == "cuda" && !cuda_available())
+    user_error("attention '{}': model.device is cuda, but {} (GPU: {})", spec_.name,
+               "no CUDA device is visible or this build has no CUDA (configure with -DATTNLAB_CUDA=ON)",
+               cuda_device_name());
 }
+
+// The GPU kernels cover the flash path without a sliding window or ALiBi, for head dims 32/64/128.
+bool ScaledDotProductAttention::cuda_call() const {
+  return spec_.device == "cuda" && spec_.window == 0 && !alibi_ && (D_ == 32 || D_ == 64 || D_ == 128);
+}
+
+namespace {
+CudaAttnOptions cuda_options(float scale, bool causal, const unsigned char* keep) {
+  CudaAttnOptions o;
+  o.scale = scale;
+  o.causal = causal;
+  o.key_keep = keep;
+  return o;
+}
+}  // namespace
 
 namespace {
 // [B,T,H·D] (head h in columns h·D .. h·D + D) -> [B,H,T,D]
@@ -171,8 +193,14 @@ void ScaledDotProductAttention::forward(float* out, const float* x_q, const floa
     to_heads(qh_.data(), q_.data(), B, Tq, H, D);
     to_heads(kh_.data(), k_.data(), B, Tk, Hkv_, D);
     to_heads(vh_.data(), v_.data(), B, Tk, Hkv_, D);
-    flash_forward(oh_.data(), lse_.data(), qh_.data(), kh_.data(), vh_.data(), FlashShape{B, H, Hkv_, Tq, Tk, D},
-                  flash_options(), flash_ws_);
+    cuda_on_ = cuda_call();
+    if (cuda_on_)  // the GPU seam: inputs copied in, out and lse copied back (docs/cuda.md)
+      cuda_flash_forward(CudaAttnShape{B, H, Hkv_, Tq, Tk, D},
+                         cuda_options(scale_, spec_.causal, has_keep_ ? keep_.data() : nullptr), qh_.data(),
+                         kh_.data(), vh_.data(), oh_.data(), lse_.data());
+    else
+      flash_forward(oh_.data(), lse_.data(), qh_.data(), kh_.data(), vh_.data(), FlashShape{B, H, Hkv_, Tq, Tk, D},
+                    flash_options(), flash_ws_);
     from_heads(o_.data(), oh_.data(), B, Tq, H, D);
     proj_.out(out, o_.data(), B * Tq);
     return;
@@ -230,8 +258,14 @@ void ScaledDotProductAttention::backward(float* dx_q, float* dx_kv, const float*
     dkh_.resize(k_.size());
     dvh_.resize(v_.size());
     to_heads(doh_.data(), do_.data(), B, Tq, H, D);
-    flash_backward(dqh_.data(), dkh_.data(), dvh_.data(), doh_.data(), qh_.data(), kh_.data(), vh_.data(),
-                   oh_.data(), lse_.data(), FlashShape{B, H, Hkv_, Tq, Tk, D}, flash_options(), flash_ws_);
+    if (cuda_on_)
+      cuda_flash_backward(CudaAttnShape{B, H, Hkv_, Tq, Tk, D},
+                          cuda_options(scale_, spec_.causal, has_keep_ ? keep_.data() : nullptr), qh_.data(),
+                          kh_.data(), vh_.data(), oh_.data(), lse_.data(), doh_.data(), dqh_.data(), dkh_.data(),
+                          dvh_.data());
+    else
+      flash_backward(dqh_.data(), dkh_.data(), dvh_.data(), doh_.data(), qh_.data(), kh_.data(), vh_.data(),
+                     oh_.data(), lse_.data(), FlashShape{B, H, Hkv_, Tq, Tk, D}, flash_options(), flash_ws_);
     dq_.resize(q_.size());
     dk_.resize(k_.size());
     dv_.resize(v_.size());

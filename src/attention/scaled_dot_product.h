@@ -94,6 +94,8 @@ class ScaledDotProductAttention : public Attention {
 
   // flash path: head-major Q, K, V, O [B,H(kv),T,D], the log-sum-exp [B,H,Tq], the key mask
   bool flash_on_ = false;
+  bool cuda_on_ = false;  // the last flash forward ran on the GPU (model.device: cuda)
+  bool cuda_call() const;
   bool has_keep_ = false;
   std::vector<unsigned char> keep_;                 // [B,Tk] copy of AttnMask.key_keep
   std::vector<float> qh_, kh_, vh_, oh_, lse_;

@@ -9,6 +9,7 @@
 #include "config/config.h"
 #include "core/error.h"
 #include "core/gemm.h"
+#include "cuda/cuda_attention.h"
 #include "data/factory.h"
 #include "model/model.h"
 #include "train/bench.h"
@@ -100,7 +101,7 @@ Run add_bench_attention(CLI::App& bench) {
   struct Opts {
     AttentionBenchOptions a;
     int threads = 0;
-    std::string csv;
+    std::string csv, device = "cpu", dtype = "f32";
   };
   auto o = std::make_shared<Opts>();
   auto* sub = bench.add_subcommand(
@@ -124,8 +125,45 @@ Run add_bench_attention(CLI::App& bench) {
   sub->add_option("--threads", o->threads, "OpenMP threads (default: all)");
   sub->add_option("--seed", o->a.seed, "Seed of weights and inputs")->capture_default_str();
   sub->add_option("--csv", o->csv, "Also write the rows to this CSV file");
+  sub->add_option("--device", o->device,
+                  "cpu: the modules above; cuda: the GPU flash kernel alone (src/cuda; no projections, inputs "
+                  "already on the device, --types ignored)")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
+  sub->add_option("--dtype", o->dtype, "cuda: f32 or bf16 inputs (fp32 accumulation)")
+      ->check(CLI::IsMember({"f32", "bf16"}))
+      ->capture_default_str();
   return [o]() {
     if (o->threads > 0) omp_set_num_threads(o->threads);
+    if (o->device == "cuda") {
+      const AttentionBenchOptions& a = o->a;
+      if (!cuda_available())
+        user_error("bench attention --device cuda: {} (GPU: {})",
+                   "no CUDA device is visible or this build has no CUDA (configure with -DATTNLAB_CUDA=ON)",
+                   cuda_device_name());
+      const int kvh = a.kv_heads > 0 ? a.kv_heads : a.heads;
+      fmt::print("bench attention --device cuda | {} | flash kernel, {} | batch {}, {} heads ({} kv) × {}, {}; "
+                 "median of {} calls\n\n",
+                 cuda_device_name(), o->dtype, a.batch, a.heads, kvh, a.head_dim, a.causal ? "causal" : "no mask",
+                 a.repeats);
+      fmt::print("{:>6} {:>10} {:>10} {:>14} {:>14}\n", "n", "fwd ms", "fwd TF/s", "fwd+bwd ms", "fwd+bwd TF/s");
+      std::string csv = "device,dtype,batch,heads,kv_heads,head_dim,causal,n,fwd_ms,fwd_tflops,fwd_bwd_ms,fwd_bwd_tflops\n";
+      for (int n : a.lengths) {
+        if (n < 1) user_error("--lengths: every length must be ≥ 1, got {}", n);
+        const CudaBenchResult r = cuda_bench_attention(CudaAttnShape{a.batch, a.heads, kvh, n, n, a.head_dim}, a.causal,
+                                                       o->dtype == "bf16" ? CudaDType::bf16 : CudaDType::f32,
+                                                       std::max(1, a.repeats));
+        const double tf = r.fwd_flops / (r.fwd_ms * 1e-3) / 1e12, tfb = r.fwd_bwd_flops / (r.fwd_bwd_ms * 1e-3) / 1e12;
+        fmt::print("{:>6} {:>10.3f} {:>10.2f} {:>14.3f} {:>14.2f}\n", n, r.fwd_ms, tf, r.fwd_bwd_ms, tfb);
+        csv += fmt::format("cuda,{},{},{},{},{},{},{},{},{},{},{}\n", o->dtype, a.batch, a.heads, kvh, a.head_dim,
+                           a.causal ? 1 : 0, n, r.fwd_ms, tf, r.fwd_bwd_ms, tfb);
+      }
+      if (!o->csv.empty()) {
+        write_file_atomic(o->csv, csv);
+        fmt::print("\nwrote {}\n", o->csv);
+      }
+      return 0;
+    }
     const AttentionBenchOptions& a = o->a;
     check_attention_bench(a);
     const int kvh = a.kv_heads > 0 ? a.kv_heads : a.heads;

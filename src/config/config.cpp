@@ -205,6 +205,11 @@ const std::vector<Field>& schema() {
     v.push_back(str_field("model.pool", [](Config& c) -> auto& { return c.model.pool; }, {"first", "mean"},
                           "encoder classification: pool the first position (a leading separator token, as "
                           "BERT's [CLS]) or the mean over non-padding positions."));
+    v.push_back(str_field("model.device", [](Config& c) -> auto& { return c.model.device; }, {"cpu", "cuda"},
+                          "Where the tiled attention kernels run: `cpu`, or `cuda` (a build with "
+                          "-DATTNLAB_CUDA=ON and a visible GPU): flash-path calls of the scaled_dot_product "
+                          "family go to the GPU kernels, copying their inputs and outputs per call (docs/cuda.md); "
+                          "everything else stays on the CPU."));
     using ARef = AttentionConfig& (*)(Config&);
     const std::pair<const char*, ARef> slots[] = {
         {"model.attention", [](Config& c) -> AttentionConfig& { return c.model.attention; }},
@@ -324,9 +329,6 @@ const std::vector<Field>& schema() {
     v.push_back(str_field("train.on_nan", [](Config& c) -> auto& { return c.train.on_nan; }, {"stop", "skip"},
                           "A NaN/Inf loss or gradient: `stop` with an error naming the step (the last good "
                           "checkpoint stays), or `skip` the step's update."));
-    v.push_back(str_field("train.device", [](Config& c) -> auto& { return c.train.device; }, {"cpu", "cuda"},
-                          "Where the tiled attention kernels run: `cpu`, or `cuda` (a build with "
-                          "-DATTNLAB_CUDA=ON and a GPU; see docs/cuda.md)."));
     // sample
     v.push_back(int_field("sample.max_new_tokens", [](Config& c) -> auto& { return c.sample.max_new_tokens; },
                           0, 1 << 20, "Default number of tokens `attnlab sample` generates."));

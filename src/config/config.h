@@ -40,6 +40,7 @@ struct ModelConfig {
   bool share_embeddings = true;         // encoder_decoder: one token embedding for both stacks
   bool bottleneck = false;              // encoder_decoder: a pooled context vector instead of cross-attention
   std::string pool = "first";           // encoder classification: first | mean
+  std::string device = "cpu";           // cpu | cuda: where the tiled attention kernels run
   AttentionConfig attention;            // defaults for every slot
   AttentionConfig encoder_self;         // model.encoder.self_attention (resolved)
   AttentionConfig decoder_self;         // model.decoder.self_attention (resolved)
@@ -81,8 +82,7 @@ struct TrainConfig {
   int keep_checkpoints = 3;
   int64_t seed = 1337;
   int threads = 0;                      // 0 = all available
-  std::string on_nan = "stop";
-  std::string device = "cpu";           // cpu | cuda: where the attention kernels run          // stop | skip: what a NaN/Inf loss or gradient does
+  std::string on_nan = "stop";          // stop | skip: what a NaN/Inf loss or gradient does
 };
 
 struct SampleConfig {

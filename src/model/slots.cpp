@@ -39,6 +39,7 @@ AttentionSpec slot_spec(const ModelConfig& m, const std::string& slot, int layer
   s.max_len = m.block_size;
   s.diff_norm = a.diff_norm;
   s.impl = a.impl;
+  s.device = m.device;
   // the registry's shorthands fix the mask
   auto it = attention_registry().find(s.type);
   if (it != attention_registry().end() && it->second.info.force_causal >= 0) s.causal = it->second.info.force_causal == 1;

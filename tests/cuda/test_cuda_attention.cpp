@@ -23,7 +23,9 @@
 
 #include <fmt/format.h>
 
+#include "attention/attention.h"
 #include "core/error.h"
+#include "core/param.h"
 #include "core/rng.h"
 #include "cuda/cuda_attention.h"
 
@@ -464,4 +466,70 @@ TEST_CASE("flash backward is deterministic and transfers are counted") {
     cuda_flash_backward(s, o, in.q.data(), in.k.data(), in.v.data(), out.data(), lse.data(),
                         in.dout.data(), g->data(), g->data() + p.nq(), g->data() + p.nq() + p.nkv());
   CHECK(std::memcmp(g1.data(), g2.data(), g1.size() * sizeof(float)) == 0);
+}
+
+TEST_CASE("model.device cuda: without a GPU, building the module is a clear user error") {
+  if (cuda_available()) return;  // the GPU case is the next test
+  AttentionSpec s;
+  s.d_model = 64;
+  s.n_heads = 2;
+  s.device = "cuda";
+  ParamStore store;
+  Rng rng(1);
+  bool threw = false;
+  try {
+    make_attention(s, store, rng);
+  } catch (const UserError& e) {
+    threw = std::string(e.what()).find("model.device is cuda") != std::string::npos;
+  }
+  CHECK(threw);
+}
+
+TEST_CASE("model.device cuda: the scaled_dot_product module on the GPU matches its CPU flash path") {
+  if (skip_without_gpu("module seam")) return;
+  // one causal self-attention module with projections, B=2, T=300, 4 heads × 32 (GQA 2), key
+  // padding: forward outputs and all gradients (inputs and parameters) against device: cpu
+  const int B = 2, T = 300, C = 128;
+  std::vector<float> x(size_t(B) * T * C), dout(x.size());
+  Rng data(3);
+  for (auto& v : x) v = data.normal();
+  for (auto& v : dout) v = data.normal();
+  std::vector<unsigned char> keep(size_t(B) * T, 1);
+  for (int t = 250; t < T; t++) keep[T + t] = 0;
+  struct Run {
+    std::vector<float> out, dx;
+    std::vector<std::vector<float>> grads;
+  };
+  auto run = [&](const std::string& device) {
+    AttentionSpec s;
+    s.d_model = C;
+    s.n_heads = 4;
+    s.n_kv_heads = 2;
+    s.causal = true;
+    s.impl = "flash";
+    s.device = device;
+    ParamStore store;
+    Rng rng(9);
+    auto a = make_attention(s, store, rng);
+    Run r;
+    r.out.resize(x.size());
+    r.dx.assign(x.size(), 0.0f);
+    a->forward(r.out.data(), x.data(), x.data(), B, T, T, AttnMask{keep.data()}, true, nullptr);
+    store.zero_grad();
+    a->backward(r.dx.data(), r.dx.data(), dout.data());
+    for (auto& p : store.all()) r.grads.push_back(p.g);
+    return r;
+  };
+  const Run cpu = run("cpu"), gpu = run("cuda");
+  auto rel = [](const std::vector<float>& a, const std::vector<float>& b) {
+    double worst = 0, scale = 1;
+    for (size_t i = 0; i < a.size(); i++) {
+      worst = std::max(worst, double(std::fabs(a[i] - b[i])));
+      scale = std::max(scale, double(std::fabs(a[i])));
+    }
+    return worst / scale;
+  };
+  CHECK(rel(cpu.out, gpu.out) < 2e-5);
+  CHECK(rel(cpu.dx, gpu.dx) < 1e-4);
+  for (size_t i = 0; i < cpu.grads.size(); i++) CHECK(rel(cpu.grads[i], gpu.grads[i]) < 1e-4);
 }
