@@ -60,7 +60,7 @@ set -e
 [ "$rc" -eq 2 ] || fail "missing --lengths exit $rc"
 
 # ---- bench generate ----
-cfg=$src/configs/default.yaml  # block_size 32, a synthetic task: no data file needed
+cfg=$src/configs/tasks/reverse_decoder.yaml  # block_size 32, a synthetic task: no data file needed
 "$bin" bench generate "$cfg" --tokens 16 --repeats 2 --threads 1 > "$tmp/g.out"
 for m in cache no-cache; do
   grep -Eq "^$m +[0-9]+\.[0-9] tokens/s +[0-9]+\.[0-9]{3} ms/token +\(median of 2; peak extra RSS [0-9.]+ MB\)$" \

@@ -19,7 +19,7 @@ set -e
 grep -q "error: $tmp/bad.yaml:3:12: key 'model.n_heads'" <<<"$out" || fail "bad config message: $out"
 
 set +e
-out=$("$bin" train "$src/configs/default.yaml" --set model.n_head=2 --run-dir "$tmp/x" 2>&1); rc=$?
+out=$("$bin" train "$src/configs/tasks/reverse_decoder.yaml" --set model.n_head=2 --run-dir "$tmp/x" 2>&1); rc=$?
 set -e
 [ "$rc" -eq 2 ] || fail "unknown --set key exit code $rc"
 grep -q "unknown key 'model.n_head'" <<<"$out" || fail "unknown --set key message: $out"
@@ -32,7 +32,7 @@ set -e
 grep -q "cannot read checkpoint" "$tmp/err" || fail "missing checkpoint message"
 
 # a short real run of the demo config, then sampling from its checkpoint
-"$bin" train "$src/configs/default.yaml" --run-dir "$tmp/run" --set train.steps=60 --set train.eval_interval=30 \
+"$bin" train "$src/configs/tasks/reverse_decoder.yaml" --run-dir "$tmp/run" --set train.steps=60 --set train.eval_interval=30 \
   --set data.n_val=20 --set train.threads=1 > "$tmp/train.out"
 grep -q "held-out reverse examples: exact match" "$tmp/train.out" || fail "train summary"
 for f in config.yaml metrics.jsonl train.log checkpoints/latest; do [ -s "$tmp/run/$f" ] || fail "missing $f"; done

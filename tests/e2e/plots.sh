@@ -16,7 +16,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 png() { [ "$(head -c 8 "$1" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ] || fail "$1 is not a PNG"; }
 
 for r in a b; do
-  "$bin" train "$src/configs/default.yaml" --run-dir "$tmp/$r" --set train.steps=30 --set train.threads=1 \
+  "$bin" train "$src/configs/tasks/reverse_decoder.yaml" --run-dir "$tmp/$r" --set train.steps=30 --set train.threads=1 \
     --set model.d_model=16 --set model.n_layers=2 --set train.batch_size=4 --set data.n_val=5 \
     --set train.log_interval=5 --set train.eval_interval=10 --set train.seed=$((RANDOM % 1000)) >/dev/null
 done

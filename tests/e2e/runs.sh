@@ -31,7 +31,7 @@ small=(--set model.d_model=32 --set model.n_layers=1 --set train.batch_size=8 --
        --set train.log_interval=10 --set train.checkpoint_interval=20)
 
 # ---- SIGINT: finish the step, save, say how to resume, exit 0 ----
-"$bin" train "$src/configs/default.yaml" --run-dir "$tmp/run" "${small[@]}" >"$tmp/out" 2>"$tmp/err" &
+"$bin" train "$src/configs/tasks/reverse_decoder.yaml" --run-dir "$tmp/run" "${small[@]}" >"$tmp/out" 2>"$tmp/err" &
 pid=$!
 wait_for "$tmp/run/checkpoints/latest" 20
 kill -INT "$pid"
@@ -80,7 +80,7 @@ grep -q "^resume: from step $k" "$tmp/out2" || fail "resume banner"
 grep -q "^done: 800 steps" "$tmp/out2" || fail "resume did not finish: $(tail -3 "$tmp/out2")"
 
 # the resumed log equals a straight run's, number for number (wall-clock fields aside)
-"$bin" train "$src/configs/default.yaml" --run-dir "$tmp/straight" "${small[@]}" >/dev/null
+"$bin" train "$src/configs/tasks/reverse_decoder.yaml" --run-dir "$tmp/straight" "${small[@]}" >/dev/null
 $py - "$tmp/run/metrics.jsonl" "$tmp/straight/metrics.jsonl" <<'EOF' || fail "resumed metrics differ from the straight run"
 import json, sys
 def rows(p):
@@ -99,7 +99,7 @@ EOF
 cmp <(cut -d, -f1-5 "$tmp/run/metrics.csv") <(cut -d, -f1-5 "$tmp/straight/metrics.csv") || fail "metrics.csv differ"
 
 # ---- a corrupt training state: `error:` and exit 2 from inspect and resume, never a crash ----
-"$bin" train "$src/configs/default.yaml" --run-dir "$tmp/bad" "${small[@]}" --set train.steps=40 >/dev/null
+"$bin" train "$src/configs/tasks/reverse_decoder.yaml" --run-dir "$tmp/bad" "${small[@]}" --set train.steps=40 >/dev/null
 state="$tmp/bad/checkpoints/step_0000040.state.safetensors"
 ck="$tmp/bad/checkpoints/step_0000040.safetensors"
 size=$(stat -c %s "$state")
@@ -130,7 +130,7 @@ big=(--set model.d_model=128 --set model.n_layers=4 --set train.batch_size=64 --
 aborted=0
 for attempt in 1 2 3; do
   rm -rf "$tmp/abort"
-  "$bin" train "$src/configs/default.yaml" --run-dir "$tmp/abort" "${big[@]}" >"$tmp/out3" 2>"$tmp/err3" &
+  "$bin" train "$src/configs/tasks/reverse_decoder.yaml" --run-dir "$tmp/abort" "${big[@]}" >"$tmp/out3" 2>"$tmp/err3" &
   pid=$!
     wait_for "$tmp/abort/checkpoints/latest" 30
   kill -INT "$pid"

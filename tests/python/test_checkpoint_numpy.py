@@ -157,7 +157,7 @@ def parse_safetensors(path):
 
 
 def train(binary, source_dir, run_dir, sets):
-    cmd = [binary, "train", os.path.join(source_dir, "configs", "default.yaml"), "--run-dir", run_dir,
+    cmd = [binary, "train", os.path.join(source_dir, "configs", "tasks", "reverse_decoder.yaml"), "--run-dir", run_dir,
            "--set", "train.steps=3", "--set", "train.threads=1", "--set", "data.n_val=5",
            "--set", "model.d_model=16", "--set", "model.n_layers=2", "--set", "train.batch_size=2"]
     for s in sets:
