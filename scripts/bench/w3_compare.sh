@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# W3 side by side: attnlab's causal attention module and PyTorch's naive attention, forward +
-# backward, batch 1, 8 heads × 64, in turn ROUNDS times (alternating, so drift on a shared machine
+# W3 side by side: attnlab's causal attention module, naive (`causal --impl naive`) and tiled
+# (`flash`), and PyTorch's naive attention, forward + backward, batch 1, 8 heads × 64, in turn
+# ROUNDS times (alternating, so drift on a shared machine
 # hits both). attnlab's module includes the Q/K/V/O projections, so it is compared with PyTorch's
 # `layer` form (the same projections); PyTorch's `core` form (q, k, v given) is what
 # ../shared/BENCHMARKS.md quotes, and is compared with attnlab's time minus its projections'
@@ -17,7 +18,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 for r in $(seq 1 "$rounds"); do
   echo "round $r: attnlab" >&2
-  "$bin" bench attention --types causal --lengths "$lengths" --backward --repeats "$repeats" --threads 2 \
+  "$bin" bench attention --types causal,flash --impl naive --lengths "$lengths" --backward --repeats "$repeats" --threads 2 \
     --csv "$tmp/a$r.csv" >/dev/null
   echo "round $r: PyTorch" >&2
   /usr/bin/python3 scripts/bench/w3_pytorch.py --lengths "$lengths" --form both --repeats "$repeats" --threads 2 \
@@ -30,19 +31,26 @@ a, p = {}, {}
 for r in range(1, rounds + 1):
     for row in csv.DictReader(open(f"{tmp}/a{r}.csv")):
         if row["status"] == "ok":
-            a.setdefault(int(row["n"]), []).append(row)
+            a.setdefault((row["type"], int(row["n"])), []).append(row)
     for row in csv.DictReader(open(f"{tmp}/p{r}.csv")):
         p.setdefault((row["form"], int(row["n"])), []).append(row)
 med = lambda rows, k: statistics.median(float(x[k]) for x in rows)
 print(f"medians over {rounds} round(s), forward + backward, 2 threads\n")
-print("| n | attnlab ms | attnlab proj ms | attnlab MB | PyTorch layer ms | PyTorch layer MB | PyTorch core ms "
-      "| PyTorch core MB | layer: PyTorch / attnlab | core: PyTorch / (attnlab − proj) |")
-print("|---|---|---|---|---|---|---|---|---|---|")
-for n in sorted(a):
-    am, ap, amb = med(a[n], "ms_median"), med(a[n], "proj_ms"), med(a[n], "peak_extra_mb")
+print("| attnlab type | n | attnlab ms | attnlab proj ms | attnlab MB | PyTorch layer ms | PyTorch layer MB | "
+      "PyTorch core ms | PyTorch core MB | layer: PyTorch / attnlab | core: PyTorch / (attnlab − proj) | "
+      "memory: PyTorch core / (attnlab) |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+for t, n in sorted(a, key=lambda k: (k[0] != "causal", k[1])):
+    rows = a[(t, n)]
+    am, ap, amb = med(rows, "ms_median"), med(rows, "proj_ms"), med(rows, "peak_extra_mb")
+    if ("layer", n) not in p:
+        print(f"| {t} | {n} | {am:.1f} | {ap:.1f} | {amb:.0f} | – | – | – | – | – | – | – |")
+        continue
     lm, lmb = med(p[("layer", n)], "ms_median"), med(p[("layer", n)], "peak_extra_mb")
     cm, cmb = med(p[("core", n)], "ms_median"), med(p[("core", n)], "peak_extra_mb")
     core = f"{cm / (am - ap):.2f} x" if am > ap else "n/a"
-    print(f"| {n} | {am:.1f} | {ap:.1f} | {amb:.0f} | {lm:.1f} | {lmb:.0f} | {cm:.1f} | {cmb:.0f} | {lm / am:.2f} x | {core} |")
+    mem = f"{cmb / amb:.0f} x" if amb > 0 else "n/a"
+    print(f"| {t} | {n} | {am:.1f} | {ap:.1f} | {amb:.0f} | {lm:.1f} | {lmb:.0f} | {cm:.1f} | {cmb:.0f} | "
+          f"{lm / am:.2f} x | {core} | {mem} |")
 print("\nratios > 1: attnlab faster")
 PY

@@ -352,14 +352,15 @@ void Model::embed(Embed& e, const int* ids, int B, int T, int pos0, float p_drop
 void Model::embed_backward(Embed& e, const float* dx0_in, int B, int T) {
   const int N = B * T, C = C_;
   const float* dx0 = dx0_in;
-  std::vector<float> masked;
+  std::vector<float>& masked = emb_scratch_;  // reused: no allocation once the shapes are stable
   if (!e.mask.empty()) {
     masked.assign(size_t(N) * C, 0.0f);
     dropout_backward(masked.data(), e.mask.data(), dx0_in, size_t(N) * C);
     dx0 = masked.data();
   }
   if (emb_scale_ != 1.0f) {  // x0 = s · tok[id] + pos: the table's gradient is s · dx0
-    std::vector<float> scaled(dx0, dx0 + size_t(N) * C);
+    std::vector<float>& scaled = emb_scaled_;
+    scaled.assign(dx0, dx0 + size_t(N) * C);
     for (auto& v : scaled) v *= emb_scale_;
     embedding_backward(e.tok->g.data(), e.ids.data(), scaled.data(), N, C);
   } else {
@@ -587,8 +588,9 @@ void Model::backward() {
   top.backward(dln_.data(), seq2seq && !cfg_.bottleneck ? dmem_.data() : nullptr, dx_.data());
   if (seq2seq && cfg_.bottleneck) {
     // x_in[b,t] = x0[b,t] + c[b], c[b] = (1/L_b) Σ_{s<L_b} mem[b,s]
+    std::vector<float>& dc = dpooled_;  // reused scratch [C]
     for (int b = 0; b < B; b++) {
-      std::vector<float> dc(C, 0.0f);
+      dc.assign(C, 0.0f);
       for (int t = 0; t < T; t++)
         for (int j = 0; j < C; j++) dc[j] += dln_[(size_t(b) * T + t) * C + j];
       const float inv = 1.0f / float(std::max(1, src_len_[b]));

@@ -166,7 +166,7 @@ class Model {
   std::vector<unsigned char> mem_keep_cache_;
   int mem_S_ = 0;
   // gradient scratch
-  std::vector<float> dx_, dln_, dmem_, dlogits_, dpooled_;
+  std::vector<float> dx_, dln_, dmem_, dlogits_, dpooled_, emb_scratch_, emb_scaled_;
 };
 
 }  // namespace attnlab
