@@ -114,9 +114,9 @@ def main():
     rows, cols = len(maps), len(heads)
     fig, axes = plt.subplots(rows, cols, figsize=(cell * cols * Tk / T + 1.2, cell * rows * Tq / T + 0.5),
                              squeeze=False, layout="constrained")
-    # at most ~24 labels per axis
-    q_ticks = list(range(0, Tq, max(1, (Tq + 23) // 24)))
-    k_ticks = list(range(0, Tk, max(1, (Tk + 23) // 24)))
+    # at most ~32 labels per axis
+    q_ticks = list(range(0, Tq, max(1, (Tq + 31) // 32)))
+    k_ticks = list(range(0, Tk, max(1, (Tk + 31) // 32)))
     im = None
     for r, (e, a) in enumerate(maps):
         for c, h in enumerate(heads):
