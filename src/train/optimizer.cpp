@@ -1,6 +1,9 @@
 #include "train/optimizer.h"
 
+#include <algorithm>
 #include <cmath>
+#include <utility>
+#include <vector>
 
 namespace attnlab {
 
@@ -37,10 +40,24 @@ void AdamW::step(float lr) {
   }
 }
 
+// Σ g² in double, in a fixed order whatever the thread count: each parameter is cut into chunks of
+// kChunk elements, chunks are summed in parallel (each in order), and the chunk sums are added in
+// order. The same gradients therefore give the same bits with 1 or 2 threads.
 double grad_norm(const ParamStore& store) {
-  double s = 0.0;
+  constexpr size_t kChunk = 1 << 16;
+  std::vector<std::pair<const float*, size_t>> chunks;
   for (const auto& p : store.all())
-    for (float g : p.g) s += double(g) * double(g);
+    for (size_t o = 0; o < p.g.size(); o += kChunk) chunks.push_back({p.g.data() + o, std::min(kChunk, p.g.size() - o)});
+  std::vector<double> part(chunks.size());
+#pragma omp parallel for schedule(static)
+  for (long c = 0; c < long(chunks.size()); c++) {
+    const float* g = chunks[size_t(c)].first;
+    double s = 0.0;
+    for (size_t k = 0; k < chunks[size_t(c)].second; k++) s += double(g[k]) * double(g[k]);
+    part[size_t(c)] = s;
+  }
+  double s = 0.0;
+  for (double x : part) s += x;
   return std::sqrt(s);
 }
 
@@ -48,8 +65,12 @@ double clip_grad_norm(ParamStore& store, double max_norm) {
   const double norm = grad_norm(store);
   if (max_norm > 0.0 && norm > max_norm) {
     const float scale = float(max_norm / (norm + 1e-6));
-    for (auto& p : store.all())
-      for (auto& g : p.g) g *= scale;
+    for (auto& p : store.all()) {
+      float* g = p.g.data();
+      const long n = long(p.g.size());
+#pragma omp parallel for schedule(static) if (n > 32768)
+      for (long k = 0; k < n; k++) g[k] *= scale;
+    }
   }
   return norm;
 }

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <omp.h>
 
 #include "config/config.h"
 #include "core/error.h"
@@ -74,6 +75,29 @@ TEST_CASE("gradient clipping scales to the requested global norm") {
   CHECK(clip_grad_norm(store, 1.0) == doctest::Approx(5.0));
   CHECK(grad_norm(store) == doctest::Approx(1.0).epsilon(1e-5));
   CHECK(clip_grad_norm(store, 10.0) == doctest::Approx(1.0).epsilon(1e-5));  // under the limit: unchanged
+  CHECK(grad_norm(store) == doctest::Approx(1.0).epsilon(1e-5));
+}
+
+TEST_CASE("grad_norm: the same bits with 1 and 2 threads, and equal to a plain double sum") {
+  ParamStore store;
+  Rng rng(4);
+  for (int i = 0; i < 3; i++) {
+    Param* p = store.add("p" + std::to_string(i), {1000 + 70000 * i}, ParamKind::weight);
+    for (auto& g : p->g) g = rng.normal();
+  }
+  const int before = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const double one = grad_norm(store);
+  omp_set_num_threads(2);
+  const double two = grad_norm(store);
+  omp_set_num_threads(before);
+  CHECK(one == two);
+  double ref = 0;
+  for (const auto& p : store.all())
+    for (float g : p.g) ref += double(g) * double(g);
+  CHECK(one == doctest::Approx(std::sqrt(ref)).epsilon(1e-12));
+  // clipping scales every gradient to the requested norm
+  clip_grad_norm(store, 1.0);
   CHECK(grad_norm(store) == doctest::Approx(1.0).epsilon(1e-5));
 }
 
