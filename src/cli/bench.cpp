@@ -118,6 +118,9 @@ Run add_bench_attention(CLI::App& bench) {
   sub->add_flag("--causal,!--no-causal", o->a.causal, "Causal mask (default) or none; `causal` and "
                 "`bidirectional` fix their own");
   sub->add_option("--impl", o->a.impl, "scaled_dot_product implementation: naive | flash | auto")->capture_default_str();
+  sub->add_flag("--core", o->a.core,
+                "Time the tiled kernel alone on head-major q, k, v (no projections; --types flash), like "
+                "PyTorch's `core` form in scripts/bench/w3_pytorch.py");
   sub->add_option("--repeats", o->a.repeats, "Timed calls (median)")->capture_default_str();
   sub->add_option("--warmup", o->a.warmup, "Untimed calls first (the first measures memory)")->capture_default_str();
   sub->add_option("--max-mem-gb", o->a.max_mem_gb, "Skip lengths whose estimated n×n buffers exceed this")
@@ -173,7 +176,8 @@ Run add_bench_attention(CLI::App& bench) {
                "after {} warm-up\n",
                a.batch, a.heads, kvh, a.head_dim, a.heads * a.head_dim, a.backward ? "forward + backward" : "forward",
                a.impl, a.repeats, a.warmup);
-    fmt::print("times include the Q/K/V/O projections; proj ms = those GEMMs alone\n\n");
+    fmt::print("{}\n\n", a.core ? "the flash kernel alone on head-major q, k, v (no projections)"
+                                 : "times include the Q/K/V/O projections; proj ms = those GEMMs alone");
     fmt::print("{:<20} {:>6} {:>6} {:>10} {:>10} {:>9} {:>9} {:>9} {:>14}\n", "type", "mask", "n", "ms median",
                "ms min", "proj ms", "GFLOP", "GFLOP/s", "peak extra MB");
     std::vector<AttentionBenchRow> done;

@@ -47,6 +47,7 @@ struct AttentionBenchOptions {
   int batch = 1, heads = 8, head_dim = 64, kv_heads = 0;  // d_model = heads · head_dim
   bool causal = true;               // ignored by types that fix the mask (causal, bidirectional)
   std::string impl = "auto";        // AttentionSpec::impl
+  bool core = false;                // time the flash kernel alone on head-major q, k, v (no projections)
   int repeats = 5, warmup = 1;      // timed calls; untimed calls before (≥ 1: the first measures memory)
   double max_mem_gb = 8.0;          // skip a (type, n) whose estimated buffers exceed this
   uint64_t seed = 1;

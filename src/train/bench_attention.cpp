@@ -9,17 +9,27 @@
 // Peak extra memory: on a fresh module, with its inputs touched, freed heap handed back
 // (malloc_trim) and the RSS high-water mark reset (/proc/self/clear_refs "5"), the first call's
 // VmHWM minus the RSS before it, i.e. the pages the call itself touched.
+//
+// --core times the flash kernel alone (flash.h) on head-major q, k, v, like the peer's core form.
 #include <omp.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <memory>
 
 #include "attention/attention.h"
+#include "attention/flash.h"
 #include "core/error.h"
 #include "core/param.h"
 #include "core/rng.h"
 #include "ops/ops.h"
 #include "train/bench.h"
+
+#include <cmath>
+#include <memory>
+
+#include "attention/flash.h"
 
 namespace attnlab {
 
@@ -112,10 +122,53 @@ void check_attention_bench(const AttentionBenchOptions& o) {
   if (o.repeats <= 0) user_error("--repeats: expected a positive integer, got {}", o.repeats);
   if (o.warmup <= 0) user_error("--warmup: expected at least 1 (the first call measures memory), got {}", o.warmup);
   for (const auto& t : o.types) {
-    const std::string err = check_attention_spec(make_spec(o, t, o.lengths.front()));
+    const AttentionSpec spec = make_spec(o, t, o.lengths.front());
+    const std::string err = check_attention_spec(spec);
     if (!err.empty()) user_error("--types {}: {}", t, err);
+    const bool sdpa_family = t == "scaled_dot_product" || t == "causal" || t == "bidirectional";
+    if (o.core && t != "flash" && !(sdpa_family && o.impl == "flash"))
+      user_error("--core times the tiled kernel alone: use --types flash (or a scaled_dot_product type with "
+                 "--impl flash), got '{}'{}", t, sdpa_family ? " with --impl " + o.impl : "");
   }
 }
+
+namespace {
+// The flash kernel alone (flash.h) on head-major q, k, v [B,H,n,D] (and dout), as PyTorch's `core`
+// form: no projections. Outputs, log-sum-exp, gradients and the kernel's workspace are allocated
+// uninitialised outside the probe and first touched by the first call, so they count as its memory.
+void bench_flash_core(const AttentionBenchOptions& o, const std::string& type, int n, AttentionBenchRow& r) {
+  const int B = o.batch, H = o.heads, Hkv = kv_heads(o), D = o.head_dim;
+  const auto& info = attention_registry().at(type).info;
+  FlashOptions fo;
+  fo.scale = 1.0f / std::sqrt(float(D));
+  fo.causal = info.force_causal >= 0 ? info.force_causal == 1 : o.causal;
+  const FlashShape shape{B, H, Hkv, n, n, D};
+  const size_t nq = size_t(B) * H * n * D, nkv = size_t(B) * Hkv * n * D;
+  Rng rng(o.seed);
+  std::vector<float> q(nq), k(nkv), v(nkv), dout(nq);
+  for (auto* t : {&q, &k, &v, &dout})
+    for (float& e : *t) e = rng.normal();
+  std::unique_ptr<float[]> out(new float[nq]), lse(new float[size_t(B) * H * n]), dq(new float[nq]),
+      dk(new float[nkv]), dv(new float[nkv]);
+  FlashWorkspace ws;
+  auto call = [&] {
+    flash_forward(out.get(), lse.get(), q.data(), k.data(), v.data(), shape, fo, ws);
+    if (o.backward)
+      flash_backward(dq.get(), dk.get(), dv.get(), dout.data(), q.data(), k.data(), v.data(), out.get(), lse.get(),
+                     shape, fo, ws);
+  };
+  const bool probe = reset_rss_hwm();
+  const long base = current_rss_kb();
+  call();
+  if (probe && base >= 0) r.peak_extra_mb = double(rss_hwm_kb() - base) / 1024.0;
+  for (int w = 1; w < o.warmup; w++) call();
+  for (int i = 0; i < o.repeats; i++) {
+    const auto t0 = Clock::now();
+    call();
+    r.ms.push_back(ms_since(t0));
+  }
+}
+}  // namespace
 
 std::vector<AttentionBenchRow> bench_attention(const AttentionBenchOptions& o,
                                                const std::function<void(const AttentionBenchRow&)>& on_row) {
@@ -133,7 +186,10 @@ std::vector<AttentionBenchRow> bench_attention(const AttentionBenchOptions& o,
       r.type = type;
       r.n = n;
       r.est_mb = attention_buffer_bytes(o, type, n) / (1024.0 * 1024.0);
-      r.gflop = attention_flops(o, n) / 1e9;
+      // the module: attention_flops; the core alone: the two n×n products, 4·B·H·n²·D forward, twice
+      // that backward
+      r.gflop = o.core ? 4.0 * o.batch * o.heads * double(n) * n * o.head_dim * (o.backward ? 3.0 : 1.0) / 1e9
+                       : attention_flops(o, n) / 1e9;
       if (r.est_mb > o.max_mem_gb * 1024.0) {
         r.skipped = true;
         r.note = fmt::format("needs about {:.0f} MB of n×n buffers > --max-mem-gb {}", r.est_mb, o.max_mem_gb);
@@ -141,7 +197,9 @@ std::vector<AttentionBenchRow> bench_attention(const AttentionBenchOptions& o,
         if (on_row) on_row(r);
         continue;
       }
-      {
+      if (o.core) {
+        bench_flash_core(o, type, n, r);
+      } else {
         ParamStore store;
         Rng rng(o.seed);
         auto attn = make_attention(make_spec(o, type, n), store, rng);
@@ -169,7 +227,7 @@ std::vector<AttentionBenchRow> bench_attention(const AttentionBenchOptions& o,
       r.median_ms = median(r.ms);
       r.min_ms = *std::min_element(r.ms.begin(), r.ms.end());
       r.gflops = r.gflop / (r.median_ms / 1e3);
-      r.proj_ms = time_projections(o, n, std::min(o.repeats, 5));
+      r.proj_ms = o.core ? 0.0 : time_projections(o, n, std::min(o.repeats, 5));
       rows.push_back(r);
       if (on_row) on_row(r);
     }
