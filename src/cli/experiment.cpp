@@ -21,7 +21,7 @@ Run add_experiment(CLI::App& app) {
     std::string file, out, target;
     std::vector<std::string> sets;
     int jobs = 1, index = -1;
-    bool no_plot = false;
+    bool no_plot = false, dry_run = false;
   };
   auto o = std::make_shared<Opts>();
   auto* sub = app.add_subcommand("experiment", "Run a grid of training runs declared in an experiment file");
@@ -35,6 +35,7 @@ Run add_experiment(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   run->add_option("--set", o->sets, "Override a config key in every cell: --set train.steps=100 (repeatable)");
   run->add_flag("--no-plot", o->no_plot, "Do not call scripts/plot_experiment.py");
+  run->add_flag("--dry-run", o->dry_run, "Check the file and every cell's config, list the cells, run nothing");
   run->footer(
       "Rerunning the command skips finished cells (cells/<name>/done.json) and continues a cell that stopped\n"
       "part-way from its checkpoint. Ctrl-C: the running cells save a checkpoint and stop.");
@@ -79,6 +80,14 @@ Run add_experiment(CLI::App& app) {
       return oc.interrupted ? 130 : 0;
     }
     (void)run;
+    if (o->dry_run) {
+      std::printf("experiment %s: %zu cells (train.threads %d) -> %s\n", exp.name.c_str(), exp.cells.size(),
+                  exp.cells.empty() ? 0 : exp.cells[0].config.train.threads, out.c_str());
+      for (size_t i = 0; i < exp.cells.size(); i++)
+        std::printf("  %zu/%zu %s%s: %s\n", i + 1, exp.cells.size(), exp.cells[i].name.c_str(),
+                    cell_done(exp, i, out) ? " (done)" : "", fmt::format("{}", fmt::join(exp.cells[i].overrides, " ")).c_str());
+      return 0;
+    }
     const bool tty = isatty(STDOUT_FILENO);
     bool live_on = false;
     RunExperimentOptions ro;

@@ -126,7 +126,7 @@ std::pair<std::string, int> split_metric(const std::string& file, const std::str
 
 std::string sanitize(const std::string& v) {
   std::string s;
-  for (char c : v) s += (std::isalnum(uint8_t(c)) || c == '.' || c == '-' || c == '+') ? c : '-';
+  for (char c : v) s += (std::isalnum(uint8_t(c)) || c == '.' || c == '-' || c == '+' || c == '_') ? c : '-';
   return s.empty() ? "-" : s;
 }
 

@@ -218,8 +218,8 @@ int run_experiment(const Experiment& exp, const std::string& out_dir, const RunE
       const auto t0 = Clock::now();
       {
         std::lock_guard<std::mutex> lock(mu);
-        print(fmt::format("cell {}/{} ({}) | ETA {}", pos, N, label(i), eta()));
         running[i] = t0;
+        print(fmt::format("cell {}/{} ({}) | ETA {}", pos, N, label(i), eta()));
       }
       const double mean_before = durations.empty() ? -1.0 : [&] {
         double m = 0.0;
@@ -267,8 +267,8 @@ int run_experiment(const Experiment& exp, const std::string& out_dir, const RunE
           i = todo[next++];
           const int pos = ++position;
           t0 = Clock::now();
-          print(fmt::format("cell {}/{} ({}) | ETA {}", pos, N, label(i), eta()));
           running[i] = t0;
+          print(fmt::format("cell {}/{} ({}) | ETA {}", pos, N, label(i), eta()));
         }
         int rc = 1;
         std::string why;
