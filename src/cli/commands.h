@@ -14,5 +14,6 @@ Run add_bench(CLI::App& app);
 Run add_inspect(CLI::App& app);
 Run add_gradcheck(CLI::App& app);
 Run add_eval(CLI::App& app);
+Run add_experiment(CLI::App& app);
 
 }  // namespace attnlab::cli

@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   add(attnlab::cli::add_bench);
   add(attnlab::cli::add_inspect);
   add(attnlab::cli::add_gradcheck);
+  add(attnlab::cli::add_experiment);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -44,12 +44,15 @@ std::string fmt_duration(double s) {
 // every plain line is also appended to train.log.
 class Console {
  public:
-  explicit Console(const std::string& log_path) : tty_(isatty(STDOUT_FILENO)), log_(log_path, std::ios::app) {}
+  Console(const std::string& log_path, bool quiet)
+      : tty_(!quiet && isatty(STDOUT_FILENO)), quiet_(quiet), log_(log_path, std::ios::app) {}
   void line(const std::string& s) {
     if (tty_ && live_) std::fputs("\r\033[K", stdout);
     live_ = false;
-    std::fputs((s + "\n").c_str(), stdout);
-    std::fflush(stdout);
+    if (!quiet_) {
+      std::fputs((s + "\n").c_str(), stdout);
+      std::fflush(stdout);
+    }
     log_ << s << "\n";
     log_.flush();
   }
@@ -71,6 +74,7 @@ class Console {
 
  private:
   bool tty_;
+  bool quiet_;
   bool live_ = false;
   std::ofstream log_;
 };
@@ -193,7 +197,7 @@ class Run {
     fs::remove(fs::path(dir_) / "train.log", ec);
     metrics_.reset();
     write_file_atomic((fs::path(dir_) / "config.yaml").string(), dump_config(cfg_));
-    con_ = std::make_unique<Console>((fs::path(dir_) / "train.log").string());
+    con_ = std::make_unique<Console>((fs::path(dir_) / "train.log").string(), opts_.quiet);
     header();
     if (old > 0)
       con_->line(fmt::format("note: replaced an earlier run in {} ({} checkpoint{}); `attnlab train --resume "
@@ -241,7 +245,7 @@ class Run {
       if (e.path().extension() == ".tmp") fs::remove(e.path(), ec);
     const std::string cfg_path = (fs::path(dir_) / "config.yaml").string();
     if (read_text(cfg_path) != dump_config(cfg_)) write_file_atomic(cfg_path, dump_config(cfg_));
-    con_ = std::make_unique<Console>((fs::path(dir_) / "train.log").string());
+    con_ = std::make_unique<Console>((fs::path(dir_) / "train.log").string(), opts_.quiet);
     header();
     con_->line(fmt::format("resume: from step {} ({}), continuing to step {}", st_.step, ckpt_path,
                            cfg_.train.steps));

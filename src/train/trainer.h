@@ -47,6 +47,8 @@ struct TrainSummary {
 struct TrainOptions {
   // SIGINT/SIGTERM stop the run cleanly (see above). The CLI sets it; tests drive stop_after.
   bool handle_signals = false;
+  // Console lines go to train.log only, not to stdout (the experiment runner prints its own progress).
+  bool quiet = false;
   // Called after each completed step `done` (1-based, before the end of the run); returning
   // true stops the run exactly as a signal would: checkpoint + state saved, summary.interrupted.
   std::function<bool(int done)> stop_after;

@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""Plots of an experiment's results: one PNG per `plot:` entry of the experiment file.
+
+    /usr/bin/python3 scripts/plot_experiment.py runs/experiments/<name>
+
+Reads DIR/experiment.json (written by `attnlab experiment run`: the plots' x, y, series and
+file names) and DIR/results.csv (one row per finished cell), and writes DIR/<file> for each plot:
+y against x, one line per value of `series` (if given). An x whose values are all numbers gets a
+numeric axis (log2 when they are powers of two spanning a factor of 4 or more); otherwise the
+values are categories in the order they first appear. Cells sharing (series, x) are averaged
+(e.g. several seeds), with their min..max as an error bar.
+"""
+import csv
+import json
+import os
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def as_float(s):
+    try:
+        return float(s)
+    except (TypeError, ValueError):
+        return None
+
+
+def plot_one(rows, spec, out_path, title):
+    x_key, y_key, s_key = spec["x"], spec["y"], spec.get("series") or ""
+    xs = []
+    for r in rows:
+        if r.get(x_key, "") not in xs:
+            xs.append(r.get(x_key, ""))
+    numeric = all(as_float(x) is not None for x in xs)
+    if numeric:
+        xs.sort(key=float)
+    series = []
+    for r in rows:
+        s = r.get(s_key, "") if s_key else ""
+        if s not in series:
+            series.append(s)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    for s in series:
+        px, py, lo, hi = [], [], [], []
+        for i, x in enumerate(xs):
+            vals = [as_float(r.get(y_key)) for r in rows
+                    if r.get(x_key, "") == x and (not s_key or r.get(s_key, "") == s)]
+            vals = [v for v in vals if v is not None]
+            if not vals:
+                continue
+            m = sum(vals) / len(vals)
+            px.append(float(x) if numeric else i)
+            py.append(m)
+            lo.append(m - min(vals))
+            hi.append(max(vals) - m)
+        if not px:
+            continue
+        label = f"{s_key.split('.')[-1]}={s}" if s_key else None
+        if any(lo) or any(hi):
+            ax.errorbar(px, py, yerr=[lo, hi], marker="o", capsize=3, label=label)
+        else:
+            ax.plot(px, py, marker="o", label=label)
+    if numeric:
+        vals = [float(x) for x in xs]
+        pow2 = all(v > 0 and (int(v) & (int(v) - 1)) == 0 and v == int(v) for v in vals)
+        if pow2 and len(vals) > 1 and max(vals) / min(vals) >= 4:
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(vals)
+            ax.set_xticklabels([x for x in xs])
+        elif len(vals) <= 12:
+            ax.set_xticks(vals)
+            ax.set_xticklabels([x for x in xs])
+    else:
+        ax.set_xticks(range(len(xs)))
+        ax.set_xticklabels(xs)
+    ax.set_xlabel(x_key)
+    ax.set_ylabel(y_key)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    if s_key and len(series) > 1:
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(out_path)
+    plt.close(fig)
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit("usage: plot_experiment.py EXPERIMENT_DIR")
+    d = sys.argv[1]
+    try:
+        with open(os.path.join(d, "experiment.json")) as f:
+            exp = json.load(f)
+        with open(os.path.join(d, "results.csv"), newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as e:
+        sys.exit(f"plot_experiment.py: {e} (run `attnlab experiment run` first)")
+    if not rows:
+        sys.exit(f"plot_experiment.py: {d}/results.csv has no finished cells yet")
+    for spec in exp.get("plots", []):
+        for key in (spec["x"], spec["y"], spec.get("series") or spec["x"]):
+            if key not in rows[0]:
+                sys.exit(f"plot_experiment.py: results.csv has no column '{key}'")
+        out = os.path.join(d, spec["file"])
+        plot_one(rows, spec, out, exp["experiment"])
+        print(f"plot: {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+// `attnlab experiment run FILE` / `attnlab experiment show FILE|DIR`: experiments as data
+// (train/experiment.h, docs/experiments.md "Running experiments").
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "train/experiment.h"
+
+namespace attnlab::cli {
+
+namespace fs = std::filesystem;
+
+Run add_experiment(CLI::App& app) {
+  struct Opts {
+    std::string file, out, target;
+    std::vector<std::string> sets;
+    int jobs = 1, index = -1;
+    bool no_plot = false, dry_run = false;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* sub = app.add_subcommand("experiment", "Run a grid of training runs declared in an experiment file");
+  sub->require_subcommand(1);
+  auto* run = sub->add_subcommand("run", "Run every cell of the experiment not done yet; write results.csv, "
+                                         "results.md and the plots");
+  run->add_option("file", o->file, "Experiment file (configs/experiments/e*.yaml)")->required();
+  run->add_option("--out", o->out, "Output directory (default runs/experiments/<experiment name>)");
+  run->add_option("--jobs", o->jobs,
+                  "Cells run at once, as child processes; each cell's train.threads is capped at cores / jobs")
+      ->check(CLI::PositiveNumber);
+  run->add_option("--set", o->sets, "Override a config key in every cell: --set train.steps=100 (repeatable)");
+  run->add_flag("--no-plot", o->no_plot, "Do not call scripts/plot_experiment.py");
+  run->add_flag("--dry-run", o->dry_run, "Check the file and every cell's config, list the cells, run nothing");
+  run->footer(
+      "Rerunning the command skips finished cells (cells/<name>/done.json) and continues a cell that stopped\n"
+      "part-way from its checkpoint. Ctrl-C: the running cells save a checkpoint and stop.");
+  auto* show = sub->add_subcommand("show", "Print results.md of an experiment (its file or its output directory)");
+  show->add_option("target", o->target, "Experiment file or output directory")->required();
+  show->add_option("--out", o->out, "With an experiment file: its output directory, if not the default");
+  // internal: one cell in a child process (run --jobs N)
+  auto* cell = sub->add_subcommand("cell", "");
+  cell->group("");
+  cell->add_option("file", o->file)->required();
+  cell->add_option("--out", o->out)->required();
+  cell->add_option("--index", o->index)->required();
+  cell->add_option("--jobs", o->jobs);
+  cell->add_option("--set", o->sets);
+  return [o, run, show, cell]() {
+    if (show->parsed()) {
+      std::error_code ec;
+      std::string dir = o->target;
+      if (!fs::is_directory(dir, ec)) {
+        if (!fs::exists(dir, ec)) user_error("experiment show: '{}' is neither an experiment file nor a directory", dir);
+        const Experiment exp = load_experiment(o->target);
+        dir = o->out.empty() ? default_output_dir(exp) : o->out;
+      }
+      const fs::path md = fs::path(dir) / "results.md";
+      if (!fs::exists(md, ec))
+        user_error("experiment show: '{}' has no results.md yet (run `attnlab experiment run` first)", dir);
+      std::ifstream in(md);
+      std::stringstream ss;
+      ss << in.rdbuf();
+      std::fputs(ss.str().c_str(), stdout);
+      return 0;
+    }
+    ExperimentOptions eo;
+    eo.sets = o->sets;
+    eo.jobs = o->jobs;
+    const Experiment exp = load_experiment(o->file, eo);
+    const std::string out = o->out.empty() ? default_output_dir(exp) : o->out;
+    if (cell->parsed()) {
+      if (o->index < 0 || size_t(o->index) >= exp.cells.size())
+        user_error("experiment cell: --index {} is outside 0..{}", o->index, exp.cells.size() - 1);
+      const CellOutcome oc = run_cell(exp, size_t(o->index), out, true);
+      return oc.interrupted ? 130 : 0;
+    }
+    (void)run;
+    if (o->dry_run) {
+      std::printf("experiment %s: %zu cells (train.threads %d) -> %s\n", exp.name.c_str(), exp.cells.size(),
+                  exp.cells.empty() ? 0 : exp.cells[0].config.train.threads, out.c_str());
+      for (size_t i = 0; i < exp.cells.size(); i++)
+        std::printf("  %zu/%zu %s%s: %s\n", i + 1, exp.cells.size(), exp.cells[i].name.c_str(),
+                    cell_done(exp, i, out) ? " (done)" : "", fmt::format("{}", fmt::join(exp.cells[i].overrides, " ")).c_str());
+      return 0;
+    }
+    const bool tty = isatty(STDOUT_FILENO);
+    bool live_on = false;
+    RunExperimentOptions ro;
+    ro.jobs = o->jobs;
+    ro.print = [&](const std::string& s) {
+      if (live_on) std::fputs("\r\033[K", stdout);
+      live_on = false;
+      std::fputs((s + "\n").c_str(), stdout);
+      std::fflush(stdout);
+    };
+    if (tty)
+      ro.live = [&](const std::string& s) {
+        std::fputs(("\r\033[K" + s).c_str(), stdout);
+        std::fflush(stdout);
+        live_on = true;
+      };
+    if (o->jobs > 1) {
+      std::error_code ec;
+      const std::string exe = fs::read_symlink("/proc/self/exe", ec).string();
+      if (ec) user_error("--jobs {}: cannot find this program's path to start the cells ({})", o->jobs, ec.message());
+      ro.launch = [&, exe](size_t i) {
+        const fs::path dir = fs::path(out) / "cells" / exp.cells[i].name;
+        fs::create_directories(dir);
+        std::vector<std::string> args = {"experiment", "cell", o->file, "--out", out, "--index", std::to_string(i),
+                                         "--jobs", std::to_string(o->jobs)};
+        for (const auto& s : o->sets) args.insert(args.end(), {"--set", s});
+        return run_process(exe, args, (dir / "console.log").string());
+      };
+    }
+    const int rc = run_experiment(exp, out, ro);
+    if (rc != 0) return rc;
+    if (!o->no_plot && !exp.plots.empty()) {
+      const PlotCommand pc = plot_command(exp, out);
+      if (!pc.why_not.empty()) {
+        std::printf("plot: not made (%s); make it with\n  %s\n", pc.why_not.c_str(), pc.command.c_str());
+      } else {
+        std::fflush(stdout);
+        if (std::system(pc.command.c_str()) != 0)
+          std::printf("plot: `%s` failed; results.csv and results.md are written\n", pc.command.c_str());
+      }
+    }
+    return 0;
+  };
+}
+
+}  // namespace attnlab::cli

@@ -1,0 +1,384 @@
+// Running an experiment: each cell is an ordinary training run in cells/<name>/ followed by its
+// measurements and a done.json (written atomically, last). Cells run one after the other in this
+// process, or --jobs N at a time as child processes (`attnlab experiment cell`, each in its own
+// process group so that the parent decides how an interrupt reaches them).
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include "core/error.h"
+#include "train/checkpoint.h"
+#include "train/experiment.h"
+#include "train/experiment_internal.h"
+#include "train/inspect.h"
+#include "train/run_state.h"
+#include "train/trainer.h"
+
+extern char** environ;
+
+namespace fs = std::filesystem;
+
+namespace attnlab {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::string fmt_duration(double s) {
+  if (s < 0 || !std::isfinite(s)) return "?";
+  const long t = long(s + 0.5);
+  if (t >= 3600) return fmt::format("{}h{:02}m", t / 3600, (t / 60) % 60);
+  if (t >= 60) return fmt::format("{}m{:02}s", t / 60, t % 60);
+  return fmt::format("{}s", t);
+}
+
+// Every val row of the run's metrics.jsonl.
+json val_rows(const std::string& dir) {
+  json rows = json::array();
+  std::ifstream in(fs::path(dir) / "metrics.jsonl");
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) continue;
+    try {
+      json r = json::parse(line);
+      if (r.value("split", "") == "val") rows.push_back(r);
+    } catch (const json::exception&) {
+    }
+  }
+  return rows;
+}
+
+json measurements_json(const Measurements& m) {
+  json v = json::object(), layers = json::object();
+  for (const auto& [k, x] : m.values) v[k] = x && std::isfinite(*x) ? json(*x) : json(nullptr);
+  for (const auto& [k, xs] : m.layers) {
+    json a = json::array();
+    for (double x : xs) a.push_back(std::isfinite(x) ? json(x) : json(nullptr));
+    layers[k] = a;
+  }
+  return {{"values", v}, {"layers", layers}, {"notes", m.notes}, {"examples_asked", nullptr}};
+}
+
+// Whether a done.json has every measurement output the experiment asks for.
+bool has_measurements(const Experiment& exp, const json& done) {
+  for (const auto& m : exp.measure)
+    if (!done.contains("measurements") || !done["measurements"]["values"].contains(m)) return false;
+  return true;
+}
+
+void write_done(const Experiment& exp, size_t index, const std::string& dir, const std::string& checkpoint) {
+  const ExperimentCell& c = exp.cells[index];
+  const std::string state = state_path_for(checkpoint);
+  const TrainState st = read_train_state(state, nullptr);
+  json values = json::object();
+  for (const auto& [k, v] : c.values) values[k] = v;
+  json m = measurements_json(measure_checkpoint(exp, checkpoint));
+  m["examples_asked"] = exp.measure_examples;
+  json done = {{"cell", c.name},
+               {"values", values},
+               {"overrides", c.overrides},
+               {"steps", st.step},
+               {"seconds", st.elapsed_s},
+               {"checkpoint", fs::path(checkpoint).lexically_relative(dir).string()},
+               {"val", val_rows(dir)},
+               {"measurements", m},
+               {"config", cell_identity(c.config)}};
+  write_file_atomic((fs::path(dir) / "done.json").string(), done.dump(2) + "\n");
+}
+
+int step_of_checkpoint(const std::string& path) {
+  const std::string n = fs::path(path).filename().string();  // step_0000300.safetensors
+  return n.rfind("step_", 0) == 0 ? std::atoi(n.c_str() + 5) : -1;
+}
+
+// ---- interrupts while child processes run (--jobs > 1) ----
+std::atomic<int> g_interrupts{0};
+void on_interrupt(int) {
+  if (g_interrupts.fetch_add(1) == 0) {
+    static const char msg[] = "\ninterrupt: the running cells save a checkpoint and stop (interrupt again to abort)\n";
+    (void)!::write(STDERR_FILENO, msg, sizeof msg - 1);
+  } else {
+    ::_exit(130);
+  }
+}
+
+}  // namespace
+
+CellOutcome run_cell(const Experiment& exp, size_t index, const std::string& out_dir, bool handle_signals,
+                     const std::function<void(int, int)>& on_step) {
+  const ExperimentCell& c = exp.cells.at(index);
+  const std::string dir = cell_dir(out_dir, c);
+  CellOutcome out;
+  if (const auto done = read_done(exp, index, out_dir)) {
+    out.skipped = true;
+    out.seconds = done->value("seconds", 0.0);
+    // a measurement added to the experiment file since: take it from the cell's checkpoint
+    if (!has_measurements(exp, *done)) write_done(exp, index, dir, latest_checkpoint(dir));
+    return out;
+  }
+  const Config& cfg = c.config;
+  TrainOptions o;
+  o.quiet = true;
+  o.handle_signals = handle_signals;
+  if (on_step)
+    o.stop_after = [&](int d) {
+      on_step(d, cfg.train.steps);
+      return false;
+    };
+  // a run of the same config that stopped part-way continues; anything else starts afresh
+  std::error_code ec;
+  bool same = false;
+  int step = -1;
+  if (fs::exists(fs::path(dir) / "config.yaml", ec) && fs::exists(fs::path(dir) / "checkpoints" / "latest", ec)) {
+    try {
+      same = cell_identity(load_config((fs::path(dir) / "config.yaml").string())) == cell_identity(cfg);
+      if (same) step = step_of_checkpoint(latest_checkpoint(dir));
+    } catch (const UserError&) {
+      same = false;
+    }
+  }
+  if (!same || step < 0) {
+    const TrainSummary s = train(cfg, dir, o);
+    out.interrupted = s.interrupted;
+  } else if (step < cfg.train.steps) {
+    const TrainSummary s = resume(dir, {fmt::format("train.threads={}", cfg.train.threads)}, o);
+    out.interrupted = s.interrupted;
+  }  // else: trained to the end before; only the measurements and done.json are missing
+  if (out.interrupted) return out;
+  write_done(exp, index, dir, latest_checkpoint(dir));
+  out.seconds = read_done(exp, index, out_dir)->value("seconds", 0.0);
+  return out;
+}
+
+int run_experiment(const Experiment& exp, const std::string& out_dir, const RunExperimentOptions& opt) {
+  const size_t N = exp.cells.size();
+  auto print = [&](const std::string& s) {
+    if (opt.print) opt.print(s);
+  };
+  std::error_code ec;
+  fs::create_directories(fs::path(out_dir) / "cells", ec);
+  if (ec) user_error("cannot create the experiment directory '{}': {}", out_dir, ec.message());
+  std::vector<size_t> todo;
+  for (size_t i = 0; i < N; i++)
+    if (!cell_done(exp, i, out_dir)) todo.push_back(i);
+  // done cells still get any measurement added to the file since (quick: no training)
+  for (size_t i = 0; i < N; i++)
+    if (std::find(todo.begin(), todo.end(), i) == todo.end()) run_cell(exp, i, out_dir, false);
+  write_results(exp, out_dir);
+  const int jobs = std::max(1, std::min<int>(opt.jobs, int(std::max<size_t>(1, todo.size()))));
+  print(fmt::format("experiment {}: {} cells, {} done earlier, {} to run ({} at a time, train.threads {}) -> {}",
+                    exp.name, N, N - todo.size(), todo.size(), jobs, exp.cells.empty() ? 0 : exp.cells[0].config.train.threads,
+                    out_dir));
+
+  std::mutex mu;
+  std::vector<double> durations;               // finished cells (this run)
+  std::map<size_t, Clock::time_point> running;  // cell -> start
+  int position = int(N - todo.size());          // cells started or done, for "cell i/N"
+  auto eta = [&]() -> std::string {             // with mu held
+    if (durations.empty()) return "?";
+    double mean = 0.0;
+    for (double d : durations) mean += d;
+    mean /= double(durations.size());
+    double left = 0.0;
+    for (const auto& [i, t0] : running)
+      left += std::max(0.0, mean - std::chrono::duration<double>(Clock::now() - t0).count());
+    const size_t not_started = N - size_t(position);
+    left += mean * double(not_started);
+    return fmt_duration(left / std::max<size_t>(1, std::min<size_t>(size_t(jobs), running.size() + not_started)));
+  };
+  auto label = [&](size_t i) { return experiment_cell_label(exp.cells[i]); };
+  auto finished_line = [&](size_t i, double secs) {
+    const auto done = read_done(exp, i, out_dir);
+    std::string s = fmt::format("cell {} done in {}", exp.cells[i].name, fmt_duration(secs));
+    if (done)
+      for (const auto& m : exp.metrics)
+        if (const auto v = metric_value(*done, m)) s += fmt::format(" | {} {}", m, format_number(*v));
+    return s;
+  };
+  bool interrupted = false;
+  std::string failure;
+
+  if (!opt.launch) {
+    if (opt.jobs > 1) throw std::logic_error("run_experiment: --jobs > 1 needs a launcher");
+    for (size_t i : todo) {
+      const int pos = ++position;
+      const auto t0 = Clock::now();
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        running[i] = t0;
+        print(fmt::format("cell {}/{} ({}) | ETA {}", pos, N, label(i), eta()));
+      }
+      const double mean_before = durations.empty() ? -1.0 : [&] {
+        double m = 0.0;
+        for (double d : durations) m += d;
+        return m / double(durations.size());
+      }();
+      auto on_step = [&](int d, int total) {
+        if (!opt.live || (d % 10 != 0 && d != total)) return;
+        const double el = std::chrono::duration<double>(Clock::now() - t0).count();
+        const double cell_left = el / d * (total - d);
+        const double mean = mean_before > 0 ? mean_before : el / d * total;
+        const double left = cell_left + mean * double(N - size_t(pos));
+        opt.live(fmt::format("cell {}/{} ({}) | step {}/{} | ETA {}", pos, N, label(i), d, total, fmt_duration(left)));
+      };
+      const CellOutcome oc = run_cell(exp, i, out_dir, true, on_step);
+      std::lock_guard<std::mutex> lock(mu);
+      running.erase(i);
+      if (oc.interrupted) {
+        interrupted = true;
+        print(fmt::format("cell {}/{} ({}) interrupted: its checkpoint is saved; run the same command again to "
+                          "continue",
+                          pos, N, label(i)));
+        break;
+      }
+      durations.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+      print(finished_line(i, durations.back()));
+      write_results(exp, out_dir);
+    }
+  } else {
+    g_interrupts = 0;
+    struct sigaction sa {}, old_int {}, old_term {};
+    sa.sa_handler = on_interrupt;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    ::sigaction(SIGINT, &sa, &old_int);
+    ::sigaction(SIGTERM, &sa, &old_term);
+    size_t next = 0;
+    auto worker = [&]() {
+      while (true) {
+        size_t i;
+        Clock::time_point t0;
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          if (next >= todo.size() || interrupted || !failure.empty() || g_interrupts.load() > 0) return;
+          i = todo[next++];
+          const int pos = ++position;
+          t0 = Clock::now();
+          running[i] = t0;
+          print(fmt::format("cell {}/{} ({}) | ETA {}", pos, N, label(i), eta()));
+        }
+        int rc = 1;
+        std::string why;
+        try {
+          rc = opt.launch(i);
+        } catch (const std::exception& e) {
+          why = e.what();
+        }
+        std::lock_guard<std::mutex> lock(mu);
+        running.erase(i);
+        if (rc == 130 || (rc != 0 && g_interrupts.load() > 0)) {
+          interrupted = true;
+          print(fmt::format("cell {} interrupted: its checkpoint is saved", exp.cells[i].name));
+        } else if (!why.empty()) {
+          failure = fmt::format("cell '{}' ({}) could not run: {}", exp.cells[i].name, label(i), why);
+          print("error: " + failure);
+        } else if (rc != 0) {
+          failure = fmt::format("cell '{}' ({}) failed with exit status {}; its output is in {}", exp.cells[i].name,
+                                label(i), rc, (fs::path(cell_dir(out_dir, exp.cells[i])) / "console.log").string());
+          print("error: " + failure);
+        } else {
+          durations.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+          print(finished_line(i, durations.back()));
+          write_results(exp, out_dir);
+        }
+      }
+    };
+    std::vector<std::thread> pool;
+    for (int j = 0; j < jobs; j++) pool.emplace_back(worker);
+    for (auto& t : pool) t.join();
+    ::sigaction(SIGINT, &old_int, nullptr);
+    ::sigaction(SIGTERM, &old_term, nullptr);
+    if (g_interrupts.load() > 0) interrupted = true;
+  }
+  const int n_done = write_results(exp, out_dir);
+  if (!failure.empty()) user_error("{}", failure);
+  print(fmt::format("{} of {} cells finished: {}", n_done, N, (fs::path(out_dir) / "results.md").string()));
+  if (interrupted) {
+    print("interrupted: run the same command again to continue (finished cells are skipped)");
+    return 130;
+  }
+  return 0;
+}
+
+int run_process(const std::string& exe, const std::vector<std::string>& args, const std::string& log_path) {
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&fa, STDOUT_FILENO, STDERR_FILENO);
+  posix_spawnattr_t at;
+  posix_spawnattr_init(&at);
+  posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setpgroup(&at, 0);  // own group: a terminal's Ctrl-C reaches the parent only
+  std::vector<std::string> all{exe};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  const int err = posix_spawn(&pid, exe.c_str(), &fa, &at, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&at);
+  if (err != 0) throw std::runtime_error(fmt::format("cannot start '{}': {}", exe, std::strerror(err)));
+  bool forwarded = false;
+  int status = 0;
+  while (true) {
+    const pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid) break;
+    if (r < 0 && errno != EINTR) throw std::runtime_error(fmt::format("waitpid: {}", std::strerror(errno)));
+    if (!forwarded && g_interrupts.load() > 0) {  // one SIGTERM: the child saves a checkpoint and stops
+      ::kill(pid, SIGTERM);
+      forwarded = true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return 1;
+}
+
+PlotCommand plot_command(const Experiment& exp, const std::string& out_dir) {
+  PlotCommand pc;
+  std::vector<fs::path> candidates = {fs::path(exp.file).parent_path() / ".." / ".." / "scripts" / "plot_experiment.py",
+                                      fs::path("scripts") / "plot_experiment.py"};
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    candidates.push_back(exe.parent_path() / ".." / "scripts" / "plot_experiment.py");
+    candidates.push_back(exe.parent_path() / ".." / ".." / "scripts" / "plot_experiment.py");
+  }
+  std::string script;
+  for (const auto& c : candidates)
+    if (fs::is_regular_file(c, ec)) {
+      script = c.lexically_normal().string();
+      break;
+    }
+  auto quote = [](const std::string& s) {
+    std::string q = "'";
+    for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return q + "'";
+  };
+  const std::string shown = script.empty() ? "scripts/plot_experiment.py" : script;
+  pc.command = fmt::format("/usr/bin/python3 {} {}", quote(shown), quote(out_dir));
+  if (exp.plots.empty()) pc.why_not = "the experiment file has no `plot:`";
+  else if (script.empty()) pc.why_not = "scripts/plot_experiment.py was not found next to the experiment file";
+  else if (!fs::exists("/usr/bin/python3", ec) ||
+           std::system("/usr/bin/python3 -c 'import matplotlib' >/dev/null 2>&1") != 0)
+    pc.why_not = "/usr/bin/python3 with matplotlib is not available (apt-get install python3-matplotlib)";
+  return pc;
+}
+
+}  // namespace attnlab

@@ -1,0 +1,284 @@
+// Experiment files (train/experiment.h): parsing, grid expansion with ties, validation errors,
+// resume (a done cell is skipped, a changed cell reruns), the results tables, and the two
+// attention measurements on hand-made maps.
+#include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "core/error.h"
+#include "train/experiment.h"
+
+using namespace attnlab;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string fresh_dir(const std::string& name) {
+  std::string tmpl = (fs::temp_directory_path() / ("attnlab_exp_" + name + "_XXXXXX")).string();
+  if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed for " + tmpl);
+  return tmpl;
+}
+
+void spit(const std::string& path, const std::string& s) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << s;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// A base config whose cells train in well under a second.
+const char* kBase = R"(model: {kind: encoder_decoder, n_layers: 1, d_model: 16, n_heads: 2, d_ff: 32, block_size: 16}
+data: {task: reverse, n_symbols: 6, min_len: 4, max_len: 4, n_val: 16}
+train: {steps: 20, batch_size: 8, warmup_steps: 2, eval_interval: 10, eval_batches: 1, log_interval: 10, threads: 1}
+)";
+
+// Writes base.yaml and exp.yaml (the given text) into a new directory; returns exp.yaml's path.
+std::string write_experiment(const std::string& dir, const std::string& text) {
+  spit(dir + "/base.yaml", kBase);
+  spit(dir + "/exp.yaml", text);
+  return dir + "/exp.yaml";
+}
+
+std::string error_of(const std::string& path, const ExperimentOptions& opt = {}) {
+  try {
+    load_experiment(path, opt);
+  } catch (const UserError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+std::string override_of(const ExperimentCell& c, const std::string& key) {
+  std::string v;
+  for (const auto& o : c.overrides)
+    if (o.rfind(key + "=", 0) == 0) v = o.substr(key.size() + 1);
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("experiment file: the grid is the cartesian product, first key outermost, with ties") {
+  const std::string dir = fresh_dir("grid");
+  const std::string path = write_experiment(dir, R"(experiment: tiny
+base: base.yaml
+set: [train.lr=0.002]
+grid:
+  model.bottleneck: [false, true]
+  data.max_len: [4, 6, 8]
+tie: {data.min_len: data.max_len}
+metrics: [greedy_token_acc, loss@10]
+table: {rows: data.max_len, cols: model.bottleneck, value: greedy_token_acc}
+)");
+  const Experiment exp = load_experiment(path);
+  CHECK(exp.name == "tiny");
+  CHECK(exp.base == fs::path(dir + "/base.yaml").lexically_normal().string());
+  REQUIRE(exp.cells.size() == 6);
+  CHECK(exp.grid_keys == std::vector<std::string>{"model.bottleneck", "data.max_len"});
+  const char* bottleneck[] = {"false", "false", "false", "true", "true", "true"};
+  const int len[] = {4, 6, 8, 4, 6, 8};
+  for (size_t i = 0; i < 6; i++) {
+    const auto& c = exp.cells[i];
+    CHECK(c.values[0].second == bottleneck[i]);
+    CHECK(c.config.model.bottleneck == (std::string(bottleneck[i]) == "true"));
+    CHECK(c.config.data.max_len == len[i]);
+    CHECK(c.config.data.min_len == len[i]);  // tied
+    CHECK(c.config.train.lr == doctest::Approx(0.002));
+    CHECK(override_of(c, "data.min_len") == std::to_string(len[i]));
+  }
+  CHECK(exp.cells[4].name == "bottleneck=true_max_len=6");
+  CHECK(exp.metrics == std::vector<std::string>{"greedy_token_acc", "loss@10"});
+  REQUIRE(exp.table.has_value());
+  CHECK(exp.table->value == "greedy_token_acc");
+}
+
+TEST_CASE("experiment file: a list of grids runs their products one after the other") {
+  const std::string dir = fresh_dir("gridlist");
+  const std::string path = write_experiment(dir, R"(experiment: scores
+base: base.yaml
+grid:
+  - {model.decoder.cross_attention.type: [bahdanau]}
+  - {model.decoder.cross_attention.type: [luong], model.decoder.cross_attention.score: [dot, general, concat]}
+metrics: [exact_match]
+)");
+  const Experiment exp = load_experiment(path);
+  REQUIRE(exp.cells.size() == 4);
+  CHECK(exp.cells[0].config.model.decoder_cross.type == "bahdanau");
+  CHECK(exp.cells[0].values.size() == 1);
+  CHECK(exp.cells[3].config.model.decoder_cross.type == "luong");
+  CHECK(exp.cells[3].config.model.decoder_cross.score == "concat");
+  // names use the shortest unique suffix of each key
+  CHECK(exp.cells[3].name == "type=luong_score=concat");
+}
+
+TEST_CASE("experiment file: train.threads is capped so that jobs x threads <= cores") {
+  const std::string dir = fresh_dir("threads");
+  const std::string path = write_experiment(dir, R"(experiment: t
+base: base.yaml
+set: [train.threads=0]
+grid: {train.seed: [1, 2]}
+metrics: [loss]
+)");
+  ExperimentOptions opt;
+  opt.cores = 4;
+  opt.jobs = 2;
+  const Experiment a = load_experiment(path, opt);
+  CHECK(a.cells[0].config.train.threads == 2);
+  opt.jobs = 1;
+  CHECK(load_experiment(path, opt).cells[1].config.train.threads == 4);
+  opt.jobs = 8;
+  CHECK(load_experiment(path, opt).cells[0].config.train.threads == 1);
+}
+
+TEST_CASE("experiment file: mistakes are UserErrors naming the file and the key, before anything runs") {
+  const std::string dir = fresh_dir("errors");
+  auto err = [&](const std::string& text) { return error_of(write_experiment(dir, text)); };
+  const std::string head = "experiment: e\nbase: base.yaml\n";
+  std::string e = err(head + "grid: {data.maxlen: [4, 6]}\nmetrics: [loss]\n");
+  CHECK(e.find("exp.yaml:3:") != std::string::npos);
+  CHECK(e.find("'data.maxlen'") != std::string::npos);
+  CHECK(e.find("data.max_len") != std::string::npos);  // the suggestion
+  e = err(head + "grid: {data.max_len: [4]}\ntie: {data.min_len: data.n_symbols}\nmetrics: [loss]\n");
+  CHECK(e.find("not a grid key") != std::string::npos);
+  e = err(head + "grid: {data.max_len: [4]}\nmetrics: [accuracy]\n");
+  CHECK(e.find("'accuracy'") != std::string::npos);
+  CHECK(e.find("greedy_token_acc") != std::string::npos);  // lists the task's metrics
+  e = err(head + "grid: {data.max_len: [4]}\nmetrics: [loss@15]\n");
+  CHECK(e.find("not an evaluation step") != std::string::npos);
+  e = err(head + "grid: {data.max_len: [4]}\nmetrics: [answer_mass]\n");
+  CHECK(e.find("answer_mass") != std::string::npos);
+  CHECK(e.find("mqar") != std::string::npos);
+  e = err(head + "grid: {model.n_heads: [2, 3]}\nmetrics: [loss]\n");  // the second cell's config is invalid
+  CHECK(e.find("n_heads=3") != std::string::npos);
+  CHECK(e.find("model.n_heads") != std::string::npos);
+  e = err(head + "grids: {data.max_len: [4]}\nmetrics: [loss]\n");
+  CHECK(e.find("unknown key 'grids'") != std::string::npos);
+  e = err(head + "grid: {data.max_len: [4]}\nmetrics: [loss]\nplot: {x: data.min_len, y: loss}\n");
+  CHECK(e.find("plot.x") != std::string::npos);
+  e = err("experiment: e\nbase: nothere.yaml\nmetrics: [loss]\n");
+  CHECK(e.find("nothere.yaml") != std::string::npos);
+  ExperimentOptions opt;
+  opt.sets = {"data.max_len=5"};
+  e = error_of(write_experiment(dir, head + "grid: {data.max_len: [4]}\nmetrics: [loss]\n"), opt);
+  CHECK(e.find("grid key") != std::string::npos);
+}
+
+TEST_CASE("experiment run: results tables, a rerun skips done cells, a changed cell runs again") {
+  const std::string dir = fresh_dir("run");
+  const std::string path = write_experiment(dir, R"(experiment: tiny
+base: base.yaml
+grid: {model.bottleneck: [false, true]}
+metrics: [greedy_token_acc, loss@10, mirror_weight]
+)");
+  const std::string out = dir + "/out";
+  std::vector<std::string> lines;
+  RunExperimentOptions ro;
+  ro.print = [&](const std::string& s) { lines.push_back(s); };
+  Experiment exp = load_experiment(path);
+  REQUIRE(run_experiment(exp, out, ro) == 0);
+  CHECK(cell_done(exp, 0, out));
+  CHECK(cell_done(exp, 1, out));
+  bool progress = false;
+  for (const auto& l : lines) progress |= l.rfind("cell 2/2 (model.bottleneck=true) | ETA", 0) == 0;
+  CHECK(progress);
+  // results.csv: a header and one row per cell; mirror_weight is empty for the bottleneck
+  std::stringstream csv(slurp(out + "/results.csv"));
+  std::vector<std::string> rows;
+  for (std::string l; std::getline(csv, l);) rows.push_back(l);
+  REQUIRE(rows.size() == 3);
+  CHECK(rows[0] == "model.bottleneck,greedy_token_acc,loss@10,mirror_weight,seconds");
+  CHECK(rows[1].rfind("false,", 0) == 0);
+  CHECK(rows[2].find(",,") != std::string::npos);
+  const auto done = nlohmann::json::parse(slurp(out + "/cells/bottleneck=false/done.json"));
+  CHECK(done["steps"] == 20);
+  const double mw = done["measurements"]["values"]["mirror_weight"].get<double>();
+  CHECK(mw > 0.0);
+  CHECK(mw < 1.0);
+  CHECK(done["measurements"]["layers"]["mirror_weight"].size() == 1);
+  // loss@10 is the val row at step 10
+  double loss10 = -1.0;
+  for (const auto& r : done["val"])
+    if (r["step"] == 10) loss10 = r["loss"].get<double>();
+  CHECK(rows[1].find(fmt::format("{}", loss10)) != std::string::npos);
+  const std::string md = slurp(out + "/results.md");
+  CHECK(md.find("| model.bottleneck | greedy_token_acc | loss@10 | mirror_weight | seconds |") != std::string::npos);
+
+  // rerun: nothing trains (the run directories are untouched)
+  const std::string metrics0 = slurp(out + "/cells/bottleneck=false/metrics.jsonl");
+  const auto t0 = fs::last_write_time(out + "/cells/bottleneck=false/metrics.jsonl");
+  lines.clear();
+  REQUIRE(run_experiment(exp, out, ro) == 0);
+  CHECK(lines.at(0).find("2 done earlier, 0 to run") != std::string::npos);
+  CHECK(fs::last_write_time(out + "/cells/bottleneck=false/metrics.jsonl") == t0);
+  CHECK(run_cell(exp, 0, out, false).skipped);
+
+  // a cell whose config changed is not done any more, and reruns from scratch
+  ExperimentOptions opt;
+  opt.sets = {"train.steps=30", "train.eval_interval=10"};
+  Experiment longer = load_experiment(path, opt);
+  CHECK_FALSE(cell_done(longer, 0, out));
+  const CellOutcome oc = run_cell(longer, 0, out, false);
+  CHECK_FALSE(oc.skipped);
+  const auto done2 = nlohmann::json::parse(slurp(out + "/cells/bottleneck=false/done.json"));
+  CHECK(done2["steps"] == 30);
+  CHECK(slurp(out + "/cells/bottleneck=false/metrics.jsonl") != metrics0);
+}
+
+TEST_CASE("mirror_weight_of: head-averaged weight on source position L-1-t, over every output position") {
+  // B = 2 examples (L = 3 and L = 2, source padded to Tk = 3), H = 2 heads, Tq = 3
+  const int B = 2, H = 2, Tq = 3, Tk = 3;
+  std::vector<float> w(size_t(B) * H * Tq * Tk, 0.0f);
+  auto at = [&](int b, int h, int t, int s) -> float& { return w[((size_t(b) * H + h) * Tq + t) * Tk + s]; };
+  // example 0: head 0 is a perfect mirror; head 1 puts 0.5 on the mirror and 0.5 elsewhere
+  for (int t = 0; t < 3; t++) {
+    at(0, 0, t, 2 - t) = 1.0f;
+    at(0, 1, t, 2 - t) = 0.5f;
+    at(0, 1, t, 0) += 0.5f;  // extra weight on source position 0 (the mirror itself for t = 2)
+  }
+  // example 1 (L = 2): both heads attend to source position 0 only (mirror for t = 1 only);
+  // query t = 2 is past its length and must not count
+  for (int h = 0; h < H; h++)
+    for (int t = 0; t < 3; t++) at(1, h, t, 0) = 1.0f;
+  // per (b, t) head means: ex0: t0 (1+0.5)/2, t1 (1+0.5)/2, t2 (1+ (0.5+0.5))/2 = 1 -> 0.75, 0.75, 1
+  //                        ex1: t0 weight on position 1 = 0, t1 on position 0 = 1
+  const double expected = (0.75 + 0.75 + 1.0 + 0.0 + 1.0) / 5.0;
+  CHECK(mirror_weight_of(w.data(), B, H, Tq, Tk, {3, 2}) == doctest::Approx(expected));
+  // a uniform map over L source positions gives 1/L
+  std::vector<float> u(size_t(1) * 1 * 4 * 4, 0.25f);
+  CHECK(mirror_weight_of(u.data(), 1, 1, 4, 4, {4}) == doctest::Approx(0.25));
+}
+
+TEST_CASE("recall_mass_of: weight on the value of the queried pair vs the mass on filler") {
+  // an mqar-like row: k1 v5 k2 v6 _ _ k2 _   (filler "_" = 0); query at position 6 (key k2 -> v6)
+  const std::vector<int> in = {1, 5, 2, 6, 0, 0, 2, 0};
+  std::vector<int> lab(8, -1);
+  lab[6] = 6;
+  const int T = 8, H = 2;
+  std::vector<float> w(size_t(H) * T * T, 0.0f);
+  auto at = [&](int h, int q, int j) -> float& { return w[(size_t(h) * T + q) * T + j]; };
+  at(0, 6, 3) = 0.8f;  // the answer (the value token v6 at position 3)
+  at(0, 6, 2) = 0.1f;  // the key: neither answer nor noise
+  at(0, 6, 4) = 0.1f;  // filler
+  at(1, 6, 3) = 0.2f;
+  at(1, 6, 5) = 0.5f;  // filler
+  at(1, 6, 1) = 0.3f;  // another pair's value: not noise
+  // rows of other positions must be ignored
+  for (int j = 0; j < T; j++) at(0, 2, j) = 1.0f;
+  auto filler = [](int id) { return id == 0; };
+  RecallMass r = recall_mass_of(w.data(), 1, H, T, {in}, {lab}, filler);
+  CHECK(r.queries == 1);
+  CHECK(r.answer == doctest::Approx((0.8 + 0.2) / 2));
+  CHECK(r.noise == doctest::Approx((0.1 + 0.5) / 2));
+  // a query whose key never appeared with that value has no answer position and is skipped
+  std::vector<int> lab2 = lab;
+  lab2[6] = 5;
+  r = recall_mass_of(w.data(), 1, H, T, {in}, {lab2}, filler);
+  CHECK(r.queries == 0);
+}
