@@ -282,3 +282,20 @@ TEST_CASE("recall_mass_of: weight on the value of the queried pair vs the mass o
   r = recall_mass_of(w.data(), 1, H, T, {in}, {lab2}, filler);
   CHECK(r.queries == 0);
 }
+
+TEST_CASE("experiment files: every shipped configs/experiments file with `experiment:` loads and validates") {
+  int found = 0;
+  for (const auto& e : std::filesystem::directory_iterator(std::string(ATTNLAB_SOURCE_DIR) + "/configs/experiments")) {
+    if (e.path().extension() != ".yaml") continue;
+    std::ifstream f(e.path());
+    std::stringstream text;
+    text << f.rdbuf();
+    if (("\n" + text.str()).find("\nexperiment:") == std::string::npos) continue;  // a plain train config
+    INFO(e.path().string());
+    Experiment exp;
+    CHECK_NOTHROW(exp = load_experiment(e.path().string()));
+    CHECK(!exp.cells.empty());
+    found++;
+  }
+  CHECK(found >= 3);
+}
