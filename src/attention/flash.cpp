@@ -263,16 +263,20 @@ void flash_forward(float* out, float* lse, const float* q, const float* k, const
   constexpr int BQ = kFlashBlockQ, BK = kFlashBlockK;
   if (Tq == 0) return;
   const bool par = double(B) * Hq * Tq * Tk * D >= kParallelMinWork;
-  // Kᵀ [D, Tk'] and V [Tk', D'] of every (b, kv head)
+  // Kᵀ [D, Tk'] and V [Tk', D'] of every (b, kv head). When D and Tk are already multiples of 16,
+  // V is read in place (no padded copy: the workspace stays O(Tk·D) smaller).
+  const bool v_in_place = D == Dp && Tk == Tkp;
   float* kt = grow(ws.kt, size_t(B) * Hkv * D * Tkp);
-  float* vp = grow(ws.vp, size_t(B) * Hkv * Tkp * Dp);
+  float* vpack = v_in_place ? nullptr : grow(ws.vp, size_t(B) * Hkv * Tkp * Dp);
 #pragma omp parallel for schedule(static) if (par)
   for (int bg = 0; bg < B * Hkv; bg++) {
     pack_transposed(kt + size_t(bg) * D * Tkp, k + size_t(bg) * Tk * D, Tk, D, Tkp);
-    float* vo = vp + size_t(bg) * Tkp * Dp;
+    if (v_in_place) continue;
+    float* vo = vpack + size_t(bg) * Tkp * Dp;
     pack_rows(vo, v + size_t(bg) * Tk * D, Tk, D, Dp);
     std::fill(vo + size_t(Tk) * Dp, vo + size_t(Tkp) * Dp, 0.0f);
   }
+  const float* vp = v_in_place ? v : vpack;
   ensure_thread_tiles(ws, size_t(BQ) * BK + size_t(BQ) * Dp + 2 * BQ);
   const int nqb = (Tq + BQ - 1) / BQ;
 
@@ -356,27 +360,36 @@ void flash_backward(float* dq, float* dk, float* dv, const float* dout, const fl
     return;
   }
   const bool par = double(B) * Hq * Tq * Tk * D >= kParallelMinWork;
+  // Rows of K, Q and dO are read in place when no padding is needed (D, and for K also Tk, multiples
+  // of 16); otherwise padded copies are made.
+  const bool rows_in_place = D == Dp, k_in_place = D == Dp && Tk == Tkp;
   float* kt = grow(ws.kt, size_t(B) * Hkv * D * Tkp);
   float* vt = grow(ws.vt, size_t(B) * Hkv * D * Tkp);
-  float* kp = grow(ws.kp, size_t(B) * Hkv * Tkp * Dp);
-  float* qp = grow(ws.qp, size_t(B) * Hq * Tq * Dp);
-  float* dop = grow(ws.dop, size_t(B) * Hq * Tq * Dp);
+  float* kpack = k_in_place ? nullptr : grow(ws.kp, size_t(B) * Hkv * Tkp * Dp);
+  float* qpack = rows_in_place ? nullptr : grow(ws.qp, size_t(B) * Hq * Tq * Dp);
+  float* dopack = rows_in_place ? nullptr : grow(ws.dop, size_t(B) * Hq * Tq * Dp);
   float* delta = grow(ws.delta, size_t(B) * Hq * Tq);
 #pragma omp parallel for schedule(static) if (par)
   for (int bg = 0; bg < B * Hkv; bg++) {
     const float* K = k + size_t(bg) * Tk * D;
     pack_transposed(kt + size_t(bg) * D * Tkp, K, Tk, D, Tkp);
     pack_transposed(vt + size_t(bg) * D * Tkp, v + size_t(bg) * Tk * D, Tk, D, Tkp);
-    float* ko = kp + size_t(bg) * Tkp * Dp;
+    if (k_in_place) continue;
+    float* ko = kpack + size_t(bg) * Tkp * Dp;
     pack_rows(ko, K, Tk, D, Dp);
     std::fill(ko + size_t(Tk) * Dp, ko + size_t(Tkp) * Dp, 0.0f);
   }
+  const float* kp = k_in_place ? k : kpack;
+  const float* qp = rows_in_place ? q : qpack;
+  const float* dop = rows_in_place ? dout : dopack;
   // Q and dO as [Tq, D'] rows; D_i = rowsum(dO ∘ O)
 #pragma omp parallel for schedule(static) if (par)
   for (int bh = 0; bh < B * Hq; bh++) {
     const size_t base = size_t(bh) * Tq * D;
-    pack_rows(qp + size_t(bh) * Tq * Dp, q + base, Tq, D, Dp);
-    pack_rows(dop + size_t(bh) * Tq * Dp, dout + base, Tq, D, Dp);
+    if (!rows_in_place) {
+      pack_rows(qpack + size_t(bh) * Tq * Dp, q + base, Tq, D, Dp);
+      pack_rows(dopack + size_t(bh) * Tq * Dp, dout + base, Tq, D, Dp);
+    }
     for (int i = 0; i < Tq; i++) {
       float s = 0.0f;
       for (int d = 0; d < D; d++) s += dout[base + size_t(i) * D + d] * out[base + size_t(i) * D + d];

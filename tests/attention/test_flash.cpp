@@ -200,6 +200,13 @@ TEST_CASE("flash: equals naive (values and gradients) over masks, GQA and length
   cs.push_back({"causal prefix Tq<Tk (continuation)", 2, 70, 140, 32, 4, 2, true, false, {}});
   // fully masked rows: causal Tq > Tk (the first queries see no key), all keys of a row padded
   cs.push_back({"causal Tq>Tk (empty rows)", 2, 130, 63, 32, 4, 4, true, false, {}});
+  // head widths and key lengths that are multiples of 16: the kernel reads K, V, Q and dO in place
+  // instead of through padded copies
+  cs.push_back({"in place: causal self D=32 T=128 GQA", 2, 128, 128, 128, 4, 2, true, true, {}});
+  cs.push_back({"in place: cross D=16 Tq=48 Tk=64 padding", 2, 48, 64, 64, 4, 4, false, false, {{3}, {60, 61}}});
+  EqConfig w4{"in place: window 70 causal D=64 T=192", 1, 192, 192, 128, 2, 2, true, true, {}};
+  w4.window = 70;
+  cs.push_back(w4);
   std::vector<int> all(70);
   for (int j = 0; j < 70; j++) all[j] = j;
   cs.push_back({"all keys padded in row 1", 2, 65, 70, 32, 4, 2, false, false, {{0}, all}});
