@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "model/model.h"
 #include "model/generate.h"
+#include "model_checks.h"
 #include "ops/gradcheck.h"
 
 using namespace attnlab;
@@ -27,18 +28,11 @@ ModelConfig tiny(const std::string& positions = "learned", bool tied = true, int
   return m;
 }
 
-// Scale the initial weights up so the tiny network is far from its init's near-linear regime
-// and every path carries a gradient a finite difference can resolve.
-void perturb(Model& model, Rng& rng) {
-  for (auto& p : model.params().all())
-    for (auto& w : p.w) w += 0.3f * rng.normal();
-}
-
 void check_model_gradients(const ModelConfig& mc, float smoothing) {
   const int V = 7, B = 2, T = 5;
   Model model(mc, V, 42);
   Rng rng(7);
-  perturb(model, rng);
+  test::perturb(model, rng);
   std::vector<int> ids(B * T), tg(B * T);
   for (auto& i : ids) i = int(rng.below(V));
   for (auto& t : tg) t = int(rng.below(V));
@@ -47,29 +41,7 @@ void check_model_gradients(const ModelConfig& mc, float smoothing) {
   model.forward(ids.data(), tg.data(), B, T, true, &rng, smoothing);
   model.backward();
   auto loss = [&]() { return double(model.forward(ids.data(), tg.data(), B, T, false, nullptr, smoothing)); };
-  // A whole float32 network has loss noise of ~1e-7 relative, too much to resolve single small
-  // weights (per-element checks live with each op and attention module). Here every tensor is
-  // checked along a random direction d: (L(w + h·d) − L(w − h·d)) / 2h must equal g·d. The
-  // directional derivative sums ~numel gradient entries, so it stands far above the noise, and a
-  // missing or wrong path through the network changes it.
-  Rng dir_rng(99);
-  for (auto& p : model.params().all()) {
-    const std::vector<float> w0 = p.w;
-    const std::vector<float> d = test::random_normal(p.numel(), dir_rng);
-    const double analytic = test::dot_double(p.g, d);
-    const float h = 3e-3f;
-    auto at = [&](float s) {
-      for (size_t i = 0; i < p.numel(); i++) p.w[i] = w0[i] + s * d[i];
-      return loss();
-    };
-    const double numeric = (at(h) - at(-h)) / (2.0 * h);
-    p.w = w0;
-    // tolerance: 0.3% relative, plus 1e-4 absolute for the rounding noise of the difference
-    // (~4 ulp of a loss ≈ 2, divided by 2h). b_k's gradient is exactly 0 (softmax ignores a
-    // shift shared by all keys), which only the absolute term can accept.
-    INFO(p.name << ": analytic " << analytic << " numeric " << numeric);
-    CHECK(std::fabs(analytic - numeric) <= 3e-3 * std::max(std::fabs(analytic), std::fabs(numeric)) + 1e-4);
-  }
+  test::check_param_directions(model, loss);
 }
 
 }  // namespace
@@ -87,7 +59,7 @@ TEST_CASE("decoder: logits at position i do not depend on tokens after i") {
   ModelConfig mc = tiny();
   Model model(mc, V, 3);
   Rng rng(11);
-  perturb(model, rng);
+  test::perturb(model, rng);
   std::vector<int> ids = {1, 4, 2, 8, 0, 5};
   model.forward(ids.data(), nullptr, 1, T, false, nullptr);
   const std::vector<float> base(model.logits(), model.logits() + T * V);
@@ -136,7 +108,7 @@ TEST_CASE("decoder: a sequence longer than block_size is a user error") {
 TEST_CASE("generate: greedy is the argmax of the full forward, and top-k 1 equals greedy") {
   Model model(tiny(), 7, 9);
   Rng init(2);
-  perturb(model, init);
+  test::perturb(model, init);
   Rng rng(1);
   SampleOptions greedy;
   greedy.max_new_tokens = 8;  // runs past block_size: the context window slides
@@ -176,7 +148,7 @@ TEST_CASE("decoder: incremental decoding through the caches equals the full forw
       mc.block_size = 9;
       Model model(mc, 7, 4);
       Rng rng(8);
-      perturb(model, rng);
+      test::perturb(model, rng);
       std::vector<int> ids = {1, 5, 2, 6, 0, 3, 3, 4, 1};
       const int T = int(ids.size()), V = 7;
       model.forward(ids.data(), nullptr, 1, T, false, nullptr);
@@ -202,7 +174,7 @@ TEST_CASE("generate: greedy decoding with the KV cache equals decoding without i
   ModelConfig mc = tiny("learned", true, 1);
   Model model(mc, 7, 21);
   Rng init(4);
-  perturb(model, init);
+  test::perturb(model, init);
   SampleOptions opt;
   opt.max_new_tokens = 12;  // crosses block_size (6): the window slides at the end
   opt.temperature = 0.0f;

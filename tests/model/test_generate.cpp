@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "model/generate.h"
 #include "model/model.h"
+#include "model_checks.h"
 
 using namespace attnlab;
 
@@ -29,8 +30,7 @@ ModelConfig tiny(const std::string& kind) {
 // Sharpen the random model so its distributions are far from uniform (decoding choices matter).
 void perturb(Model& model, uint64_t seed) {
   Rng rng(seed);
-  for (auto& p : model.params().all())
-    for (auto& w : p.w) w += 0.4f * rng.normal();
+  test::perturb(model, rng, 0.4f);
 }
 
 // log p(out | src) under the full (uncached) forward, decoding from `start`.

@@ -8,7 +8,7 @@
 #include "config/config.h"
 #include "core/error.h"
 #include "model/model.h"
-#include "ops/gradcheck.h"
+#include "model_checks.h"
 
 using namespace attnlab;
 
@@ -27,10 +27,7 @@ ModelConfig tiny(const std::string& kind) {
   return m;
 }
 
-void perturb(Model& model, Rng& rng) {
-  for (auto& p : model.params().all())
-    for (auto& w : p.w) w += 0.3f * rng.normal();
-}
+using test::perturb;
 
 std::vector<int> random_ids(int n, Rng& rng, int hi = V) {
   std::vector<int> v(n);
@@ -60,8 +57,7 @@ Batch make_batch(const ModelConfig& mc, int n_classes, Rng& rng) {
   return b;
 }
 
-// Every parameter tensor along a random direction d: (L(w + h·d) − L(w − h·d)) / 2h = g·d
-// (see tests/model/test_decoder.cpp for why a directional check).
+// Every parameter tensor along a random direction (model_checks.h).
 void check_gradients(const ModelConfig& mc, int n_classes = 0, float smoothing = 0.0f) {
   Model model(mc, V, 42, n_classes);
   Rng rng(7);
@@ -72,23 +68,7 @@ void check_gradients(const ModelConfig& mc, int n_classes = 0, float smoothing =
   REQUIRE(model.loss_count() > 0);
   model.backward();
   auto loss = [&]() { return double(model.forward(batch, false, nullptr, smoothing)); };
-  Rng dir_rng(99);
-  int checked = 0;
-  for (auto& p : model.params().all()) {
-    const std::vector<float> w0 = p.w;
-    const std::vector<float> d = test::random_normal(p.numel(), dir_rng);
-    const double analytic = test::dot_double(p.g, d);
-    const float h = 3e-3f;
-    auto at = [&](float s) {
-      for (size_t i = 0; i < p.numel(); i++) p.w[i] = w0[i] + s * d[i];
-      return loss();
-    };
-    const double numeric = (at(h) - at(-h)) / (2.0 * h);
-    p.w = w0;
-    INFO(mc.kind << " " << p.name << ": analytic " << analytic << " numeric " << numeric);
-    CHECK(std::fabs(analytic - numeric) <= 3e-3 * std::max(std::fabs(analytic), std::fabs(numeric)) + 1e-4);
-    checked++;
-  }
+  const int checked = test::check_param_directions(model, loss);
   CHECK(checked == int(model.params().all().size()));
 }
 
