@@ -38,13 +38,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-std::string fmt_duration(double s) {
-  if (s < 0 || !std::isfinite(s)) return "?";
-  const long t = long(s + 0.5);
-  if (t >= 3600) return fmt::format("{}h{:02}m", t / 3600, (t / 60) % 60);
-  if (t >= 60) return fmt::format("{}m{:02}s", t / 60, t % 60);
-  return fmt::format("{}s", t);
-}
 
 // Every val row of the run's metrics.jsonl.
 json val_rows(const std::string& dir) {

@@ -27,19 +27,7 @@ using json = nlohmann::json;
 
 namespace {
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
-std::string trim(std::string s) {
-  while (!s.empty() && std::isspace(uint8_t(s.back()))) s.pop_back();
-  size_t i = 0;
-  while (i < s.size() && std::isspace(uint8_t(s[i]))) i++;
-  return s.substr(i);
-}
 
 // Parameter names group into modules: "blocks.<l>.<part>" by layer and part, everything else
 // by its first component ("tok_emb", "lnf", "head").

@@ -1,5 +1,6 @@
 #include "train/run_state.h"
 
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -8,6 +9,8 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+
+#include <fmt/format.h>
 
 #include "core/error.h"
 #include "train/optimizer.h"
@@ -301,6 +304,28 @@ void MetricsLog::truncate_after(int step) {
 void MetricsLog::reset() {
   write_file_atomic(jsonl_, "");
   write_file_atomic(csv_, metrics_csv_header() + "\n");
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string trim(std::string s) {
+  while (!s.empty() && std::isspace(uint8_t(s.back()))) s.pop_back();
+  size_t i = 0;
+  while (i < s.size() && std::isspace(uint8_t(s[i]))) i++;
+  return s.substr(i);
+}
+
+std::string fmt_duration(double s) {
+  if (s < 0 || !std::isfinite(s)) return "?";
+  const long t = long(s + 0.5);
+  if (t >= 3600) return fmt::format("{}h{:02}m", t / 3600, (t / 60) % 60);
+  if (t >= 60) return fmt::format("{}m{:02}s", t / 60, t % 60);
+  return fmt::format("{}s", t);
 }
 
 }  // namespace attnlab

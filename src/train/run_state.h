@@ -93,4 +93,9 @@ class MetricsLog {
   std::string jsonl_, csv_;
 };
 
+// ---- small helpers shared by the trainer, inspect and the experiment runner ----
+std::string read_text(const std::string& path);  // the whole file ("" if it cannot be read)
+std::string trim(std::string s);                 // without leading and trailing whitespace
+std::string fmt_duration(double seconds);        // "42s", "3m05s", "1h02m"; "?" if negative or not finite
+
 }  // namespace attnlab

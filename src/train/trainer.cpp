@@ -32,13 +32,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string fmt_duration(double s) {
-  if (s < 0 || !std::isfinite(s)) return "?";
-  const long t = long(s + 0.5);
-  if (t >= 3600) return fmt::format("{}h{:02}m", t / 3600, (t / 60) % 60);
-  if (t >= 60) return fmt::format("{}m{:02}s", t / 60, t % 60);
-  return fmt::format("{}s", t);
-}
 
 // Console output: a live progress line on a terminal, plain lines otherwise;
 // every plain line is also appended to train.log.
@@ -129,19 +122,7 @@ class SignalScope {
 // (and so on memory alignment), so it is not printed.
 std::string nonfinite_text(double v) { return std::isnan(v) ? "nan" : v > 0 ? "inf" : "-inf"; }
 
-std::string trim(std::string s) {
-  while (!s.empty() && std::isspace(uint8_t(s.back()))) s.pop_back();
-  size_t i = 0;
-  while (i < s.size() && std::isspace(uint8_t(s[i]))) i++;
-  return s.substr(i);
-}
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 bool is_step_file(const std::string& name) {
   return name.rfind("step_", 0) == 0 && name.size() > 12 &&
