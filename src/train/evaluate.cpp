@@ -50,18 +50,23 @@ EvalReport evaluate(Model& model, const Dataset& data, const Config& cfg, const 
   }
   const double loss = loss_sum / cfg.train.eval_batches;
   const double acc = counted > 0 ? double(correct) / double(counted) : 0.0;
-  auto put = [&](const std::string& name, double v) {
-    rep.names.push_back(name);
-    rep.values[name] = v;
+  // the task declares its metrics (names and order); text data has loss, ppl and token_acc
+  rep.names = task ? task->metrics() : std::vector<std::string>{"loss", "ppl", "token_acc"};
+  rep.values["loss"] = loss;
+  rep.values["ppl"] = std::exp(std::min(loss, 80.0));
+  // the teacher-forced accuracy over the counted targets, under the name the task uses for it
+  for (const char* name : {"token_acc", "label_acc", "class_acc"}) rep.values[name] = acc;
+  auto keep_declared = [&] {
+    std::map<std::string, double> declared;
+    for (const auto& n : rep.names)
+      if (rep.values.count(n)) declared[n] = rep.values[n];
+    rep.values = std::move(declared);
+    std::erase_if(rep.names, [&](const std::string& n) { return !rep.values.count(n); });
   };
-  put("loss", loss);
-  const TaskFormat format = task ? task->format() : TaskFormat::seq2seq;
-  if (!task || format != TaskFormat::classify) put("ppl", std::exp(std::min(loss, 80.0)));
-  if (!task) put("token_acc", acc);
-  else if (format == TaskFormat::labelled) put("label_acc", acc);
-  else if (format == TaskFormat::classify) put("class_acc", acc);
-  else put("token_acc", acc);
-  if (!task || format != TaskFormat::seq2seq || !opt.decode) return rep;
+  if (!task || task->format() != TaskFormat::seq2seq || !opt.decode) {
+    keep_declared();
+    return rep;
+  }
 
   // decoding: exact match and position-wise accuracy of the decoded answers
   const auto& examples = task->eval_set(opt.split);
@@ -81,8 +86,9 @@ EvalReport evaluate(Model& model, const Dataset& data, const Config& cfg, const 
     }
     rep.examples.push_back({task->show(ex.input), task->show(ex.output), task->show(got), ok});
   }
-  put("exact_match", n > 0 ? double(exact) / n : 0.0);
-  put("greedy_token_acc", pos_total > 0 ? double(pos_ok) / double(pos_total) : 0.0);
+  rep.values["exact_match"] = n > 0 ? double(exact) / n : 0.0;
+  rep.values["greedy_token_acc"] = pos_total > 0 ? double(pos_ok) / double(pos_total) : 0.0;
+  keep_declared();
   return rep;
 }
 
