@@ -41,26 +41,20 @@ Stack::Stack(const ModelConfig& cfg, const std::string& prefix, const std::strin
     s.ln_b = store.add(name + ".b", {C}, ParamKind::norm);
     fill_const(s.ln_w, 1.0f);
   };
+  // an attention sublayer: its layernorm `ln`, then the slot's module named `name`
+  auto attention = [&](Kind kind, const std::string& slot, int l, const std::string& ln, const std::string& name) {
+    Sub s{kind};
+    norm(s, ln);
+    AttentionSpec spec = slot_spec(cfg, slot, l);
+    spec.name = name;
+    spec.n_layers = cfg.n_layers;
+    s.attn = make_attention(spec, store, rng);
+    subs_.push_back(std::move(s));
+  };
   for (int l = 0; l < n_layers; l++) {
     const std::string p = prefix + "blocks." + std::to_string(l);
-    {
-      Sub s{Kind::self_attn};
-      norm(s, p + ".ln1");
-      AttentionSpec spec = slot_spec(cfg, self_slot, l);
-      spec.name = p + ".attn";
-      spec.n_layers = cfg.n_layers;
-      s.attn = make_attention(spec, store, rng);
-      subs_.push_back(std::move(s));
-    }
-    if (!cross_slot.empty()) {
-      Sub s{Kind::cross_attn};
-      norm(s, p + ".lnx");
-      AttentionSpec spec = slot_spec(cfg, cross_slot, l);
-      spec.name = p + ".xattn";
-      spec.n_layers = cfg.n_layers;
-      s.attn = make_attention(spec, store, rng);
-      subs_.push_back(std::move(s));
-    }
+    attention(Kind::self_attn, self_slot, l, p + ".ln1", p + ".attn");
+    if (!cross_slot.empty()) attention(Kind::cross_attn, cross_slot, l, p + ".lnx", p + ".xattn");
     Sub s{Kind::mlp};
     norm(s, p + ".ln2");
     s.fc_w = store.add(p + ".mlp.fc.w", {F, C}, ParamKind::weight);
@@ -477,10 +471,11 @@ float Model::token_loss(const int* targets, int N, float smoothing, bool train) 
 
 float Model::forward(const int* ids, const int* targets, int B, int T, bool train, Rng* rng, float label_smoothing) {
   if (kind_ == "encoder_decoder") user_error("an encoder_decoder model needs a source: use forward(Batch)");
-  Batch b;
+  Batch& b = ids_batch_;  // reused: no allocation once the shape has been seen
   b.B = B, b.T = T;
   b.x.assign(ids, ids + size_t(B) * T);
   if (targets) b.y.assign(targets, targets + size_t(B) * T);
+  else b.y.clear();
   return forward(b, train, rng, label_smoothing);
 }
 

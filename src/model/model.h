@@ -162,6 +162,7 @@ class Model {
   std::vector<float> lnf_, lnf_mean_, lnf_rstd_, pooled_, logits_, probs_, losses_;
   int loss_count_ = 0, correct_ = 0;
   int cache_B_ = 0, cache_len_ = 0;
+  Batch ids_batch_;  // forward(ids, targets, ...) copies into it
   std::vector<float> mem_cache_;  // encoded source for decoding (reordered by cache_reorder)
   std::vector<unsigned char> mem_keep_cache_;
   int mem_S_ = 0;

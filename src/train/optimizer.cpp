@@ -45,16 +45,23 @@ void AdamW::step(float lr) {
 // order. The same gradients therefore give the same bits with 1 or 2 threads.
 double grad_norm(const ParamStore& store) {
   constexpr size_t kChunk = 1 << 16;
-  std::vector<std::pair<const float*, size_t>> chunks;
+  // reused from call to call: the training step allocates nothing once it has run
+  static thread_local std::vector<std::pair<const float*, size_t>> chunks;
+  static thread_local std::vector<double> part;
+  chunks.clear();
   for (const auto& p : store.all())
     for (size_t o = 0; o < p.g.size(); o += kChunk) chunks.push_back({p.g.data() + o, std::min(kChunk, p.g.size() - o)});
-  std::vector<double> part(chunks.size());
+  part.resize(chunks.size());
+  // the worker threads must see this thread's buffers, not their own thread_local copies
+  const auto* ch = chunks.data();
+  double* pt = part.data();
+  const long n = long(chunks.size());
 #pragma omp parallel for schedule(static)
-  for (long c = 0; c < long(chunks.size()); c++) {
-    const float* g = chunks[size_t(c)].first;
+  for (long c = 0; c < n; c++) {
+    const float* g = ch[c].first;
     double s = 0.0;
-    for (size_t k = 0; k < chunks[size_t(c)].second; k++) s += double(g[k]) * double(g[k]);
-    part[size_t(c)] = s;
+    for (size_t k = 0; k < ch[c].second; k++) s += double(g[k]) * double(g[k]);
+    pt[c] = s;
   }
   double s = 0.0;
   for (double x : part) s += x;
