@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "core/rng.h"
@@ -13,6 +14,18 @@
 #include "ops/gradcheck.h"
 
 namespace attnlab::test {
+
+// A tiny model of `kind`: 2 layers, 2 heads.
+inline ModelConfig tiny_config(const std::string& kind, int d_model, int d_ff, int block_size) {
+  ModelConfig m;
+  m.kind = kind;
+  m.n_layers = 2;
+  m.d_model = d_model;
+  m.n_heads = 2;
+  m.d_ff = d_ff;
+  m.block_size = block_size;
+  return m;
+}
 
 // Scale the initial weights up so the tiny network is far from its init's near-linear regime
 // and every path carries a gradient a finite difference can resolve.

@@ -16,16 +16,7 @@ namespace {
 
 constexpr int V = 7;
 
-ModelConfig tiny(const std::string& kind) {
-  ModelConfig m;
-  m.kind = kind;
-  m.n_layers = 2;
-  m.d_model = 16;
-  m.n_heads = 2;
-  m.d_ff = 24;
-  m.block_size = 12;
-  return m;
-}
+ModelConfig tiny(const std::string& kind) { return test::tiny_config(kind, 16, 24, 12); }
 
 // Sharpen the random model so its distributions are far from uniform (decoding choices matter).
 void perturb(Model& model, uint64_t seed) {

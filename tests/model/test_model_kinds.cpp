@@ -16,16 +16,7 @@ namespace {
 
 constexpr int V = 9;
 
-ModelConfig tiny(const std::string& kind) {
-  ModelConfig m;
-  m.kind = kind;
-  m.n_layers = 2;
-  m.d_model = 8;
-  m.n_heads = 2;
-  m.d_ff = 12;
-  m.block_size = 8;
-  return m;
-}
+ModelConfig tiny(const std::string& kind) { return test::tiny_config(kind, 8, 12, 8); }
 
 using test::perturb;
 
