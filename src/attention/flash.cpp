@@ -198,22 +198,32 @@ inline float exp_row(float* s, int ncp, float c) {
   return hsum(sum);
 }
 
-// Packs src [rows, D] (row stride D) as dst [rows, Dp] (zero columns D..Dp).
-void pack_rows(float* dst, const float* src, int rows, int D, int Dp) {
+// Packs src [rows, D] (row stride rs) as dst [rows, Dp] (zero columns D..Dp).
+void pack_rows(float* dst, const float* src, size_t rs, int rows, int D, int Dp) {
   for (int r = 0; r < rows; r++) {
-    std::memcpy(dst + size_t(r) * Dp, src + size_t(r) * D, sizeof(float) * D);
+    std::memcpy(dst + size_t(r) * Dp, src + size_t(r) * rs, sizeof(float) * D);
     std::fill(dst + size_t(r) * Dp + D, dst + size_t(r) * Dp + Dp, 0.0f);
   }
 }
 
-// Packs src [rows, D] as dstᵀ [D, ld] (zero columns rows..ld).
-void pack_transposed(float* dst, const float* src, int rows, int D, int ld) {
+// Packs src [rows, D] (row stride rs) as dstᵀ [D, ld] (zero columns rows..ld).
+void pack_transposed(float* dst, const float* src, size_t rs, int rows, int D, int ld) {
   for (int d = 0; d < D; d++) {
     float* o = dst + size_t(d) * ld;
-    for (int r = 0; r < rows; r++) o[r] = src[size_t(r) * D + d];
+    for (int r = 0; r < rows; r++) o[r] = src[size_t(r) * rs + d];
     std::fill(o + rows, o + ld, 0.0f);
   }
 }
+
+// Where the rows of (b, h) start, and their stride, in a head-major or token-major buffer
+// (FlashShape's ldq / ldk).
+struct Layout {
+  size_t sb, sh, rs;  // strides of b, h and t
+  Layout(int H, int T, int D, int ld)
+      : sb(ld > 0 ? size_t(T) * ld : size_t(H) * T * D), sh(ld > 0 ? size_t(D) : size_t(T) * D),
+        rs(ld > 0 ? size_t(ld) : size_t(D)) {}
+  size_t at(int b, int h) const { return size_t(b) * sb + size_t(h) * sh; }
+};
 
 // Recomputes the tile P[mr, ncp] = exp(S − L) (row stride kFlashBlockK) from the scores already
 // in P: rows whose L is −inf (no visible key) are all 0.
@@ -262,6 +272,7 @@ void flash_forward(float* out, float* lse, const float* q, const float* k, const
   const int group = Hq / Hkv, Dp = round16(D), Tkp = round16(Tk);
   constexpr int BQ = kFlashBlockQ, BK = kFlashBlockK;
   if (Tq == 0) return;
+  const Layout lq(Hq, Tq, D, sh.ldq), lk(Hkv, Tk, D, sh.ldk);
   const bool par = double(B) * Hq * Tq * Tk * D >= kParallelMinWork;
   // Kᵀ [D, Tk'] and V [Tk', D'] of every (b, kv head). When D and Tk are already multiples of 16,
   // V is read in place (no padded copy: the workspace stays O(Tk·D) smaller).
@@ -270,13 +281,14 @@ void flash_forward(float* out, float* lse, const float* q, const float* k, const
   float* vpack = v_in_place ? nullptr : grow(ws.vp, size_t(B) * Hkv * Tkp * Dp);
 #pragma omp parallel for schedule(static) if (par)
   for (int bg = 0; bg < B * Hkv; bg++) {
-    pack_transposed(kt + size_t(bg) * D * Tkp, k + size_t(bg) * Tk * D, Tk, D, Tkp);
+    const size_t src = lk.at(bg / Hkv, bg % Hkv);
+    pack_transposed(kt + size_t(bg) * D * Tkp, k + src, lk.rs, Tk, D, Tkp);
     if (v_in_place) continue;
     float* vo = vpack + size_t(bg) * Tkp * Dp;
-    pack_rows(vo, v + size_t(bg) * Tk * D, Tk, D, Dp);
+    pack_rows(vo, v + src, lk.rs, Tk, D, Dp);
     std::fill(vo + size_t(Tk) * Dp, vo + size_t(Tkp) * Dp, 0.0f);
   }
-  const float* vp = v_in_place ? v : vpack;
+  const size_t vs = v_in_place ? lk.rs : size_t(Dp);  // row stride of V as read
   ensure_thread_tiles(ws, size_t(BQ) * BK + size_t(BQ) * Dp + 2 * BQ);
   const int nqb = (Tq + BQ - 1) / BQ;
 
@@ -293,9 +305,9 @@ void flash_forward(float* out, float* lse, const float* q, const float* k, const
           const int g = h / group, i0 = qb * BQ, mr = std::min(BQ, Tq - i0);
           const TileCtx t{&opt, Tk, Tk - Tq, opt.key_keep ? opt.key_keep + size_t(b) * Tk : nullptr,
                           opt.alibi_slopes ? opt.alibi_slopes[h] : 0.0f, opt.alibi_slopes != nullptr};
-          const float* Q = q + ((size_t(b) * Hq + h) * Tq + i0) * D;
+          const float* Q = q + lq.at(b, h) + size_t(i0) * lq.rs;
           const float* KT = kt + (size_t(b) * Hkv + g) * D * Tkp;
-          const float* V = vp + (size_t(b) * Hkv + g) * Tkp * Dp;
+          const float* V = v_in_place ? v + lk.at(b, g) : vpack + (size_t(b) * Hkv + g) * Tkp * Dp;
           std::fill(acc, acc + size_t(mr) * Dp, 0.0f);
           std::fill(mrow, mrow + mr, kNegInf);
           std::fill(lrow, lrow + mr, 0.0f);
@@ -304,7 +316,7 @@ void flash_forward(float* out, float* lse, const float* q, const float* k, const
           for (int j0 = klo / BK * BK; j0 < khi; j0 += BK) {
             const int nc = std::min(BK, Tk - j0), ncp = round16(nc);
             // S = Q Kᵀ for this tile (scale and mask below)
-            tile_gemm(mr, ncp, D, Q, D, 1, KT + j0, Tkp, S, BK, false);
+            tile_gemm(mr, ncp, D, Q, lq.rs, 1, KT + j0, Tkp, S, BK, false);
             const bool full = tile_full(t, i0, mr, j0, nc, ncp);
             for (int r = 0; r < mr; r++) {
               float* s = S + size_t(r) * BK;
@@ -325,12 +337,12 @@ void flash_forward(float* out, float* lse, const float* q, const float* k, const
               mrow[r] = m_new;
             }
             // O += P V
-            tile_gemm(mr, Dp, ncp, S, BK, 1, V + size_t(j0) * Dp, Dp, acc, Dp, true);
+            tile_gemm(mr, Dp, ncp, S, BK, 1, V + size_t(j0) * vs, vs, acc, Dp, true);
           }
-          float* O = out + ((size_t(b) * Hq + h) * Tq + i0) * D;
+          float* O = out + lq.at(b, h) + size_t(i0) * lq.rs;
           float* L = lse + (size_t(b) * Hq + h) * Tq + i0;
           for (int r = 0; r < mr; r++) {
-            float* o = O + size_t(r) * D;
+            float* o = O + size_t(r) * lq.rs;
             if (lrow[r] == 0.0f) {  // the row sees no key
               std::fill(o, o + D, 0.0f);
               L[r] = kNegInf;
@@ -353,10 +365,17 @@ void flash_backward(float* dq, float* dk, float* dv, const float* dout, const fl
   const int B = sh.B, Hq = sh.Hq, Hkv = sh.Hkv, Tq = sh.Tq, Tk = sh.Tk, D = sh.D;
   const int group = Hq / Hkv, Dp = round16(D), Tkp = round16(Tk);
   constexpr int BQ = kFlashBlockQ, BK = kFlashBlockK;
+  const Layout lq(Hq, Tq, D, sh.ldq), lk(Hkv, Tk, D, sh.ldk);
   if (Tq == 0 || Tk == 0) {
-    std::fill(dq, dq + size_t(B) * Hq * Tq * D, 0.0f);
-    std::fill(dk, dk + size_t(B) * Hkv * Tk * D, 0.0f);
-    std::fill(dv, dv + size_t(B) * Hkv * Tk * D, 0.0f);
+    for (int b = 0; b < B; b++) {
+      for (int h = 0; h < Hq; h++)
+        for (int i = 0; i < Tq; i++) std::fill_n(dq + lq.at(b, h) + size_t(i) * lq.rs, D, 0.0f);
+      for (int g = 0; g < Hkv; g++)
+        for (int j = 0; j < Tk; j++) {
+          std::fill_n(dk + lk.at(b, g) + size_t(j) * lk.rs, D, 0.0f);
+          std::fill_n(dv + lk.at(b, g) + size_t(j) * lk.rs, D, 0.0f);
+        }
+    }
     return;
   }
   const bool par = double(B) * Hq * Tq * Tk * D >= kParallelMinWork;
@@ -371,33 +390,48 @@ void flash_backward(float* dq, float* dk, float* dv, const float* dout, const fl
   float* delta = grow(ws.delta, size_t(B) * Hq * Tq);
 #pragma omp parallel for schedule(static) if (par)
   for (int bg = 0; bg < B * Hkv; bg++) {
-    const float* K = k + size_t(bg) * Tk * D;
-    pack_transposed(kt + size_t(bg) * D * Tkp, K, Tk, D, Tkp);
-    pack_transposed(vt + size_t(bg) * D * Tkp, v + size_t(bg) * Tk * D, Tk, D, Tkp);
+    const size_t src = lk.at(bg / Hkv, bg % Hkv);
+    pack_transposed(kt + size_t(bg) * D * Tkp, k + src, lk.rs, Tk, D, Tkp);
+    pack_transposed(vt + size_t(bg) * D * Tkp, v + src, lk.rs, Tk, D, Tkp);
     if (k_in_place) continue;
     float* ko = kpack + size_t(bg) * Tkp * Dp;
-    pack_rows(ko, K, Tk, D, Dp);
+    pack_rows(ko, k + src, lk.rs, Tk, D, Dp);
     std::fill(ko + size_t(Tk) * Dp, ko + size_t(Tkp) * Dp, 0.0f);
   }
-  const float* kp = k_in_place ? k : kpack;
-  const float* qp = rows_in_place ? q : qpack;
-  const float* dop = rows_in_place ? dout : dopack;
-  // Q and dO as [Tq, D'] rows; D_i = rowsum(dO ∘ O)
+  // Rows of K (for dQ += dS K), Q and dO as read: in place, or the padded copies.
+  const size_t ks = k_in_place ? lk.rs : size_t(Dp), qs = rows_in_place ? lq.rs : size_t(Dp);
+  auto krows = [&](int b, int g) {
+    return k_in_place ? k + lk.at(b, g) : kpack + (size_t(b) * Hkv + g) * Tkp * Dp;
+  };
+  auto qrows = [&](int b, int h) {
+    return rows_in_place ? q + lq.at(b, h) : qpack + (size_t(b) * Hq + h) * Tq * Dp;
+  };
+  auto dorows = [&](int b, int h) {
+    return rows_in_place ? dout + lq.at(b, h) : dopack + (size_t(b) * Hq + h) * Tq * Dp;
+  };
+  // D_i = rowsum(dO ∘ O)
 #pragma omp parallel for schedule(static) if (par)
   for (int bh = 0; bh < B * Hq; bh++) {
-    const size_t base = size_t(bh) * Tq * D;
+    const size_t base = lq.at(bh / Hq, bh % Hq);
     if (!rows_in_place) {
-      pack_rows(qpack + size_t(bh) * Tq * Dp, q + base, Tq, D, Dp);
-      pack_rows(dopack + size_t(bh) * Tq * Dp, dout + base, Tq, D, Dp);
+      pack_rows(qpack + size_t(bh) * Tq * Dp, q + base, lq.rs, Tq, D, Dp);
+      pack_rows(dopack + size_t(bh) * Tq * Dp, dout + base, lq.rs, Tq, D, Dp);
     }
     for (int i = 0; i < Tq; i++) {
+      const float* a = dout + base + size_t(i) * lq.rs;
+      const float* o = out + base + size_t(i) * lq.rs;
       float s = 0.0f;
-      for (int d = 0; d < D; d++) s += dout[base + size_t(i) * D + d] * out[base + size_t(i) * D + d];
+      for (int d = 0; d < D; d++) s += a[d] * o[d];
       delta[size_t(bh) * Tq + i] = s;
     }
   }
-  ensure_thread_tiles(ws, 2 * size_t(BQ) * BK + 2 * size_t(std::max(BQ, BK)) * Dp);
   const int nqb = (Tq + BQ - 1) / BQ, nkb = (Tk + BK - 1) / BK;
+  const int threads = par ? omp_get_max_threads() : 1;
+  const bool fused = opt.backward == FlashBackward::fused ||
+                     (opt.backward == FlashBackward::automatic &&
+                      ((B * Hkv) % threads == 0 || B * Hkv >= 8 * threads));
+  const size_t dq_floats = fused ? size_t(group) * Tq * Dp : 0;  // fused: dQ of the task's heads
+  ensure_thread_tiles(ws, 2 * size_t(BQ) * BK + 2 * size_t(std::max(BQ, BK)) * Dp + dq_floats);
   const float scale = opt.scale;
   auto ctx = [&](int b, int h) {
     return TileCtx{&opt, Tk, Tk - Tq, opt.key_keep ? opt.key_keep + size_t(b) * Tk : nullptr,
@@ -408,10 +442,10 @@ void flash_backward(float* dq, float* dk, float* dv, const float* dout, const fl
     const int g = h / group;
     const TileCtx t = ctx(b, h);
     const size_t bh = size_t(b) * Hq + h, bg = size_t(b) * Hkv + g;
-    tile_gemm(mr, ncp, D, qp + (bh * Tq + i0) * Dp, Dp, 1, kt + bg * D * Tkp + j0, Tkp, P, BK, false);
+    tile_gemm(mr, ncp, D, qrows(b, h) + i0 * qs, qs, 1, kt + bg * D * Tkp + j0, Tkp, P, BK, false);
     probs_from_lse(P, mr, ncp, nc, i0, j0, lse + bh * Tq + i0, t, tile_full(t, i0, mr, j0, nc, ncp));
     // dP = dO Vᵀ, then dS = P ∘ (dP − D_i) in place
-    tile_gemm(mr, ncp, D, dop + (bh * Tq + i0) * Dp, Dp, 1, vt + bg * D * Tkp + j0, Tkp, dS, BK, false);
+    tile_gemm(mr, ncp, D, dorows(b, h) + i0 * qs, qs, 1, vt + bg * D * Tkp + j0, Tkp, dS, BK, false);
     const float* Di = delta + bh * Tq + i0;
     for (int r = 0; r < mr; r++) {
       float* ds = dS + size_t(r) * BK;
@@ -424,6 +458,39 @@ void flash_backward(float* dq, float* dk, float* dv, const float* dout, const fl
     const int off = Tk - Tq;
     return Band{band(i0 + off, Tk, opt.causal, opt.window).lo, band(i0 + mr - 1 + off, Tk, opt.causal, opt.window).hi};
   };
+  // dK_g, dV_g of key block kb, summed over the group's heads and the query blocks that see the
+  // keys (in that order), written out scaled; with dQ non-null also dQ_h += dS K for every tile.
+  auto key_block = [&](float* P, float* dS, float* dK, float* dV, float* dQ, int b, int g, int kb) {
+    const int j0 = kb * BK, nc = std::min(BK, Tk - j0), ncp = round16(nc);
+    std::fill(dK, dK + size_t(ncp) * Dp, 0.0f);
+    std::fill(dV, dV + size_t(ncp) * Dp, 0.0f);
+    const float* Kb = krows(b, g) + size_t(j0) * ks;
+    for (int h = g * group; h < (g + 1) * group; h++)
+      for (int qb = 0; qb < nqb; qb++) {
+        const int i0 = qb * BQ, mr = std::min(BQ, Tq - i0);
+        const Band kr = key_range(i0, mr);
+        if (kr.hi <= j0 || kr.lo >= j0 + nc) continue;  // no query of the block sees these keys
+        tile_grads(P, dS, b, h, i0, mr, j0, nc, ncp);
+        // dV += Pᵀ dO ;  dK += dSᵀ Q   (A read transposed: A(c, r) = P[r, c])
+        tile_gemm(ncp, Dp, mr, P, 1, BK, dorows(b, h) + i0 * qs, qs, dV, Dp, true);
+        tile_gemm(ncp, Dp, mr, dS, 1, BK, qrows(b, h) + i0 * qs, qs, dK, Dp, true);
+        // dQ += dS K
+        if (dQ) tile_gemm(mr, Dp, ncp, dS, BK, 1, Kb, ks, dQ + (size_t(h - g * group) * Tq + i0) * Dp, Dp, true);
+      }
+    for (int c = 0; c < nc; c++) {
+      float* dko = dk + lk.at(b, g) + size_t(j0 + c) * lk.rs;
+      float* dvo = dv + lk.at(b, g) + size_t(j0 + c) * lk.rs;
+      for (int d = 0; d < D; d++) {
+        dko[d] = scale * dK[size_t(c) * Dp + d];
+        dvo[d] = dV[size_t(c) * Dp + d];
+      }
+    }
+  };
+  auto write_dq = [&](const float* dQ, int b, int h, int i0, int mr) {
+    float* dqo = dq + lq.at(b, h) + size_t(i0) * lq.rs;
+    for (int r = 0; r < mr; r++)
+      for (int d = 0; d < D; d++) dqo[size_t(r) * lq.rs + d] = scale * dQ[size_t(r) * Dp + d];
+  };
 
 #pragma omp parallel if (par)
   {
@@ -431,60 +498,44 @@ void flash_backward(float* dq, float* dk, float* dv, const float* dout, const fl
     float* dS = P + size_t(BQ) * BK;                           // [BQ, BK]
     float* acc1 = dS + size_t(BQ) * BK;                        // [max(BQ,BK), Dp]
     float* acc2 = acc1 + size_t(std::max(BQ, BK)) * Dp;        // [BK, Dp]
-
-    // dK_g, dV_g: one task per (b, kv head, key block), summing over the group's heads and the
-    // query blocks that see the keys
-#pragma omp for collapse(3) schedule(static, 1)
-    for (int b = 0; b < B; b++)
-      for (int g = 0; g < Hkv; g++)
-        for (int kb = 0; kb < nkb; kb++) {
-          const int j0 = kb * BK, nc = std::min(BK, Tk - j0), ncp = round16(nc);
-          float* dK = acc1;
-          float* dV = acc2;
-          std::fill(dK, dK + size_t(ncp) * Dp, 0.0f);
-          std::fill(dV, dV + size_t(ncp) * Dp, 0.0f);
+    if (fused) {
+      // one task per (b, kv head): every key block once; dQ of the group's heads accumulates
+      // over the key blocks in increasing order, as the split schedule sums it
+      float* dQ = acc2 + size_t(BK) * Dp;  // [group, Tq, Dp]
+#pragma omp for collapse(2) schedule(static, 1)
+      for (int b = 0; b < B; b++)
+        for (int g = 0; g < Hkv; g++) {
+          std::fill(dQ, dQ + dq_floats, 0.0f);
+          for (int kb = 0; kb < nkb; kb++) key_block(P, dS, acc1, acc2, dQ, b, g, kb);
           for (int h = g * group; h < (g + 1) * group; h++)
-            for (int qb = 0; qb < nqb; qb++) {
-              const int i0 = qb * BQ, mr = std::min(BQ, Tq - i0);
-              const Band kr = key_range(i0, mr);
-              if (kr.hi <= j0 || kr.lo >= j0 + nc) continue;  // no query of the block sees these keys
-              tile_grads(P, dS, b, h, i0, mr, j0, nc, ncp);
-              const size_t bh = size_t(b) * Hq + h;
-              // dV += Pᵀ dO ;  dK += dSᵀ Q   (A read transposed: A(c, r) = P[r, c])
-              tile_gemm(ncp, Dp, mr, P, 1, BK, dop + (bh * Tq + i0) * Dp, Dp, dV, Dp, true);
-              tile_gemm(ncp, Dp, mr, dS, 1, BK, qp + (bh * Tq + i0) * Dp, Dp, dK, Dp, true);
-            }
-          const size_t bg = size_t(b) * Hkv + g;
-          for (int c = 0; c < nc; c++) {
-            float* dko = dk + (bg * Tk + j0 + c) * D;
-            float* dvo = dv + (bg * Tk + j0 + c) * D;
-            for (int d = 0; d < D; d++) {
-              dko[d] = scale * dK[size_t(c) * Dp + d];
-              dvo[d] = dV[size_t(c) * Dp + d];
-            }
-          }
+            write_dq(dQ + size_t(h - g * group) * Tq * Dp, b, h, 0, Tq);
         }
-
-    // dQ_h: one task per (b, h, query block), summing over the key blocks it sees
+    } else {
+      // dK_g, dV_g: one task per (b, kv head, key block)
 #pragma omp for collapse(3) schedule(static, 1)
-    for (int b = 0; b < B; b++)
-      for (int h = 0; h < Hq; h++)
-        for (int qb = 0; qb < nqb; qb++) {
-          const int g = h / group, i0 = qb * BQ, mr = std::min(BQ, Tq - i0);
-          float* dQ = acc1;
-          std::fill(dQ, dQ + size_t(mr) * Dp, 0.0f);
-          const Band kr = key_range(i0, mr);
-          const size_t bg = size_t(b) * Hkv + g;
-          for (int j0 = kr.lo / BK * BK; j0 < kr.hi; j0 += BK) {
-            const int nc = std::min(BK, Tk - j0), ncp = round16(nc);
-            tile_grads(P, dS, b, h, i0, mr, j0, nc, ncp);
-            // dQ += dS K
-            tile_gemm(mr, Dp, ncp, dS, BK, 1, kp + (bg * Tkp + j0) * Dp, Dp, dQ, Dp, true);
+      for (int b = 0; b < B; b++)
+        for (int g = 0; g < Hkv; g++)
+          for (int kb = 0; kb < nkb; kb++) key_block(P, dS, acc1, acc2, nullptr, b, g, kb);
+
+      // dQ_h: one task per (b, h, query block), summing over the key blocks it sees
+#pragma omp for collapse(3) schedule(static, 1)
+      for (int b = 0; b < B; b++)
+        for (int h = 0; h < Hq; h++)
+          for (int qb = 0; qb < nqb; qb++) {
+            const int g = h / group, i0 = qb * BQ, mr = std::min(BQ, Tq - i0);
+            float* dQ = acc1;
+            std::fill(dQ, dQ + size_t(mr) * Dp, 0.0f);
+            const Band kr = key_range(i0, mr);
+            const float* K = krows(b, g);
+            for (int j0 = kr.lo / BK * BK; j0 < kr.hi; j0 += BK) {
+              const int nc = std::min(BK, Tk - j0), ncp = round16(nc);
+              tile_grads(P, dS, b, h, i0, mr, j0, nc, ncp);
+              // dQ += dS K
+              tile_gemm(mr, Dp, ncp, dS, BK, 1, K + size_t(j0) * ks, ks, dQ, Dp, true);
+            }
+            write_dq(dQ, b, h, i0, mr);
           }
-          float* dqo = dq + ((size_t(b) * Hq + h) * Tq + i0) * D;
-          for (int r = 0; r < mr; r++)
-            for (int d = 0; d < D; d++) dqo[size_t(r) * D + d] = scale * dQ[size_t(r) * Dp + d];
-        }
+    }
   }
 }
 
@@ -494,12 +545,13 @@ void flash_weights(float* P, const float* q, const float* k, const float* lse, c
                    const FlashOptions& opt) {
   const int B = sh.B, Hq = sh.Hq, Hkv = sh.Hkv, Tq = sh.Tq, Tk = sh.Tk, D = sh.D;
   const int group = Hq / Hkv, off = Tk - Tq;
+  const Layout lq(Hq, Tq, D, sh.ldq), lk(Hkv, Tk, D, sh.ldk);
 #pragma omp parallel for collapse(2) schedule(static) if (double(B) * Hq * Tq * Tk * D >= kParallelMinWork)
   for (int b = 0; b < B; b++)
     for (int h = 0; h < Hq; h++) {
       const unsigned char* keep = opt.key_keep ? opt.key_keep + size_t(b) * Tk : nullptr;
       const float slope = opt.alibi_slopes ? opt.alibi_slopes[h] : 0.0f;
-      const float* K = k + (size_t(b) * Hkv + h / group) * Tk * D;
+      const float* K = k + lk.at(b, h / group);
       for (int i = 0; i < Tq; i++) {
         const size_t row = (size_t(b) * Hq + h) * Tq + i;
         float* w = P + row * Tk;
@@ -508,11 +560,12 @@ void flash_weights(float* P, const float* q, const float* k, const float* lse, c
         if (L == kNegInf) continue;
         const int p = i + off;
         const Band bd = band(p, Tk, opt.causal, opt.window);
-        const float* Qi = q + row * D;
+        const float* Qi = q + lq.at(b, h) + size_t(i) * lq.rs;
         for (int j = bd.lo; j < bd.hi; j++) {
           if (keep && !keep[j]) continue;
+          const float* Kj = K + size_t(j) * lk.rs;
           float s = 0.0f;
-          for (int d = 0; d < D; d++) s += Qi[d] * K[size_t(j) * D + d];
+          for (int d = 0; d < D; d++) s += Qi[d] * Kj[d];
           s *= opt.scale;
           if (opt.alibi_slopes) s -= slope * float(std::abs(p - j));
           w[j] = std::exp(s - L);

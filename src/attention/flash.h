@@ -1,8 +1,8 @@
 // FlashAttention on the CPU: exact softmax attention computed tile by tile, never holding the
 // Tq×Tk score matrix (Dao et al. 2022, "FlashAttention: Fast and Memory-Efficient Exact
 // Attention with IO-Awareness"; the backward and the work partition follow FlashAttention-2,
-// Dao 2023). These are free functions over head-major buffers, so that another backend (CUDA)
-// can stand in for them behind the same signature.
+// Dao 2023). These are free functions over plain buffers (head-major or token-major), so that
+// another backend (CUDA) can stand in for them behind the same signature.
 //
 // Per batch b and query head h (kv head g = h / (Hq/Hkv)), with S = s·Q_h K_gᵀ + A_h + M:
 //   forward   O_h = softmax_rows(S) V_g        L_h[i] = log Σ_j exp(S[i,j])   (the log-sum-exp)
@@ -23,9 +23,8 @@
 // (b, h) plus a few tiles per thread; no buffer is Tq×Tk.
 //
 // Determinism: every output element is computed by one task in a fixed order (forward: one
-// task per (b, h, query block); backward: dK/dV per (b, kv head, key block), dQ per
-// (b, h, query block), P recomputed in each), so results are bitwise the same for any thread
-// count and schedule.
+// task per (b, h, query block); backward: see FlashBackward — both schedules sum every element
+// in the same order), so results are bitwise the same for any thread count and schedule.
 #pragma once
 #include <cstddef>
 #include <vector>
@@ -40,16 +39,30 @@ namespace attnlab {
 constexpr int kFlashBlockQ = 64;
 constexpr int kFlashBlockK = 64;
 
+// How the backward is scheduled. Both give bitwise the same results (every sum runs in the same
+// order); auto picks by the thread count, the others are for tests.
+//   fused  one task per (b, kv head): each key block once, dK/dV/dQ from the same recomputed P
+//          (5 tile products per tile); balanced when B·Hkv is a multiple of the threads or large.
+//   split  dK/dV per (b, kv head, key block), then dQ per (b, h, query block), P recomputed in
+//          each (7 tile products per tile), for few (b, kv head) pairs on many threads.
+enum class FlashBackward { automatic, fused, split };
+
 struct FlashOptions {
   float scale = 1.0f;                         // s
   bool causal = false;
   int window = 0;                             // 0 = off
   const unsigned char* key_keep = nullptr;    // [B,Tk], 1 = attend; null = every key valid
   const float* alibi_slopes = nullptr;        // [Hq] slopes m_h, or null (no ALiBi)
+  FlashBackward backward = FlashBackward::automatic;
 };
 
+// Shapes and layouts. With ldq = 0 (ldk = 0) q, out, dout, dq (k, v, dk, dv) are head-major,
+// [B, H, T, D]. With ldq > 0 they are token-major, [B, T, ldq] with head h in columns
+// h·D .. h·D+D−1 — the projections' own layout (ldq = Hq·D for a plain Q), read and written in
+// place without a transposing copy; likewise ldk for the key side.
 struct FlashShape {
   int B = 0, Hq = 0, Hkv = 0, Tq = 0, Tk = 0, D = 0;
+  int ldq = 0, ldk = 0;
 };
 
 // Scratch the kernels reuse from call to call (packed copies of K, V, Q, dO padded to a
@@ -59,7 +72,8 @@ struct FlashWorkspace {
   std::vector<std::vector<float>> thread_tiles;
 };
 
-// q [B,Hq,Tq,D], k, v [B,Hkv,Tk,D]  ->  out [B,Hq,Tq,D], lse [B,Hq,Tq] (−inf for empty rows).
+// q [B,Hq,Tq,D], k, v [B,Hkv,Tk,D]  ->  out [B,Hq,Tq,D], lse [B,Hq,Tq] (−inf for empty rows)
+// (or token-major, see FlashShape; lse is always [B,Hq,Tq]).
 void flash_forward(float* out, float* lse, const float* q, const float* k, const float* v, const FlashShape& shape,
                    const FlashOptions& opt, FlashWorkspace& ws);
 

@@ -98,6 +98,11 @@ bool ScaledDotProductAttention::use_flash(int Tk, bool train) const {
   return Tk >= kFlashAutoMinKeys;
 }
 
+// The CPU kernel's view of the last forward: Q, O [B, Tq, C] and K, V [B, Tk, Hkv·D] in place.
+FlashShape ScaledDotProductAttention::flash_shape() const {
+  return FlashShape{B_, H_, Hkv_, Tq_, Tk_, D_, spec_.d_model, Hkv_ * D_};
+}
+
 FlashOptions ScaledDotProductAttention::flash_options() const {
   FlashOptions o;
   o.scale = scale_;
@@ -181,27 +186,29 @@ void ScaledDotProductAttention::forward(float* out, const float* x_q, const floa
   last_cached_ = false;
   flash_on_ = use_flash(Tk, train);
   if (flash_on_) {
-    // head-major copies for the kernel; O comes back head-major and is put in O's columns
     dropout_on_ = false;
     has_keep_ = mask.key_keep != nullptr;
     if (has_keep_) keep_.assign(mask.key_keep, mask.key_keep + size_t(B) * Tk);
-    qh_.resize(q_.size());
-    kh_.resize(k_.size());
-    vh_.resize(v_.size());
-    oh_.resize(o_.size());
     lse_.resize(size_t(B) * H * Tq);
-    to_heads(qh_.data(), q_.data(), B, Tq, H, D);
-    to_heads(kh_.data(), k_.data(), B, Tk, Hkv_, D);
-    to_heads(vh_.data(), v_.data(), B, Tk, Hkv_, D);
     cuda_on_ = cuda_call();
-    if (cuda_on_)  // the GPU seam: inputs copied in, out and lse copied back (docs/cuda.md)
+    if (cuda_on_) {
+      // the GPU seam takes head-major inputs: copied in, out and lse copied back (docs/cuda.md)
+      qh_.resize(q_.size());
+      kh_.resize(k_.size());
+      vh_.resize(v_.size());
+      oh_.resize(o_.size());
+      to_heads(qh_.data(), q_.data(), B, Tq, H, D);
+      to_heads(kh_.data(), k_.data(), B, Tk, Hkv_, D);
+      to_heads(vh_.data(), v_.data(), B, Tk, Hkv_, D);
       cuda_flash_forward(CudaAttnShape{B, H, Hkv_, Tq, Tk, D},
                          cuda_options(scale_, spec_.causal, has_keep_ ? keep_.data() : nullptr), qh_.data(),
                          kh_.data(), vh_.data(), oh_.data(), lse_.data());
-    else
-      flash_forward(oh_.data(), lse_.data(), qh_.data(), kh_.data(), vh_.data(), FlashShape{B, H, Hkv_, Tq, Tk, D},
-                    flash_options(), flash_ws_);
-    from_heads(o_.data(), oh_.data(), B, Tq, H, D);
+      from_heads(o_.data(), oh_.data(), B, Tq, H, D);
+    } else {
+      // the CPU kernel reads Q, K, V and writes O in the projections' [B, T, C] layout
+      flash_forward(o_.data(), lse_.data(), q_.data(), k_.data(), v_.data(), flash_shape(), flash_options(),
+                    flash_ws_);
+    }
     proj_.out(out, o_.data(), B * Tq);
     return;
   }
@@ -252,26 +259,27 @@ void ScaledDotProductAttention::backward(float* dx_q, float* dx_kv, const float*
   do_.assign(size_t(B) * Tq * C, 0.0f);
   proj_.out_backward(do_.data(), dout, o_.data(), B * Tq);
   if (flash_on_) {
-    // the kernel's backward on head-major buffers; dK, dV summed over each group's heads
-    doh_.resize(do_.size());
-    dqh_.resize(q_.size());
-    dkh_.resize(k_.size());
-    dvh_.resize(v_.size());
-    to_heads(doh_.data(), do_.data(), B, Tq, H, D);
-    if (cuda_on_)
+    // the kernel's backward; dK, dV summed over each group's heads
+    dq_.resize(q_.size());
+    dk_.resize(k_.size());
+    dv_.resize(v_.size());
+    if (cuda_on_) {
+      doh_.resize(do_.size());
+      dqh_.resize(q_.size());
+      dkh_.resize(k_.size());
+      dvh_.resize(v_.size());
+      to_heads(doh_.data(), do_.data(), B, Tq, H, D);
       cuda_flash_backward(CudaAttnShape{B, H, Hkv_, Tq, Tk, D},
                           cuda_options(scale_, spec_.causal, has_keep_ ? keep_.data() : nullptr), qh_.data(),
                           kh_.data(), vh_.data(), oh_.data(), lse_.data(), doh_.data(), dqh_.data(), dkh_.data(),
                           dvh_.data());
-    else
-      flash_backward(dqh_.data(), dkh_.data(), dvh_.data(), doh_.data(), qh_.data(), kh_.data(), vh_.data(),
-                     oh_.data(), lse_.data(), FlashShape{B, H, Hkv_, Tq, Tk, D}, flash_options(), flash_ws_);
-    dq_.resize(q_.size());
-    dk_.resize(k_.size());
-    dv_.resize(v_.size());
-    from_heads(dq_.data(), dqh_.data(), B, Tq, H, D);
-    from_heads(dk_.data(), dkh_.data(), B, Tk, Hkv_, D);
-    from_heads(dv_.data(), dvh_.data(), B, Tk, Hkv_, D);
+      from_heads(dq_.data(), dqh_.data(), B, Tq, H, D);
+      from_heads(dk_.data(), dkh_.data(), B, Tk, Hkv_, D);
+      from_heads(dv_.data(), dvh_.data(), B, Tk, Hkv_, D);
+    } else {
+      flash_backward(dq_.data(), dk_.data(), dv_.data(), do_.data(), q_.data(), k_.data(), v_.data(), o_.data(),
+                     lse_.data(), flash_shape(), flash_options(), flash_ws_);
+    }
   } else {
     naive_backward();
   }
@@ -411,8 +419,11 @@ std::vector<float> ScaledDotProductAttention::attention_weights() const {
   if (!keep_weights_) return {};
   if (!last_cached_ && flash_on_) {  // recomputed from Q, K and the saved log-sum-exp
     std::vector<float> w(size_t(B_) * H_ * Tq_ * Tk_);
-    flash_weights(w.data(), qh_.data(), kh_.data(), lse_.data(), FlashShape{B_, H_, Hkv_, Tq_, Tk_, D_},
-                  flash_options());
+    if (cuda_on_)
+      flash_weights(w.data(), qh_.data(), kh_.data(), lse_.data(), FlashShape{B_, H_, Hkv_, Tq_, Tk_, D_},
+                    flash_options());
+    else
+      flash_weights(w.data(), q_.data(), k_.data(), lse_.data(), flash_shape(), flash_options());
     return w;
   }
   if (!last_cached_) return p_;

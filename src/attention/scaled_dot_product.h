@@ -76,7 +76,8 @@ class ScaledDotProductAttention : public Attention {
   void softmax_block(float* P, int Tq, int Tk, int offset, int h, const unsigned char* keep) const;
   bool use_flash(int Tk, bool train) const;  // the impl this forward takes
   void naive_backward();                     // do_ -> dq_, dk_, dv_ through the stored P
-  FlashOptions flash_options() const;        // masks/positions for the flash kernel
+  FlashOptions flash_options() const;       // masks/positions for the flash kernel
+  FlashShape flash_shape() const;           // the last forward's shape, read in place (CPU)
 
   int H_, Hkv_, D_;
   float scale_;
@@ -98,8 +99,9 @@ class ScaledDotProductAttention : public Attention {
   bool cuda_call() const;
   bool has_keep_ = false;
   std::vector<unsigned char> keep_;                 // [B,Tk] copy of AttnMask.key_keep
-  std::vector<float> qh_, kh_, vh_, oh_, lse_;
-  std::vector<float> doh_, dqh_, dkh_, dvh_;        // gradients, head-major
+  std::vector<float> lse_;                          // [B,H,Tq] log-sum-exp of the flash forward
+  std::vector<float> qh_, kh_, vh_, oh_;            // head-major copies for the GPU seam only
+  std::vector<float> doh_, dqh_, dkh_, dvh_;        // (gradients, head-major, GPU seam only)
   FlashWorkspace flash_ws_;
 
   // KV cache

@@ -399,6 +399,88 @@ TEST_CASE("flash: bitwise identical results for 1 and 2 threads") {
   for (size_t i = 0; i < one.grads.size(); i++) CHECK(one.grads[i] == two.grads[i]);
 }
 
+// The kernel alone: token-major buffers ([B, T, ld], what the module passes) against head-major
+// copies of the same values, and the fused against the split backward schedule. Both pairs must
+// agree bit for bit (same arithmetic in the same order); a wrong stride or a missed tile shows
+// up as a difference of order 1.
+TEST_CASE("flash kernel: token-major layout and both backward schedules equal head-major, bitwise") {
+  struct K {
+    int B, Hq, Hkv, Tq, Tk, D;
+    bool causal;
+    int window;
+    bool pad;
+  };
+  const K cases[] = {{2, 4, 2, 37, 37, 16, true, 0, false}, {2, 4, 2, 70, 70, 24, true, 0, true},
+                     {1, 3, 1, 33, 90, 16, false, 0, true},  {3, 2, 2, 65, 65, 32, false, 20, false},
+                     {2, 2, 1, 64, 128, 64, true, 0, false}};
+  for (const K& c : cases) {
+    CAPTURE(c.Tq);
+    CAPTURE(c.D);
+    Rng rng(uint64_t(c.Tq * 31 + c.D));
+    const int ldq = c.Hq * c.D + 3, ldk = c.Hkv * c.D + 5;  // wider rows than the heads: strides matter
+    auto fill = [&](size_t n) {
+      std::vector<float> v(n);
+      for (auto& x : v) x = rng.normal();
+      return v;
+    };
+    // token-major inputs, and head-major copies of them
+    const std::vector<float> q = fill(size_t(c.B) * c.Tq * ldq), k = fill(size_t(c.B) * c.Tk * ldk),
+                             v = fill(size_t(c.B) * c.Tk * ldk), dout = fill(size_t(c.B) * c.Tq * ldq);
+    auto heads = [&](const std::vector<float>& x, int H, int T, int ld) {
+      std::vector<float> y(size_t(c.B) * H * T * c.D);
+      for (int b = 0; b < c.B; b++)
+        for (int h = 0; h < H; h++)
+          for (int t = 0; t < T; t++)
+            for (int d = 0; d < c.D; d++)
+              y[((size_t(b) * H + h) * T + t) * c.D + d] = x[(size_t(b) * T + t) * ld + h * c.D + d];
+      return y;
+    };
+    std::vector<unsigned char> keep(size_t(c.B) * c.Tk, 1);
+    if (c.pad)
+      for (int j = c.Tk - 7; j < c.Tk; j++) keep[size_t(c.B - 1) * c.Tk + j] = 0;
+    FlashOptions o;
+    o.scale = 1.0f / std::sqrt(float(c.D));
+    o.causal = c.causal;
+    o.window = c.window;
+    o.key_keep = c.pad ? keep.data() : nullptr;
+    const FlashShape hm{c.B, c.Hq, c.Hkv, c.Tq, c.Tk, c.D};
+    const FlashShape tm{c.B, c.Hq, c.Hkv, c.Tq, c.Tk, c.D, ldq, ldk};
+    FlashWorkspace ws;
+
+    const auto qh = heads(q, c.Hq, c.Tq, ldq), kh = heads(k, c.Hkv, c.Tk, ldk), vh = heads(v, c.Hkv, c.Tk, ldk),
+               doh = heads(dout, c.Hq, c.Tq, ldq);
+    std::vector<float> oh(qh.size()), lh(size_t(c.B) * c.Hq * c.Tq);
+    flash_forward(oh.data(), lh.data(), qh.data(), kh.data(), vh.data(), hm, o, ws);
+    std::vector<float> ot(q.size(), 7.0f), lt(lh.size());  // 7: columns outside the heads stay as they were
+    flash_forward(ot.data(), lt.data(), q.data(), k.data(), v.data(), tm, o, ws);
+    CHECK(heads(ot, c.Hq, c.Tq, ldq) == oh);
+    CHECK(lt == lh);
+    CHECK(ot[size_t(ldq) - 1] == 7.0f);
+
+    for (FlashBackward mode : {FlashBackward::split, FlashBackward::fused}) {
+      o.backward = mode;
+      std::vector<float> dqh(qh.size()), dkh(kh.size()), dvh(vh.size());
+      flash_backward(dqh.data(), dkh.data(), dvh.data(), doh.data(), qh.data(), kh.data(), vh.data(), oh.data(),
+                     lh.data(), hm, o, ws);
+      std::vector<float> dq(q.size()), dk(k.size()), dv(v.size());
+      flash_backward(dq.data(), dk.data(), dv.data(), dout.data(), q.data(), k.data(), v.data(), ot.data(),
+                     lt.data(), tm, o, ws);
+      CHECK(heads(dq, c.Hq, c.Tq, ldq) == dqh);
+      CHECK(heads(dk, c.Hkv, c.Tk, ldk) == dkh);
+      CHECK(heads(dv, c.Hkv, c.Tk, ldk) == dvh);
+      static std::vector<float> ref_dq, ref_dk, ref_dv;  // the split schedule's, for the fused one
+      if (mode == FlashBackward::split) {
+        ref_dq = dqh, ref_dk = dkh, ref_dv = dvh;
+        CHECK(max_abs_f(dqh) > 0.0);
+      } else {
+        CHECK(dqh == ref_dq);
+        CHECK(dkh == ref_dk);
+        CHECK(dvh == ref_dv);
+      }
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // g) the kernel's exp
 // ---------------------------------------------------------------------------------------------
