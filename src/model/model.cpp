@@ -141,12 +141,12 @@ void Stack::back_f(Sub& s, const float* a, float* da, float* dmem, const float* 
       s.attn->backward(da, dmem, dbranch);
       break;
     case Kind::mlp:
-      zero(dact_, size_t(N) * F_);
+      // d(act) written (not added), then turned into d(fc) in place: no zeroed buffers
+      dact_.resize(size_t(N) * F_);
       linear_backward(dact_.data(), s.proj_w->g.data(), g_or_null(s.proj_b), dbranch, s.act.data(),
-                      s.proj_w->w.data(), N, F_, C_);
-      zero(dfc_, size_t(N) * F_);
-      gelu_backward(dfc_.data(), s.fc.data(), dact_.data(), size_t(N) * F_);
-      linear_backward(da, s.fc_w->g.data(), g_or_null(s.fc_b), dfc_.data(), a, s.fc_w->w.data(), N, C_, F_);
+                      s.proj_w->w.data(), N, F_, C_, /*add_dinp=*/false);
+      gelu_backward_inplace(dact_.data(), s.fc.data(), size_t(N) * F_);
+      linear_backward(da, s.fc_w->g.data(), g_or_null(s.fc_b), dact_.data(), a, s.fc_w->w.data(), N, C_, F_);
       break;
   }
 }

@@ -80,7 +80,7 @@ class Stack {
   std::vector<Sub> subs_;
   int B_ = 0, T_ = 0, S_ = 0;
   const float* out_ = nullptr;
-  std::vector<float> dcur_, dtmp_, dbr_, dact_, dfc_;  // gradient scratch
+  std::vector<float> dcur_, dtmp_, dbr_, dact_;  // gradient scratch
 };
 
 class Model {

@@ -52,10 +52,10 @@ void linear_forward(float* out, const float* inp, const float* W, const float* b
 }
 
 void linear_backward(float* dinp, float* dW, float* db, const float* dout, const float* inp,
-                     const float* W, int N, int IC, int OC) {
+                     const float* W, int N, int IC, int OC, bool add_dinp) {
   if (N <= 0 || OC <= 0) return;
-  // dinp[N,IC] += dout[N,OC] · W[OC,IC]
-  if (dinp && IC > 0) sgemm(false, false, N, IC, OC, 1.0f, dout, OC, W, IC, 1.0f, dinp, IC);
+  // dinp[N,IC] (+)= dout[N,OC] · W[OC,IC]
+  if (dinp && IC > 0) sgemm(false, false, N, IC, OC, 1.0f, dout, OC, W, IC, add_dinp ? 1.0f : 0.0f, dinp, IC);
   // dW[OC,IC] += dout[N,OC]ᵀ · inp[N,IC]
   if (dW && IC > 0) sgemm(true, false, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f, dW, IC);
   // db[o] += Σ_n dout[n,o], rows summed in order within each column block
@@ -205,6 +205,12 @@ void gelu_forward(float* out, const float* inp, size_t n) {
   }
 }
 
+// ∂y/∂x of one block: t = tanh(u) of the block, x its inputs
+static inline float gelu_local(float x, float t) {
+  const float sech2 = 1.0f - t * t;
+  return 0.5f * (1.0f + t) + 0.5f * x * sech2 * kGeluK * (1.0f + 3.0f * kGeluA * x * x);
+}
+
 void gelu_backward(float* dinp, const float* inp, const float* dout, size_t n) {
   if (!dinp) return;
   const long blocks = long((n + kGeluBlock - 1) / kGeluBlock);
@@ -214,12 +220,19 @@ void gelu_backward(float* dinp, const float* inp, const float* dout, size_t n) {
     const size_t i0 = size_t(b) * kGeluBlock;
     const int m = int(std::min<size_t>(kGeluBlock, n - i0));
     gelu_tanh_block(t, u, s, inp + i0, m);
-    for (int i = 0; i < m; i++) {
-      const float x = inp[i0 + i];
-      const float sech2 = 1.0f - t[i] * t[i];
-      const float local = 0.5f * (1.0f + t[i]) + 0.5f * x * sech2 * kGeluK * (1.0f + 3.0f * kGeluA * x * x);
-      dinp[i0 + i] += local * dout[i0 + i];
-    }
+    for (int i = 0; i < m; i++) dinp[i0 + i] += gelu_local(inp[i0 + i], t[i]) * dout[i0 + i];
+  }
+}
+
+void gelu_backward_inplace(float* d, const float* x, size_t n) {
+  const long blocks = long((n + kGeluBlock - 1) / kGeluBlock);
+#pragma omp parallel for schedule(static) if (n >= (size_t)kParallelMin)
+  for (long b = 0; b < blocks; b++) {
+    alignas(64) float u[kGeluBlock], t[kGeluBlock], s[kGeluBlock];
+    const size_t i0 = size_t(b) * kGeluBlock;
+    const int m = int(std::min<size_t>(kGeluBlock, n - i0));
+    gelu_tanh_block(t, u, s, x + i0, m);
+    for (int i = 0; i < m; i++) d[i0 + i] = gelu_local(x[i0 + i], t[i]) * d[i0 + i];
   }
 }
 

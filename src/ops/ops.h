@@ -21,8 +21,9 @@ class Rng;
 void linear_forward(float* out, const float* inp, const float* W, const float* b, int N, int IC,
                     int OC);
 // dinp[N,IC] += dout[N,OC] · W ;  dW[OC,IC] += doutᵀ · inp ;  db[OC] += Σ_n dout[n,:]
+// (add_dinp = false: dinp is written, =, instead of added to: no zeroing pass before)
 void linear_backward(float* dinp, float* dW, float* db, const float* dout, const float* inp,
-                     const float* W, int N, int IC, int OC);
+                     const float* W, int N, int IC, int OC, bool add_dinp = true);
 
 // ---- layernorm over the last dim: out[N,C] = (inp - mean) * rstd * w[C] + b[C]
 // saves mean[N] and rstd[N] = 1/sqrt(var + eps) (biased variance) for the backward
@@ -34,6 +35,8 @@ void layernorm_backward(float* dinp, float* dw, float* db, const float* dout, co
 // ---- GELU, tanh form: 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))   over n elements
 void gelu_forward(float* out, const float* inp, size_t n);
 void gelu_backward(float* dinp, const float* inp, const float* dout, size_t n);
+// In place: d holds ∂L/∂out on entry and ∂L/∂x on exit (overwritten, not added).
+void gelu_backward_inplace(float* d, const float* x, size_t n);
 
 // ---- softmax over the last dim: out[N,C] = exp(inp - max) / Σ exp(inp - max)
 void softmax_forward(float* out, const float* inp, int N, int C);

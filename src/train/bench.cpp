@@ -90,8 +90,7 @@ TrainBench bench_train(const Config& cfg, int steps, int warmup) {
     model.params().zero_grad();
     model.forward(batch, true, &drop);
     model.backward();
-    clip_grad_norm(model.params(), cfg.train.grad_clip);
-    opt.step(float(cfg.train.lr));
+    opt.step(float(cfg.train.lr), clip_scale(grad_norm(model.params()), cfg.train.grad_clip));
     const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     if (s >= warmup) r.step_ms.push_back(ms);
   }

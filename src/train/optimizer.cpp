@@ -14,7 +14,7 @@ AdamW::AdamW(ParamStore& store, const TrainConfig& cfg) : store_(store), cfg_(cf
   }
 }
 
-void AdamW::step(float lr) {
+void AdamW::step(float lr, float grad_scale) {
   t_++;
   const float b1 = float(cfg_.beta1), b2 = float(cfg_.beta2), eps = float(cfg_.eps);
   const float c1 = 1.0f / (1.0f - std::pow(b1, float(t_)));
@@ -31,8 +31,9 @@ void AdamW::step(float lr) {
     const long n = long(p.numel());
 #pragma omp parallel for schedule(static) if (n > 32768)
     for (long k = 0; k < n; k++) {
-      m[k] = b1 * m[k] + (1.0f - b1) * g[k];
-      v[k] = b2 * v[k] + (1.0f - b2) * g[k] * g[k];
+      const float gk = grad_scale == 1.0f ? g[k] : g[k] * grad_scale;
+      m[k] = b1 * m[k] + (1.0f - b1) * gk;
+      v[k] = b2 * v[k] + (1.0f - b2) * gk * gk;
       const float mh = m[k] * c1, vh = v[k] * c2;
       w[k] -= lr * (mh / (std::sqrt(vh) + eps) + wd * w[k]);
     }
@@ -68,10 +69,13 @@ double grad_norm(const ParamStore& store) {
   return std::sqrt(s);
 }
 
+float clip_scale(double norm, double max_norm) {
+  return max_norm > 0.0 && norm > max_norm ? float(max_norm / (norm + 1e-6)) : 1.0f;
+}
+
 double clip_grad_norm(ParamStore& store, double max_norm) {
   const double norm = grad_norm(store);
-  if (max_norm > 0.0 && norm > max_norm) {
-    const float scale = float(max_norm / (norm + 1e-6));
+  if (const float scale = clip_scale(norm, max_norm); scale != 1.0f) {
     for (auto& p : store.all()) {
       float* g = p.g.data();
       const long n = long(p.g.size());

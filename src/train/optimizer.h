@@ -15,8 +15,9 @@ namespace attnlab {
 class AdamW {
  public:
   AdamW(ParamStore& store, const TrainConfig& cfg);
-  // One update with learning rate lr; t counts from 1.
-  void step(float lr);
+  // One update with learning rate lr; t counts from 1. The gradients are read multiplied by
+  // grad_scale (clip_scale's factor: clipping folded into this pass, the stored gradients untouched).
+  void step(float lr, float grad_scale = 1.0f);
   int t() const { return t_; }
   // moments, in the store's parameter order (for the training-state file)
   std::vector<std::vector<float>>& m() { return m_; }
@@ -34,6 +35,9 @@ class AdamW {
 
 // Global L2 norm of all gradients (summed in double, in a fixed order).
 double grad_norm(const ParamStore& store);
+// The factor that brings gradients of global norm `norm` to at most max_norm (1 when they are
+// under it, or max_norm ≤ 0 = no clipping).
+float clip_scale(double norm, double max_norm);
 // Scales gradients so that their global norm is at most max_norm; returns the norm before clipping.
 double clip_grad_norm(ParamStore& store, double max_norm);
 

@@ -352,7 +352,7 @@ TrainSummary Run::loop() {
     } else {
       model.backward();
       if (opts_.after_backward) opts_.after_backward(done, model);
-      gnorm = clip_grad_norm(model.params(), cfg_.train.grad_clip);
+      gnorm = grad_norm(model.params());  // clipping is applied inside the optimizer step
       if (!std::isfinite(gnorm)) bad = "the gradient norm is " + nonfinite_text(gnorm);
     }
     tokens_since_log += long(B) * (batch.T + batch.S);
@@ -374,7 +374,7 @@ TrainSummary Run::loop() {
                        {"lr", lr},
                        {"elapsed_s", elapsed()}});
     } else {
-      opt_->step(lr);
+      opt_->step(lr, clip_scale(gnorm, cfg_.train.grad_clip));
       st_.loss_sum += loss;
       st_.loss_count++;
     }

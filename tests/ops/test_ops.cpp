@@ -416,6 +416,30 @@ TEST_CASE("gelu: known values") {
   CHECK(std::fabs(y[4]) < 1e-6);
 }
 
+// The MLP backward's write-mode pair must give what the add-mode functions give into zeroed
+// buffers (the model switched to them to skip the zeroing passes).
+TEST_CASE("gelu_backward_inplace and linear_backward(add_dinp=false) equal the accumulating forms") {
+  Rng rng(21);
+  const int N = 37, IC = 19, OC = 45;
+  const size_t n = size_t(N) * OC;  // not a multiple of the GELU block or packet
+  Vec x(n), d(n), W(size_t(OC) * IC), inp(size_t(N) * IC), dout(n);
+  for (auto* v : {&x, &d, &W, &inp, &dout})
+    for (auto& e : *v) e = 2.0f * rng.normal();
+  Vec acc(n, 0.0f);
+  gelu_backward(acc.data(), x.data(), d.data(), n);
+  Vec inplace = d;
+  gelu_backward_inplace(inplace.data(), x.data(), n);
+  CHECK(inplace == acc);
+  CHECK(inplace != d);
+
+  Vec da(size_t(N) * IC, 0.0f), dW1(size_t(OC) * IC, 0.0f), dW2 = dW1;
+  linear_backward(da.data(), dW1.data(), nullptr, dout.data(), inp.data(), W.data(), N, IC, OC);
+  Vec dw_(size_t(N) * IC, 123.0f);  // garbage: written, not added to
+  linear_backward(dw_.data(), dW2.data(), nullptr, dout.data(), inp.data(), W.data(), N, IC, OC, false);
+  CHECK(dw_ == da);
+  CHECK(dW2 == dW1);
+}
+
 TEST_CASE("embedding and residual: forward values") {
   const int V = 4, C = 3;
   const Vec table = {0, 1, 2, 10, 11, 12, 20, 21, 22, 30, 31, 32};

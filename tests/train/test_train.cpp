@@ -78,6 +78,32 @@ TEST_CASE("gradient clipping scales to the requested global norm") {
   CHECK(grad_norm(store) == doctest::Approx(1.0).epsilon(1e-5));
 }
 
+TEST_CASE("AdamW with grad_scale equals clipping the gradients first, bit for bit") {
+  auto make = [](ParamStore& st) {
+    Rng rng(9);
+    for (int i = 0; i < 2; i++) {
+      Param* p = st.add("p" + std::to_string(i), {40000 * (i + 1)}, ParamKind::weight);  // threaded sizes
+      for (auto& x : p->w) x = rng.normal();
+      for (auto& x : p->g) x = 3.0f * rng.normal();
+    }
+  };
+  ParamStore a, b;
+  make(a);
+  make(b);
+  TrainConfig tc;
+  tc.weight_decay = 0.1;
+  AdamW oa(a, tc), ob(b, tc);
+  const double norm = clip_grad_norm(a, 1.0);  // scales a's gradients in place
+  oa.step(0.01f);
+  const float s = clip_scale(grad_norm(b), 1.0);
+  CHECK(s < 0.01f);  // the gradients are far over the limit: the scale matters
+  CHECK(grad_norm(b) == norm);
+  ob.step(0.01f, s);
+  for (size_t i = 0; i < a.all().size(); i++) CHECK(a.all()[i].w == b.all()[i].w);
+  CHECK(clip_scale(0.5, 1.0) == 1.0f);
+  CHECK(clip_scale(5.0, 0.0) == 1.0f);  // max_norm 0: no clipping
+}
+
 TEST_CASE("grad_norm: the same bits with 1 and 2 threads, and equal to a plain double sum") {
   ParamStore store;
   Rng rng(4);
