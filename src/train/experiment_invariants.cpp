@@ -96,14 +96,19 @@ ModuleRun run_module(const AttentionSpec& spec, int B, int n, const std::vector<
   return r;
 }
 
-// max |a − b| / max(1, max |b|): absolute for values up to 1, relative to the largest beyond
-double scaled_diff(const std::vector<float>& a, const std::vector<float>& b) {
+// max |a − b|, and max |b|
+std::pair<double, double> max_diff(const std::vector<float>& a, const std::vector<float>& b) {
   ATTNLAB_CHECK(a.size() == b.size());
   double d = 0.0, m = 0.0;
   for (size_t i = 0; i < a.size(); i++) {
     d = std::max(d, double(std::fabs(a[i] - b[i])));
     m = std::max(m, double(std::fabs(b[i])));
   }
+  return {d, m};
+}
+// max |a − b| / max(1, max |b|): absolute for values up to 1, relative to the largest beyond
+double scaled_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  const auto [d, m] = max_diff(a, b);
   return d / std::max(1.0, m);
 }
 
@@ -147,6 +152,9 @@ void flash_check(const std::map<std::string, std::string>& p, CellFigures& f) {
   const double out = scaled_diff(flash.out, naive.out), dq = scaled_diff(flash.dq, naive.dq),
                dk = scaled_diff(flash.dk, naive.dk), dv = scaled_diff(flash.dv, naive.dv);
   const double grad = std::max({dq, dk, dv});
+  f.values["out_abs"] = max_diff(flash.out, naive.out).first;
+  f.values["grad_abs"] = std::max({max_diff(flash.dq, naive.dq).first, max_diff(flash.dk, naive.dk).first,
+                                   max_diff(flash.dv, naive.dv).first});
   f.values["out_diff"] = out;
   f.values["dq_diff"] = dq;
   f.values["dk_diff"] = dk;
@@ -157,6 +165,10 @@ void flash_check(const std::map<std::string, std::string>& p, CellFigures& f) {
   f.values["pass"] = paths && out <= as_num(p, "tol_out") && grad <= as_num(p, "tol_grad") ? 1.0 : 0.0;
   f.notes.push_back(fmt::format("B {}, n {}, heads {} (kv {}), d_k {}, mask {} ({} padded keys), tile {}x{}", B, n, H,
                                 Hkv, D, mask, padded, kFlashBlockQ, kFlashBlockK));
+  f.notes.push_back(fmt::format("naive max |out| {:.3g}, |dQ| {:.3g}, |dK| {:.3g}, |dV| {:.3g} (the *_diff figures "
+                                "are divided by max(1, these))",
+                                max_diff(naive.out, naive.out).second, max_diff(naive.dq, naive.dq).second,
+                                max_diff(naive.dk, naive.dk).second, max_diff(naive.dv, naive.dv).second));
 }
 
 // ---- rope: (R_{m+s} q)·(R_{n+s} k) = (R_m q)·(R_n k) (Su et al. 2021) ----

@@ -73,8 +73,8 @@ std::vector<CellKind> make_kinds() {
         ranged(param("base", "10000", "number", "RoPE base", R), 1.0000001, 1e12),
     };
     k.params[2].identity = false;  // threads: the figures do not depend on it
-    k.figures = {"var_ratio", "logit_var", "out_diff", "dq_diff", "dk_diff", "dv_diff",
-                 "grad_diff", "rope_diff", "rope_change", "pass"};
+    k.figures = {"var_ratio", "logit_var", "out_diff", "dq_diff", "dk_diff", "dv_diff", "grad_diff",
+                 "out_abs", "grad_abs", "rope_diff", "rope_change", "pass"};
     kinds.push_back(std::move(k));
   }
   {

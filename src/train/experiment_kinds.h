@@ -12,8 +12,9 @@
 //               self-attention over x ~ N(0,1) [batch, n, C] with the given mask, forward then
 //               backward from dout ~ N(0,1). out_diff = max|out_flash − out_naive| / max(1,
 //               max|out_naive|); dq/dk/dv_diff the same for the gradients w.r.t. Q, K, V (the
-//               projections' outputs); grad_diff their max. pass: out_diff ≤ tol_out, grad_diff ≤
-//               tol_grad, and the two modules really took the two paths.
+//               projections' outputs); grad_diff their max; out_abs, grad_abs the same maxima
+//               undivided. pass: out_diff ≤ tol_out, grad_diff ≤ tol_grad, and the two modules
+//               really took the two paths.
 //     rope      `samples` pairs q, k (N(0,1), d_k) at positions m, n < max_pos, rotated with
 //               rope_rotate (positions.h); scores s = (R_m q)·(R_n k)/√d_k. rope_diff =
 //               max|s(m+shift, n+shift) − s(m, n)|; rope_change = mean|s(m+shift, n) − s(m, n)|
