@@ -234,10 +234,8 @@ Experiment load_experiment(const std::string& path, const ExperimentOptions& opt
       if (root[k])
         user_error("{}: key '{}' belongs to training experiments; run: {} computes its figures without a model",
                    where(path, root[k]), k, exp.run);
-  } else if (!root["base"]) {
-    user_error("{}: key 'base' (the base config, relative to this file) is missing", path);
-  }
-  if (!kind) {
+  } else {
+    if (!root["base"]) user_error("{}: key 'base' (the base config, relative to this file) is missing", path);
     const std::string b = scalar(path, root["base"], "base");
     const fs::path p = fs::path(b).is_absolute() ? fs::path(b) : fs::path(path).parent_path() / b;
     exp.base = p.lexically_normal().string();
@@ -341,8 +339,8 @@ Experiment load_experiment(const std::string& path, const ExperimentOptions& opt
       if (std::find(kind->figures.begin(), kind->figures.end(), m) == kind->figures.end())
         user_error("{}: metrics: '{}' is not a figure of run: {} (its figures: {})", where(path, root["metrics"]), m,
                    exp.run, fmt::join(kind->figures, ", "));
-  for (const auto& m : exp.metrics) {
-    if (kind) break;
+  // a training cell's metrics: task metrics, NAME@STEP, measurements
+  for (const auto& m : kind ? std::vector<std::string>{} : exp.metrics) {
     const auto [name, step] = split_metric(path, m);
     if (measurement_outputs().count(name)) {
       if (step >= 0)
@@ -453,6 +451,9 @@ Experiment load_experiment(const std::string& path, const ExperimentOptions& opt
         if (!ck.series.empty() && su.series.empty())
           user_error("{}: summary.checks: 'series: {}' needs summary.series (the grid key whose values it names)",
                      where(path, c["series"]), ck.series);
+        if (slope && ck.series.empty() && !su.series.empty())
+          user_error("{}: summary.checks: the slopes are per {}: say which with series: VALUE", where(path, c),
+                     su.series);
         if (cross) {
           if (!c["below"] || su.series.empty() || ck.series.empty())
             user_error("{}: summary.checks: a crossover needs summary.series, and series and below (two of its values)",

@@ -144,6 +144,8 @@ TEST_CASE("experiment kinds: parameters of the kind, defaults per check, and mis
   CHECK(has(e, "below"));
   e = err(cost + grid + "summary: {x: n, series: type, checks: [{slope: ms, series: causal}]}\n");
   CHECK(has(e, "min, max or both"));
+  e = err(cost + grid + "summary: {x: n, series: type, checks: [{slope: ms, max: 2}]}\n");
+  CHECK(has(e, "say which with series"));
   e = err(cost + grid + "summary: {x: m, slopes: [ms]}\n");
   CHECK(has(e, "summary.x"));
   e = err(cost + grid + "plot: {x: n, y: ms, log: maybe}\n");
