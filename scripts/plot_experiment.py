@@ -8,7 +8,8 @@ file names) and DIR/results.csv (one row per finished cell), and writes DIR/<fil
 y against x, one line per value of `series` (if given). An x whose values are all numbers gets a
 numeric axis (log2 when they are powers of two spanning a factor of 4 or more); otherwise the
 values are categories in the order they first appear. Cells sharing (series, x) are averaged
-(e.g. several seeds), with their min..max as an error bar.
+(e.g. several seeds), with their min..max as an error bar. A plot with `log: true` has log-log
+axes (numeric x only; points with y <= 0 are left out).
 """
 import csv
 import json
@@ -30,6 +31,9 @@ def as_float(s):
 
 def plot_one(rows, spec, out_path, title):
     x_key, y_key, s_key = spec["x"], spec["y"], spec.get("series") or ""
+    loglog = bool(spec.get("log"))
+    # only the cells with a value of y define the axis (a kind's figures may not apply to every cell)
+    rows = [r for r in rows if as_float(r.get(y_key)) is not None]
     xs = []
     for r in rows:
         if r.get(x_key, "") not in xs:
@@ -48,7 +52,7 @@ def plot_one(rows, spec, out_path, title):
         for i, x in enumerate(xs):
             vals = [as_float(r.get(y_key)) for r in rows
                     if r.get(x_key, "") == x and (not s_key or r.get(s_key, "") == s)]
-            vals = [v for v in vals if v is not None]
+            vals = [v for v in vals if v is not None and (not loglog or v > 0)]
             if not vals:
                 continue
             m = sum(vals) / len(vals)
@@ -63,10 +67,14 @@ def plot_one(rows, spec, out_path, title):
             ax.errorbar(px, py, yerr=[lo, hi], marker="o", capsize=3, label=label)
         else:
             ax.plot(px, py, marker="o", label=label)
+    if loglog:
+        ax.set_yscale("log")
     if numeric:
         vals = [float(x) for x in xs]
         pow2 = all(v > 0 and (int(v) & (int(v) - 1)) == 0 and v == int(v) for v in vals)
-        if pow2 and len(vals) > 1 and max(vals) / min(vals) >= 4:
+        if loglog and all(v > 0 for v in vals) and not pow2:
+            ax.set_xscale("log")
+        elif pow2 and len(vals) > 1 and (loglog or max(vals) / min(vals) >= 4):
             ax.set_xscale("log", base=2)
             ax.set_xticks(vals)
             ax.set_xticklabels([x for x in xs])

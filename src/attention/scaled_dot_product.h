@@ -70,6 +70,12 @@ class ScaledDotProductAttention : public Attention {
   std::vector<float> attention_weights() const override;
   // Whether the last forward() ran the flash kernel (for tests and benchmarks).
   bool last_forward_flash() const { return flash_on_; }
+  // Gradients of the last backward() w.r.t. Q, K and V, the projections' outputs ([B,Tq,H·D],
+  // [B,Tk,Hkv·D], [B,Tk,Hkv·D]; under RoPE w.r.t. the unrotated ones): what experiment E1
+  // compares between impl naive and impl flash.
+  const std::vector<float>& grad_q() const { return dq_; }
+  const std::vector<float>& grad_k() const { return dk_; }
+  const std::vector<float>& grad_v() const { return dv_; }
 
  private:
   // scores -> weights for the Tq×Tk block P of head h (in place; see the mask rules above)

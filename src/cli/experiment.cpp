@@ -21,7 +21,7 @@ Run add_experiment(CLI::App& app) {
     std::string file, out, target;
     std::vector<std::string> sets;
     int jobs = 1, index = -1;
-    bool no_plot = false, dry_run = false;
+    bool no_plot = false, dry_run = false, strict = false;
   };
   auto o = std::make_shared<Opts>();
   auto* sub = app.add_subcommand("experiment", "Run a grid of training runs declared in an experiment file");
@@ -36,6 +36,8 @@ Run add_experiment(CLI::App& app) {
   run->add_option("--set", o->sets, "Override a config key in every cell: --set train.steps=100 (repeatable)");
   run->add_flag("--no-plot", o->no_plot, "Do not call scripts/plot_experiment.py");
   run->add_flag("--dry-run", o->dry_run, "Check the file and every cell's config, list the cells, run nothing");
+  run->add_flag("--strict", o->strict,
+                "Exit 1 unless every cell finished, every `pass` figure is 1 and every summary check passed");
   run->footer(
       "Rerunning the command skips finished cells (cells/<name>/done.json) and continues a cell that stopped\n"
       "part-way from its checkpoint. Ctrl-C: the running cells save a checkpoint and stop.");
@@ -81,11 +83,18 @@ Run add_experiment(CLI::App& app) {
     }
     (void)run;
     if (o->dry_run) {
-      std::printf("experiment %s: %zu cells (train.threads %d) -> %s\n", exp.name.c_str(), exp.cells.size(),
-                  exp.cells.empty() ? 0 : exp.cells[0].config.train.threads, out.c_str());
-      for (size_t i = 0; i < exp.cells.size(); i++)
+      std::printf("experiment %s: %zu cells (%s %d) -> %s\n", exp.name.c_str(), exp.cells.size(),
+                  exp.run == "train" ? "train.threads" : "threads", exp.cells.empty() ? 0 : exp.cells[0].threads,
+                  out.c_str());
+      for (size_t i = 0; i < exp.cells.size(); i++) {
+        std::vector<std::string> shown = exp.cells[i].overrides;
+        if (exp.run != "train") {  // every parameter the cell reads, defaults included
+          shown.clear();
+          for (const auto& [k, v] : exp.cells[i].params) shown.push_back(k + "=" + v);
+        }
         std::printf("  %zu/%zu %s%s: %s\n", i + 1, exp.cells.size(), exp.cells[i].name.c_str(),
-                    cell_done(exp, i, out) ? " (done)" : "", fmt::format("{}", fmt::join(exp.cells[i].overrides, " ")).c_str());
+                    cell_done(exp, i, out) ? " (done)" : "", fmt::format("{}", fmt::join(shown, " ")).c_str());
+      }
       return 0;
     }
     const bool tty = isatty(STDOUT_FILENO);
@@ -128,6 +137,15 @@ Run add_experiment(CLI::App& app) {
         if (std::system(pc.command.c_str()) != 0)
           std::printf("plot: `%s` failed; results.csv and results.md are written\n", pc.command.c_str());
       }
+    }
+    if (o->strict) {
+      const auto failed = failed_checks(exp, out);
+      for (const auto& f : failed) std::printf("strict: %s\n", f.c_str());
+      if (!failed.empty()) {
+        std::printf("strict: %zu problem(s); exit status 1\n", failed.size());
+        return 1;
+      }
+      std::printf("strict: every cell finished and every check passed\n");
     }
     return 0;
   };

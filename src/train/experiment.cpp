@@ -20,6 +20,7 @@
 #include "data/tasks.h"
 #include "train/checkpoint.h"
 #include "train/experiment_internal.h"
+#include "train/experiment_kinds.h"
 
 namespace fs = std::filesystem;
 
@@ -182,9 +183,9 @@ Experiment load_experiment(const std::string& path, const ExperimentOptions& opt
     user_error("{}:{}:{}: invalid YAML: {}", path, e.mark.line + 1, e.mark.column + 1, e.msg);
   }
   if (!root.IsMap()) user_error("{}: expected a mapping with the keys experiment, base, grid, metrics", path);
-  static const std::vector<std::string> allowed = {"experiment", "base",    "set",     "grid",
-                                                   "tie",        "metrics", "measure", "measure_examples",
-                                                   "table",      "plot"};
+  static const std::vector<std::string> allowed = {"experiment", "run",     "base",    "set",
+                                                   "grid",       "tie",     "metrics", "measure",
+                                                   "measure_examples", "table", "plot", "summary"};
   for (const auto& kv : root) {
     const std::string k = kv.first.Scalar();
     if (std::find(allowed.begin(), allowed.end(), k) == allowed.end()) {
@@ -203,8 +204,38 @@ Experiment load_experiment(const std::string& path, const ExperimentOptions& opt
   if (exp.name.empty() || sanitize(exp.name) != exp.name || exp.name[0] == '.')
     user_error("{}: key 'experiment': expected a name of letters, digits, '.', '-', '_', got '{}'",
                where(path, root["experiment"]), exp.name);
-  if (!root["base"]) user_error("{}: key 'base' (the base config, relative to this file) is missing", path);
-  {
+  // ---- run: the cell kind ----
+  const CellKind* kind = nullptr;
+  if (const YAML::Node r = root["run"]) {
+    exp.run = scalar(path, r, "run");
+    if (exp.run != "train") {
+      kind = find_cell_kind(exp.run);
+      if (!kind) {
+        std::vector<std::string> names{"train"};
+        for (const auto& k : cell_kinds()) names.push_back(k.name);
+        user_error("{}: key 'run': unknown cell kind '{}' (known: {})", where(path, r), exp.run, fmt::join(names, ", "));
+      }
+    }
+  }
+  auto param_list = [&]() {
+    std::vector<std::string> names;
+    for (const auto& p : kind->params) names.push_back(p.key);
+    return fmt::format("{}", fmt::join(names, ", "));
+  };
+  // a key of set / grid / tie: a config key (train) or a parameter of the kind
+  auto check_key = [&](const YAML::Node& at, const std::string& section, const std::string& key) {
+    if (!kind) return check_config_key(path, at, section, key);
+    if (!find_kind_param(*kind, key))
+      user_error("{}: {}: unknown parameter '{}' of run: {} (its parameters: {})", where(path, at), section, key,
+                 exp.run, param_list());
+  };
+  if (kind) {
+    for (const char* k : {"base", "measure", "measure_examples"})
+      if (root[k])
+        user_error("{}: key '{}' belongs to training experiments; run: {} computes its figures without a model",
+                   where(path, root[k]), k, exp.run);
+  } else {
+    if (!root["base"]) user_error("{}: key 'base' (the base config, relative to this file) is missing", path);
     const std::string b = scalar(path, root["base"], "base");
     const fs::path p = fs::path(b).is_absolute() ? fs::path(b) : fs::path(path).parent_path() / b;
     exp.base = p.lexically_normal().string();
@@ -218,7 +249,7 @@ Experiment load_experiment(const std::string& path, const ExperimentOptions& opt
   if (const YAML::Node s = root["set"]) {
     if (s.IsMap()) {
       for (const auto& kv : s) {
-        check_config_key(path, kv.first, "set", kv.first.Scalar());
+        check_key(kv.first, "set", kv.first.Scalar());
         sets.push_back(kv.first.Scalar() + "=" + scalar(path, kv.second, "set." + kv.first.Scalar()));
       }
     } else {
@@ -226,7 +257,7 @@ Experiment load_experiment(const std::string& path, const ExperimentOptions& opt
         const auto eq = e.find('=');
         if (eq == std::string::npos || eq == 0)
           user_error("{}: key 'set': expected key=value, got '{}'", where(path, s), e);
-        check_config_key(path, s, "set", e.substr(0, eq));
+        check_key(s, "set", e.substr(0, eq));
         sets.push_back(e);
       }
     }
@@ -234,7 +265,10 @@ Experiment load_experiment(const std::string& path, const ExperimentOptions& opt
   for (const auto& e : opt.sets) {
     const auto eq = e.find('=');
     if (eq == std::string::npos || eq == 0) user_error("--set {}: expected key=value (e.g. --set train.steps=100)", e);
-    if (!config_key_set().count(e.substr(0, eq))) user_error("--set {}: unknown config key '{}'", e, e.substr(0, eq));
+    if (kind && !find_kind_param(*kind, e.substr(0, eq)))
+      user_error("--set {}: unknown parameter '{}' of run: {} (its parameters: {})", e, e.substr(0, eq), exp.run,
+                 param_list());
+    if (!kind && !config_key_set().count(e.substr(0, eq))) user_error("--set {}: unknown config key '{}'", e, e.substr(0, eq));
     sets.push_back(e);
   }
   // ---- grid: one mapping, or a list of mappings (their products concatenated) ----
@@ -258,7 +292,7 @@ Experiment load_experiment(const std::string& path, const ExperimentOptions& opt
     std::vector<std::pair<std::string, std::vector<std::string>>> axes;
     for (const auto& kv : b) {
       const std::string k = kv.first.Scalar();
-      check_config_key(path, kv.first, "grid", k);
+      check_key(kv.first, "grid", k);
       axes.push_back({k, scalar_list(path, kv.second, "grid." + k)});
       if (std::find(exp.grid_keys.begin(), exp.grid_keys.end(), k) == exp.grid_keys.end()) exp.grid_keys.push_back(k);
     }
@@ -288,7 +322,7 @@ Experiment load_experiment(const std::string& path, const ExperimentOptions& opt
     if (!t.IsMap()) user_error("{}: key 'tie': expected a mapping key: grid key, got {}", where(path, t), describe_node(t));
     for (const auto& kv : t) {
       const std::string k = kv.first.Scalar(), src = scalar(path, kv.second, "tie." + k);
-      check_config_key(path, kv.first, "tie", k);
+      check_key(kv.first, "tie", k);
       if (std::find(exp.grid_keys.begin(), exp.grid_keys.end(), src) == exp.grid_keys.end())
         user_error("{}: tie: '{}' takes the value of '{}', which is not a grid key (grid keys: {})",
                    where(path, kv.second), k, src, fmt::join(exp.grid_keys, ", "));
@@ -300,7 +334,13 @@ Experiment load_experiment(const std::string& path, const ExperimentOptions& opt
   // ---- metrics, measure ----
   if (!root["metrics"]) user_error("{}: key 'metrics' (the columns of the results table) is missing", path);
   exp.metrics = scalar_list(path, root["metrics"], "metrics");
-  for (const auto& m : exp.metrics) {
+  if (kind)
+    for (const auto& m : exp.metrics)
+      if (std::find(kind->figures.begin(), kind->figures.end(), m) == kind->figures.end())
+        user_error("{}: metrics: '{}' is not a figure of run: {} (its figures: {})", where(path, root["metrics"]), m,
+                   exp.run, fmt::join(kind->figures, ", "));
+  // a training cell's metrics: task metrics, NAME@STEP, measurements
+  for (const auto& m : kind ? std::vector<std::string>{} : exp.metrics) {
     const auto [name, step] = split_metric(path, m);
     if (measurement_outputs().count(name)) {
       if (step >= 0)
@@ -365,10 +405,85 @@ Experiment load_experiment(const std::string& path, const ExperimentOptions& opt
     else
       ps.push_back(p);
     for (const auto& e : ps) {
-      check_keys(e, "plot", {"x", "y", "series"});
-      exp.plots.push_back({get_key(e, "plot", "x", true, true), get_key(e, "plot", "y", true, false),
-                           get_key(e, "plot", "series", false, true)});
+      check_keys(e, "plot", {"x", "y", "series", "log"});
+      ExperimentPlot pl{get_key(e, "plot", "x", true, true), get_key(e, "plot", "y", true, false),
+                        get_key(e, "plot", "series", false, true)};
+      if (const YAML::Node l = e["log"]) {
+        const std::string v = scalar(path, l, "plot.log");
+        if (v != "true" && v != "false")
+          user_error("{}: plot.log: expected true (log-log axes) or false, got '{}'", where(path, l), v);
+        pl.log = v == "true";
+      }
+      exp.plots.push_back(pl);
     }
+  }
+  // ---- summary: slopes over a numeric grid key, and checks ----
+  if (const YAML::Node sm = root["summary"]) {
+    check_keys(sm, "summary", {"x", "series", "slopes", "checks"});
+    ExperimentSummary su;
+    su.x = get_key(sm, "summary", "x", true, true);
+    su.series = get_key(sm, "summary", "series", false, true);
+    auto add_slope = [&](const std::string& m) {
+      if (std::find(su.slopes.begin(), su.slopes.end(), m) == su.slopes.end()) su.slopes.push_back(m);
+    };
+    if (const YAML::Node sl = sm["slopes"])
+      for (const auto& m : scalar_list(path, sl, "summary.slopes")) {
+        if (!is_column(m))
+          user_error("{}: summary.slopes: '{}' is not a column of the table (metrics: {}, or seconds)", where(path, sl),
+                     m, fmt::join(exp.metrics, ", "));
+        add_slope(m);
+      }
+    if (const YAML::Node cs = sm["checks"]) {
+      if (!cs.IsSequence())
+        user_error("{}: summary.checks: expected a list of checks, got {}", where(path, cs), describe_node(cs));
+      for (const auto& c : cs) {
+        if (!c.IsMap()) user_error("{}: summary.checks: expected a mapping, got {}", where(path, c), describe_node(c));
+        SummaryCheck ck;
+        const bool slope = bool(c["slope"]), cross = bool(c["crossover"]);
+        if (slope == cross)
+          user_error("{}: summary.checks: a check has exactly one of 'slope: METRIC' or 'crossover: METRIC'",
+                     where(path, c));
+        ck.kind = slope ? "slope" : "crossover";
+        check_keys(c, "summary.checks", slope ? std::vector<std::string>{"slope", "series", "min", "max"}
+                                              : std::vector<std::string>{"crossover", "series", "below", "min", "max"});
+        ck.metric = get_key(c, "summary.checks", ck.kind, true, false);
+        if (c["series"]) ck.series = scalar(path, c["series"], "summary.checks.series");
+        if (!ck.series.empty() && su.series.empty())
+          user_error("{}: summary.checks: 'series: {}' needs summary.series (the grid key whose values it names)",
+                     where(path, c["series"]), ck.series);
+        if (slope && ck.series.empty() && !su.series.empty())
+          user_error("{}: summary.checks: the slopes are per {}: say which with series: VALUE", where(path, c),
+                     su.series);
+        if (cross) {
+          if (!c["below"] || su.series.empty() || ck.series.empty())
+            user_error("{}: summary.checks: a crossover needs summary.series, and series and below (two of its values)",
+                       where(path, c));
+          ck.below = scalar(path, c["below"], "summary.checks.below");
+        }
+        for (const char* b : {"min", "max"})
+          if (const YAML::Node v = c[b]) {
+            const std::string t = scalar(path, v, std::string("summary.checks.") + b);
+            char* end = nullptr;
+            const double x = std::strtod(t.c_str(), &end);
+            if (t.empty() || *end != '\0' || !std::isfinite(x))
+              user_error("{}: summary.checks.{}: expected a number, got '{}'", where(path, v), b, t);
+            (std::string(b) == "min" ? ck.min : ck.max) = x;
+          }
+        if (!ck.min && !ck.max) user_error("{}: summary.checks: a check needs min, max or both", where(path, c));
+        if (slope) add_slope(ck.metric);
+        // the series values must exist in the grid
+        for (const std::string& v : {ck.series, ck.below}) {
+          if (v.empty()) continue;
+          bool found = false;
+          for (const auto& combo : combos)
+            for (const auto& [k, val] : combo) found |= k == su.series && val == v;
+          if (!found)
+            user_error("{}: summary.checks: '{}' is not a value of {} in the grid", where(path, c), v, su.series);
+        }
+        su.checks.push_back(ck);
+      }
+    }
+    exp.summary = su;
   }
   // ---- cells: resolve and validate every config before anything runs ----
   const int cores = opt.cores > 0 ? opt.cores : std::max(1, int(std::thread::hardware_concurrency()));
@@ -393,6 +508,22 @@ Experiment load_experiment(const std::string& path, const ExperimentOptions& opt
     c.name = name.empty() ? "base" : name;
     if (!names.insert(c.name).second)
       user_error("{}: grid: the cell ({}) appears twice; every combination must be unique", path, cell_label(c));
+    if (kind) {
+      std::vector<std::pair<std::string, std::string>> given;
+      std::vector<std::string> cell_grid_keys;
+      for (const auto& o : c.overrides) given.push_back({o.substr(0, o.find('=')), o.substr(o.find('=') + 1)});
+      for (const auto& [k, v] : combo) cell_grid_keys.push_back(k);
+      for (const auto& [k, src] : ties) cell_grid_keys.push_back(k);
+      try {
+        c.params = resolve_cell_params(*kind, given, cell_grid_keys, cap);
+      } catch (const UserError& e) {
+        user_error("{}: cell '{}' ({}): {}", path, c.name, cell_label(c), e.what());
+      }
+      c.identity = kind_cell_identity(*kind, c.params);
+      c.threads = c.params.count("threads") ? std::atoi(c.params.at("threads").c_str()) : cap;
+      exp.cells.push_back(std::move(c));
+      continue;
+    }
     try {
       c.config = load_config(exp.base, c.overrides);
       if (!is_grid_key("train.threads") && (c.config.train.threads <= 0 || c.config.train.threads > cap)) {
@@ -427,8 +558,20 @@ Experiment load_experiment(const std::string& path, const ExperimentOptions& opt
     } catch (const UserError& e) {
       user_error("{}: cell '{}' ({}): {}", path, c.name, cell_label(c), e.what());
     }
+    c.identity = cell_identity(c.config);
+    c.threads = c.config.train.threads;
     exp.cells.push_back(std::move(c));
   }
+  // a set key no cell reads (invariants: every check ignores it) is a mistake
+  if (kind)
+    for (const auto& s : sets) {
+      const std::string k = s.substr(0, s.find('='));
+      bool read = false;
+      for (const auto& c : exp.cells) read |= c.params.count(k) > 0;
+      if (!read && !exp.cells.empty())
+        user_error("{}: set '{}': no cell reads '{}' (a parameter of check {} only)", path, s, k,
+                   fmt::join(find_kind_param(*kind, k)->checks, ", "));
+    }
   return exp;
 }
 
@@ -461,7 +604,7 @@ std::optional<json> read_done(const Experiment& exp, size_t index, const std::st
   } catch (const json::exception&) {
     return std::nullopt;  // unreadable: the cell runs again
   }
-  if (!j.is_object() || j.value("config", std::string()) != cell_identity(c.config)) return std::nullopt;
+  if (!j.is_object() || j.value("config", std::string()) != c.identity) return std::nullopt;
   return j;
 }
 
@@ -472,6 +615,11 @@ bool cell_done(const Experiment& exp, size_t index, const std::string& out_dir) 
 // The value of metric column `m` for a done cell (nullopt: none).
 std::optional<double> metric_value(const json& done, const std::string& m) {
   if (m == "seconds") return done.value("seconds", 0.0);
+  if (done.contains("figures")) {  // a cell of a kind that does not train
+    const json& f = done["figures"];
+    if (f.contains(m) && f[m].is_number()) return f[m].get<double>();
+    return std::nullopt;
+  }
   const auto at = m.find('@');
   const std::string name = m.substr(0, at);
   if (measurement_outputs().count(name)) {
@@ -516,6 +664,146 @@ std::string value_of(const ExperimentCell& c, const std::string& key) {
 
 }  // namespace
 
+double loglog_slope(const std::vector<double>& x, const std::vector<double>& y) {
+  const size_t n = std::min(x.size(), y.size());
+  double sx = 0.0, sy = 0.0, sxx = 0.0, sxy = 0.0;
+  int m = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (!(x[i] > 0.0) || !(y[i] > 0.0) || !std::isfinite(x[i]) || !std::isfinite(y[i])) continue;
+    const double lx = std::log(x[i]), ly = std::log(y[i]);
+    sx += lx, sy += ly, sxx += lx * lx, sxy += lx * ly;
+    m++;
+  }
+  const double den = m * sxx - sx * sx;
+  if (m < 2 || !(std::fabs(den) > 1e-12 * std::max(1.0, m * sxx))) return std::nan("");
+  return (m * sxy - sx * sy) / den;
+}
+
+std::optional<double> crossover_x(const std::vector<double>& x, const std::vector<double>& a,
+                                  const std::vector<double>& b) {
+  std::optional<double> from;
+  for (size_t i = x.size(); i-- > 0;) {
+    if (!(a.at(i) < b.at(i))) break;  // NaN compares false: not below
+    from = x[i];
+  }
+  return from;
+}
+
+namespace {
+
+// Per value of summary.series: the finished cells' (x, metric) points, x ascending, cells sharing
+// an x averaged.
+struct Curve {
+  std::vector<double> x, y;
+};
+Curve curve_of(const Experiment& exp, const std::vector<std::optional<json>>& done, const std::string& metric,
+               const std::string& series_value) {
+  const ExperimentSummary& su = *exp.summary;
+  std::map<double, std::pair<double, int>> acc;
+  for (size_t i = 0; i < exp.cells.size(); i++) {
+    if (!done[i]) continue;
+    if (!su.series.empty() && value_of(exp.cells[i], su.series) != series_value) continue;
+    const std::string xs = value_of(exp.cells[i], su.x);
+    char* end = nullptr;
+    const double x = std::strtod(xs.c_str(), &end);
+    if (xs.empty() || *end != '\0') continue;
+    const auto v = metric_value(*done[i], metric);
+    if (!v || !std::isfinite(*v)) continue;
+    acc[x].first += *v;
+    acc[x].second++;
+  }
+  Curve c;
+  for (const auto& [x, sn] : acc) c.x.push_back(x), c.y.push_back(sn.first / sn.second);
+  return c;
+}
+
+std::vector<SummaryRow> summarize_done(const Experiment& exp, const std::vector<std::optional<json>>& done) {
+  std::vector<SummaryRow> rows;
+  if (!exp.summary) return rows;
+  const ExperimentSummary& su = *exp.summary;
+  std::vector<std::string> series{""};
+  if (!su.series.empty()) {
+    series.clear();
+    for (const auto& c : exp.cells) {
+      const std::string v = value_of(c, su.series);
+      if (std::find(series.begin(), series.end(), v) == series.end()) series.push_back(v);
+    }
+  }
+  auto slope_name = [](const std::string& m, const std::string& s) {
+    return s.empty() ? fmt::format("slope({})", m) : fmt::format("slope({}, {})", m, s);
+  };
+  auto within = [](const SummaryCheck& ck, const std::optional<double>& v) {
+    if (!v || !std::isfinite(*v)) return 0;
+    return (!ck.min || *v >= *ck.min) && (!ck.max || *v <= *ck.max) ? 1 : 0;
+  };
+  for (const auto& m : su.slopes)
+    for (const auto& s : series) {
+      const Curve c = curve_of(exp, done, m, s);
+      SummaryRow r;
+      r.name = slope_name(m, s);
+      const double k = loglog_slope(c.x, c.y);
+      if (std::isfinite(k)) r.value = k;
+      for (const auto& ck : su.checks)
+        if (ck.kind == "slope" && ck.metric == m && ck.series == s) {
+          r.min = ck.min, r.max = ck.max;
+          r.pass = within(ck, r.value);
+        }
+      rows.push_back(r);
+    }
+  for (const auto& ck : su.checks) {
+    if (ck.kind != "crossover") continue;
+    const Curve a = curve_of(exp, done, ck.metric, ck.series), b = curve_of(exp, done, ck.metric, ck.below);
+    // on the x both have
+    std::vector<double> xs, ya, yb;
+    for (size_t i = 0; i < a.x.size(); i++) {
+      const auto it = std::find(b.x.begin(), b.x.end(), a.x[i]);
+      if (it == b.x.end()) continue;
+      xs.push_back(a.x[i]);
+      ya.push_back(a.y[i]);
+      yb.push_back(b.y[size_t(it - b.x.begin())]);
+    }
+    SummaryRow r;
+    r.name = fmt::format("crossover({}, {} < {})", ck.metric, ck.series, ck.below);
+    r.value = crossover_x(xs, ya, yb);
+    r.min = ck.min, r.max = ck.max;
+    r.pass = within(ck, r.value);
+    rows.push_back(r);
+  }
+  return rows;
+}
+
+std::vector<std::optional<json>> read_all_done(const Experiment& exp, const std::string& out_dir) {
+  std::vector<std::optional<json>> done(exp.cells.size());
+  for (size_t i = 0; i < exp.cells.size(); i++) done[i] = read_done(exp, i, out_dir);
+  return done;
+}
+
+std::string bound(const std::optional<double>& v) { return v ? format_number(*v) : ""; }
+
+}  // namespace
+
+std::vector<SummaryRow> summarize(const Experiment& exp, const std::string& out_dir) {
+  return summarize_done(exp, read_all_done(exp, out_dir));
+}
+
+std::vector<std::string> failed_checks(const Experiment& exp, const std::string& out_dir) {
+  std::vector<std::string> out;
+  const auto done = read_all_done(exp, out_dir);
+  for (size_t i = 0; i < exp.cells.size(); i++) {
+    if (!done[i]) {
+      out.push_back(fmt::format("cell {} ({}) has not finished", exp.cells[i].name, cell_label(exp.cells[i])));
+      continue;
+    }
+    if (const auto p = metric_value(*done[i], "pass"); p && *p != 1.0)
+      out.push_back(fmt::format("cell {} ({}): pass = {}", exp.cells[i].name, cell_label(exp.cells[i]), *p));
+  }
+  for (const auto& r : summarize_done(exp, done))
+    if (r.pass == 0)
+      out.push_back(fmt::format("{} = {} outside [{}, {}]", r.name, r.value ? format_number(*r.value) : "none",
+                                r.min ? format_number(*r.min) : "-inf", r.max ? format_number(*r.max) : "inf"));
+  return out;
+}
+
 std::string plot_file_name(const Experiment& exp, size_t i) {
   if (exp.plots.size() == 1) return exp.name + ".png";
   return fmt::format("{}_{}_{}.png", exp.name, i + 1, sanitize(exp.plots[i].y));
@@ -525,12 +813,9 @@ int write_results(const Experiment& exp, const std::string& out_dir) {
   std::error_code ec;
   fs::create_directories(out_dir, ec);
   if (ec) user_error("cannot create the experiment directory '{}': {}", out_dir, ec.message());
-  std::vector<std::optional<json>> done(exp.cells.size());
+  const std::vector<std::optional<json>> done = read_all_done(exp, out_dir);
   int n_done = 0;
-  for (size_t i = 0; i < exp.cells.size(); i++) {
-    done[i] = read_done(exp, i, out_dir);
-    n_done += done[i].has_value();
-  }
+  for (const auto& d : done) n_done += d.has_value();
   std::vector<std::string> cols = exp.metrics;
   cols.push_back("seconds");
   // results.csv
@@ -554,8 +839,12 @@ int write_results(const Experiment& exp, const std::string& out_dir) {
   write_file_atomic((fs::path(out_dir) / "results.csv").string(), csv);
   // results.md
   std::string md = fmt::format("# {}\n\n", exp.name);
-  md += fmt::format("Experiment file `{}`, base config `{}`; {} of {} cells finished.\n\n", exp.file, exp.base, n_done,
-                    exp.cells.size());
+  if (exp.run == "train")
+    md += fmt::format("Experiment file `{}`, base config `{}`; {} of {} cells finished.\n\n", exp.file, exp.base,
+                      n_done, exp.cells.size());
+  else
+    md += fmt::format("Experiment file `{}`, run: {}; {} of {} cells finished.\n\n", exp.file, exp.run, n_done,
+                      exp.cells.size());
   {
     std::vector<std::string> head, rule;
     for (const auto& k : exp.grid_keys) head.push_back(md_field(k));
@@ -604,6 +893,24 @@ int write_results(const Experiment& exp, const std::string& out_dir) {
       md += fmt::format("\nEach entry is the mean over the finished cells that share its row and column (up to {}).\n",
                         max_n);
   }
+  if (exp.summary) {
+    const auto rows = summarize_done(exp, done);
+    const ExperimentSummary& su = *exp.summary;
+    md += fmt::format("\n## Summary\n\nLog-log least-squares slopes over {}{} (finished cells); a crossover is the "
+                      "smallest {} from which the first series stays below the second.\n\n",
+                      su.x, su.series.empty() ? "" : ", per " + su.series, su.x);
+    md += "| | value | min | max | pass |\n|---|---:|---:|---:|---|\n";
+    std::string scsv = "name,value,min,max,pass\n";
+    for (const auto& r : rows) {
+      const std::string pass = r.pass < 0 ? "" : (r.pass ? "pass" : "FAIL");
+      md += fmt::format("| {} | {} | {} | {} | {} |\n", md_field(r.name), r.value ? format_number(*r.value) : "–",
+                        bound(r.min), bound(r.max), pass);
+      scsv += fmt::format("{},{},{},{},{}\n", csv_field(r.name), r.value ? fmt::format("{}", *r.value) : "",
+                          r.min ? fmt::format("{}", *r.min) : "", r.max ? fmt::format("{}", *r.max) : "",
+                          r.pass < 0 ? "" : std::to_string(r.pass));
+    }
+    write_file_atomic((fs::path(out_dir) / "summary.csv").string(), scsv);
+  }
   if (!exp.plots.empty()) {
     md += "\n";
     for (size_t i = 0; i < exp.plots.size(); i++) md += fmt::format("![{}]({})\n", exp.plots[i].y, plot_file_name(exp, i));
@@ -615,8 +922,9 @@ int write_results(const Experiment& exp, const std::string& out_dir) {
     plots.push_back({{"x", exp.plots[i].x},
                      {"y", exp.plots[i].y},
                      {"series", exp.plots[i].series},
+                     {"log", exp.plots[i].log},
                      {"file", plot_file_name(exp, i)}});
-  json ej = {{"experiment", exp.name}, {"file", exp.file},     {"base", exp.base},   {"grid_keys", exp.grid_keys},
+  json ej = {{"experiment", exp.name}, {"run", exp.run}, {"file", exp.file}, {"base", exp.base}, {"grid_keys", exp.grid_keys},
              {"metrics", exp.metrics}, {"cells", exp.cells.size()}, {"finished", n_done}, {"plots", plots}};
   write_file_atomic((fs::path(out_dir) / "experiment.json").string(), ej.dump(2) + "\n");
   return n_done;

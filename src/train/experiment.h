@@ -4,7 +4,8 @@
 // docs/experiments.md ("Running experiments") describes the file format and the command.
 //
 //   experiment: e3_attention_vs_bottleneck
-//   base: e3_reverse.yaml              # relative to the experiment file
+//   run: train                         # the cell kind: train (default), invariants, attention_cost
+//   base: e3_reverse.yaml              # relative to the experiment file (run: train only)
 //   set: [train.threads=1]             # overrides for every cell (list of k=v, or a mapping)
 //   grid:                              # cartesian product, first key outermost; or a list of such
 //     model.bottleneck: [false, true]  #   mappings (their products one after the other)
@@ -14,11 +15,35 @@
 //   measure: [mirror_weight]           # attention measurements (also implied by metrics)
 //   measure_examples: 64               # val examples the measurements read (default 64)
 //   table: {rows: data.max_len, cols: model.bottleneck, value: greedy_token_acc}
-//   plot: {x: data.max_len, y: greedy_token_acc, series: model.bottleneck}   # or a list
+//   plot: {x: data.max_len, y: greedy_token_acc, series: model.bottleneck}   # or a list; log: true
+//   summary:                           # optional: log-log slopes over a numeric grid key, and checks
+//     x: n
+//     series: type
+//     slopes: [attn_ms, peak_extra_mb]
+//     checks:
+//       - {slope: attn_ms, series: causal, min: 1.8, max: 2.2}
+//       - {crossover: ms, series: linear, below: causal, max: 1024}
 //
 // A metric is a name of the task's evaluation (loss, ppl, token_acc, label_acc, class_acc,
 // exact_match, greedy_token_acc) taken from the cell's final val row, `NAME@STEP` for the val row
 // at STEP (an evaluation step of the cell), or a measurement output (below).
+//
+// Cells that do not train (experiment_kinds.h): with `run: invariants` or `run: attention_cost`
+// there is no base config; set, grid and tie take the kind's own parameters (an unknown one is an
+// error naming the file and the key), the metrics are the kind's figures, and each cell computes
+// them in-process and writes done.json with them, so resume, the tables, `experiment show` and the
+// plots work as for training cells.
+//   invariants      E1: check = variance (Var(q·k)/d_k and the scaled logits' variance over random
+//                   q, k), flash (scaled_dot_product impl flash vs impl naive: outputs and the
+//                   gradients w.r.t. Q, K, V), rope (scores after RoPE under a common position
+//                   shift); every cell has a `pass` figure against its tolerance.
+//   attention_cost  E5: one attention module forward (+ backward) at one length through
+//                   bench_attention (bench.h): ms, attn_ms (ms − the projections' ms), peak extra MB.
+//
+// Summary (any kind): per value of `series`, the least-squares slope of log(metric) against
+// log(x) over the finished cells (cells sharing a point averaged); checks compare a slope with
+// min/max, or the crossover, the smallest x from which `series` stays below `below` on the
+// metric, with max. Written to results.md ("Summary") and summary.csv.
 //
 // Measurements (computed from the final checkpoint over the first measure_examples val examples):
 //   mirror_weight   encoder_decoder on reverse, teacher-forced (decoder input = sep + the true
@@ -49,7 +74,10 @@ struct ExperimentCell {
   std::string name;  // its directory under cells/
   std::vector<std::pair<std::string, std::string>> values;  // grid key -> value, in column order (set keys only)
   std::vector<std::string> overrides;  // key=value applied to the base: set, --set, grid, tie, threads
-  Config config;                       // the resolved config
+  Config config;                       // the resolved config (run: train)
+  std::map<std::string, std::string> params;  // other kinds: every parameter the cell reads, defaults filled in
+  std::string identity;                // what a done.json must match to count as this cell's
+  int threads = 0;                     // OpenMP threads the cell runs with
 };
 
 struct ExperimentTable {
@@ -57,12 +85,27 @@ struct ExperimentTable {
 };
 struct ExperimentPlot {
   std::string x, y, series;  // series may be empty
+  bool log = false;          // log-log axes
+};
+
+// `summary:` (see the top of this file).
+struct SummaryCheck {
+  std::string kind;              // "slope" or "crossover"
+  std::string metric, series;    // the slope of metric for series; crossover: series below `below`
+  std::string below;
+  std::optional<double> min, max;
+};
+struct ExperimentSummary {
+  std::string x, series;             // series may be empty (one fit over every cell)
+  std::vector<std::string> slopes;   // metrics fitted (those named by the checks included)
+  std::vector<SummaryCheck> checks;
 };
 
 struct Experiment {
   std::string name;       // `experiment:`
   std::string file;       // the experiment file
-  std::string base;       // the base config's path (resolved)
+  std::string run = "train";  // the cell kind: train, invariants, attention_cost
+  std::string base;       // the base config's path (resolved; run: train only)
   std::vector<std::string> grid_keys;  // every grid key, in order of first appearance
   std::vector<std::string> metrics;    // the table's columns (name or name@step)
   std::vector<std::string> measure;    // measurement outputs asked for (metrics' ones included)
@@ -70,6 +113,7 @@ struct Experiment {
   int threads = 0;                     // train.threads of every cell (see load_experiment)
   std::optional<ExperimentTable> table;
   std::vector<ExperimentPlot> plots;
+  std::optional<ExperimentSummary> summary;
   std::vector<ExperimentCell> cells;
   bool needs(const std::string& measurement) const;  // "mirror_weight" or "recall_mass"
 };
@@ -142,9 +186,33 @@ struct RunExperimentOptions {
 // the results. Returns 0, or 130 when interrupted.
 int run_experiment(const Experiment& exp, const std::string& out_dir, const RunExperimentOptions& opt);
 
-// Reads every cells/*/done.json and writes results.csv, results.md and experiment.json (what
-// scripts/plot_experiment.py reads). Returns the number of finished cells.
+// Reads every cells/*/done.json and writes results.csv, results.md, experiment.json (what
+// scripts/plot_experiment.py reads) and, with a `summary:`, summary.csv. Returns the number of
+// finished cells.
 int write_results(const Experiment& exp, const std::string& out_dir);
+
+// ---- summary: slopes and crossovers (pure functions, unit-tested on synthetic data) ----
+
+// Least-squares slope of log y against log x over the points with x, y > 0 (NaN with fewer than
+// two such points or a single x).
+double loglog_slope(const std::vector<double>& x, const std::vector<double>& y);
+// x ascending, a and b of the same length: the smallest x[i] such that a[j] < b[j] for every
+// j ≥ i (nullopt when a is not below b at the last point). NaN entries count as "not below".
+std::optional<double> crossover_x(const std::vector<double>& x, const std::vector<double>& a,
+                                  const std::vector<double>& b);
+
+struct SummaryRow {
+  std::string name;                  // "slope(attn_ms, causal)", "crossover(ms, linear < causal)"
+  std::optional<double> value;
+  std::optional<double> min, max;    // the check's bounds, if this row is a check
+  int pass = -1;                     // 1 / 0 for a check, -1 for a slope no check names
+};
+// The summary of the finished cells (empty without `summary:`).
+std::vector<SummaryRow> summarize(const Experiment& exp, const std::string& out_dir);
+
+// What `experiment run --strict` fails on: cells not finished, cells whose `pass` figure is 0, and
+// summary checks that failed (one line each; empty when all is well).
+std::vector<std::string> failed_checks(const Experiment& exp, const std::string& out_dir);
 
 // The command that makes the plots, and whether /usr/bin/python3 with matplotlib and the script
 // are there; run_plots executes it (UserError if it fails).

@@ -23,6 +23,7 @@
 #include "train/checkpoint.h"
 #include "train/experiment.h"
 #include "train/experiment_internal.h"
+#include "train/experiment_kinds.h"
 #include "train/inspect.h"
 #include "train/run_state.h"
 #include "train/trainer.h"
@@ -88,8 +89,31 @@ void write_done(const Experiment& exp, size_t index, const std::string& dir, con
                {"checkpoint", fs::path(checkpoint).lexically_relative(dir).string()},
                {"val", val_rows(dir)},
                {"measurements", m},
-               {"config", cell_identity(c.config)}};
+               {"config", c.identity}};
   write_file_atomic((fs::path(dir) / "done.json").string(), done.dump(2) + "\n");
+}
+
+// A cell of a kind that does not train: compute its figures, write done.json.
+CellOutcome run_figures_cell(const Experiment& exp, size_t index, const std::string& dir) {
+  const ExperimentCell& c = exp.cells[index];
+  const CellKind* kind = find_cell_kind(exp.run);
+  if (!kind) throw std::logic_error("run_figures_cell: unknown kind " + exp.run);
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) user_error("cannot create the cell directory '{}': {}", dir, ec.message());
+  const auto t0 = Clock::now();
+  const CellFigures f = compute_cell_figures(*kind, c.params);
+  CellOutcome out;
+  out.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  json values = json::object(), params = json::object(), figures = json::object();
+  for (const auto& [k, v] : c.values) values[k] = v;
+  for (const auto& [k, v] : c.params) params[k] = v;
+  for (const auto& [k, v] : f.values) figures[k] = v && std::isfinite(*v) ? json(*v) : json(nullptr);
+  json done = {{"cell", c.name},       {"run", exp.run},          {"values", values},
+               {"overrides", c.overrides}, {"params", params},    {"figures", figures},
+               {"notes", f.notes},     {"seconds", out.seconds},  {"config", c.identity}};
+  write_file_atomic((fs::path(dir) / "done.json").string(), done.dump(2) + "\n");
+  return out;
 }
 
 int step_of_checkpoint(const std::string& path) {
@@ -118,10 +142,12 @@ CellOutcome run_cell(const Experiment& exp, size_t index, const std::string& out
   if (const auto done = read_done(exp, index, out_dir)) {
     out.skipped = true;
     out.seconds = done->value("seconds", 0.0);
+    if (exp.run != "train") return out;
     // a measurement added to the experiment file since: take it from the cell's checkpoint
     if (!has_measurements(exp, *done)) write_done(exp, index, dir, latest_checkpoint(dir));
     return out;
   }
+  if (exp.run != "train") return run_figures_cell(exp, index, dir);
   const Config& cfg = c.config;
   TrainOptions o;
   o.quiet = true;
@@ -172,9 +198,9 @@ int run_experiment(const Experiment& exp, const std::string& out_dir, const RunE
     if (std::find(todo.begin(), todo.end(), i) == todo.end()) run_cell(exp, i, out_dir, false);
   write_results(exp, out_dir);
   const int jobs = std::max(1, std::min<int>(opt.jobs, int(std::max<size_t>(1, todo.size()))));
-  print(fmt::format("experiment {}: {} cells, {} done earlier, {} to run ({} at a time, train.threads {}) -> {}",
-                    exp.name, N, N - todo.size(), todo.size(), jobs, exp.cells.empty() ? 0 : exp.cells[0].config.train.threads,
-                    out_dir));
+  print(fmt::format("experiment {}: {} cells, {} done earlier, {} to run ({} at a time, {} {}) -> {}", exp.name, N,
+                    N - todo.size(), todo.size(), jobs, exp.run == "train" ? "train.threads" : "threads",
+                    exp.cells.empty() ? 0 : exp.cells[0].threads, out_dir));
 
   std::mutex mu;
   std::vector<double> durations;               // finished cells (this run)

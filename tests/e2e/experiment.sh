@@ -2,7 +2,9 @@
 # End to end: `attnlab experiment run` on a 2-cell tiny experiment (results.csv rows, results.md
 # table, done.json), a rerun that skips both cells, --jobs 2 (child processes) giving the same
 # numbers, `experiment show`, the plot when matplotlib is there, and a bad grid key exiting 2
-# before anything runs. Args: ATTNLAB_BINARY SOURCE_DIR
+# before anything runs; then the cells that compute figures (run: invariants with --strict passing
+# and, mis-scaled, failing; run: attention_cost with a summary and a log-log plot).
+# Args: ATTNLAB_BINARY SOURCE_DIR
 set -euo pipefail
 bin=$1
 src=$2
@@ -81,4 +83,65 @@ set -e
 [ "$rc" -eq 2 ] || { cat "$tmp/bad_err"; fail "bad grid key exited $rc, expected 2"; }
 grep -q "ebad.yaml:.*unknown config key 'data.maxlen'" "$tmp/bad_err" || { cat "$tmp/bad_err"; fail "error does not name the file and key"; }
 [ ! -e "$tmp/bad/cells" ] || fail "a bad experiment started running"
+
+# cells that compute figures instead of training: run: invariants (E1) with --strict, a
+# deliberately mis-scaled variance failing --strict, and run: attention_cost (E5) with a summary
+cat >"$tmp/configs/experiments/einv.yaml" <<'EOF'
+experiment: einv
+run: invariants
+set: {threads: 1, samples: 20000}
+grid:
+  - {check: [variance], d_k: [16]}
+  - {check: [flash], mask: [causal, padding], n: [70]}
+  - {check: [rope], shift: [100]}
+metrics: [var_ratio, logit_var, out_diff, grad_diff, rope_diff, pass]
+EOF
+"$bin" experiment run "$tmp/configs/experiments/einv.yaml" --out "$tmp/inv" --no-plot --strict >"$tmp/inv_out" 2>&1 \
+  || { cat "$tmp/inv_out"; fail "invariants --strict exited $?"; }
+grep -q "^strict: every cell finished and every check passed" "$tmp/inv_out" || { cat "$tmp/inv_out"; fail "no strict line"; }
+head -1 "$tmp/inv/results.csv" | grep -qx "check,d_k,mask,n,shift,var_ratio,logit_var,out_diff,grad_diff,rope_diff,pass,seconds" \
+  || fail "invariants header: $(head -1 "$tmp/inv/results.csv")"
+[ "$(wc -l <"$tmp/inv/results.csv")" -eq 5 ] || { cat "$tmp/inv/results.csv"; fail "invariants: 4 rows expected"; }
+[ "$(cut -d, -f11 "$tmp/inv/results.csv" | tail -n +2 | sort -u)" = "1" ] || { cat "$tmp/inv/results.csv"; fail "a check failed"; }
+grep -q '"figures"' "$tmp/inv/cells/check=flash_mask=padding_n=70/done.json" || fail "no figures in done.json"
+set +e
+"$bin" experiment run "$tmp/configs/experiments/einv.yaml" --out "$tmp/inv_bad" --no-plot --strict --set scale=none \
+  >"$tmp/inv_bad_out" 2>&1
+rc=$?
+set -e
+[ "$rc" -eq 1 ] || { cat "$tmp/inv_bad_out"; fail "a mis-scaled variance under --strict exited $rc, expected 1"; }
+grep -q "^strict: cell check=variance_d_k=16 (check=variance, d_k=16): pass = 0" "$tmp/inv_bad_out" \
+  || { cat "$tmp/inv_bad_out"; fail "the failing check is not named"; }
+set +e
+"$bin" experiment run "$tmp/configs/experiments/einv.yaml" --out "$tmp/inv_bad2" --set heads=0 >/dev/null 2>"$tmp/inv_err"
+rc=$?
+set -e
+[ "$rc" -eq 2 ] && grep -q "einv.yaml: cell .*heads: expected an integer in \\[1, 256\\], got .0." "$tmp/inv_err" \
+  || { cat "$tmp/inv_err"; fail "a bad parameter value exited $rc without naming the file and key"; }
+
+cat >"$tmp/configs/experiments/ecost.yaml" <<'EOF'
+experiment: ecost
+run: attention_cost
+set: {heads: 2, head_dim: 16, repeats: 1, threads: 1}
+grid:
+  type: [causal, linear]
+  n: [32, 64, 128]
+metrics: [ms, attn_ms, peak_extra_mb]
+plot: {x: n, y: ms, series: type, log: true}
+summary:
+  x: n
+  series: type
+  slopes: [ms]
+  checks: [{slope: peak_extra_mb, series: linear, max: 100}]
+EOF
+"$bin" experiment run "$tmp/configs/experiments/ecost.yaml" --out "$tmp/cost" >"$tmp/cost_out" 2>&1 \
+  || { cat "$tmp/cost_out"; fail "attention_cost exited $?"; }
+[ "$(wc -l <"$tmp/cost/results.csv")" -eq 7 ] || { cat "$tmp/cost/results.csv"; fail "attention_cost: 6 rows expected"; }
+grep -q "^## Summary" "$tmp/cost/results.md" || fail "no summary in results.md"
+grep -q '^"slope(ms, linear)",[0-9.e-]*,,,$' "$tmp/cost/summary.csv" || { cat "$tmp/cost/summary.csv"; fail "summary.csv"; }
+grep -q '^"slope(peak_extra_mb, linear)",.*,,100,1$' "$tmp/cost/summary.csv" || { cat "$tmp/cost/summary.csv"; fail "summary check"; }
+if /usr/bin/python3 -c 'import matplotlib' 2>/dev/null; then
+  [ -s "$tmp/cost/ecost.png" ] || { cat "$tmp/cost_out"; fail "no log-log plot"; }
+fi
+"$bin" experiment show "$tmp/cost" | grep -q "run: attention_cost; 6 of 6 cells finished" || fail "show of an attention_cost run"
 echo "ok"
