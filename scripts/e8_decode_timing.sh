@@ -4,8 +4,9 @@
 # (REPEATS repeats of TOKENS greedy tokens after N random tokens, median), the order rotated from
 # round to round so that drift on a shared machine hits every model alike. Prints each round's
 # ms/token, then the median over the rounds per model.
-#   scripts/e8_decode_timing.sh [ROUNDS] [CONTEXT] [TOKENS] [REPEATS] [THREADS]
-# Needs the trained cells of `attnlab experiment run configs/experiments/e8.yaml`.
+#   scripts/e8_decode_timing.sh [ROUNDS] [CONTEXT] [TOKENS] [REPEATS] [THREADS] [EXPERIMENT_DIR]
+# Needs the trained cells of `attnlab experiment run configs/experiments/e8.yaml` (EXPERIMENT_DIR:
+# its --out, default runs/experiments/e8_grouped_kv_heads).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
@@ -14,7 +15,7 @@ tokens=${3:-128}
 repeats=${4:-9}
 threads=${5:-1}
 bin=build/attnlab
-cells=runs/experiments/e8_grouped_kv_heads/cells
+cells=${6:-runs/experiments/e8_grouped_kv_heads}/cells
 kvs=(8 2 1)
 for kv in "${kvs[@]}"; do
   [ -f "$cells/n_kv_heads=$kv/done.json" ] || { echo "error: $cells/n_kv_heads=$kv is not done (run the experiment first)" >&2; exit 2; }
