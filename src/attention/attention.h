@@ -85,6 +85,9 @@ class Attention {
   virtual void cache_reset(int B, int capacity);
   virtual void forward_cached(float* out, const float* x_new, int B, int Tn);
   int cache_len() const { return cache_len_; }
+  // Floats held by the cache buffers now, summed (K and V for a KV cache; the state for linear
+  // attention): what the cache really stores, for measurements (E8). Throws without a cache.
+  size_t cache_floats();
   // Beam search: row b of the cache becomes old row rows[b] (rows.size() = cache_reset's B).
   void cache_reorder(const std::vector<int>& rows);
   // Ask the next forwards to keep their attention weights for inspection.

@@ -154,6 +154,12 @@ std::vector<std::vector<float>*> Attention::cache_buffers() {
   user_error("attention '{}' ({}) has no incremental decoding cache", spec_.name, spec_.type);
 }
 
+size_t Attention::cache_floats() {
+  size_t n = 0;
+  for (const std::vector<float>* buf : cache_buffers()) n += buf->size();
+  return n;
+}
+
 void Attention::cache_reorder(const std::vector<int>& rows) {
   const size_t B = rows.size();
   for (std::vector<float>* buf : cache_buffers()) {

@@ -19,6 +19,34 @@ namespace attnlab::cli {
 
 namespace {
 
+// `bench generate --context N`: decode_at_context on random ids, printed.
+int decode_at_context_report(Model& model, const std::string& src, int context, const GenerateBenchOptions& g,
+                             bool random_weights) {
+  if (context < 1) user_error("--context: expected a positive number of tokens, got {}", context);
+  const ModelConfig& mc = model.config();
+  Rng rng(g.seed);
+  std::vector<int> prompt(static_cast<size_t>(context));
+  for (int& t : prompt) t = int(rng.below(uint64_t(model.vocab_size())));
+  DecodeAtContextOptions d;
+  d.tokens = g.tokens;
+  d.repeats = g.repeats;
+  const DecodeAtContext r = decode_at_context(model, prompt, d);
+  fmt::print("bench generate {} | gemm: {} | threads {}\n", src, gemm_backend(), omp_get_max_threads());
+  fmt::print("model              {} layers, d_model {}, {} heads, {} KV heads, attention {}{}\n", mc.n_layers,
+             mc.d_model, mc.n_heads, mc.decoder_self.n_kv_heads > 0 ? mc.decoder_self.n_kv_heads : mc.n_heads,
+             mc.decoder_self.type, random_weights ? " (random weights)" : "");
+  fmt::print("decode             greedy, {} new tokens after a context of {} (random ids), {} repeat(s)\n", g.tokens,
+             context, g.repeats);
+  std::string all;
+  for (double x : r.ms_per_token) all += fmt::format(" {:.4f}", x);
+  fmt::print("ms/token           {:.4f} (median; every repeat:{})\n", r.median_ms_per_token, all);
+  std::string per_layer;
+  for (double x : r.cache_values) per_layer += fmt::format(" {}", x);
+  fmt::print("cache values       per token per layer:{} (read from the caches, {} positions)\n", per_layer,
+             r.positions);
+  return 0;
+}
+
 // `attnlab bench generate CHECKPOINT|CONFIG` (W2)
 Run add_bench_generate(CLI::App& bench) {
   struct Opts {
@@ -26,7 +54,7 @@ Run add_bench_generate(CLI::App& bench) {
     std::vector<std::string> sets;
     GenerateBenchOptions g;
     bool no_cache = false, cache_only = false;
-    int threads = 0, vocab = 0;
+    int threads = 0, vocab = 0, context = 0;
   };
   auto o = std::make_shared<Opts>();
   auto* sub = bench.add_subcommand(
@@ -41,6 +69,9 @@ Run add_bench_generate(CLI::App& bench) {
   sub->add_flag("--cache-only", o->cache_only, "Only the path with the cache")->excludes(nc);
   sub->add_option("--threads", o->threads, "OpenMP threads (default: the config's train.threads, else all)");
   sub->add_option("--set", o->sets, "Override a config key (repeatable; CONFIG only)");
+  sub->add_option("--context", o->context,
+                  "Instead: time cached greedy decoding of --tokens tokens after filling the cache with this many "
+                  "(random) tokens, ms/token median of --repeats, and read the cache size (E8)");
   sub->add_option("--vocab", o->vocab,
                   "Vocabulary size of a CONFIG's random model (default: build the config's dataset to learn it)");
   return [o]() {
@@ -62,15 +93,18 @@ Run add_bench_generate(CLI::App& bench) {
         }
       }
       threads = cfg.train.threads;
-      model = std::make_unique<Model>(cfg.model, V, uint64_t(cfg.train.seed));
+      ModelConfig mc = cfg.model;
+      if (o->context > 0 && block_size_is_free(mc)) mc.block_size = std::max(mc.block_size, o->context + o->g.tokens);
+      model = std::make_unique<Model>(mc, V, uint64_t(cfg.train.seed));
     } else {
       if (!o->sets.empty()) user_error("--set applies to a CONFIG, not to checkpoint '{}'", src);
-      lm = load_model(src);
+      lm = o->context > 0 ? load_model_for_positions(src, o->context + o->g.tokens) : load_model(src);
       threads = lm.config.train.threads;
       model = std::move(lm.model);
     }
     if (o->threads > 0) threads = o->threads;
     if (threads > 0) omp_set_num_threads(threads);
+    if (o->context > 0) return decode_at_context_report(*model, src, o->context, o->g, is_config);
     GenerateBenchOptions g = o->g;
     g.run_cache = !o->no_cache;
     g.run_no_cache = !o->cache_only;

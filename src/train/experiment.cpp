@@ -15,9 +15,11 @@
 #include <sstream>
 #include <thread>
 
+#include "attention/attention.h"
 #include "core/error.h"
 #include "data/factory.h"
 #include "data/tasks.h"
+#include "train/bench.h"
 #include "train/checkpoint.h"
 #include "train/experiment_internal.h"
 #include "train/experiment_kinds.h"
@@ -59,7 +61,9 @@ const std::map<std::string, std::string>& measurement_outputs() {
                                                        {"mirror_layer", "mirror_weight"},
                                                        {"answer_mass", "recall_mass"},
                                                        {"noise_mass", "recall_mass"},
-                                                       {"retrieval_layer", "recall_mass"}};
+                                                       {"retrieval_layer", "recall_mass"},
+                                                       {"cache_values", "decode"},
+                                                       {"decode_ms_per_token", "decode"}};
   return m;
 }
 
@@ -155,6 +159,45 @@ std::map<std::string, std::string> short_names(const std::vector<std::string>& k
   return out;
 }
 
+// `decode: {context: N, tokens: N, repeats: N}` (each optional, positive integers).
+void read_decode_settings(const std::string& file, const YAML::Node& d, Experiment& exp) {
+  if (!d.IsMap()) user_error("{}: key 'decode': expected a mapping {{context, tokens, repeats}}, got {}", where(file, d),
+                             describe_node(d));
+  for (const auto& kv : d) {
+    const std::string k = kv.first.Scalar();
+    int* dst = k == "context" ? &exp.decode_context : k == "tokens" ? &exp.decode_tokens
+               : k == "repeats" ? &exp.decode_repeats : nullptr;
+    if (!dst) user_error("{}: decode: unknown key '{}' (expected context, tokens, repeats)", where(file, kv.first), k);
+    const std::string v = scalar(file, kv.second, "decode." + k);
+    char* end = nullptr;
+    const long n = std::strtol(v.c_str(), &end, 10);
+    if (v.empty() || *end != '\0' || n < 1 || n > 1048576)
+      user_error("{}: key 'decode.{}': expected a positive integer, got '{}'", where(file, kv.second), k, v);
+    *dst = int(n);
+  }
+}
+
+// The decode measurement needs a decoder whose self-attention has a cache, and room for
+// context + tokens positions (rope/alibi/none: the model is rebuilt with that block_size).
+void check_decode_cell(const Experiment& exp, const Config& cfg) {
+  const ModelConfig& m = cfg.model;
+  if (m.kind != "decoder")
+    user_error("measurements cache_values / decode_ms_per_token need model.kind decoder (cached decoding of a "
+               "causal LM), got {}",
+               m.kind);
+  const auto& reg = attention_registry();
+  const auto it = reg.find(m.decoder_self.type);
+  if (it != reg.end() && !it->second.info.cache)
+    user_error("measurements cache_values / decode_ms_per_token need an attention type with an incremental cache; "
+               "'{}' has none",
+               m.decoder_self.type);
+  const int need = exp.decode_context + exp.decode_tokens;
+  if (!block_size_is_free(m) && m.block_size < need)
+    user_error("measurement decode: decode.context + decode.tokens = {} positions, but model.block_size is {} and "
+               "model.positions '{}' fixes it (use rope, alibi or none, or a larger block_size)",
+               need, m.block_size, m.positions);
+}
+
 std::string cell_label(const ExperimentCell& c) {
   std::string s;
   for (const auto& [k, v] : c.values) s += (s.empty() ? "" : ", ") + k + "=" + v;
@@ -185,7 +228,7 @@ Experiment load_experiment(const std::string& path, const ExperimentOptions& opt
   if (!root.IsMap()) user_error("{}: expected a mapping with the keys experiment, base, grid, metrics", path);
   static const std::vector<std::string> allowed = {"experiment", "run",     "base",    "set",
                                                    "grid",       "tie",     "metrics", "measure",
-                                                   "measure_examples", "table", "plot", "summary"};
+                                                   "measure_examples", "table", "plot", "summary", "decode"};
   for (const auto& kv : root) {
     const std::string k = kv.first.Scalar();
     if (std::find(allowed.begin(), allowed.end(), k) == allowed.end()) {
@@ -364,6 +407,7 @@ Experiment load_experiment(const std::string& path, const ExperimentOptions& opt
       user_error("{}: key 'measure_examples': expected a positive integer, got '{}'", where(path, m), v);
     exp.measure_examples = int(n);
   }
+  if (const YAML::Node d = root["decode"]) read_decode_settings(path, d, exp);
   auto is_grid_key = [&](const std::string& k) {
     return std::find(exp.grid_keys.begin(), exp.grid_keys.end(), k) != exp.grid_keys.end();
   };
@@ -555,6 +599,7 @@ Experiment load_experiment(const std::string& path, const ExperimentOptions& opt
         user_error("measurements answer_mass / noise_mass need model.kind decoder or encoder and data.task mqar "
                    "or needle, got {} on {}",
                    kind, tname);
+      if (exp.needs("decode")) check_decode_cell(exp, c.config);
     } catch (const UserError& e) {
       user_error("{}: cell '{}' ({}): {}", path, c.name, cell_label(c), e.what());
     }

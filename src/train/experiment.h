@@ -58,6 +58,16 @@
 //                   f0..). Per layer; reported at the retrieval layer (retrieval_layer), the layer
 //                   whose answer_mass is highest. Differential attention's map is A1 - λ A2, so its
 //                   masses may be negative.
+//   cache_values    decoder with an incremental cache (any data): cached greedy decoding of
+//   decode_ms_per_token   decode.tokens tokens after filling the cache with decode.context tokens (val
+//                   text, or random ids for a synthetic task); ms per token, median of decode.repeats
+//                   (bench.h decode_at_context). cache_values: the floats the decoder self-attention
+//                   caches hold afterwards / the cached positions, per layer (reported: the largest;
+//                   2·n_kv_heads·d_head for a KV cache). A model with positions rope, alibi or none is
+//                   rebuilt with block_size = context + tokens (its weights do not depend on it);
+//                   learned or sinusoidal positions need that block_size already.
+//
+//   decode: {context: 2048, tokens: 32, repeats: 5}   # the decode measurement's settings (defaults)
 #pragma once
 #include <functional>
 #include <map>
@@ -110,12 +120,13 @@ struct Experiment {
   std::vector<std::string> metrics;    // the table's columns (name or name@step)
   std::vector<std::string> measure;    // measurement outputs asked for (metrics' ones included)
   int measure_examples = 64;
+  int decode_context = 2048, decode_tokens = 32, decode_repeats = 5;  // `decode:` (cache_values, decode_ms_per_token)
   int threads = 0;                     // train.threads of every cell (see load_experiment)
   std::optional<ExperimentTable> table;
   std::vector<ExperimentPlot> plots;
   std::optional<ExperimentSummary> summary;
   std::vector<ExperimentCell> cells;
-  bool needs(const std::string& measurement) const;  // "mirror_weight" or "recall_mass"
+  bool needs(const std::string& measurement) const;  // "mirror_weight", "recall_mass" or "decode"
 };
 
 struct ExperimentOptions {

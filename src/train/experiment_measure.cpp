@@ -7,13 +7,20 @@
 //       a_l = mean_q (1/H) Σ_h A_l[b,h,q,ans(q)]       n_l = mean_q (1/H) Σ_h Σ_{j filler} A_l[b,h,q,j]
 //       over the labelled (query) positions q; reported at the layer with the largest a_l.
 // The maps come from one teacher-forced forward over the first measure_examples val examples.
+//   cache_values / decode_ms_per_token (E8, Shazeer 2019 Table 2: fewer KV heads, faster decoding)
+//       cached greedy decoding after a long context (bench.h decode_at_context); cache_values is
+//       read from the caches' buffers afterwards, not from the config.
 #include <algorithm>
 #include <cmath>
+#include <nlohmann/json.hpp>
+
+#include <omp.h>
 
 #include "core/error.h"
 #include "data/factory.h"
 #include "data/tasks.h"
 #include "model/model.h"
+#include "train/bench.h"
 #include "train/checkpoint.h"
 #include "train/experiment.h"
 
@@ -93,9 +100,49 @@ int argmax(const std::vector<double>& v) {
 
 }  // namespace
 
+namespace {
+
+// cache_values, decode_ms_per_token: the cell's model decodes after exp.decode_context tokens.
+void measure_decode(const Experiment& exp, const std::string& checkpoint, Measurements& out) {
+  const int context = exp.decode_context, need = context + exp.decode_tokens;
+  LoadedModel lm = load_model_for_positions(checkpoint, need);
+  const Config& cfg = lm.config;
+  Model* model = lm.model.get();
+  // the prompt: a val window of the text, else random ids (the timing does not depend on them)
+  std::vector<int> prompt;
+  if (cfg.data.task == "text") {
+    const auto data = make_dataset(cfg);
+    Batch b;
+    Rng rng(uint64_t(cfg.train.seed));
+    data->next_batch(b, 1, context, Split::val, rng);
+    prompt.assign(b.x.begin(), b.x.begin() + context);
+  } else {
+    Rng rng(uint64_t(cfg.train.seed));
+    for (int i = 0; i < context; i++) prompt.push_back(int(rng.below(uint64_t(model->vocab_size()))));
+  }
+  if (cfg.train.threads > 0) omp_set_num_threads(cfg.train.threads);
+  DecodeAtContextOptions o;
+  o.tokens = exp.decode_tokens;
+  o.repeats = exp.decode_repeats;
+  const DecodeAtContext r = decode_at_context(*model, prompt, o);
+  out.values["decode_ms_per_token"] = r.median_ms_per_token;
+  out.values["cache_values"] = *std::max_element(r.cache_values.begin(), r.cache_values.end());
+  out.layers["cache_values"] = r.cache_values;
+  std::string ms;
+  for (double x : r.ms_per_token) ms += fmt::format(" {:.4f}", x);
+  std::string text = lm.tokenizer.decode(r.generated);
+  out.notes.push_back(fmt::format("decode: {} tokens after a context of {} ({} positions cached), {} thread(s); "
+                                  "ms/token per repeat:{}; greedy continuation: {}",
+                                  exp.decode_tokens, context, r.positions, omp_get_max_threads(), ms,
+                                  nlohmann::json(text).dump()));
+}
+
+}  // namespace
+
 Measurements measure_checkpoint(const Experiment& exp, const std::string& checkpoint) {
   Measurements out;
-  if (exp.measure.empty()) return out;
+  if (exp.needs("decode")) measure_decode(exp, checkpoint, out);
+  if (!exp.needs("mirror_weight") && !exp.needs("recall_mass")) return out;
   LoadedModel lm = load_model(checkpoint);
   const Config& cfg = lm.config;
   Model& model = *lm.model;

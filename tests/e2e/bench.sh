@@ -81,6 +81,14 @@ ck=$(ls "$tmp"/run/checkpoints/step_*.safetensors | grep -v state | head -1)
 grep -Eq '^no-cache +[0-9.]+ tokens/s' "$tmp/gc.out" || fail "checkpoint generate: $(cat "$tmp/gc.out")"
 ! grep -q '^cache ' "$tmp/gc.out" || fail "--no-cache ran the cached path"
 
+# --context (E8): greedy decoding after 40 cached tokens; rope lets the model grow past block_size 32
+"$bin" bench generate "$cfg" --vocab 11 --context 40 --tokens 4 --repeats 2 --threads 1 \
+  --set model.positions=rope --set model.attention.n_kv_heads=2 > "$tmp/gx.out"
+grep -Eq '^ms/token +[0-9.]+ \(median; every repeat: [0-9.]+ [0-9.]+\)$' "$tmp/gx.out" || fail "context ms: $(cat "$tmp/gx.out")"
+# d_head 16, 2 KV heads: K and V of 2 heads = 64 values per token in each of the 2 layers
+grep -Eq '^cache values +per token per layer: 64 64 \(read from the caches, 44 positions\)$' "$tmp/gx.out" ||
+  fail "context cache values: $(cat "$tmp/gx.out")"
+expect_error "44 positions exceed its model.block_size 32" bench generate "$ck" --context 40 --tokens 4
 expect_error "--tokens.*block_size 32" bench generate "$cfg" --tokens 40
 expect_error "--tokens: expected a positive" bench generate "$cfg" --tokens 0
 expect_error "cannot read checkpoint" bench generate "$tmp/missing.safetensors"
