@@ -420,8 +420,14 @@ void flash_backward(float* dq, float* dk, float* dv, const float* dout, const fl
     for (int i = 0; i < Tq; i++) {
       const float* a = dout + base + size_t(i) * lq.rs;
       const float* o = out + base + size_t(i) * lq.rs;
+      // 16 interleaved partial sums, added in a fixed order (one serial chain was latency-bound)
+      float acc[16] = {};
+      int d = 0;
+      for (; d + 16 <= D; d += 16)
+        for (int l = 0; l < 16; l++) acc[l] += a[d + l] * o[d + l];
+      for (int l = 0; d < D; d++, l++) acc[l] += a[d] * o[d];
       float s = 0.0f;
-      for (int d = 0; d < D; d++) s += a[d] * o[d];
+      for (int l = 0; l < 16; l++) s += acc[l];
       delta[size_t(bh) * Tq + i] = s;
     }
   }

@@ -84,6 +84,22 @@ void linear_backward(float* dinp, float* dW, float* db, const float* dout, const
 //             ∂L/∂w = Σ_n dout ⊙ x̂,   ∂L/∂b = Σ_n dout
 // ---------------------------------------------------------------------------
 
+// Σ_{c<C} f(c) in kLanes interleaved float partial sums (term c into lane c mod kLanes), added in
+// lane order at the end: a fixed order, so the same bits for any thread count, and a vector of
+// sums instead of one serial chain of adds (which was latency-bound, ~4 cycles a term).
+template <typename F>
+inline float lane_sum(int C, F f) {
+  constexpr int kLanes = 16;
+  float acc[kLanes] = {};
+  int c = 0;
+  for (; c + kLanes <= C; c += kLanes)
+    for (int l = 0; l < kLanes; l++) acc[l] += f(c + l);
+  for (int l = 0; c < C; c++, l++) acc[l] += f(c);
+  float s = 0.0f;
+  for (int l = 0; l < kLanes; l++) s += acc[l];
+  return s;
+}
+
 void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* w,
                        const float* b, int N, int C, float eps) {
 #pragma omp parallel for if ((long)N * C >= kParallelMin)
@@ -91,15 +107,8 @@ void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, c
     const float* x = inp + (size_t)n * C;
     float* y = out + (size_t)n * C;
     // two passes (mean, then centred variance): no catastrophic cancellation
-    float m = 0.0f;
-    for (int c = 0; c < C; c++) m += x[c];
-    m /= (float)C;
-    float v = 0.0f;
-    for (int c = 0; c < C; c++) {
-      const float d = x[c] - m;
-      v += d * d;
-    }
-    v /= (float)C;
+    const float m = lane_sum(C, [&](int c) { return x[c]; }) / (float)C;
+    const float v = lane_sum(C, [&](int c) { return (x[c] - m) * (x[c] - m); }) / (float)C;
     const float r = 1.0f / std::sqrt(v + eps);
     for (int c = 0; c < C; c++) y[c] = (x[c] - m) * r * w[c] + b[c];
     mean[n] = m;
@@ -119,16 +128,9 @@ void layernorm_backward(float* dinp, float* dw, float* db, const float* dout, co
       float* dx = dinp + (size_t)n * C;
       const float m = mean[n];
       const float r = rstd[n];
-      float g_mean = 0.0f;       // mean(g)
-      float g_xhat_mean = 0.0f;  // mean(g ⊙ x̂)
-      for (int c = 0; c < C; c++) {
-        const float xhat = (x[c] - m) * r;
-        const float g = d[c] * w[c];
-        g_mean += g;
-        g_xhat_mean += g * xhat;
-      }
-      g_mean /= (float)C;
-      g_xhat_mean /= (float)C;
+      const float g_mean = lane_sum(C, [&](int c) { return d[c] * w[c]; }) / (float)C;  // mean(g)
+      const float g_xhat_mean =                                                              // mean(g ⊙ x̂)
+          lane_sum(C, [&](int c) { return d[c] * w[c] * ((x[c] - m) * r); }) / (float)C;
       for (int c = 0; c < C; c++) {
         const float xhat = (x[c] - m) * r;
         const float g = d[c] * w[c];
