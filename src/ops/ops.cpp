@@ -8,6 +8,7 @@
 #include "ops/ops.h"
 
 #include "core/fastmath.h"
+#include "core/fastmath_packet.h"
 
 #include <algorithm>
 #include <cmath>
@@ -178,65 +179,103 @@ constexpr float kGeluA = 0.044715f;
 }  // namespace
 
 // The tanh's dominate GELU's cost with libm's scalar tanhf (a fifth of a W1 training step), so
-// they run through core/fastmath.h's SIMD tanh, a block of kGeluBlock elements at a time in
-// aligned per-thread scratch (the tail of the last block is padded with zeros). Every element
-// takes the same packet code, so a value's result does not depend on its block or the threads.
-constexpr int kGeluBlock = 1024;
+// they run through core/fastmath_packet.h's SIMD tanh, inside one pass over the data: each
+// packet of x goes to u, tanh(u) and the result in registers. The tail of the buffer is copied
+// into a zero-padded packet and takes the same code, so a value's result does not depend on
+// where it sits or on the threads (the backward recomputes exactly the forward's tanh).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // see core/fastmath_packet.h
+namespace {
+using fastmath::kPacketSize;
+using fastmath::Packet;
+namespace ei = Eigen::internal;
 
-// u[0..m) = k (x + a x³) for x = inp[0..m), padded with zeros to a multiple of kTanhPacket; then
-// t = tanh(u). Returns the padded length.
-static void gelu_tanh_block(float* t, float* u, float* scratch, const float* inp, int m) {
-  const int mp = (m + kTanhPacket - 1) / kTanhPacket * kTanhPacket;
-  for (int i = 0; i < m; i++) {
-    const float x = inp[i];
-    u[i] = kGeluK * (x + kGeluA * x * x * x);
-  }
-  for (int i = m; i < mp; i++) u[i] = 0.0f;
-  tanh_packets(t, scratch, u, mp);
+// tanh(k (x + a x³)) of a packet of x
+inline Packet gelu_tanh(const Packet& x) {
+  const Packet x3 = ei::pmul(ei::pmul(x, x), x);
+  const Packet u = ei::pmul(ei::pset1<Packet>(kGeluK), ei::padd(x, ei::pmul(ei::pset1<Packet>(kGeluA), x3)));
+  return fastmath::ptanh(u);
 }
+// ½ x (1 + t)
+inline Packet gelu_value(const Packet& x, const Packet& t) {
+  return ei::pmul(ei::pmul(ei::pset1<Packet>(0.5f), x), ei::padd(ei::pset1<Packet>(1.0f), t));
+}
+// dy/dx = ½ (1 + t) + ½ x (1 − t²) k (1 + 3 a x²)
+inline Packet gelu_slope(const Packet& x, const Packet& t) {
+  const Packet one = ei::pset1<Packet>(1.0f), half = ei::pset1<Packet>(0.5f);
+  const Packet sech2 = ei::psub(one, ei::pmul(t, t));
+  const Packet inner = ei::padd(one, ei::pmul(ei::pset1<Packet>(3.0f * kGeluA), ei::pmul(x, x)));
+  return ei::padd(ei::pmul(half, ei::padd(one, t)),
+                  ei::pmul(ei::pmul(ei::pmul(half, x), sech2), ei::pmul(ei::pset1<Packet>(kGeluK), inner)));
+}
+
+constexpr long kGeluTask = 4096;  // elements per parallel task
+
+// Calls body(i) for every packet start i of [0, n); the tail (n mod kPacketSize) goes
+// through `tail`, with its inputs padded by zeros into whole packets.
+template <typename Body, typename Tail>
+void for_packets(size_t n, Body body, Tail tail) {
+  const long full = long(n / kPacketSize) * kPacketSize;
+  const long tasks = (full + kGeluTask - 1) / kGeluTask;
+#pragma omp parallel for schedule(static) if (n >= (size_t)kParallelMin)
+  for (long t = 0; t < tasks; t++) {
+    const long end = std::min(full, (t + 1) * kGeluTask);
+    for (long i = t * kGeluTask; i < end; i += kPacketSize) body(size_t(i));
+  }
+  if (size_t(full) < n) tail(size_t(full), int(n - size_t(full)));
+}
+}  // namespace
 
 void gelu_forward(float* out, const float* inp, size_t n) {
-  const long blocks = long((n + kGeluBlock - 1) / kGeluBlock);
-#pragma omp parallel for schedule(static) if (n >= (size_t)kParallelMin)
-  for (long b = 0; b < blocks; b++) {
-    alignas(64) float u[kGeluBlock], t[kGeluBlock], s[kGeluBlock];
-    const size_t i0 = size_t(b) * kGeluBlock;
-    const int m = int(std::min<size_t>(kGeluBlock, n - i0));
-    gelu_tanh_block(t, u, s, inp + i0, m);
-    for (int i = 0; i < m; i++) out[i0 + i] = 0.5f * inp[i0 + i] * (1.0f + t[i]);
-  }
-}
-
-// ∂y/∂x of one block: t = tanh(u) of the block, x its inputs
-static inline float gelu_local(float x, float t) {
-  const float sech2 = 1.0f - t * t;
-  return 0.5f * (1.0f + t) + 0.5f * x * sech2 * kGeluK * (1.0f + 3.0f * kGeluA * x * x);
+  for_packets(
+      n,
+      [&](size_t i) {
+        const Packet x = ei::ploadu<Packet>(inp + i);
+        ei::pstoreu(out + i, gelu_value(x, gelu_tanh(x)));
+      },
+      [&](size_t i, int m) {
+        alignas(64) float xb[kPacketSize] = {}, yb[kPacketSize];
+        std::copy_n(inp + i, m, xb);
+        const Packet x = ei::pload<Packet>(xb);
+        ei::pstore(yb, gelu_value(x, gelu_tanh(x)));
+        std::copy_n(yb, m, out + i);
+      });
 }
 
 void gelu_backward(float* dinp, const float* inp, const float* dout, size_t n) {
   if (!dinp) return;
-  const long blocks = long((n + kGeluBlock - 1) / kGeluBlock);
-#pragma omp parallel for schedule(static) if (n >= (size_t)kParallelMin)
-  for (long b = 0; b < blocks; b++) {
-    alignas(64) float u[kGeluBlock], t[kGeluBlock], s[kGeluBlock];
-    const size_t i0 = size_t(b) * kGeluBlock;
-    const int m = int(std::min<size_t>(kGeluBlock, n - i0));
-    gelu_tanh_block(t, u, s, inp + i0, m);
-    for (int i = 0; i < m; i++) dinp[i0 + i] += gelu_local(inp[i0 + i], t[i]) * dout[i0 + i];
-  }
+  for_packets(
+      n,
+      [&](size_t i) {
+        const Packet x = ei::ploadu<Packet>(inp + i);
+        const Packet g = ei::pmul(gelu_slope(x, gelu_tanh(x)), ei::ploadu<Packet>(dout + i));
+        ei::pstoreu(dinp + i, ei::padd(ei::ploadu<Packet>(dinp + i), g));
+      },
+      [&](size_t i, int m) {
+        alignas(64) float xb[kPacketSize] = {}, gb[kPacketSize];
+        std::copy_n(inp + i, m, xb);
+        const Packet x = ei::pload<Packet>(xb);
+        ei::pstore(gb, gelu_slope(x, gelu_tanh(x)));
+        for (int k = 0; k < m; k++) dinp[i + k] += gb[k] * dout[i + k];
+      });
 }
 
-void gelu_backward_inplace(float* d, const float* x, size_t n) {
-  const long blocks = long((n + kGeluBlock - 1) / kGeluBlock);
-#pragma omp parallel for schedule(static) if (n >= (size_t)kParallelMin)
-  for (long b = 0; b < blocks; b++) {
-    alignas(64) float u[kGeluBlock], t[kGeluBlock], s[kGeluBlock];
-    const size_t i0 = size_t(b) * kGeluBlock;
-    const int m = int(std::min<size_t>(kGeluBlock, n - i0));
-    gelu_tanh_block(t, u, s, x + i0, m);
-    for (int i = 0; i < m; i++) d[i0 + i] = gelu_local(x[i0 + i], t[i]) * d[i0 + i];
-  }
+void gelu_backward_inplace(float* d, const float* x_, size_t n) {
+  for_packets(
+      n,
+      [&](size_t i) {
+        const Packet x = ei::ploadu<Packet>(x_ + i);
+        ei::pstoreu(d + i, ei::pmul(gelu_slope(x, gelu_tanh(x)), ei::ploadu<Packet>(d + i)));
+      },
+      [&](size_t i, int m) {
+        alignas(64) float xb[kPacketSize] = {}, gb[kPacketSize];
+        std::copy_n(x_ + i, m, xb);
+        const Packet x = ei::pload<Packet>(xb);
+        ei::pstore(gb, gelu_slope(x, gelu_tanh(x)));
+        for (int k = 0; k < m; k++) d[i + k] = gb[k] * d[i + k];
+      });
 }
+#pragma GCC diagnostic pop
 
 // ---------------------------------------------------------------------------
 // softmax over the last dim
