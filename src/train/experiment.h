@@ -15,6 +15,8 @@
 //   measure_examples: 64               # val examples the measurements read (default 64)
 //   table: {rows: data.max_len, cols: model.bottleneck, value: greedy_token_acc}
 //   plot: {x: data.max_len, y: greedy_token_acc, series: model.bottleneck}   # or a list
+//   plot: {x: step, y: label_acc}      # learning curves from the label_acc@STEP metrics, one line
+//                                      #   per cell (per series value when series is given)
 //
 // A metric is a name of the task's evaluation (loss, ppl, token_acc, label_acc, class_acc,
 // exact_match, greedy_token_acc) taken from the cell's final val row, `NAME@STEP` for the val row
@@ -56,7 +58,7 @@ struct ExperimentTable {
   std::string rows, cols, value;
 };
 struct ExperimentPlot {
-  std::string x, y, series;  // series may be empty
+  std::string x, y, series;  // series may be empty; x "step": y's NAME@STEP columns against STEP
 };
 
 struct Experiment {
