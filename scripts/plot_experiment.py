@@ -10,6 +10,9 @@ numeric axis (log2 when they are powers of two spanning a factor of 4 or more); 
 values are categories in the order they first appear. Cells sharing (series, x) are averaged
 (e.g. several seeds), with their min..max as an error bar. A plot with `log: true` has log-log
 axes (numeric x only; points with y <= 0 are left out).
+
+`x: step` draws learning curves instead: the columns `y@STEP` against STEP, one line per cell
+(labelled with its grid values), or per value of `series` when given (averaged as above).
 """
 import csv
 import json
@@ -95,6 +98,51 @@ def plot_one(rows, spec, out_path, title):
     plt.close(fig)
 
 
+def plot_steps(rows, spec, grid_keys, out_path, title):
+    y_key, s_key = spec["y"], spec.get("series") or ""
+    cols = []
+    for c in rows[0].keys():
+        if c.startswith(y_key + "@") and c[len(y_key) + 1:].isdigit():
+            cols.append((int(c[len(y_key) + 1:]), c))
+    cols.sort()
+    if s_key:
+        groups = []
+        for r in rows:
+            if r.get(s_key, "") not in [g for g, _ in groups]:
+                groups.append((r.get(s_key, ""), f"{s_key.split('.')[-1]}={r.get(s_key, '')}"))
+        members = {g: [r for r in rows if r.get(s_key, "") == g] for g, _ in groups}
+    else:  # one line per cell, named by its grid values
+        groups = [(i, " ".join(f"{k.split('.')[-1]}={r.get(k, '')}" for k in grid_keys)) for i, r in enumerate(rows)]
+        members = {i: [r] for i, r in enumerate(rows)}
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    for g, label in groups:
+        px, py, lo, hi = [], [], [], []
+        for step, c in cols:
+            vals = [v for v in (as_float(r.get(c)) for r in members[g]) if v is not None]
+            if not vals:
+                continue
+            m = sum(vals) / len(vals)
+            px.append(step)
+            py.append(m)
+            lo.append(m - min(vals))
+            hi.append(max(vals) - m)
+        if not px:
+            continue
+        if any(lo) or any(hi):
+            ax.errorbar(px, py, yerr=[lo, hi], marker="o", markersize=3, capsize=3, label=label)
+        else:
+            ax.plot(px, py, marker="o", markersize=3, label=label)
+    ax.set_xlabel("step")
+    ax.set_ylabel(y_key)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    if len(groups) > 1:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_path)
+    plt.close(fig)
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit("usage: plot_experiment.py EXPERIMENT_DIR")
@@ -109,10 +157,16 @@ def main():
     if not rows:
         sys.exit(f"plot_experiment.py: {d}/results.csv has no finished cells yet")
     for spec in exp.get("plots", []):
+        out = os.path.join(d, spec["file"])
+        if spec["x"] == "step":
+            if not any(c.startswith(spec["y"] + "@") for c in rows[0]):
+                sys.exit(f"plot_experiment.py: results.csv has no column '{spec['y']}@STEP'")
+            plot_steps(rows, spec, exp.get("grid_keys", []), out, exp["experiment"])
+            print(f"plot: {out}")
+            continue
         for key in (spec["x"], spec["y"], spec.get("series") or spec["x"]):
             if key not in rows[0]:
                 sys.exit(f"plot_experiment.py: results.csv has no column '{key}'")
-        out = os.path.join(d, spec["file"])
         plot_one(rows, spec, out, exp["experiment"])
         print(f"plot: {out}")
 

@@ -180,6 +180,9 @@ const std::vector<Field>& schema() {
                           "Attention heads per layer; must divide d_model."));
     v.push_back(int_field("model.d_ff", [](Config& c) -> auto& { return c.model.d_ff; }, 0, 1 << 20,
                           "Hidden width of the MLP; 0 means 4 × d_model."));
+    v.push_back(bool_field("model.mlp", [](Config& c) -> auto& { return c.model.mlp; },
+                           "An MLP sublayer (and its layernorm) in every block of every stack; false builds "
+                           "attention-only blocks (E6's MQAR models), and model.d_ff is then unused."));
     v.push_back(int_field("model.block_size", [](Config& c) -> auto& { return c.model.block_size; }, 2,
                           1 << 20, "Maximum context length (tokens) the model is built for."));
     v.push_back(str_field("model.positions", [](Config& c) -> auto& { return c.model.positions; },
@@ -474,6 +477,9 @@ void validate(const Config& c, const std::string& origin, const Locations& loc) 
   if (m.d_model % m.n_heads != 0)
     bad("model.n_heads", fmt::format("expected a positive integer that divides d_model ({}), got {}",
                                      m.d_model, m.n_heads));
+  if (!m.mlp && m.d_ff != 0 && loc.of.count("model.d_ff"))
+    bad("model.d_ff", fmt::format("model.mlp is false, so the blocks have no MLP and no hidden width; remove "
+                                  "model.d_ff (or set it to 0), got {}", m.d_ff));
   // attention slots: unused slots must not be set; used ones must suit their variant
   const std::vector<std::string> used = model_slots(m.kind);
   for (const char* slot : kSlots) {

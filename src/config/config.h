@@ -31,6 +31,7 @@ struct ModelConfig {
   int d_model = 128;
   int n_heads = 4;
   int d_ff = 0;                         // 0 = 4 * d_model
+  bool mlp = true;                      // false: blocks have no MLP sublayer (attention only)
   int block_size = 128;                 // maximum context length
   std::string positions = "learned";    // learned | sinusoidal | rope | alibi | none
   bool tie_embeddings = true;

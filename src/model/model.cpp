@@ -55,6 +55,7 @@ Stack::Stack(const ModelConfig& cfg, const std::string& prefix, const std::strin
     const std::string p = prefix + "blocks." + std::to_string(l);
     attention(Kind::self_attn, self_slot, l, p + ".ln1", p + ".attn");
     if (!cross_slot.empty()) attention(Kind::cross_attn, cross_slot, l, p + ".lnx", p + ".xattn");
+    if (!cfg.mlp) continue;  // attention-only blocks: no ln2, no mlp.* tensors
     Sub s{Kind::mlp};
     norm(s, p + ".ln2");
     s.fc_w = store.add(p + ".mlp.fc.w", {F, C}, ParamKind::weight);

@@ -11,7 +11,8 @@
 //                     input, a fixed-size summary of the source (Sutskever et al. 2014).
 //
 // A layer is a list of residual sublayers: self-attention, cross-attention (decoder of an
-// encoder_decoder), MLP (W2 gelu(W1 x + b1) + b2). Per sublayer f:
+// encoder_decoder), MLP (W2 gelu(W1 x + b1) + b2; absent, with its layernorm, when model.mlp is
+// false). Per sublayer f:
 //   norm: pre    out = x + drop(f(LN(x)))         (GPT-2; a final LN before the head)
 //   norm: post   out = LN(x + drop(f(x)))         (Vaswani et al. 2017; no final LN)
 //

@@ -97,7 +97,7 @@ TrainBench bench_train(const Config& cfg, int steps, int warmup) {
   r.median_ms = median(r.step_ms);
   r.tokens_per_s = double(B) * T / (r.median_ms / 1e3);
   const double L = cfg.model.n_layers, d = cfg.model.d_model, V = data->tokenizer().size();
-  const double F = cfg.model.d_ff > 0 ? cfg.model.d_ff : 4 * d;
+  const double F = cfg.model.mlp ? (cfg.model.d_ff > 0 ? cfg.model.d_ff : 4 * d) : 0.0;  // model.mlp false: none
   const double n_mm = L * (4 * d * d + 2 * d * F) + d * V;  // = 12·L·d² + d·V for F = 4d
   r.flops_per_step = 6.0 * n_mm * B * T + 12.0 * L * d * T * double(B) * T;
   r.gflops = r.flops_per_step / (r.median_ms / 1e3) / 1e9;

@@ -450,6 +450,21 @@ Experiment load_experiment(const std::string& path, const ExperimentOptions& opt
       ps.push_back(p);
     for (const auto& e : ps) {
       check_keys(e, "plot", {"x", "y", "series", "log"});
+      const YAML::Node xn = e["x"];
+      if (xn && xn.IsScalar() && xn.Scalar() == "step") {
+        // learning curves: y is a metric name whose NAME@STEP columns give the points
+        if (!e["y"]) user_error("{}: plot: key 'y' is missing", where(path, e));
+        if (e["log"]) user_error("{}: plot.log: not available with x: step", where(path, e["log"]));
+        const std::string y = scalar(path, e["y"], "plot.y");
+        const auto n = std::count_if(exp.metrics.begin(), exp.metrics.end(),
+                                     [&](const std::string& m) { return m.rfind(y + "@", 0) == 0; });
+        if (n < 2)
+          user_error("{}: plot.y: x 'step' plots the columns {}@STEP, and the metrics have {} of them (at least 2 "
+                     "needed; metrics: {})",
+                     where(path, e["y"]), y, n, fmt::join(exp.metrics, ", "));
+        exp.plots.push_back({"step", y, get_key(e, "plot", "series", false, true)});
+        continue;
+      }
       ExperimentPlot pl{get_key(e, "plot", "x", true, true), get_key(e, "plot", "y", true, false),
                         get_key(e, "plot", "series", false, true)};
       if (const YAML::Node l = e["log"]) {

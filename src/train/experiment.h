@@ -16,6 +16,8 @@
 //   measure_examples: 64               # val examples the measurements read (default 64)
 //   table: {rows: data.max_len, cols: model.bottleneck, value: greedy_token_acc}
 //   plot: {x: data.max_len, y: greedy_token_acc, series: model.bottleneck}   # or a list; log: true
+//   plot: {x: step, y: label_acc}      # learning curves from the label_acc@STEP metrics, one line
+//                                      #   per cell (per series value when series is given)
 //   summary:                           # optional: log-log slopes over a numeric grid key, and checks
 //     x: n
 //     series: type
@@ -94,7 +96,7 @@ struct ExperimentTable {
   std::string rows, cols, value;
 };
 struct ExperimentPlot {
-  std::string x, y, series;  // series may be empty
+  std::string x, y, series;  // series may be empty; x "step": y's NAME@STEP columns against STEP
   bool log = false;          // log-log axes
 };
 

@@ -133,7 +133,8 @@ nlohmann::json inspect_checkpoint(const std::string& path) {
                                       ? json(lm.tokenizer.vocab())
                                       : json(lm.tokenizer.tokens())}};
   r["model"] = {{"n_layers", cfg.model.n_layers},   {"d_model", cfg.model.d_model},
-                {"n_heads", cfg.model.n_heads},     {"d_ff", cfg.ff_dim()},
+                {"n_heads", cfg.model.n_heads},     {"d_ff", cfg.model.mlp ? cfg.ff_dim() : 0},
+                {"mlp", cfg.model.mlp},
                 {"block_size", cfg.model.block_size}, {"positions", cfg.model.positions},
                 {"tie_embeddings", cfg.model.tie_embeddings}, {"bias", cfg.model.bias},
                 {"dropout", cfg.model.dropout}};
@@ -226,10 +227,11 @@ std::string render_checkpoint(const nlohmann::json& r) {
   if (r.contains("val_loss")) step += fmt::format(" | val loss {} (the best checkpoint)", num(r["val_loss"]));
   line(step);
   const json& m = r["model"];
-  line(fmt::format("model        {} | {} layers | d_model {} | {} heads | d_ff {} | block_size {} | positions {} | "
+  const std::string ff = m["mlp"].get<bool>() ? fmt::format("d_ff {}", m["d_ff"].get<int>()) : "no MLP";
+  line(fmt::format("model        {} | {} layers | d_model {} | {} heads | {} | block_size {} | positions {} | "
                    "{} embeddings | bias {} | dropout {}",
                    r["kind"].get<std::string>(), m["n_layers"].get<int>(), m["d_model"].get<int>(),
-                   m["n_heads"].get<int>(), m["d_ff"].get<int>(), m["block_size"].get<int>(),
+                   m["n_heads"].get<int>(), ff, m["block_size"].get<int>(),
                    m["positions"].get<std::string>(), m["tie_embeddings"].get<bool>() ? "tied" : "untied",
                    m["bias"].get<bool>() ? "on" : "off", m["dropout"].get<double>()));
   std::string vocab;

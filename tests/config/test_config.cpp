@@ -126,3 +126,16 @@ TEST_CASE("config: slot errors name the slot key, unused slots and unsupported o
   CHECK(error_of("model: {positions: rope, d_model: 12, n_heads: 4}\n" + kText)
             .find("key 'model.positions': rope needs an even head dimension, got 3") != std::string::npos);
 }
+
+TEST_CASE("config: model.mlp defaults on, reads booleans, and rejects a hidden width it would ignore") {
+  CHECK(load_config_text(kText, "cfg.yaml").model.mlp);
+  CHECK_FALSE(load_config_text("model: {mlp: false}\n" + kText, "cfg.yaml").model.mlp);
+  CHECK_FALSE(load_config_text(kText, "cfg.yaml", {"model.mlp=false"}).model.mlp);
+  CHECK(error_of("model: {mlp: none}\n" + kText).find("key 'model.mlp': expected true or false, got 'none'") !=
+        std::string::npos);
+  CHECK(error_of("model: {mlp: false, d_ff: 256}\n" + kText)
+            .find("key 'model.d_ff': model.mlp is false, so the blocks have no MLP") != std::string::npos);
+  // d_ff 0 (the dump of a no-MLP config) and d_ff with the MLP on stay valid
+  CHECK_FALSE(load_config_text("model: {mlp: false, d_ff: 0}\n" + kText, "cfg.yaml").model.mlp);
+  CHECK(load_config_text("model: {mlp: true, d_ff: 256}\n" + kText, "cfg.yaml").model.d_ff == 256);
+}

@@ -144,4 +144,22 @@ if /usr/bin/python3 -c 'import matplotlib' 2>/dev/null; then
   [ -s "$tmp/cost/ecost.png" ] || { cat "$tmp/cost_out"; fail "no log-log plot"; }
 fi
 "$bin" experiment show "$tmp/cost" | grep -q "run: attention_cost; 6 of 6 cells finished" || fail "show of an attention_cost run"
+
+# learning curves (plot x: step) from the NAME@STEP columns, on a hand-written results.csv
+if /usr/bin/python3 -c 'import matplotlib' 2>/dev/null; then
+  mkdir -p "$tmp/curves"
+  cat >"$tmp/curves/experiment.json" <<'EOF'
+{"experiment": "c", "grid_keys": ["model.attention.type"], "metrics": ["label_acc@250", "label_acc@500", "loss"],
+ "plots": [{"x": "step", "y": "label_acc", "series": "", "file": "c.png"},
+           {"x": "step", "y": "loss", "series": "", "file": "bad.png"}]}
+EOF
+  printf 'model.attention.type,label_acc@250,label_acc@500,loss,seconds\ncausal,0.5,1,0.1,3\nlinear,0.1,0.2,2,3\n' \
+    >"$tmp/curves/results.csv"
+  set +e
+  out=$(/usr/bin/python3 "$src/scripts/plot_experiment.py" "$tmp/curves" 2>&1); rc=$?
+  set -e
+  [ -s "$tmp/curves/c.png" ] || fail "no learning-curve plot: $out"
+  # loss has no @STEP column: a clear error, not a traceback
+  [ "$rc" -ne 0 ] && grep -q "no column 'loss@STEP'" <<<"$out" || fail "plot of a y without @STEP columns: $out"
+fi
 echo "ok"

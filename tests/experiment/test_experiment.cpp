@@ -165,6 +165,18 @@ TEST_CASE("experiment file: mistakes are UserErrors naming the file and the key,
   CHECK(e.find("unknown key 'grids'") != std::string::npos);
   e = err(head + "grid: {data.max_len: [4]}\nmetrics: [loss]\nplot: {x: data.min_len, y: loss}\n");
   CHECK(e.find("plot.x") != std::string::npos);
+  // learning curves need at least two NAME@STEP columns of y
+  e = err(head + "grid: {data.max_len: [4]}\nmetrics: [loss@10, loss]\nplot: {x: step, y: loss}\n");
+  CHECK(e.find("plot.y: x 'step' plots the columns loss@STEP, and the metrics have 1 of them") !=
+        std::string::npos);
+  e = err(head + "grid: {data.max_len: [4]}\nmetrics: [loss@10, loss@20]\nplot: {x: step}\n");
+  CHECK(e.find("key 'y' is missing") != std::string::npos);
+  const Experiment curves = load_experiment(write_experiment(
+      dir, head + "grid: {data.max_len: [4]}\nmetrics: [loss@10, loss@20]\nplot: {x: step, y: loss, series: data.max_len}\n"));
+  REQUIRE(curves.plots.size() == 1);
+  CHECK(curves.plots[0].x == "step");
+  CHECK(curves.plots[0].y == "loss");
+  CHECK(curves.plots[0].series == "data.max_len");
   e = err("experiment: e\nbase: nothere.yaml\nmetrics: [loss]\n");
   CHECK(e.find("nothere.yaml") != std::string::npos);
   ExperimentOptions opt;

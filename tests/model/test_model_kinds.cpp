@@ -49,7 +49,7 @@ Batch make_batch(const ModelConfig& mc, int n_classes, Rng& rng) {
 }
 
 // Every parameter tensor along a random direction (model_checks.h).
-void check_gradients(const ModelConfig& mc, int n_classes = 0, float smoothing = 0.0f) {
+void check_gradients(const ModelConfig& mc, int n_classes = 0, float smoothing = 0.0f, float h = 3e-3f) {
   Model model(mc, V, 42, n_classes);
   Rng rng(7);
   perturb(model, rng);
@@ -59,7 +59,7 @@ void check_gradients(const ModelConfig& mc, int n_classes = 0, float smoothing =
   REQUIRE(model.loss_count() > 0);
   model.backward();
   auto loss = [&]() { return double(model.forward(batch, false, nullptr, smoothing)); };
-  const int checked = test::check_param_directions(model, loss);
+  const int checked = test::check_param_directions(model, loss, h);
   CHECK(checked == int(model.params().all().size()));
 }
 
@@ -119,6 +119,36 @@ TEST_CASE("decoder: post-LN gradients, and post-LN has no final layernorm") {
   check_gradients(m);
   Model model(m, V, 1);
   CHECK_FALSE(has_param(model, "lnf.w"));
+}
+
+TEST_CASE("model.mlp false: attention-only blocks in every stack, gradients of every parameter") {
+  for (const std::string kind : {"decoder", "encoder", "encoder_decoder"}) {
+    CAPTURE(kind);
+    ModelConfig m = tiny(kind);
+    m.mlp = false;
+    // h = 1e-3: without MLPs the encoder_decoder's tok_emb direction has a small slope (-0.0153)
+    // and a large curvature; at h = 3e-2 / 1e-2 / 3e-3 / 1e-3 the central difference gives
+    // -0.0361 / -0.0177 / -0.01558 / -0.01538, converging on the analytic value as h².
+    check_gradients(m, 0, 0.0f, 1e-3f);
+    Model with(tiny(kind), V, 1), without(m, V, 1);
+    // no mlp.* tensor and no ln2 anywhere; the attention and the rest are still there
+    int mlp_tensors = 0;
+    for (auto& p : without.params().all())
+      mlp_tensors += p.name.find(".mlp.") != std::string::npos || p.name.find(".ln2.") != std::string::npos;
+    CHECK(mlp_tensors == 0);
+    const std::string pre = kind == "encoder_decoder" ? "decoder." : "";
+    CHECK(has_param(with, pre + "blocks.1.mlp.fc.w"));
+    CHECK(has_param(without, pre + "blocks.1.attn.w_q"));
+    CHECK(has_param(without, pre + "blocks.1.ln1.w"));
+    // the parameter count drops by exactly the MLP and its layernorm: per block 2FC + F + C (+ 2C)
+    const size_t C = 8, F = 12, blocks = kind == "encoder_decoder" ? 4 : 2;
+    CHECK(with.params().count() - without.params().count() == blocks * (2 * F * C + F + C + 2 * C));
+  }
+  // post-LN too: the sublayer's layernorm goes with it
+  ModelConfig m = tiny("decoder");
+  m.mlp = false;
+  m.norm = "post";
+  check_gradients(m);
 }
 
 TEST_CASE("encoder_decoder: parameter names say which stack they belong to") {

@@ -89,10 +89,13 @@ def expected_tensors(rows, cfg, vocab_size):
     def holds(cond):
         if cond == "always":
             return True
-        m = re.fullmatch(r"`(\w+): (\w+)`", cond)
-        if not m:
-            fail(f"doc table: cannot read the condition {cond!r}")
-        return cfg[f"model.{m.group(1)}"] == m.group(2)
+        ok = True
+        for part in cond.split(","):  # `a: x`, `b: y` - every part must hold
+            m = re.fullmatch(r"`(\w+): (\w+)`", part.strip())
+            if not m:
+                fail(f"doc table: cannot read the condition {cond!r}")
+            ok = ok and cfg[f"model.{m.group(1)}"] == m.group(2)
+        return ok
 
     def shape(expr):
         dims = []
@@ -259,6 +262,7 @@ def main():
         "learned": [],
         "plain": ["model.positions=sinusoidal", "model.bias=false", "model.tie_embeddings=false",
                   "model.attention.n_kv_heads=2", "model.d_ff=24"],
+        "no_mlp": ["model.mlp=false"],
     }
     with tempfile.TemporaryDirectory() as tmp:
         for name, sets in configs.items():

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
+#include "train/inspect.h"
 #include "train/optimizer.h"
 #include "train/trainer.h"
 
@@ -172,6 +173,36 @@ TEST_CASE("checkpoint: round trip restores config, tokenizer and identical logit
   CHECK(header.front() == '{');
   CHECK(header.find("\"tok_emb\"") != std::string::npos);
   CHECK((8 + n) % 8 == 0);
+}
+
+TEST_CASE("checkpoint: a model without MLPs round-trips, and inspect says it has none") {
+  const std::string dir = temp_dir("nomlp");
+  Config cfg = task_config();
+  cfg.model.mlp = false;
+  Tokenizer tok = Tokenizer::from_vocab(".=abcd");
+  Model model(cfg.model, tok.size(), 5);
+  const std::string path = dir + "/m.safetensors";
+  write_checkpoint(path, model.params(), model_metadata(cfg, tok, 3));
+  LoadedModel lm = load_model(path);
+  CHECK_FALSE(lm.config.model.mlp);
+  CHECK(lm.model->params().count() == model.params().count());
+  CHECK(lm.model->params().find("blocks.0.mlp.fc.w") == nullptr);
+  std::vector<int> ids = {2, 3, 4, 1};
+  model.forward(ids.data(), nullptr, 1, 4, false, nullptr);
+  lm.model->forward(ids.data(), nullptr, 1, 4, false, nullptr);
+  for (int i = 0; i < 4 * tok.size(); i++) CHECK(model.logits()[i] == lm.model->logits()[i]);
+  // the same file cannot be read into a model that has MLPs: their tensors are missing
+  Config with = cfg;
+  with.model.mlp = true;
+  Model big(with.model, tok.size(), 5);
+  CHECK_THROWS_AS(load_params(read_checkpoint(path), big.params(), "m"), UserError);
+  const nlohmann::json r = inspect_checkpoint(path);
+  CHECK(r["model"]["mlp"] == false);
+  CHECK(r["model"]["d_ff"] == 0);
+  CHECK(r["parameters"]["total"].get<long long>() == (long long)model.params().count());
+  const std::string text = render_checkpoint(r);
+  CHECK(text.find("no MLP") != std::string::npos);
+  CHECK(text.find("d_ff") == std::string::npos);
 }
 
 TEST_CASE("checkpoint: corruption and truncation are detected and named") {
