@@ -14,28 +14,17 @@
 #include "model/generate.h"
 #include "model/model.h"
 #include "train/bench.h"
+#include "experiment/files.h"
 #include "train/experiment.h"
 
 using namespace attnlab;
+using test::slurp;
+using test::spit;
 namespace fs = std::filesystem;
 
 namespace {
 
-std::string fresh_dir(const std::string& name) {
-  std::string tmpl = (fs::temp_directory_path() / ("attnlab_exp_" + name + "_XXXXXX")).string();
-  if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed for " + tmpl);
-  return tmpl;
-}
-
-void spit(const std::string& path, const std::string& s) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << s;
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
+std::string fresh_dir(const std::string& name) { return test::fresh_dir("exp", name); }
 
 // A base config whose cells train in well under a second.
 const char* kBase = R"(model: {kind: encoder_decoder, n_layers: 1, d_model: 16, n_heads: 2, d_ff: 32, block_size: 16}

@@ -14,29 +14,22 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "experiment/files.h"
 #include "train/experiment.h"
 #include "train/experiment_kinds.h"
 
 using namespace attnlab;
+using test::slurp;
 namespace fs = std::filesystem;
 
 namespace {
 
-std::string fresh_dir(const std::string& name) {
-  std::string tmpl = (fs::temp_directory_path() / ("attnlab_kinds_" + name + "_XXXXXX")).string();
-  if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed for " + tmpl);
-  return tmpl;
-}
+std::string fresh_dir(const std::string& name) { return test::fresh_dir("kinds", name); }
 
 std::string write_file(const std::string& dir, const std::string& text) {
   const std::string path = dir + "/exp.yaml";
   std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
   return path;
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 std::string error_of(const std::string& path, const ExperimentOptions& opt = {}) {
