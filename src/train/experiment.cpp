@@ -61,6 +61,8 @@ const std::map<std::string, std::string>& measurement_outputs() {
                                                        {"mirror_layer", "mirror_weight"},
                                                        {"answer_mass", "recall_mass"},
                                                        {"noise_mass", "recall_mass"},
+                                                       {"answer_share", "recall_mass"},
+                                                       {"noise_share", "recall_mass"},
                                                        {"retrieval_layer", "recall_mass"},
                                                        {"cache_values", "decode"},
                                                        {"decode_ms_per_token", "decode"}};

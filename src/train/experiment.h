@@ -58,8 +58,11 @@
 //                   with input[j-1] = input[q] (the key) and input[j] = label[q]). noise_mass: the
 //                   summed weight on filler positions (mqar: token "_"; needle: the filler tokens
 //                   f0..). Per layer; reported at the retrieval layer (retrieval_layer), the layer
-//                   whose answer_mass is highest. Differential attention's map is A1 - λ A2, so its
-//                   masses may be negative.
+//                   whose answer_share is highest. Differential attention's map is A1 - λ A2, so its
+//                   masses may be negative, and its rows sum to 1 - λ, not 1.
+//   answer_share    the same with each (query, head) row first divided by Σ_j |w_j| over the
+//   noise_share     sequence: scale-free, so differential maps compare with softmax's (for which
+//                   share = mass, its rows being non-negative and summing to 1).
 //   cache_values    decoder with an incremental cache (any data): cached greedy decoding of
 //   decode_ms_per_token   decode.tokens tokens after filling the cache with decode.context tokens (val
 //                   text, or random ids for a synthetic task); ms per token, median of decode.repeats
@@ -153,6 +156,7 @@ double mirror_weight_of(const float* w, int B, int H, int Tq, int Tk, const std:
 
 struct RecallMass {
   double answer = 0.0, noise = 0.0;  // means over queries of the head-averaged weight / filler mass
+  double answer_share = 0.0, noise_share = 0.0;  // the same over rows divided by Σ_j |w_j|
   int queries = 0;                   // queries with an answer position
 };
 // w [B,H,T,T] self-attention weights; inputs[b], labels[b] of length ≤ T (labels -1 = no query).

@@ -56,21 +56,33 @@ RecallMass recall_mass_of(const float* w, int B, int H, int T, const std::vector
       for (int j = q - 1; j >= 1 && ans < 0; j--)
         if (in[size_t(j)] == lab[size_t(q)] && in[size_t(j - 1)] == in[size_t(q)]) ans = j;
       if (ans < 0) continue;
-      double a = 0.0, noise = 0.0;
+      double a = 0.0, noise = 0.0, a_share = 0.0, noise_share = 0.0;
       for (int h = 0; h < H; h++) {
         const float* row = w + ((size_t(b) * H + h) * T + q) * T;
+        double row_noise = 0.0, l1 = 0.0;
+        for (int j = 0; j < n; j++) {
+          l1 += std::fabs(double(row[j]));
+          if (is_filler(in[size_t(j)])) row_noise += row[j];
+        }
         a += row[ans];
-        for (int j = 0; j < n; j++)
-          if (is_filler(in[size_t(j)])) noise += row[j];
+        noise += row_noise;
+        if (l1 > 0.0) {
+          a_share += row[ans] / l1;
+          noise_share += row_noise / l1;
+        }
       }
       r.answer += a / H;
       r.noise += noise / H;
+      r.answer_share += a_share / H;
+      r.noise_share += noise_share / H;
       r.queries++;
     }
   }
   if (r.queries > 0) {
     r.answer /= r.queries;
     r.noise /= r.queries;
+    r.answer_share /= r.queries;
+    r.noise_share /= r.queries;
   }
   return r;
 }
@@ -207,7 +219,8 @@ Measurements measure_checkpoint(const Experiment& exp, const std::string& checkp
   }
 
   if (exp.needs("recall_mass")) {
-    for (const char* k : {"answer_mass", "noise_mass", "retrieval_layer"}) out.values[k] = std::nullopt;
+    for (const char* k : {"answer_mass", "noise_mass", "answer_share", "noise_share", "retrieval_layer"})
+      out.values[k] = std::nullopt;
     const std::string slot = cfg.model.kind == "encoder" ? "encoder_self" : "decoder_self";
     const auto layers = slot_layers(model, slot);
     const int n_sym = task->options().n_symbols;
@@ -231,27 +244,32 @@ Measurements measure_checkpoint(const Experiment& exp, const std::string& checkp
     }
     for (auto* a : layers) a->keep_weights(true);
     model.forward(batch, false, nullptr);
-    std::vector<double> ans, noise;
+    std::vector<double> ans, noise, ans_share, noise_share;
     for (auto* a : layers) {
       const std::vector<float> w = a->attention_weights();
       const int H = a->spec().n_heads;
       if (w.size() != size_t(B) * H * batch.T * batch.T) {
         out.notes.push_back(fmt::format("answer_mass: attention type '{}' kept no weights", a->spec().type));
-        ans.push_back(std::nan(""));
-        noise.push_back(std::nan(""));
+        for (auto* v : {&ans, &noise, &ans_share, &noise_share}) v->push_back(std::nan(""));
         continue;
       }
       const RecallMass r = recall_mass_of(w.data(), B, H, batch.T, inputs, labels, is_filler);
       ans.push_back(r.queries ? r.answer : std::nan(""));
       noise.push_back(r.queries ? r.noise : std::nan(""));
+      ans_share.push_back(r.queries ? r.answer_share : std::nan(""));
+      noise_share.push_back(r.queries ? r.noise_share : std::nan(""));
     }
     for (auto* a : layers) a->keep_weights(false);
     out.layers["answer_mass"] = ans;
     out.layers["noise_mass"] = noise;
-    const int best = argmax(ans);
+    out.layers["answer_share"] = ans_share;
+    out.layers["noise_share"] = noise_share;
+    const int best = argmax(ans_share);  // scale-free: the same layer as answer_mass for softmax
     if (best >= 0) {
       out.values["answer_mass"] = ans[size_t(best)];
       out.values["noise_mass"] = noise[size_t(best)];
+      out.values["answer_share"] = ans_share[size_t(best)];
+      out.values["noise_share"] = noise_share[size_t(best)];
       out.values["retrieval_layer"] = best;
     }
   }

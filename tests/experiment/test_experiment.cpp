@@ -280,6 +280,17 @@ TEST_CASE("recall_mass_of: weight on the value of the queried pair vs the mass o
   CHECK(r.queries == 1);
   CHECK(r.answer == doctest::Approx((0.8 + 0.2) / 2));
   CHECK(r.noise == doctest::Approx((0.1 + 0.5) / 2));
+  // rows summing to 1 with no negative entry: the shares equal the masses
+  CHECK(r.answer_share == doctest::Approx(r.answer));
+  CHECK(r.noise_share == doctest::Approx(r.noise));
+  // a differential-style row: A1 − λA2 with λ = 0.5 sums to 0.5 and has a negative entry; the
+  // shares divide each row by Σ|w| (head 0: 0.8 + 0.1 + 0.1 + 0.4 = 1.4), the masses do not
+  at(0, 6, 0) = -0.4f;
+  r = recall_mass_of(w.data(), 1, H, T, {in}, {lab}, filler);
+  CHECK(r.answer == doctest::Approx((0.8 + 0.2) / 2));
+  CHECK(r.answer_share == doctest::Approx((0.8 / 1.4 + 0.2 / 1.0) / 2));
+  CHECK(r.noise_share == doctest::Approx((0.1 / 1.4 + 0.5 / 1.0) / 2));
+  at(0, 6, 0) = 0.0f;
   // a query whose key never appeared with that value has no answer position and is skipped
   std::vector<int> lab2 = lab;
   lab2[6] = 5;
