@@ -38,12 +38,9 @@ constexpr int kPacket = kTanhPacket;  // blocks are padded to a multiple of the 
 inline int round_up(int n, int k) { return (n + k - 1) / k * k; }
 
 
-// z [n, D] = tanh(a + c_j) for the n keys c_j at c + j·ldc (n·D ≤ the scratch's block).
-// scratch: 2 aligned blocks (the arguments and tanh_packets' scratch).
-inline void tanh_block(float* z, float* scratch, int block_floats, const float* a, const float* c, int ldc, int n,
-                       int D) {
-  float* u = scratch;
-  float* p = scratch + block_floats;
+// z [n, D] = tanh(a + c_j) for the n keys c_j at c + j·ldc (n·D ≤ one aligned block, the
+// arguments u).
+inline void tanh_block(float* z, float* u, const float* a, const float* c, int ldc, int n, int D) {
   const int m = n * D, mp = round_up(m, kPacket);
   for (int j = 0; j < n; j++) {
     const float* cj = c + size_t(j) * ldc;
@@ -51,7 +48,7 @@ inline void tanh_block(float* z, float* scratch, int block_floats, const float* 
     for (int d = 0; d < D; d++) uj[d] = a[d] + cj[d];
   }
   std::fill(u + m, u + mp, 0.0f);
-  tanh_packets(z, p, u, mp);
+  tanh_packets(z, u, mp);
 }
 }  // namespace
 
@@ -158,7 +155,7 @@ void ScoredAttention::weights(float* Pout, const float* qt, int B, int Tq, int T
   const float* vp = v_param_ ? v_param_->w.data() : nullptr;
   const int block_floats = round_up(std::max(kTanhBlock, D), kPacket);  // one tanh block, padded
   const int block = block_floats / D;                                    // keys per tanh block
-  const size_t per_thread = 3 * size_t(block_floats);                   // z, arguments, scratch
+  const size_t per_thread = 2 * size_t(block_floats);                   // z, arguments
   if (vp) scratch_.resize(size_t(omp_get_max_threads()) * per_thread);
 
 #pragma omp parallel for collapse(2) schedule(static)
@@ -181,7 +178,7 @@ void ScoredAttention::weights(float* Pout, const float* qt, int B, int Tq, int T
           float* z = scratch_.data() + size_t(omp_get_thread_num()) * per_thread;
           for (int j0 = lo; j0 < hi; j0 += block) {
             const int n = std::min(block, hi - j0);
-            tanh_block(z, z + block_floats, block_floats, Qh + size_t(i) * C, Kx + size_t(j0) * kt_ld, kt_ld, n, D);
+            tanh_block(z, z + block_floats, Qh + size_t(i) * C, Kx + size_t(j0) * kt_ld, kt_ld, n, D);
             for (int jj = 0; jj < n; jj++) {
               float s = 0.0f;
               for (int d = 0; d < D; d++) s += vh[d] * z[size_t(jj) * D + d];
@@ -260,7 +257,7 @@ void ScoredAttention::backward(float* dx_q, float* dx_kv, const float* dout) {
   const float* vp = v_param_ ? v_param_->w.data() : nullptr;
   const int block_floats = round_up(std::max(kTanhBlock, D), kPacket);
   const int block = block_floats / D;
-  const size_t per_thread = 3 * size_t(block_floats);
+  const size_t per_thread = 2 * size_t(block_floats);
   if (vp) {
     dvh_.assign(size_t(B) * H * D, 0.0f);  // dv per (b, h), summed over b in order below
     scratch_.resize(size_t(omp_get_max_threads()) * per_thread);
@@ -309,7 +306,7 @@ void ScoredAttention::backward(float* dx_q, float* dx_kv, const float* dout) {
             key_band(i + Tk - Tq, Tk, spec_.causal, spec_.window, lo, hi);
             for (int j0 = lo; j0 < hi; j0 += block) {
               const int n = std::min(block, hi - j0);
-              tanh_block(z, z + block_floats, block_floats, a, Kx + size_t(j0) * kt_ld, kt_ld, n, D);
+              tanh_block(z, z + block_floats, a, Kx + size_t(j0) * kt_ld, kt_ld, n, D);
               for (int jj = 0; jj < n; jj++) {
                 const float ds = dS[size_t(i) * Tk + j0 + jj];
                 if (ds == 0.0f) continue;

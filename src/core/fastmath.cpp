@@ -9,8 +9,7 @@ namespace attnlab {
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-void tanh_packets(float* z, float* p, const float* u, int m) {
-  (void)p;  // no scratch needed since the computation stays in registers
+void tanh_packets(float* z, const float* u, int m) {
   using fastmath::kPacketSize;
   for (int i = 0; i < m; i += kPacketSize)
     Eigen::internal::pstore(z + i, fastmath::ptanh(Eigen::internal::pload<fastmath::Packet>(u + i)));
