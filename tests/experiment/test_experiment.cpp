@@ -14,10 +14,11 @@
 #include "model/generate.h"
 #include "model/model.h"
 #include "train/bench.h"
-#include "experiment/files.h"
+#include "experiment/helpers.h"
 #include "train/experiment.h"
 
 using namespace attnlab;
+using test::error_of;
 using test::slurp;
 using test::spit;
 namespace fs = std::filesystem;
@@ -37,15 +38,6 @@ std::string write_experiment(const std::string& dir, const std::string& text) {
   spit(dir + "/base.yaml", kBase);
   spit(dir + "/exp.yaml", text);
   return dir + "/exp.yaml";
-}
-
-std::string error_of(const std::string& path, const ExperimentOptions& opt = {}) {
-  try {
-    load_experiment(path, opt);
-  } catch (const UserError& e) {
-    return e.what();
-  }
-  return "";
 }
 
 std::string override_of(const ExperimentCell& c, const std::string& key) {

@@ -14,11 +14,12 @@
 
 #include "core/error.h"
 #include "core/rng.h"
-#include "experiment/files.h"
+#include "experiment/helpers.h"
 #include "train/experiment.h"
 #include "train/experiment_kinds.h"
 
 using namespace attnlab;
+using test::error_of;
 using test::slurp;
 namespace fs = std::filesystem;
 
@@ -27,18 +28,8 @@ namespace {
 std::string fresh_dir(const std::string& name) { return test::fresh_dir("kinds", name); }
 
 std::string write_file(const std::string& dir, const std::string& text) {
-  const std::string path = dir + "/exp.yaml";
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
-  return path;
-}
-
-std::string error_of(const std::string& path, const ExperimentOptions& opt = {}) {
-  try {
-    load_experiment(path, opt);
-  } catch (const UserError& e) {
-    return e.what();
-  }
-  return "";
+  test::spit(dir + "/exp.yaml", text);
+  return dir + "/exp.yaml";
 }
 
 bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }

@@ -1,5 +1,5 @@
-// File helpers shared by the experiment tests: a fresh temporary directory, and whole-file
-// write and read.
+// Helpers shared by the experiment tests: a fresh temporary directory, whole-file write and
+// read, and the UserError message of loading an experiment file.
 #pragma once
 #include <stdlib.h>
 
@@ -8,6 +8,9 @@
 #include <iterator>
 #include <stdexcept>
 #include <string>
+
+#include "core/error.h"
+#include "train/experiment.h"
 
 namespace attnlab::test {
 
@@ -27,6 +30,16 @@ inline void spit(const std::string& path, const std::string& s) {
 inline std::string slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// What load_experiment(path, opt) rejects the file with ("" when it loads).
+inline std::string error_of(const std::string& path, const ExperimentOptions& opt = {}) {
+  try {
+    load_experiment(path, opt);
+  } catch (const UserError& e) {
+    return e.what();
+  }
+  return "";
 }
 
 }  // namespace attnlab::test
