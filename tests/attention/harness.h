@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "attention/attention.h"
+#include "core/error.h"
 #include "core/param.h"
 #include "core/rng.h"
 #include "ops/gradcheck.h"
@@ -474,6 +475,18 @@ inline void check_padded_keys_ignored(const AttentionSpec& spec, int B, int Tq, 
       if (keep[size_t(b) * Tk + j] == 0) CHECK(std::all_of(g, g + C, [](float v) { return v == 0.0f; }));
       else CHECK(std::any_of(g, g + C, [](float v) { return v != 0.0f; }));
     }
+}
+
+// The UserError message of building a module from s ("" when it builds).
+inline std::string construction_error(const AttentionSpec& s) {
+  ParamStore store;
+  Rng rng(1);
+  try {
+    make_attention(s, store, rng);
+  } catch (const UserError& e) {
+    return e.what();
+  }
+  return "";
 }
 
 }  // namespace attnlab::test

@@ -514,16 +514,7 @@ TEST_CASE("bahdanau/luong: results do not depend on the thread count") {
 }
 
 TEST_CASE("bahdanau/luong: configuration errors are UserErrors") {
-  auto message_of = [](const AttentionSpec& s) -> std::string {
-    ParamStore store;
-    Rng rng(1);
-    try {
-      make_attention(s, store, rng);
-    } catch (const UserError& e) {
-      return e.what();
-    }
-    return "";
-  };
+  const auto message_of = construction_error;
   for (const Variant& v : kVariants) {
     INFO(v.label);
     AttentionSpec s = variant_spec(v, 16, 4, 2, true);

@@ -471,16 +471,7 @@ TEST_CASE("differential: bitwise deterministic across thread counts, and backwar
 // ---------------------------------------------------------------------------------------------
 
 TEST_CASE("differential: configuration errors are UserErrors") {
-  auto message_of = [](const AttentionSpec& s) -> std::string {
-    ParamStore store;
-    Rng rng(1);
-    try {
-      make_attention(s, store, rng);
-    } catch (const UserError& e) {
-      return e.what();
-    }
-    return "";
-  };
+  const auto message_of = construction_error;
   AttentionSpec s = diff_spec(16, 2, 0, true);
   CHECK(message_of(s).empty());
   SUBCASE("d_model must be divisible by 2 n_heads") {

@@ -512,16 +512,7 @@ TEST_CASE("flash: the packet exp is within 2 ulp of exp and exactly 0 below FLT_
 // ---------------------------------------------------------------------------------------------
 
 TEST_CASE("flash: configuration errors (attention dropout, impl values)") {
-  auto message_of = [](const AttentionSpec& s) -> std::string {
-    ParamStore store;
-    Rng rng(1);
-    try {
-      make_attention(s, store, rng);
-    } catch (const UserError& e) {
-      return e.what();
-    }
-    return "";
-  };
+  const auto message_of = construction_error;
   AttentionSpec s = make_spec(16, 4, 2, true);
   s.type = "flash";
   CHECK(message_of(s).empty());
