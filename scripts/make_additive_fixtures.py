@@ -246,6 +246,7 @@ def run_case(cfg, index):
     })
     if cfg["type"] == "luong":
         meta["score"] = cfg["score"]
+    meta["fp32_err_model"] = fc.error_model_meta(inp, cfg, reference_attention, ref)
     fc.write_case(fc.OUT_DIR, cfg, inp, ref, meta)
     name, err = fc.worst(fp32_err)
     print(f"{cfg['name']:<30} score std over keys {spread:.2f}; torch fp32 vs fp64: worst "

@@ -273,6 +273,7 @@ def run_case(cfg, index):
         meta["window"] = opt(cfg, "window")
         meta["positions"] = opt(cfg, "positions")
         meta["rope_base"] = opt(cfg, "rope_base")
+    meta["fp32_err_model"] = fc.error_model_meta(inp, cfg, reference_attention, ref)
     fc.write_case(fc.OUT_DIR, cfg, inp, ref, meta)
     name, err = fc.worst(fp32_err)
     print(f"{cfg['name']:<26} torch fp32 vs fp64: worst {name} {err:.3e}")

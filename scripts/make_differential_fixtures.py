@@ -202,6 +202,7 @@ def run_case(cfg, index):
         "positions": cfg["positions"],
         "rope_base": cfg["rope_base"],
     })
+    meta["fp32_err_model"] = fc.error_model_meta(inp, cfg, check_paper_layout, ref)
     fc.write_case(fc.OUT_DIR, cfg, inp, ref, meta)
     name, err = fc.worst(fp32_err)
     print(f"{cfg['name']:<34} lambda {lam:+.4f}  torch fp32 vs fp64: worst {name} {err:.3e}")

@@ -129,6 +129,7 @@ def run_case(cfg, index):
         "eps": EPS,
         "scale": "inv_sqrt_dk",  # the spec's default; linear attention has no score scale
     })
+    meta["fp32_err_model"] = fc.error_model_meta(inp, cfg, reference_linear_attention, ref)
     fc.write_case(fc.OUT_DIR, cfg, inp, ref, meta)
     name, err = fc.worst(fp32_err)
     print(f"{cfg['name']:<28} torch fp32 vs fp64: worst {name} {err:.3e}")
