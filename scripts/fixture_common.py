@@ -132,7 +132,8 @@ def agree(name, other, mine, label, keys=None, tol=1e-10):
 
 
 def fp32_errors(f32, ref):
-    """Max |torch float32 - torch float64| per reference tensor: the C++ test's error scale."""
+    """Max |torch float32 - torch float64| per reference tensor (recorded for information; the
+    C++ test's bound comes from fp32_err_model)."""
     return {k: (f32[k].to(torch.float64) - ref[k]).abs().max().item() for k in ref}
 
 

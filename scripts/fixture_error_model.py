@@ -1,43 +1,48 @@
-"""A-priori float32 error bounds for the attention fixtures (first-order running error analysis).
+"""A-priori float32 error estimates for the attention fixtures (first-order, probabilistic).
 
 The C++ fixture test compares a float32 implementation with float64 references. How far a
-correct float32 implementation may land from them is bounded here, before anything is run in
-float32, by carrying an error bound beside every value through the reference computation,
-forward and backward (autograd's backward runs the same aten operations, so it is covered too).
+correct float32 implementation may land from them is estimated here, before anything runs in
+float32, by carrying an error scale beside every value through the reference computation,
+forward and backward (autograd's backward runs aten operations too, so it is covered the same
+way; the analysed graph is torch's, the C++ module computes the same sums in its own order).
 
-Every tensor in the analysed computation is an ErrT: its float64 value v and a bound e >= 0,
-elementwise, on |float32 result - exact value|, in units of u = 2^-24 (the unit roundoff of
-float32). The fixture's inputs and parameters are float32 numbers, so they start with e = 0. Each
-aten operation adds what its own rounding can add and passes on its inputs' bounds through its
-derivative (first order: products of two error terms, O(u^2), are left out):
+Every tensor in the analysed computation is an ErrT: its float64 value v and an elementwise error
+scale e >= 0 in units of u = 2^-24 (the float32 unit roundoff). The fixture's inputs and
+parameters are float32 numbers: they start with e = 0. The model is the probabilistic one of
+Higham & Mary ("A new approach to probabilistic rounding error analysis", SIAM J. Sci. Comput.
+41(5), 2019): every rounding has a relative error of at most u, roundings of different
+operations are independent and mean zero, so independent contributions add in quadrature
+(q(a, b) = sqrt(a^2 + b^2)); first order, products of two error terms (O(u^2)) are left out.
 
-  sum of n terms t_i (a reduction, each entry of a matrix product, softmax's denominator):
-      sum_i e(t_i)  +  n * sum_i |t_i|
-    n * u * sum|t_i| bounds the rounding of any evaluation order of the n-term sum (recursive,
-    blocked, pairwise, tree, with or without fused multiply-add): |fl(sum) - sum| <= gamma_n
-    sum|t_i|, gamma_n = n u / (1 - n u) (Higham, Accuracy and Stability of Numerical Algorithms,
-    2nd ed., sec. 3.1), and n u < 1e-5 here, so gamma_n = n u to 5 digits.
-  a * b:  |a| e(b) + e(a) |b| + |ab|;   a / b: e(a)/|b| + |a| e(b)/b^2 + |a/b|;   a +- b: e(a) + e(b) + |a +- b|
-  f(x) for exp, tanh, elu, sqrt, rsqrt, pow:  |f'(x)| e(x) + K_FUNC |f(x)|   (K_FUNC ulps for the
-    vectorised transcendental functions of the implementation under test)
-  softmax, P = exp(x - m) / sum exp(x - m) over n entries:
-      P_j (e(x_j) + sum_k P_k e(x_k))               (propagated)
-    + P_j (|x_j - m| + sum_k P_k |x_k - m|)        (the rounding of x - m, amplified by exp)
-    + P_j (2 K_FUNC + n + 1)                        (exp, the n-term sum, the division)
-  softmax backward, dx = P (g - sum_k P_k g_k), composed from the rules above.
-  a constant the reference computes in float64 (RoPE cos/sin, ALiBi bias, the scale), which an
-    implementation computes in float32: 0 where float32 holds it exactly, else K_CONST (1 + |v|)
-    (a few ulps of the value plus a few ulps of the angle or position it comes from).
+  sum of n terms t_i (a reduction, an entry of a matrix product, softmax's denominator):
+      q(propagated errors of the t_i,  sqrt(n) * sum_i |t_i|)
+    The sum rounds at most n times, each time by at most u times a partial sum, and every partial
+    sum of ANY evaluation order (sequential, blocked, pairwise, with or without fused
+    multiply-add) is at most sum|t_i| in magnitude: the estimate does not depend on the order.
+  a * b:  q(|a| e(b), e(a) |b|, |ab|);   a / b: q(e(a)/|b|, |a| e(b)/b^2, |a/b|);
+  a +- b: q(e(a), e(b), |a +- b|)
+  f(x) for exp, tanh, elu, sqrt, rsqrt, pow:  q(|f'(x)| e(x), K_FUNC |f(x)|)   (K_FUNC ulps for
+    vectorised transcendental functions)
+  softmax, P = exp(x - m) / sum exp(x - m) over n entries, relative to P_j:
+      q(e(x_j), |x_j - m|, P-weighted q of the same over the row, sqrt(2) K_FUNC, sqrt(n + 1))
+    (the input's error, the rounding of x - m amplified by exp, exp, the sum, the division)
+  softmax backward, dx = P (g - sum_k P_k g_k), composed from the rules above; tanh and elu
+    backward likewise.
+  a constant the reference computes in float64 (RoPE cos/sin, ALiBi bias, an inexact scale),
+    which an implementation computes in float32 itself: 0 where float32 holds it exactly, else
+    K_CONST (1 + |v|) (a few ulps of the value and of the angle or position it comes from).
 
 Structural operations (views, transposes, expands, slices, concatenations, masking) move the
-bounds with the values. What comes out for a reference tensor T is e_T, elementwise; the fixture
-records its maximum over T's entries (in units of u) and the C++ test checks
-    max |ours - ref| <= C_MODEL * u * max e_T.
+scales with the values. The fixture records, per reference tensor T, coef[T] = max over T's
+entries of e_T; the C++ test checks max |ours - ref| <= C * u * coef[T] with a small C.
 
-The bound is a property of the computation, not of any one run: it does not depend on the order
-in which a float32 implementation sums, only on the magnitudes of the terms of every sum and of
-their own bounds; a tensor whose exact value is 0 by cancellation (grad_b_k: softmax is
-invariant to the shift q.b_k) still gets the bound of the sums whose cancellation makes it 0.
+Why not the worst-case model (n u sum|t_i| per sum, contributions added linearly): it was tried
+and comes out about 1000x above every float32 error measured, about 3e-4 of the tensors' scale,
+too loose to tell a 1e-3 relative bug from rounding. Measured against this one (498 reference
+tensors; PyTorch's float32 run and the C++ module with OpenBLAS and with Eigen GEMMs): the
+largest max|error| / (u coef) is 0.66, the median 0.05; coef u is a median 1.1e-5 of the
+tensors' max|ref|, at most 1.9e-4 (the lambda gradients of differential attention, long sums
+with cancellation).
 """
 import math
 

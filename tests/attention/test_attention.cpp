@@ -62,8 +62,10 @@ using namespace attnlab::test;
 // kModelC = 3: the estimate is a standard deviation-like scale whose sums use Σ|t_i| for every
 // partial sum (an upper bound, so it over-states random rounding); a 3x margin covers the tail
 // of the max over a tensor's entries and an implementation that associates the same sums
-// differently (prefix sums in linear attention, a fused softmax backward). Measured: PyTorch's
-// own float32 run reaches 0.67 of the unscaled estimate (grad_b_o of differential_gqa_causal).
+// differently (prefix sums in linear attention, a fused softmax backward). Measured over the
+// 498 reference tensors, for PyTorch's own float32 run and for ours with OpenBLAS (both
+// kernels) and Eigen GEMMs: max|error| / (u · coef) is at most 0.66 (grad_b_o of
+// differential_gqa_causal, a plain column sum, where ours and torch's agree), median 0.05.
 // The worst-case model (n · u · Σ|t_i| added linearly) was tried and is ~1000x above the errors
 // seen, too loose to tell a 1e-3 relative bug from rounding.
 // Sensitivity: the loop below also mutates every reference tensor that is not 0 within rounding
@@ -102,6 +104,9 @@ TEST_CASE("attention fixtures: forward/backward match PyTorch fp64 references, e
     std::ifstream mf(dir / "meta.json");
     REQUIRE(mf.good());
     const nlohmann::json meta = nlohmann::json::parse(mf);
+    REQUIRE_MESSAGE(meta.contains("fp32_err_model"),
+                    "meta.json has no fp32_err_model: run the case's scripts/make_*_fixtures.py "
+                    "--error-model-only");
     const int B = meta.at("B"), Tq = meta.at("Tq"), Tk = meta.at("Tk"), C = meta.at("C");
     const int H = meta.at("H"), Hkv = meta.at("Hkv");
     const bool self_attn = meta.at("self_attention");
@@ -211,7 +216,7 @@ TEST_CASE("attention fixtures: forward/backward match PyTorch fp64 references, e
       "worst error / bound = {:.3f} ({}); torch fp32's worst = {:.3f}\n"
       "loosest bound / max|ref| = {:.2e} ({})\n"
       "mutation check: {} tensors moved by {} x max|ref|, all caught; smallest mutation / bound = "
-      "{:.0f} ({}); {} tensors are 0 within rounding (max|ref| <= bound) and not mutated",
+      "{:.2f} ({}); {} tensors are 0 within rounding (max|ref| <= bound) and not mutated",
       worst_ratio, worst_at, worst_torch_ratio, worst_rel_bound, loosest_at, mutated, kMutation,
       min_mutation_margin, mutation_at, zero_tensors);
   MESSAGE(summary);
