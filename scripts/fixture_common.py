@@ -7,7 +7,21 @@ what they all do the same way:
   - forward + backward with autograd in a given dtype (float64 reference, float32 error scale);
   - the finiteness check and the float64 agreement check of an independent formulation;
   - masks, head projections, ALiBi slopes and torch's multi-head attention as a cross-check;
-  - writing <case>/*.npy and meta.json, and replacing only the script's own case directories.
+  - writing <case>/*.npy and meta.json, and replacing only the script's own case directories;
+  - the a-priori float32 error bound of every reference tensor (fixture_error_model.py), written
+    to meta.json as "fp32_err_model", and the --error-model-only mode that adds only that field
+    to the committed fixtures.
+
+Modes (every script):  make_<variant>_fixtures.py [--error-model-only]
+  default              rewrites the script's case directories: inputs, float64 references,
+                       meta.json. Byte-identical with the torch that made the committed fixtures
+                       (meta.json "torch_version"); another torch version's float64 kernels may
+                       change the last bits of the references and its float32 run the recorded
+                       torch_fp32_err.
+  --error-model-only   leaves every .npy file and every other meta.json field as committed: it
+                       regenerates the inputs, checks that they equal the committed ones byte for
+                       byte and that this torch's float64 references agree with the committed
+                       ones to 1e-10, and writes only "fp32_err_model" into meta.json.
 
 The order of the random draws, the arithmetic and the bytes written are those of the scripts
 before this module existed: the fixtures are byte-identical.
@@ -16,6 +30,7 @@ import json
 import math
 import os
 import shutil
+import sys
 
 import numpy as np
 import torch
@@ -25,6 +40,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT_DIR = os.path.join(ROOT, "tests", "fixtures", "attention")
 
 PROJ_NAMES = ["w_q", "b_q", "w_k", "b_k", "w_v", "b_v", "w_o", "b_o"]
+
+# --error-model-only: see the module docstring
+ERROR_MODEL_ONLY = "--error-model-only" in sys.argv[1:]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,7 +132,8 @@ def agree(name, other, mine, label, keys=None, tol=1e-10):
 
 
 def fp32_errors(f32, ref):
-    """Max |torch float32 - torch float64| per reference tensor: the C++ test's error scale."""
+    """Max |torch float32 - torch float64| per reference tensor (recorded for information; the
+    C++ test's bound comes from fp32_err_model)."""
     return {k: (f32[k].to(torch.float64) - ref[k]).abs().max().item() for k in ref}
 
 
@@ -220,10 +239,26 @@ def base_meta(cfg, seed, inp, ref, fp32_err, weight_std):
     }
 
 
+def error_model_meta(inp, cfg, impl, ref, **kw):
+    """meta.json's "fp32_err_model": the per-tensor error coefficients of fixture_error_model.py
+    for the computation impl (which must compute ref), and the model's constants."""
+    import fixture_error_model as fem
+    return {
+        "what": "max over the tensor's entries of the first-order float32 error estimate of "
+                "scripts/fixture_error_model.py, in units of u = 2^-24",
+        "k_func": fem.K_FUNC,
+        "k_const": fem.K_CONST,
+        "coef": fem.bound_coefficients(inp, cfg, impl, ref, **kw),
+    }
+
+
 def write_case(out_dir, cfg, inp, ref, meta):
     """<out_dir>/<case>/: the float32 inputs (x_q, x_kv for cross-attention, dout, every parameter,
-    key_keep as int32), the float64 references, and meta.json."""
+    key_keep as int32), the float64 references, and meta.json. With --error-model-only: only
+    meta.json's "fp32_err_model" (see update_error_model)."""
     d = os.path.join(out_dir, cfg["name"])
+    if ERROR_MODEL_ONLY:
+        return update_error_model(d, inp, ref, meta)
     os.makedirs(d)
 
     def save(name, t, dtype):
@@ -244,6 +279,31 @@ def write_case(out_dir, cfg, inp, ref, meta):
         f.write("\n")
 
 
+def update_error_model(d, inp, ref, meta):
+    """--error-model-only: the committed inputs must be what this run drew (byte for byte) and
+    the committed references what this torch computes (to 1e-10); then meta.json gets this run's
+    "fp32_err_model" and keeps every other field."""
+    def committed(name):
+        return np.load(os.path.join(d, name + ".npy"))
+
+    inputs = {"x_q": inp.x_q, "dout": inp.dout, **inp.params}
+    if inp.x_kv is not inp.x_q:
+        inputs["x_kv"] = inp.x_kv
+    for k, t in inputs.items():
+        assert committed(k).tobytes() == t.numpy().astype(np.float32).tobytes(), f"{d}: input {k} differs"
+    if inp.keep is not None:
+        assert (committed("key_keep") == inp.keep.numpy()).all(), f"{d}: key_keep differs"
+    for k, t in ref.items():
+        err = np.abs(committed(k) - t.numpy()).max()
+        assert err < 1e-10, f"{d}: reference {k} differs from this torch's by {err}"
+    with open(os.path.join(d, "meta.json")) as f:
+        old = json.load(f)
+    old["fp32_err_model"] = meta["fp32_err_model"]
+    with open(os.path.join(d, "meta.json"), "w") as f:
+        json.dump(old, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+
 def run_all(cases, run_case, owns, out_dir=OUT_DIR, seed=None, label=""):
     """Removes the case directories under out_dir for which owns(entry) holds (other variants'
     fixtures live there too), then run_case(cfg, index) for every case. One torch thread: the
@@ -253,12 +313,13 @@ def run_all(cases, run_case, owns, out_dir=OUT_DIR, seed=None, label=""):
     torch.set_num_threads(1)
     os.makedirs(out_dir, exist_ok=True)
     for entry in sorted(os.listdir(out_dir)):
-        if owns(entry) and os.path.isdir(os.path.join(out_dir, entry)):
+        if owns(entry) and os.path.isdir(os.path.join(out_dir, entry)) and not ERROR_MODEL_ONLY:
             shutil.rmtree(os.path.join(out_dir, entry))
     for i, cfg in enumerate(cases):
         run_case(cfg, i)
     total = sum(os.path.getsize(os.path.join(r, f))
                 for c in cases for r, _, fs in os.walk(os.path.join(out_dir, c["name"])) for f in fs)
-    print(f"wrote {len(cases)} cases to {os.path.relpath(out_dir, ROOT)}{label} "
+    what = "error models of" if ERROR_MODEL_ONLY else "wrote"
+    print(f"{what} {len(cases)} cases to {os.path.relpath(out_dir, ROOT)}{label} "
           f"({total / 1024:.1f} KiB)")
     return 0

@@ -3,9 +3,10 @@
 
 Writes tests/fixtures/attention/bahdanau_<case>/ and luong_<case>/ (*.npy and meta.json) in the
 format of scripts/make_attention_fixtures.py, computed with PyTorch as an independent
-implementation (run with the system python, which has torch and numpy):
+implementation (run with a python that has torch and numpy; --error-model-only: see
+fixture_common.py):
 
-    /usr/bin/python3 scripts/make_additive_fixtures.py
+    python3 scripts/make_additive_fixtures.py [--error-model-only]
 
 Only the bahdanau_* and luong_* directories are rewritten; the rest of
 tests/fixtures/attention belongs to other scripts.
@@ -30,8 +31,9 @@ Per case:
     the module (w_q b_q w_k b_k w_v b_v w_o b_o, then u_q u_k v | w_a | w_c v), key_keep.npy
   references (float64, autograd in float64 from the float32 inputs): out, dx_q, dx_kv (cross),
     grad_<param> for every parameter
-  meta.json: the config ("type", "score", "window", "positions") and torch_fp32_err, the max
-    |torch float32 - torch float64| of every reference tensor.
+  meta.json: the config ("type", "score", "window", "positions"), torch_fp32_err (the max
+    |torch float32 - torch float64| of every reference tensor) and fp32_err_model (the a-priori
+    float32 error estimate of every reference tensor, the C++ test's bound).
 
 Cross-checks of the reference (float64, to 1e-12): the additive score against a plain Python
 loop over (b, h, i, j); luong concat with w_c = [u_q | u_k] against bahdanau with u_q, u_k;
@@ -246,6 +248,7 @@ def run_case(cfg, index):
     })
     if cfg["type"] == "luong":
         meta["score"] = cfg["score"]
+    meta["fp32_err_model"] = fc.error_model_meta(inp, cfg, reference_attention, ref)
     fc.write_case(fc.OUT_DIR, cfg, inp, ref, meta)
     name, err = fc.worst(fp32_err)
     print(f"{cfg['name']:<30} score std over keys {spread:.2f}; torch fp32 vs fp64: worst "

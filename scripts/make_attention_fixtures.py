@@ -2,10 +2,11 @@
 """Reference fixtures for the scaled_dot_product attention module.
 
 Writes tests/fixtures/attention/<case>/*.npy and meta.json, computed with
-PyTorch as an independent implementation (run with the system python, which
-has torch and numpy):
+PyTorch as an independent implementation (run with a python that has torch and
+numpy; the committed fixtures were made with torch 1.13, see fixture_common.py
+for --error-model-only):
 
-    /usr/bin/python3 scripts/make_attention_fixtures.py
+    python3 scripts/make_attention_fixtures.py [--error-model-only]
 
 Per case:
   inputs (float32, what the C++ test feeds to the module)
@@ -16,8 +17,9 @@ Per case:
   references (float64, computed by autograd in float64 from the float32 inputs)
     out.npy, dx_q.npy, dx_kv.npy (cross only), grad_w_q.npy, grad_b_q.npy, ...
     For self-attention x_q and x_kv are one tensor, so dx_q.npy holds both paths.
-  meta.json: the config plus torch_fp32_err, the max |torch float32 - torch float64|
-    of every reference tensor, which the C++ test uses as its error scale.
+  meta.json: the config, torch_fp32_err (the max |torch float32 - torch float64| of every
+    reference tensor, for information) and fp32_err_model, the a-priori float32 error estimate
+    of every reference tensor (fixture_error_model.py) that the C++ test's bound is made of.
 
 The reference implementation below is written from torch primitives (no
 nn.MultiheadAttention), and cross-checked in this script against
@@ -273,6 +275,7 @@ def run_case(cfg, index):
         meta["window"] = opt(cfg, "window")
         meta["positions"] = opt(cfg, "positions")
         meta["rope_base"] = opt(cfg, "rope_base")
+    meta["fp32_err_model"] = fc.error_model_meta(inp, cfg, reference_attention, ref)
     fc.write_case(fc.OUT_DIR, cfg, inp, ref, meta)
     name, err = fc.worst(fp32_err)
     print(f"{cfg['name']:<26} torch fp32 vs fp64: worst {name} {err:.3e}")

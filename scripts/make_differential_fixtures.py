@@ -30,7 +30,12 @@ Only the differential_* case directories are removed and rewritten; the
 other variants' fixtures are left alone. Reruns are bit-identical (fixed seeds,
 one torch thread).
 
-    /usr/bin/python3 scripts/make_differential_fixtures.py
+meta.json adds fp32_err_model, the a-priori float32 error estimate of every
+reference tensor (fixture_error_model.py), computed on the paper-layout
+formulation: it rotates with real cos/sin, which the error model covers, where
+the reference's complex RoPE has no error rules; the two agree to 1e-10.
+
+    python3 scripts/make_differential_fixtures.py [--error-model-only]
 """
 import math
 import os
@@ -202,6 +207,7 @@ def run_case(cfg, index):
         "positions": cfg["positions"],
         "rope_base": cfg["rope_base"],
     })
+    meta["fp32_err_model"] = fc.error_model_meta(inp, cfg, check_paper_layout, ref)
     fc.write_case(fc.OUT_DIR, cfg, inp, ref, meta)
     name, err = fc.worst(fp32_err)
     print(f"{cfg['name']:<34} lambda {lam:+.4f}  torch fp32 vs fp64: worst {name} {err:.3e}")

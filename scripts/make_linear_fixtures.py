@@ -14,15 +14,17 @@ Writes tests/fixtures/attention/linear_<case>/ in the format of scripts/make_att
     w_q b_q w_k b_k w_v b_v w_o b_o .npy, key_keep.npy [B,Tk] int32 (padding cases only)
   references (float64, torch autograd in float64 from the float32 inputs):
     out, dx_q, dx_kv (cross only), grad_<param>
-  meta.json: the config ("type": "linear") and torch_fp32_err, max |torch fp32 - torch fp64| per
-    tensor, the error scale of the C++ test.
+  meta.json: the config ("type": "linear"), torch_fp32_err (max |torch fp32 - torch fp64| per
+    tensor) and fp32_err_model (the a-priori float32 error estimate per tensor, the C++ test's
+    bound; see fixture_error_model.py).
 
 The reference is the quadratic form: it materialises the Tq×Tk matrix φ(Q)φ(K)ᵀ, zeroes the
 masked entries and normalises the rows, the opposite association of the C++ module (prefix sums
 of φ(k)vᵀ, no Tq×Tk buffer). It is cross-checked here, in float64, against a third formulation,
 the paper's linear form written with torch.cumsum over the outer products φ(k_j) v_jᵀ.
 
-Run with the system python (torch + numpy):   /usr/bin/python3 scripts/make_linear_fixtures.py
+Run with a python that has torch + numpy:   python3 scripts/make_linear_fixtures.py
+(--error-model-only: see fixture_common.py)
 Only the linear_* case directories are replaced; reruns are bit-identical (fixed seeds, one
 torch thread).
 """
@@ -129,6 +131,7 @@ def run_case(cfg, index):
         "eps": EPS,
         "scale": "inv_sqrt_dk",  # the spec's default; linear attention has no score scale
     })
+    meta["fp32_err_model"] = fc.error_model_meta(inp, cfg, reference_linear_attention, ref)
     fc.write_case(fc.OUT_DIR, cfg, inp, ref, meta)
     name, err = fc.worst(fp32_err)
     print(f"{cfg['name']:<28} torch fp32 vs fp64: worst {name} {err:.3e}")

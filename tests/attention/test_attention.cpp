@@ -36,24 +36,46 @@ using namespace attnlab::test;
 // a) PyTorch fixtures
 // ---------------------------------------------------------------------------------------------
 
-// Error budget. The references are float64 autograd results from the same float32 inputs; the
-// fixture also records torch_fp32_err, how far PyTorch's own float32 computation lands from them.
-// As in the FlashAttention tests, a correct float32 implementation must be within twice that,
-// plus a floor of a few float32 ulps of the tensor's scale:
-//     ours_err <= 2 · torch_fp32_err + max(kAbsFloor, kUlps · ε₃₂ · max|ref|)
-// Why the floor: torch_fp32_err is one sample of float32 rounding noise, which depends on the
-// summation order, and on some tensors torch's order happens to be lucky. grad_b_o is a plain
-// column sum of dout over B·Tq rows, where torch's error was 3.6e-7 and ours (sequential sum)
-// 1.1e-6, i.e. 2 ulps of entries of size 4; grad_b_k is exactly 0 in exact arithmetic (the
-// softmax is invariant to the per-row shift q·b_k), so both float32 results are pure noise of
-// the O(10) terms summed. Across OpenBLAS and Eigen GEMMs our error / (2·torch_err + 1e-6) reached
-// 0.92, so without a scale-aware floor the test would fail on a BLAS change, not on a bug.
-// kUlps = 4 ulps of the largest reference entry (|ref| up to ~30 here, so ≤ 1.4e-5) and the
-// 1e-6 absolute floor (for the ~0 tensors) are still 4+ orders of magnitude below what a real
-// mistake produces (a wrong mask, scale, head mapping or missing gradient term gives O(0.1)).
-constexpr double kAbsFloor = 1e-6;
-constexpr double kUlps = 4.0;
-constexpr double kEpsF32 = 1.1920928955078125e-07;  // 2^-23, the float32 ulp at 1
+// Error budget: an a-priori model of float32 rounding, not a sample of it. The references are
+// float64 autograd results from the same float32 inputs. scripts/fixture_error_model.py runs
+// each reference computation, forward and backward, once more in float64 with an error estimate
+// carried beside every value, and meta.json records for every reference tensor T
+//     fp32_err_model.coef[T] = max over T's entries of that estimate, in units of u = 2^-24.
+// The model (first order; Higham & Mary 2019, "A new approach to probabilistic rounding error
+// analysis", SIAM J. Sci. Comput. 41(5)): every float32 operation rounds with a relative error
+// of at most u, the rounding errors of different operations are independent and mean zero, so
+// they add in quadrature, and
+//   - a sum of n terms t_i (a reduction, an entry of a matrix product, softmax's denominator)
+//     contributes sqrt(n) · u · Σ|t_i|, whatever the summation order (sequential, blocked,
+//     pairwise, with or without FMA): each of its <= n roundings is at most u times a partial
+//     sum, and every partial sum of any order is at most Σ|t_i|;
+//   - the errors already in the terms pass through with the derivative (|a|·err(b) + err(a)·|b|
+//     for a product, P_j (err(x_j) - Σ_k P_k err(x_k)) through softmax, ...);
+//   - exp, tanh, sqrt, rsqrt: k_func = 4 ulps of their result; constants the implementation
+//     computes itself (RoPE cos/sin, ALiBi bias, an inexact scale): k_const (1 + |value|) ulps.
+// It depends only on the magnitudes of the terms of every sum, not on the order any
+// implementation sums in: a tensor that is 0 in exact arithmetic (grad_b_k: the softmax is
+// invariant to the per-row shift q·b_k) gets the estimate of the cancelling sums that produce
+// it, so its float32 noise (torch's or ours) is covered however lucky or unlucky the order is.
+// The check is
+//     max |ours - ref| <= kModelC · u · coef[T].
+// kModelC = 3: the estimate is a standard deviation-like scale whose sums use Σ|t_i| for every
+// partial sum (an upper bound, so it over-states random rounding); a 3x margin covers the tail
+// of the max over a tensor's entries and an implementation that associates the same sums
+// differently (prefix sums in linear attention, a fused softmax backward). Measured over the
+// 498 reference tensors, for PyTorch's own float32 run and for ours with OpenBLAS (both
+// kernels) and Eigen GEMMs: max|error| / (u · coef) is at most 0.66 (grad_b_o of
+// differential_gqa_causal, a plain column sum, where ours and torch's agree), median 0.05.
+// The worst-case model (n · u · Σ|t_i| added linearly) was tried and is ~1000x above the errors
+// seen, too loose to tell a 1e-3 relative bug from rounding.
+// Sensitivity: the loop below also mutates every reference tensor that is not 0 within rounding
+// (max|ref| > bound) by kMutation · max|ref| at its largest entry, and requires our unmodified
+// output to FAIL against the mutated copy; the summary reports the smallest ratio of that
+// mutation to the bound (a real bug -- a wrong mask, scale, head mapping or a missing gradient
+// term -- is O(0.1) relative, two orders above a 1e-3 mutation).
+constexpr double kUnitRoundoff = 5.9604644775390625e-08;  // 2^-24, float32 unit roundoff
+constexpr double kModelC = 3.0;
+constexpr double kMutation = 1e-3;
 
 // Every case directory under tests/fixtures/attention is checked here, whatever its variant:
 // meta.json names the type and options, the module's parameters come from <name>.npy and the
@@ -68,16 +90,23 @@ TEST_CASE("attention fixtures: forward/backward match PyTorch fp64 references, e
   std::sort(cases.begin(), cases.end());
   REQUIRE(cases.size() >= 8);
 
-  std::string summary =
-      fmt::format("max abs error vs the fp64 reference:\n{:<24} {:<9} {:>10} {:>10} {:>10} {:>6} {:>8}\n",
-                  "case", "tensor", "ours", "torch_fp32", "bound", "ratio", "max|ref|");
-  double worst_ratio = 0.0;
+  std::string summary = fmt::format(
+      "max abs error vs the fp64 reference (bound = {} u coef):\n{:<26} {:<14} {:>10} {:>10} {:>10} "
+      "{:>6} {:>8} {:>9}\n",
+      kModelC, "case", "tensor", "ours", "torch_fp32", "bound", "ratio", "max|ref|", "bnd/|ref|");
+  double worst_ratio = 0.0, worst_torch_ratio = 0.0, worst_rel_bound = 0.0;
+  double min_mutation_margin = 1e300;
+  std::string worst_at, loosest_at, mutation_at;
+  int mutated = 0, zero_tensors = 0;
   for (const fs::path& dir : cases) {
     const std::string name = dir.filename().string();
     INFO("fixture case: " << name);
     std::ifstream mf(dir / "meta.json");
     REQUIRE(mf.good());
     const nlohmann::json meta = nlohmann::json::parse(mf);
+    REQUIRE_MESSAGE(meta.contains("fp32_err_model"),
+                    "meta.json has no fp32_err_model: run the case's scripts/make_*_fixtures.py "
+                    "--error-model-only");
     const int B = meta.at("B"), Tq = meta.at("Tq"), Tk = meta.at("Tk"), C = meta.at("C");
     const int H = meta.at("H"), Hkv = meta.at("Hkv");
     const bool self_attn = meta.at("self_attention");
@@ -144,17 +173,52 @@ TEST_CASE("attention fixtures: forward/backward match PyTorch fp64 references, e
       REQUIRE(ref.numel() == ptr->size());
       const double err = max_abs_diff(*ptr, ref.data);
       const double torch_err = meta.at("torch_fp32_err").at(tname).get<double>();
+      const double coef = meta.at("fp32_err_model").at("coef").at(tname).get<double>();
       const double ref_max = max_abs(ref.data);
-      const double bound = 2.0 * torch_err + std::max(kAbsFloor, kUlps * kEpsF32 * ref_max);
-      summary += fmt::format("{:<24} {:<9} {:>10.3e} {:>10.3e} {:>10.3e} {:>6.3f} {:>8.3g}\n", name,
-                             tname, err, torch_err, bound, err / bound, ref_max);
-      worst_ratio = std::max(worst_ratio, err / bound);
+      const double bound = kModelC * kUnitRoundoff * coef;
+      summary += fmt::format("{:<26} {:<14} {:>10.3e} {:>10.3e} {:>10.3e} {:>6.3f} {:>8.3g} {:>9.2e}\n",
+                             name, tname, err, torch_err, bound, err / bound, ref_max,
+                             bound / std::max(ref_max, 1e-300));
+      if (err / bound > worst_ratio) {
+        worst_ratio = err / bound;
+        worst_at = name + " " + tname;
+      }
+      worst_torch_ratio = std::max(worst_torch_ratio, torch_err / bound);
       CHECK_MESSAGE(err <= bound, fmt::format("{} {}: max abs error {:.3e} > bound {:.3e} "
-                                              "(torch fp32 error {:.3e})",
-                                              name, tname, err, bound, torch_err));
+                                              "({} u x coef {}; torch fp32 error {:.3e})",
+                                              name, tname, err, bound, kModelC, coef, torch_err));
+      // sensitivity: the same comparison against a reference moved by kMutation of its scale
+      if (ref_max > bound) {
+        std::vector<double> moved = ref.data;
+        const size_t at = size_t(std::max_element(moved.begin(), moved.end(),
+                                                  [](double x, double y) { return std::abs(x) < std::abs(y); }) -
+                                 moved.begin());
+        moved[at] += kMutation * ref_max;
+        const double err_moved = max_abs_diff(*ptr, moved);
+        CHECK_MESSAGE(err_moved > bound,
+                      fmt::format("{} {}: a {} relative change of the reference goes unnoticed "
+                                  "(error {:.3e} <= bound {:.3e})", name, tname, kMutation, err_moved, bound));
+        ++mutated;
+        if (kMutation * ref_max / bound < min_mutation_margin) {
+          min_mutation_margin = kMutation * ref_max / bound;
+          mutation_at = name + " " + tname;
+        }
+        if (bound / ref_max > worst_rel_bound) {
+          worst_rel_bound = bound / ref_max;
+          loosest_at = name + " " + tname;
+        }
+      } else {
+        ++zero_tensors;
+      }
     }
   }
-  summary += fmt::format("worst error / bound = {:.3f}", worst_ratio);
+  summary += fmt::format(
+      "worst error / bound = {:.3f} ({}); torch fp32's worst = {:.3f}\n"
+      "loosest bound / max|ref| = {:.2e} ({})\n"
+      "mutation check: {} tensors moved by {} x max|ref|, all caught; smallest mutation / bound = "
+      "{:.2f} ({}); {} tensors are 0 within rounding (max|ref| <= bound) and not mutated",
+      worst_ratio, worst_at, worst_torch_ratio, worst_rel_bound, loosest_at, mutated, kMutation,
+      min_mutation_margin, mutation_at, zero_tensors);
   MESSAGE(summary);
 }
 
