@@ -410,6 +410,7 @@ void flash_backward(float* dq, float* dk, float* dv, const float* dout, const fl
     return rows_in_place ? dout + lq.at(b, h) : dopack + (size_t(b) * Hq + h) * Tq * Dp;
   };
   // D_i = rowsum(dO ∘ O)
+  ensure_thread_tiles(ws, size_t(D) + 16);
 #pragma omp parallel for schedule(static) if (par)
   for (int bh = 0; bh < B * Hq; bh++) {
     const size_t base = lq.at(bh / Hq, bh % Hq);
@@ -417,18 +418,22 @@ void flash_backward(float* dq, float* dk, float* dv, const float* dout, const fl
       pack_rows(qpack + size_t(bh) * Tq * Dp, q + base, lq.rs, Tq, D, Dp);
       pack_rows(dopack + size_t(bh) * Tq * Dp, dout + base, lq.rs, Tq, D, Dp);
     }
+    // D_i is summed by the tile kernel that computes dP_ij = dO_i·v_j below, in the same order
+    // (d = 0..D−1, one multiply-add per step), not by a faster reduction of its own. Reason:
+    // at huge scores a row of P is exactly one-hot, O_i is then exactly v_max, and the true
+    // dS_i,max = P(dP − D_i) is 0. Summed in another order, dP and D_i differed by an ulp of
+    // |dO||v|, and that ulp, times K (huge as well), put a spurious gradient into Q and K of up
+    // to 1e13 × the real gradients (tests/attention/test_abuse.cpp, flash vs naive). Summed the
+    // same way, dP_max == D_i bit for bit and dS is 0, as in the naive backward.
+    float* orow = ws.thread_tiles[omp_get_thread_num()].data();  // [D + 16]: O_i, zero-padded
     for (int i = 0; i < Tq; i++) {
       const float* a = dout + base + size_t(i) * lq.rs;
-      const float* o = out + base + size_t(i) * lq.rs;
-      // 16 interleaved partial sums, added in a fixed order (one serial chain was latency-bound)
-      float acc[16] = {};
-      int d = 0;
-      for (; d + 16 <= D; d += 16)
-        for (int l = 0; l < 16; l++) acc[l] += a[d + l] * o[d + l];
-      for (int l = 0; d < D; d++, l++) acc[l] += a[d] * o[d];
-      float s = 0.0f;
-      for (int l = 0; l < 16; l++) s += acc[l];
-      delta[size_t(bh) * Tq + i] = s;
+      std::copy_n(out + base + size_t(i) * lq.rs, D, orow);
+      std::fill(orow + D, orow + D + 16, 0.0f);
+      // one register: lane 0 = Σ_d a[d]·orow[d] (lanes 1..15, shifted rows, are ignored)
+      float lanes[16];
+      tile_kernel<1, 1>(D, a, 0, 1, orow, 1, lanes, 16, false);
+      delta[size_t(bh) * Tq + i] = lanes[0];
     }
   }
   const int nqb = (Tq + BQ - 1) / BQ, nkb = (Tk + BK - 1) / BK;
@@ -567,6 +572,14 @@ void flash_weights(float* P, const float* q, const float* k, const float* lse, c
         const int p = i + off;
         const Band bd = band(p, Tk, opt.causal, opt.window);
         const float* Qi = q + lq.at(b, h) + size_t(i) * lq.rs;
+        // The scores are recomputed here in another summation order than the tile GEMM of the
+        // forward, so they differ from the forward's by a few ulps of |s|. exp(s − L) with the
+        // saved L would turn that difference into a factor exp(±ulps): harmless for scores of
+        // size ~1, but at |s| ≳ 1e7 (huge inputs with scale none) an ulp is > 1 and the weights
+        // came out as 0, off by percents, or inf. So the row is normalised by its own maximum
+        // and sum instead (L only says whether the row sees any key): the weights are a softmax
+        // of the recomputed scores, sum to 1 and agree with the forward's to the scores' rounding.
+        float mx = kNegInf;
         for (int j = bd.lo; j < bd.hi; j++) {
           if (keep && !keep[j]) continue;
           const float* Kj = K + size_t(j) * lk.rs;
@@ -574,8 +587,16 @@ void flash_weights(float* P, const float* q, const float* k, const float* lse, c
           for (int d = 0; d < D; d++) s += Qi[d] * Kj[d];
           s *= opt.scale;
           if (opt.alibi_slopes) s -= slope * float(std::abs(p - j));
-          w[j] = std::exp(s - L);
+          w[j] = s;
+          mx = std::max(mx, s);
         }
+        float sum = 0.0f;
+        for (int j = bd.lo; j < bd.hi; j++) {
+          if (keep && !keep[j]) continue;
+          w[j] = std::exp(w[j] - mx);
+          sum += w[j];
+        }
+        for (int j = bd.lo; j < bd.hi; j++) w[j] /= sum;  // padded keys stay 0
       }
     }
 }

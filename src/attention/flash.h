@@ -83,8 +83,9 @@ void flash_backward(float* dq, float* dk, float* dv, const float* dout, const fl
                     const float* v, const float* out, const float* lse, const FlashShape& shape,
                     const FlashOptions& opt, FlashWorkspace& ws);
 
-// The attention weights P [B,Hq,Tq,Tk] = exp(S − L), recomputed from q, k and the saved lse
-// (for inspection only: this one materialises Tq×Tk per head).
+// The attention weights P [B,Hq,Tq,Tk] = softmax of the scores recomputed from q and k, each row
+// normalised by its own max and sum; the saved lse only marks the rows that see no key (−inf:
+// all 0). For inspection only: this one materialises Tq×Tk per head.
 void flash_weights(float* P, const float* q, const float* k, const float* lse, const FlashShape& shape,
                    const FlashOptions& opt);
 
