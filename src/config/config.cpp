@@ -286,7 +286,8 @@ const std::vector<Field>& schema() {
                           "Optimizer steps."));
     v.push_back(int_field("train.batch_size", [](Config& c) -> auto& { return c.train.batch_size; }, 1,
                           1 << 20, "Sequences per step."));
-    v.push_back(dbl_field("train.lr", [](Config& c) -> auto& { return c.train.lr; }, 0.0, 10.0, true,
+    // no upper bound: an absurd rate is the NaN/Inf guard's job (train.on_nan), and a test's
+    v.push_back(dbl_field("train.lr", [](Config& c) -> auto& { return c.train.lr; }, 0.0, INFINITY, true,
                           "Peak learning rate."));
     v.push_back(dbl_field("train.min_lr", [](Config& c) -> auto& { return c.train.min_lr; }, 0.0, 10.0,
                           false, "cosine: final learning rate."));

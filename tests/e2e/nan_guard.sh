@@ -1,10 +1,7 @@
 #!/usr/bin/env bash
-# End to end: absurd learning rates (docs/reliability-numerics.md).
-#   train.lr: 1e6       -> rejected by the config check (train.lr must lie in (0, 10]): exit 2, one
-#                          `error:` line naming the key, no run directory;
-#   train.lr: 10 with train.weight_decay: 10 (the largest values the config accepts; AdamW then
-#   multiplies every decayed weight by 1 − lr·wd = −99 per step) diverges within ~10 steps, and
-#   the trainer's NaN/Inf guard must catch it cleanly:
+# End to end: an absurd learning rate (docs/reliability-numerics.md). train.lr: 1e6 is a legal
+# config (the rate has no upper bound) that diverges within a few steps, and the trainer's NaN/Inf
+# guard must catch it cleanly:
 #   train.on_nan: stop -> exit 2, exactly one `error:` line that names the step and says which
 #                         checkpoint is the last good one (or that none was written);
 #   train.on_nan: skip -> exit 0, the skipped steps counted in the summary and in metrics.jsonl.
@@ -53,20 +50,10 @@ PY
 # a small decoder (a few seconds per run): warmup off so step 1 already uses the full rate, a checkpoint
 # after every step so that a bad state would be written if the guard let one through
 common=(--set model.n_layers=1 --set model.d_model=32 --set model.n_heads=2 --set train.batch_size=8
-        --set train.lr=10 --set train.weight_decay=10 --set train.warmup_steps=0 --set train.steps=30 --set train.eval_interval=0
+        --set train.lr=1e6 --set train.warmup_steps=0 --set train.steps=30 --set train.eval_interval=0
         --set train.checkpoint_interval=1 --set train.keep_checkpoints=100 --set train.log_interval=1
         --set data.n_val=20 --set train.threads=1)
 cfg="$src/configs/tasks/reverse_decoder.yaml"
-
-# --- lr 1e6: a config error, before anything runs -----------------------------------------------
-set +e
-"$bin" train "$cfg" --run-dir "$tmp/huge" "${common[@]}" --set train.lr=1e6 >"$tmp/huge.out" 2>"$tmp/huge.err"
-rc=$?
-set -e
-[ "$rc" -eq 2 ] || fail "lr 1e6: exit $rc, expected 2"
-[ "$(grep -c '^error: ' "$tmp/huge.err")" -eq 1 ] || fail "lr 1e6: expected one error line: $(cat "$tmp/huge.err")"
-grep -q "key 'train.lr': expected a number in (0, 10], got 1e6" "$tmp/huge.err" || fail "lr 1e6 message: $(cat "$tmp/huge.err")"
-[ ! -e "$tmp/huge" ] || fail "lr 1e6: a rejected config must not create a run directory"
 
 # --- on_nan: stop ------------------------------------------------------------------------------
 set +e
