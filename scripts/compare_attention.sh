@@ -2,10 +2,11 @@
 # Trains the same small char-level LM once per attention variant (same data,
 # seed, size and steps) and prints a table of final validation losses.
 #   scripts/compare_attention.sh [CORPUS] [extra --set ...]
-# CORPUS defaults to data/tinyshakespeare.txt (scripts/get_data.sh tinyshakespeare).
+# CORPUS defaults to tinyshakespeare.txt in $ATTNLAB_DATA_DIR (an absolute path), or in data/
+# when that is unset (scripts/get_data.sh tinyshakespeare writes data/tinyshakespeare.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-corpus=${1:-data/tinyshakespeare.txt}
+corpus=${1:-${ATTNLAB_DATA_DIR:-data}/tinyshakespeare.txt}
 shift || true
 bin=build/attnlab
 [ -x "$bin" ] || scripts/build.sh --target attnlab >/dev/null

@@ -10,9 +10,9 @@
 # available) and then renamed, so a failed or partial download never leaves a
 # file behind.
 #
-# Note: the tests and benchmarks do not use this script (they run offline);
-# they read the copy at ../shared/data/tinyshakespeare.txt (relative to the
-# repository root) instead.
+# Note: the tests and benchmarks never download; they read tinyshakespeare.txt
+# from the directory named by ATTNLAB_DATA_DIR, or from data/ when it is unset
+# (a test that finds no corpus there says so and skips; README.md).
 set -euo pipefail
 
 readonly TS_URL="https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""W1 of ../shared/BENCHMARKS.md in PyTorch: train gpt-char-small, the same model,
+"""W1 of docs/performance.md in PyTorch: train gpt-char-small, the same model,
 shapes and optimizer as configs/bench/gpt_char_small.yaml (6 layers, d_model 384,
 6 heads, context 256, batch 8, vocab 65, pre-LN, GELU(tanh), learned positions,
 tied embeddings, biases, no dropout, AdamW), fp32. Attention is written out

@@ -10,13 +10,14 @@ rounds=${1:-3}
 tokens=${2:-256}
 repeats=${3:-1}
 bin=build/attnlab
+python=${PYTHON:-/usr/bin/python3}  # the interpreter with torch (a venv: docs/performance.md)
 [ -x "$bin" ] || scripts/build.sh --target attnlab >/dev/null
 ac=() an=() pc=() pn=()
 printf '| round | attnlab cache | attnlab no cache | PyTorch cache | PyTorch no cache |\n|---|---|---|---|---|\n'
 for r in $(seq 1 "$rounds"); do
   out=$("$bin" bench generate configs/bench/gpt_char_small.yaml --vocab 65 --tokens "$tokens" --repeats "$repeats" --threads 2)
   a1=$(awk '/^cache / {print $2}' <<<"$out") a2=$(awk '/^no-cache / {print $2}' <<<"$out")
-  out=$(/usr/bin/python3 scripts/bench/w2_pytorch.py --tokens "$tokens" --repeats "$repeats" --threads 2)
+  out=$("$python" scripts/bench/w2_pytorch.py --tokens "$tokens" --repeats "$repeats" --threads 2)
   p1=$(awk '/^cache / {print $2}' <<<"$out") p2=$(awk '/^no-cache / {print $2}' <<<"$out")
   ac+=("$a1") an+=("$a2") pc+=("$p1") pn+=("$p2")
   printf '| %d | %s | %s | %s | %s |\n' "$r" "$a1" "$a2" "$p1" "$p2"

@@ -1,11 +1,11 @@
 #!/usr/bin/python3
-"""W2 of ../shared/BENCHMARKS.md in PyTorch: generate with gpt-char-small (the model of
+"""W2 of docs/performance.md in PyTorch: generate with gpt-char-small (the model of
 configs/bench/gpt_char_small.yaml and w1_pytorch.py: 6 layers, d_model 384, 6 heads, context
 256, vocab 65, pre-LN, GELU(tanh), learned positions, tied embeddings, biases), random weights,
 fp32, CPU, batch 1, 256 new tokens from a 1-token prompt, sampled at temperature 1.
 
-  no-cache  every token runs the full forward over the whole sequence so far (BENCHMARKS.md's
-            peer figure)
+  no-cache  every token runs the full forward over the whole sequence so far (the peer
+            figure of W2 in docs/performance.md)
   cache     a KV cache: the prompt once, then one position per token, keys and values of the
             earlier positions kept per layer
 

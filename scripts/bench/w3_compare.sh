@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # W3 side by side: attnlab's causal attention module, naive (`causal --impl naive`) and tiled
 # (`flash`), and PyTorch's naive attention, forward + backward, batch 1, 8 heads × 64, in turn
-# ROUNDS times (alternating, so drift on a shared machine
-# hits both). attnlab's module includes the Q/K/V/O projections, so it is compared with PyTorch's
-# `layer` form (the same projections); PyTorch's `core` form (q, k, v given) is what
-# ../shared/BENCHMARKS.md quotes, and is compared with attnlab's time minus its projections'
-# (proj ms, the same GEMMs timed alone). Prints the medians per length and the ratios.
+# ROUNDS times (alternating, so drift on a shared machine hits both). attnlab's module includes
+# the Q/K/V/O projections, so it is compared with PyTorch's `layer` form (the same projections);
+# PyTorch's `core` form (q, k, v given) is what the W3 peer figures of docs/performance.md time,
+# and is compared with attnlab's time minus its projections' (proj ms, the same GEMMs timed
+# alone). Prints the medians per length and the ratios.
 #   scripts/bench/w3_compare.sh [ROUNDS] [LENGTHS] [REPEATS]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -13,6 +13,7 @@ rounds=${1:-3}
 lengths=${2:-256,1024,2048,4096}
 repeats=${3:-3}
 bin=build/attnlab
+python=${PYTHON:-/usr/bin/python3}  # the interpreter with torch (a venv: docs/performance.md)
 [ -x "$bin" ] || scripts/build.sh --target attnlab >/dev/null
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -21,7 +22,7 @@ for r in $(seq 1 "$rounds"); do
   "$bin" bench attention --types causal,flash --impl naive --lengths "$lengths" --backward --repeats "$repeats" --threads 2 \
     --csv "$tmp/a$r.csv" >/dev/null
   echo "round $r: PyTorch" >&2
-  /usr/bin/python3 scripts/bench/w3_pytorch.py --lengths "$lengths" --form both --repeats "$repeats" --threads 2 \
+  "$python" scripts/bench/w3_pytorch.py --lengths "$lengths" --form both --repeats "$repeats" --threads 2 \
     --csv "$tmp/p$r.csv" >/dev/null
 done
 /usr/bin/python3 - "$tmp" "$rounds" <<'PY'

@@ -1,10 +1,10 @@
 #!/usr/bin/python3
-"""W3 of ../shared/BENCHMARKS.md in PyTorch: one causal attention layer, forward + backward,
+"""W3 of docs/performance.md in PyTorch: one causal attention layer, forward + backward,
 batch 1, 8 heads, head dim 64, fp32, naive (materialised n×n scores), CPU.
 
 Two forms, chosen by --form:
-  core   the bare attention core, q, k, v [B,H,n,D] given (what BENCHMARKS.md's peer
-         figures time):  O = softmax(mask(q kᵀ/√D)) v
+  core   the bare attention core, q, k, v [B,H,n,D] given (what the peer figures of
+         W3 in docs/performance.md time):  O = softmax(mask(q kᵀ/√D)) v
   layer  the whole module `attnlab bench attention` times: x [B,n,C] -> Q/K/V projections
          (biases) -> the core -> output projection, C = H·D
   both   (default) each length in both forms

@@ -1,4 +1,4 @@
-// The `attnlab bench` commands (docs/performance.md; workloads in ../shared/BENCHMARKS.md):
+// The `attnlab bench` commands (docs/performance.md defines the workloads W1-W4):
 //   train      time training steps of a config (bench.cpp)                          W1
 //   generate   tokens/s of autoregressive decoding, with and without the KV cache    W2
 //              (bench_generate.cpp)

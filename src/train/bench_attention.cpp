@@ -1,4 +1,4 @@
-// `attnlab bench attention` (workload W3 of ../shared/BENCHMARKS.md): time one attention module
+// `attnlab bench attention` (workload W3 of docs/performance.md): time one attention module
 // built through the registry, self-attention over x [B,n,C] (C = heads · head_dim), forward
 //   out [B,n,C] = attn(x, x)
 // and, with backward, forward + backward from a fixed dout [B,n,C]. The module is the whole block

@@ -1,4 +1,4 @@
-// `attnlab bench generate` (workload W2 of ../shared/BENCHMARKS.md): tokens per second of
+// `attnlab bench generate` (workload W2 of docs/performance.md): tokens per second of
 // autoregressive decoding, sampling (temperature 1) `tokens` new ids after a random prompt.
 //   cache:    the prompt goes through forward_cached once, then one forward_cached step per token;
 //             each step costs O(L·C²) for the layers plus O(L·H·t·D) attention over t cached positions.

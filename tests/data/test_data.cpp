@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "corpus.h"
 #include "data/dataset.h"
 #include "data/factory.h"
 #include "data/tokenizer.h"
@@ -235,12 +236,14 @@ TEST_CASE("text dataset: reads a file") {
   CHECK_THROWS_WITH_AS(TextDataset(small.path, 0.1, 16), doctest::Contains("attnlab_test_data_"), UserError);
 }
 
-TEST_CASE("text dataset: tinyshakespeare (shared reference data)") {
-  const std::string path = std::string(ATTNLAB_SOURCE_DIR) + "/../shared/data/tinyshakespeare.txt";
-  if (!std::filesystem::exists(path)) {
-    MESSAGE("skipped: " << path << " not found");
+TEST_CASE("text dataset: tinyshakespeare (the corpus in ATTNLAB_DATA_DIR, default data/)") {
+  const auto corpus = test::find_corpus("tinyshakespeare.txt");
+  if (!corpus.path) {
+    if (corpus.must_exist) FAIL(corpus.missing);
+    MESSAGE("SKIPPED tinyshakespeare test: " << corpus.missing);
     return;
   }
+  const std::string& path = *corpus.path;
   TextDataset ds(path, 0.1, 256);
   CHECK(ds.describe() == "text tinyshakespeare.txt: 1115394 chars, vocab 65, train 1003854 / val 111540");
   Batch b;

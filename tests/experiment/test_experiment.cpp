@@ -14,6 +14,7 @@
 #include "model/generate.h"
 #include "model/model.h"
 #include "train/bench.h"
+#include "corpus.h"
 #include "experiment/helpers.h"
 #include "train/experiment.h"
 
@@ -306,16 +307,47 @@ TEST_CASE("experiment files: every shipped configs/experiments file with `experi
     if (("\n" + text.str()).find("\nexperiment:") == std::string::npos) continue;  // a plain train config
     INFO(e.path().string());
     Experiment exp;
+    std::string what;
     try {
       exp = load_experiment(e.path().string());
     } catch (const UserError& err) {
-      // a corpus that is not on this machine (E8 reads ../shared/data): everything else must load
-      const std::string what = err.what();
-      if (what.find("cannot read text file") != std::string::npos) {
-        MESSAGE("not validated, its corpus is missing: " << what);
-        continue;
+      what = err.what();
+    }
+    for (const auto& cell : exp.cells)  // loaded as shipped: a text corpus comes from data/
+      if (exp.run == "train" && cell.config.data.task == "text")
+        CHECK_MESSAGE(cell.config.data.path.rfind("data/", 0) == 0,
+                      "a shipped config reads its corpus from data/: " << cell.config.data.path);
+    if (!what.empty()) {
+      // The repository holds no text corpus, so E8's data/tinyshakespeare.txt may be absent. Then
+      // the file is loaded again with data.path on the copy in ATTNLAB_DATA_DIR or, when there is
+      // none, on a stand-in text, so that everything else in it is still validated.
+      const std::string marker = "cannot read text file '";
+      const size_t at = what.find(marker);
+      if (at == std::string::npos) FAIL(what);
+      const std::string missing = what.substr(at + marker.size(), what.find('\'', at + marker.size()) - at - marker.size());
+      CHECK_MESSAGE(missing.rfind("data/", 0) == 0, "a shipped config reads its corpus from data/: " << missing);
+      const auto corpus = test::find_corpus(fs::path(missing).filename().string());
+      ExperimentOptions opt;
+      struct Dir {  // the stand-in's directory, removed at scope end
+        std::string path;
+        ~Dir() {
+          std::error_code ec;
+          if (!path.empty()) fs::remove_all(path, ec);
+        }
+      } standin_dir;
+      if (corpus.path) {
+        opt.sets = {"data.path=" + *corpus.path};
+      } else {
+        if (corpus.must_exist) FAIL(corpus.missing);
+        standin_dir.path = fresh_dir("standin");
+        const std::string standin = standin_dir.path + "/standin.txt";
+        std::string text;
+        while (text.size() < 40000) text += "Now is the winter of our discontent, made glorious summer.\n";
+        spit(standin, text);
+        opt.sets = {"data.path=" + standin};
+        MESSAGE("validated with a stand-in text, not the corpus: " << corpus.missing);
       }
-      FAIL(what);
+      exp = load_experiment(e.path().string(), opt);
     }
     CHECK(!exp.cells.empty());
     found++;
