@@ -350,12 +350,7 @@ class Run {
       std::error_code ec;
       fs::remove(state_path_for(path), ec);
       fs::remove(path, ec);
-      const std::string prev =
-          last_ckpt_.empty() ? "no earlier checkpoint exists, so the run has to start again"
-                             : fmt::format("the previous checkpoint '{}' is intact; once the cause is fixed, continue "
-                                           "from it with `attnlab train --resume {}`",
-                                           last_ckpt_, dir_);
-      user_error("checkpoint at step {} not saved: {}; {}", step, e.what(), prev);
+      user_error("checkpoint at step {} not saved: {}; {}", step, e.what(), previous_checkpoint_note());
     }
     st_.kept = kept;
     std::error_code ec;
@@ -373,7 +368,19 @@ class Run {
   void save_best(int step, float val_loss) {
     auto meta = model_metadata(cfg_, data_->tokenizer(), step, model_->n_classes());
     meta["val_loss"] = fmt::format("{}", val_loss);
-    write_checkpoint((fs::path(ckpt_dir_) / "best.safetensors").string(), model_->params(), meta);
+    try {
+      write_checkpoint((fs::path(ckpt_dir_) / "best.safetensors").string(), model_->params(), meta);
+    } catch (const UserError& e) {
+      user_error("best weights at step {} not saved: {}; {}", step, e.what(), previous_checkpoint_note());
+    }
+  }
+
+  // What a failed save leaves to continue from (for its error message).
+  std::string previous_checkpoint_note() const {
+    if (last_ckpt_.empty()) return "no checkpoint was saved yet, so the run has to start again";
+    return fmt::format("the previous checkpoint '{}' is intact; once the cause is fixed, continue from it with "
+                       "`attnlab train --resume {}`",
+                       last_ckpt_, dir_);
   }
 
   Config cfg_;

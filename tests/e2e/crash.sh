@@ -130,49 +130,7 @@ echo "crash: landed inside a checkpoint file write: $in_file (${detail%,} ), bet
 grep -q "^done: 600 steps" "$tmp/out.$trial" || fail "the last run did not finish: $(tail -3 "$tmp/out.$trial")"
 
 # ---- the killed run must equal the reference bit for bit ----
-$py - "$tmp/ref" "$run" <<'EOF' || fail "the killed-and-resumed run differs from the reference (seed $seed)"
-import json, os, struct, sys
-ref, run = sys.argv[1], sys.argv[2]
-bad = []
-
-def rows(p):  # every metrics row, wall-clock fields aside
-    out = []
-    for line in open(p, "rb").read().decode().split("\n")[:-1]:
-        r = json.loads(line)
-        r.pop("elapsed_s", None); r.pop("tokens_per_s", None)
-        out.append(json.dumps(r, sort_keys=True))
-    return out
-a, b = rows(f"{ref}/metrics.jsonl"), rows(f"{run}/metrics.jsonl")
-if a != b:
-    i = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
-    bad.append(f"metrics.jsonl: {len(a)} vs {len(b)} rows; first difference at row {i}: "
-               f"{a[i] if i < len(a) else None} vs {b[i] if i < len(b) else None}")
-def csv(p):  # metrics.csv without tokens_per_s and elapsed_s
-    out = []
-    for line in open(p).read().split("\n")[:-1]:
-        c = line.split(","); out.append(c[:5] + c[7:])
-    return out
-if csv(f"{ref}/metrics.csv") != csv(f"{run}/metrics.csv"): bad.append("metrics.csv differs")
-if open(f"{ref}/config.yaml", "rb").read() != open(f"{run}/config.yaml", "rb").read(): bad.append("config.yaml differs")
-
-def st(p):  # (header without timing metadata, raw tensor bytes)
-    blob = open(p, "rb").read()
-    n = struct.unpack("<Q", blob[:8])[0]
-    h = json.loads(blob[8:8 + n]); h.get("__metadata__", {}).pop("elapsed_s", None)
-    return h, blob[8 + n:]
-la, lb = sorted(os.listdir(f"{ref}/checkpoints")), sorted(os.listdir(f"{run}/checkpoints"))
-if la != lb: bad.append(f"checkpoint directories differ: {la} vs {lb}")
-tensors = 0
-for f in la:
-    if f not in lb or not f.endswith(".safetensors"): continue
-    (ha, da), (hb, db) = st(f"{ref}/checkpoints/{f}"), st(f"{run}/checkpoints/{f}")
-    if ha != hb: bad.append(f"{f}: headers differ")
-    if da != db: bad.append(f"{f}: tensor bytes differ")
-    tensors += len(ha) - 1
-if open(f"{ref}/checkpoints/latest").read() != open(f"{run}/checkpoints/latest").read(): bad.append("latest differs")
-for m in bad: print("  " + m)
-if not bad: print(f"crash: equal to the reference: {len(a)} metrics rows, {len(la)} checkpoint files ({tensors} tensors: weights and AdamW moments)")
-sys.exit(1 if bad else 0)
-EOF
+$py "$src/tests/e2e/compare_runs.py" "$tmp/ref" "$run" crash ||
+  fail "the killed-and-resumed run differs from the reference (seed $seed)"
 echo "crash: total $($py -c "import time; print(f'{time.time() - $t0:.1f}')")s"
 echo "e2e crash: ok"
