@@ -375,6 +375,15 @@ class Run {
     }
   }
 
+  // One metrics row; a failed append (a full disk) says what the run can continue from.
+  void log_row(const nlohmann::json& row) {
+    try {
+      metrics_.append(row);
+    } catch (const UserError& e) {
+      user_error("{}; {}", e.what(), previous_checkpoint_note());
+    }
+  }
+
   // What a failed save leaves to continue from (for its error message).
   std::string previous_checkpoint_note() const {
     if (last_ckpt_.empty()) return "no checkpoint was saved yet, so the run has to start again";
@@ -443,7 +452,7 @@ TrainSummary Run::loop() {
       }
       st_.skipped_steps++;
       con_->line(fmt::format("step {:>6}/{} | {}: update skipped (train.on_nan: skip)", done, N, bad));
-      metrics_.append({{"step", done},
+      log_row({{"step", done},
                        {"split", "train"},
                        {"skipped", true},
                        {"reason", bad},
@@ -465,7 +474,7 @@ TrainSummary Run::loop() {
       con_->progress(fmt::format("step {:>6}/{} | loss {:.4f} | lr {:.2e} | {:.0f} tok/s | ETA {}", done, N,
                                  mean_loss, lr, tps, fmt_duration(eta)),
                      true);
-      metrics_.append({{"step", done},
+      log_row({{"step", done},
                        {"split", "train"},
                        {"loss", mean_loss},
                        {"lr", lr},
@@ -498,7 +507,7 @@ TrainSummary Run::loop() {
       }
       row["elapsed_s"] = elapsed();
       con_->line(fmt::format("step {:>6}/{} | val loss {:.4f}{}{}", done, N, vl, extra, best ? " (best)" : ""));
-      metrics_.append(row);
+      log_row(row);
       if (last) final_eval_ = rep;
       t_log = Clock::now();  // evaluation time is not training throughput
     }

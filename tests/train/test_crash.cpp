@@ -62,6 +62,17 @@ TrainOptions quiet() {
   return o;
 }
 
+// metrics rows without the wall-clock fields
+std::vector<std::string> rows_of(const std::string& run) {
+  std::vector<std::string> out;
+  for (auto row : read_metrics(run + "/metrics.jsonl")) {
+    row.erase("elapsed_s");
+    row.erase("tokens_per_s");
+    out.push_back(row.dump());
+  }
+  return out;
+}
+
 Config tiny(int steps) {
   Config c = load_config_text(R"(
 model: {n_layers: 1, d_model: 16, n_heads: 2, block_size: 16}
@@ -190,6 +201,7 @@ TEST_CASE("resume: leftovers of a killed save or rotation are removed, and the r
   const TrainSummary s = resume(b, {}, quiet());
   CHECK(s.start_step == 10);
   CHECK(listing(a + "/checkpoints") == listing(b + "/checkpoints"));
+  CHECK(rows_of(a) == rows_of(b));
   CHECK_FALSE(fs::exists(b + "/metrics.jsonl.tmp"));
   CHECK(slurp(a + "/checkpoints/step_0000020.state.safetensors").size() ==
         slurp(b + "/checkpoints/step_0000020.state.safetensors").size());
@@ -244,8 +256,20 @@ TEST_CASE("full disk: a checkpoint that cannot be written is a clear error; the 
   CHECK(slurp(ck + "latest") == "step_0000005.safetensors\n");
   CHECK(listing(b + "/checkpoints") ==
         std::vector<std::string>{"latest", "step_0000005.safetensors", "step_0000005.state.safetensors"});
+  // the same with a limit below the metrics file's size: the next row cannot be appended
+  TrainOptions rows = quiet();
+  rows.before_forward = [&](int done, Model&) {
+    if (done == 7) limit = std::make_unique<FileSizeLimit>(100);
+  };
+  const std::string e2 = error_of([&] { resume(b, {}, rows); });
+  limit.reset();
+  CHECK(e2 == "cannot append to '" + b + "/metrics.jsonl': File too large; the previous checkpoint '" + ck +
+                  "step_0000005.safetensors' is intact; once the cause is fixed, continue from it with `attnlab "
+                  "train --resume " + b + "`");
+  CHECK(slurp(ck + "latest") == "step_0000005.safetensors\n");
   CHECK(resume(b, {}, quiet()).steps == 15);
   CHECK(listing(a + "/checkpoints") == listing(b + "/checkpoints"));
+  CHECK(rows_of(a) == rows_of(b));
   CHECK(read_checkpoint(a + "/checkpoints/step_0000015.safetensors").metadata.at("checksum_fnv1a64") ==
         read_checkpoint(b + "/checkpoints/step_0000015.safetensors").metadata.at("checksum_fnv1a64"));
 }
