@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <cstdlib>
-
 #include <cstdio>
 #include <cstring>
 #include <algorithm>

@@ -345,8 +345,7 @@ class Run {
                        model_metadata(cfg_, data_->tokenizer(), step, model_->n_classes()));
       write_file_atomic((fs::path(ckpt_dir_) / "latest").string(), name + "\n");
     } catch (const UserError& e) {
-      // `latest` still names the previous complete checkpoint; a half-saved pair is removed
-      // by the next resume
+      // `latest` still names the previous complete checkpoint; what this save wrote goes
       std::error_code ec;
       fs::remove(state_path_for(path), ec);
       fs::remove(path, ec);
@@ -453,11 +452,11 @@ TrainSummary Run::loop() {
       st_.skipped_steps++;
       con_->line(fmt::format("step {:>6}/{} | {}: update skipped (train.on_nan: skip)", done, N, bad));
       log_row({{"step", done},
-                       {"split", "train"},
-                       {"skipped", true},
-                       {"reason", bad},
-                       {"lr", lr},
-                       {"elapsed_s", elapsed()}});
+               {"split", "train"},
+               {"skipped", true},
+               {"reason", bad},
+               {"lr", lr},
+               {"elapsed_s", elapsed()}});
     } else {
       opt_->step(lr, clip_scale(gnorm, cfg_.train.grad_clip));
       st_.loss_sum += loss;
@@ -475,12 +474,12 @@ TrainSummary Run::loop() {
                                  mean_loss, lr, tps, fmt_duration(eta)),
                      true);
       log_row({{"step", done},
-                       {"split", "train"},
-                       {"loss", mean_loss},
-                       {"lr", lr},
-                       {"grad_norm", gnorm},
-                       {"tokens_per_s", tps},
-                       {"elapsed_s", el}});
+               {"split", "train"},
+               {"loss", mean_loss},
+               {"lr", lr},
+               {"grad_norm", gnorm},
+               {"tokens_per_s", tps},
+               {"elapsed_s", el}});
       t_log = now;
       tokens_since_log = 0;
       st_.loss_sum = 0.0;
