@@ -1,5 +1,10 @@
 #include "train/run_state.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cmath>
@@ -143,6 +148,7 @@ void write_train_state(const std::string& path, const TrainState& st, const Para
       {"model_file", st.model_file},
       {"model_checksum_fnv1a64", st.model_checksum},
   };
+  if (!st.data_sha256.empty()) meta["data_sha256"] = st.data_sha256;
   write_safetensors(path, refs, std::move(meta));
 }
 
@@ -186,6 +192,12 @@ TrainState read_train_state(const std::string& path, CheckpointFile* file) {
   st.kept = split(r.str("kept"), ',');
   st.model_file = r.str("model_file");
   st.model_checksum = r.str("model_checksum_fnv1a64");
+  if (ck.metadata.count("data_sha256")) {  // absent for generated tasks (and in states of older versions)
+    st.data_sha256 = r.str("data_sha256");
+    bool hex = st.data_sha256.size() == 64;
+    for (char c : st.data_sha256) hex = hex && std::isxdigit(uint8_t(c)) && !std::isupper(uint8_t(c));
+    if (!hex) r.bad("data_sha256", "64 lowercase hex digits");
+  }
   for (const auto& k : st.kept)
     if (k.empty() || k.find('/') != std::string::npos) r.bad("kept", "checkpoint file names");
   if (st.model_file.empty() || st.model_file.find('/') != std::string::npos)
@@ -226,6 +238,104 @@ void load_optimizer_state(const CheckpointFile& file, const TrainState& st, cons
     i++;
   }
   opt.set_t(st.optimizer_t);
+}
+
+// ---- SHA-256 (FIPS 180-4), for the data file a run trains on ----
+
+namespace {
+
+class Sha256 {
+ public:
+  void update(const unsigned char* p, size_t n) {
+    total_ += n;
+    while (n > 0) {
+      const size_t take = std::min(n, size_t(64) - fill_);
+      std::memcpy(buf_ + fill_, p, take);
+      fill_ += take;
+      p += take;
+      n -= take;
+      if (fill_ == 64) {
+        block(buf_);
+        fill_ = 0;
+      }
+    }
+  }
+  std::string hex() {
+    const uint64_t bits = total_ * 8;
+    const unsigned char one = 0x80, zero = 0;
+    update(&one, 1);
+    while (fill_ != 56) update(&zero, 1);
+    unsigned char len[8];
+    for (int i = 0; i < 8; i++) len[i] = (unsigned char)(bits >> (56 - 8 * i));
+    update(len, 8);
+    std::string out;
+    for (uint32_t w : h_) out += fmt::format("{:08x}", w);
+    return out;
+  }
+
+ private:
+  static uint32_t rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
+  void block(const unsigned char* b) {
+    static const uint32_t k[64] = {
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+        0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+        0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+        0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+        0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+        0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+        0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
+    uint32_t w[64];
+    for (int i = 0; i < 16; i++)
+      w[i] = uint32_t(b[4 * i]) << 24 | uint32_t(b[4 * i + 1]) << 16 | uint32_t(b[4 * i + 2]) << 8 | b[4 * i + 3];
+    for (int i = 16; i < 64; i++) {
+      const uint32_t s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3);
+      const uint32_t s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10);
+      w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+    }
+    uint32_t a = h_[0], bb = h_[1], c = h_[2], d = h_[3], e = h_[4], f = h_[5], g = h_[6], h = h_[7];
+    for (int i = 0; i < 64; i++) {
+      const uint32_t t1 = h + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) + k[i] + w[i];
+      const uint32_t t2 = (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & bb) ^ (a & c) ^ (bb & c));
+      h = g;
+      g = f;
+      f = e;
+      e = d + t1;
+      d = c;
+      c = bb;
+      bb = a;
+      a = t1 + t2;
+    }
+    h_[0] += a, h_[1] += bb, h_[2] += c, h_[3] += d, h_[4] += e, h_[5] += f, h_[6] += g, h_[7] += h;
+  }
+  uint32_t h_[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+  unsigned char buf_[64]{};
+  size_t fill_ = 0;
+  uint64_t total_ = 0;
+};
+
+}  // namespace
+
+std::string sha256_hex(const std::string& bytes) {
+  Sha256 h;
+  h.update(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
+  return h.hex();
+}
+
+std::string sha256_file(const std::string& path) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) user_error("cannot read data file '{}': it is a directory", path);
+  errno = 0;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) user_error("cannot read data file '{}': {}", path, errno ? std::strerror(errno) : "cannot open it");
+  Sha256 h;
+  std::vector<char> buf(1 << 16);
+  while (in) {
+    in.read(buf.data(), std::streamsize(buf.size()));
+    h.update(reinterpret_cast<const unsigned char*>(buf.data()), size_t(in.gcount()));
+  }
+  if (in.bad()) user_error("cannot read data file '{}': read error", path);
+  return h.hex();
 }
 
 // ---- metrics ----
@@ -275,11 +385,40 @@ MetricsLog::MetricsLog(const std::string& run_dir)
     : jsonl_((fs::path(run_dir) / "metrics.jsonl").string()), csv_((fs::path(run_dir) / "metrics.csv").string()) {}
 
 namespace {
+// Appends `line` + newline with one write to an O_APPEND descriptor. If the write fails or
+// is short (a full disk, a file-size limit), the file is cut back to its previous length, so
+// no half line is left behind, and the error names the file and the cause.
 void append_line(const std::string& path, const std::string& line) {
-  std::ofstream out(path, std::ios::app | std::ios::binary);
-  out << line << '\n';  // one write of a whole line
-  out.flush();
-  if (!out) user_error("cannot append to '{}'", path);
+  const std::string text = line + "\n";
+  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) user_error("cannot append to '{}': {}", path, std::strerror(errno));
+  struct stat sb {};
+  const off_t before = ::fstat(fd, &sb) == 0 ? sb.st_size : -1;
+  size_t off = 0;
+  int err = 0;
+  while (off < text.size()) {
+    const ssize_t w = ::write(fd, text.data() + off, text.size() - off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      err = w < 0 ? errno : EIO;
+      break;
+    }
+    off += size_t(w);
+  }
+  if (err != 0 && before >= 0) (void)!::ftruncate(fd, before);
+  ::close(fd);
+  if (err != 0) user_error("cannot append to '{}': {}", path, std::strerror(err));
+}
+
+void sync_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return;
+    user_error("cannot sync '{}': {}", path, std::strerror(errno));
+  }
+  const int rc = ::fsync(fd), e = errno;
+  ::close(fd);
+  if (rc != 0) user_error("cannot sync '{}': {}", path, std::strerror(e));
 }
 }  // namespace
 
@@ -288,6 +427,11 @@ void MetricsLog::append(const json& row) {
   std::error_code ec;
   if (!fs::exists(csv_, ec)) append_line(csv_, metrics_csv_header());
   append_line(csv_, metrics_csv_line(row));
+}
+
+void MetricsLog::sync() {
+  sync_file(jsonl_);
+  sync_file(csv_);
 }
 
 void MetricsLog::truncate_after(int step) {

@@ -12,7 +12,9 @@
 //             train-loss accumulator of the current log interval), skipped_steps,
 //             elapsed_s, kept (checkpoint file names, oldest first, comma-separated),
 //             model_file / model_checksum_fnv1a64 (the model checkpoint this state belongs
-//             to), checksum_fnv1a64 (of this file's tensor bytes).
+//             to), data_sha256 (only for data.task text: the SHA-256 of the data file the
+//             run started on; a resume refuses a changed file), checksum_fnv1a64 (of this
+//             file's tensor bytes).
 // Numbers that must survive exactly (losses, the accumulator) are written as the
 // shortest decimal that reads back to the same float/double.
 //
@@ -52,6 +54,7 @@ struct TrainState {
   std::vector<std::string> kept;      // checkpoint file names on disk, oldest first
   std::string model_file;             // e.g. "step_0000300.safetensors"
   std::string model_checksum;         // that file's checksum_fnv1a64
+  std::string data_sha256;            // data.task text: SHA-256 of data.path (hex); empty otherwise
 };
 
 // checkpoints/step_0000300.safetensors -> checkpoints/step_0000300.state.safetensors
@@ -80,7 +83,10 @@ std::vector<nlohmann::json> read_metrics(const std::string& jsonl_path);
 class MetricsLog {
  public:
   explicit MetricsLog(const std::string& run_dir);
+  // One row; each file gets one whole line or nothing (a failed append is cut back).
   void append(const nlohmann::json& row);
+  // fsync both files: rows logged before a checkpoint reach the disk before it does.
+  void sync();
   // Keeps the rows with step <= `step` (and rebuilds metrics.csv from metrics.jsonl): a
   // resume continues the log from the checkpoint's step. Both files are rewritten atomically.
   void truncate_after(int step);
@@ -92,6 +98,12 @@ class MetricsLog {
  private:
   std::string jsonl_, csv_;
 };
+
+// ---- data files ----
+// SHA-256 of a byte string / of a file's bytes, 64 lowercase hex digits. sha256_file's
+// UserError names the file and the cause (missing, unreadable, a directory).
+std::string sha256_hex(const std::string& bytes);
+std::string sha256_file(const std::string& path);
 
 // ---- small helpers shared by the trainer, inspect and the experiment runner ----
 std::string read_text(const std::string& path);  // the whole file ("" if it cannot be read)

@@ -1,5 +1,6 @@
 #include "train/trainer.h"
 
+#include <fcntl.h>
 #include <omp.h>
 #include <signal.h>
 #include <unistd.h>
@@ -10,6 +11,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -153,6 +155,26 @@ std::string first_difference(const std::string& a, const std::string& b) {
   }
 }
 
+// Fails with a clear error unless a file can be created in `dir` (a read-only mount, a
+// directory without write permission): checked before a run writes anything there.
+void check_writable(const std::string& dir, const std::string& context) {
+  const std::string probe = (fs::path(dir) / ".attnlab-write-probe").string();
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0)
+    user_error("{}: directory '{}' is not writable ({}); a run writes its logs and checkpoints there", context,
+               dir, std::strerror(errno));
+  ::close(fd);
+  ::unlink(probe.c_str());
+}
+
+// The training-state name of a step file: step_N.state.safetensors -> step_N.safetensors.
+std::string model_name_of(const std::string& step_file) {
+  const std::string st = ".state.safetensors";
+  if (step_file.size() > st.size() && step_file.compare(step_file.size() - st.size(), st.size(), st) == 0)
+    return step_file.substr(0, step_file.size() - st.size()) + ".safetensors";
+  return step_file;
+}
+
 // One run, fresh or resumed: everything the loop needs.
 class Run {
  public:
@@ -163,9 +185,14 @@ class Run {
   // A new run: clears what an earlier run left in the directory.
   void start_fresh() {
     build(uint64_t(cfg_.train.seed));  // data and model first: a bad data file writes nothing
+    if (cfg_.data.task == "text") st_.data_sha256 = sha256_file(cfg_.data.path);
     std::error_code ec;
     fs::create_directories(ckpt_dir_, ec);
     if (ec) user_error("cannot create run directory '{}': {}", dir_, ec.message());
+    check_writable(dir_, "cannot start a run in '" + dir_ + "'");
+    check_writable(ckpt_dir_, "cannot start a run in '" + dir_ + "'");
+    // `latest` goes first: a start killed half-way must not leave it naming a removed checkpoint
+    fs::remove(fs::path(ckpt_dir_) / "latest", ec);
     int old = 0;
     for (auto& e : fs::directory_iterator(ckpt_dir_, ec)) {
       const std::string name = e.path().filename().string();
@@ -211,6 +238,23 @@ class Run {
       user_error("run '{}' already finished: its latest checkpoint is at step {} and train.steps is {}; to train "
                  "further, resume with --set train.steps=N (N > {})",
                  dir_, st_.step, cfg_.train.steps, st_.step);
+    check_writable(dir_, "cannot resume '" + dir_ + "'");
+    check_writable(ckpt_dir_, "cannot resume '" + dir_ + "'");
+    if (cfg_.data.task == "text") {
+      std::string now;
+      try {
+        now = sha256_file(cfg_.data.path);
+      } catch (const UserError& e) {
+        user_error("cannot resume '{}': {} (the run trains on data.path '{}')", dir_, e.what(), cfg_.data.path);
+      }
+      if (!st_.data_sha256.empty() && now != st_.data_sha256)
+        user_error("cannot resume '{}': the data file '{}' changed since the run started (SHA-256 {} in the "
+                   "training state '{}', {} now); a resume continues on exactly the data the run began with: "
+                   "restore that file, or train on the new data in a new run (`attnlab train CONFIG --run-dir "
+                   "NEW_DIR`)",
+                   dir_, cfg_.data.path, st_.data_sha256, state_path, now);
+      st_.data_sha256 = now;  // states written before the hash was recorded get it from here on
+    }
     build(uint64_t(cfg_.train.seed));
     if (!(data_->tokenizer() == vocab))
       user_error("cannot resume '{}': the data's vocabulary ({} tokens) differs from the checkpoint's ({} "
@@ -222,8 +266,17 @@ class Run {
     drop_rng_.set_state(st_.rng_dropout);
     // checked: from here on the run directory is written to
     metrics_.truncate_after(st_.step);
-    for (auto& e : fs::directory_iterator(ckpt_dir_, ec))
-      if (e.path().extension() == ".tmp") fs::remove(e.path(), ec);
+    // What a killed run can leave behind: temporary files of interrupted atomic writes, the
+    // files of a save that never reached `latest` (newer than it), and checkpoints rotated
+    // out of st_.kept whose removal did not happen. None of them is part of the run now.
+    for (auto& e : fs::directory_iterator(ckpt_dir_, ec)) {
+      const std::string fname = e.path().filename().string();
+      const bool stale_step = is_step_file(fname) && std::find(st_.kept.begin(), st_.kept.end(),
+                                                               model_name_of(fname)) == st_.kept.end();
+      if (e.path().extension() == ".tmp" || stale_step) fs::remove(e.path(), ec);
+    }
+    for (const char* f : {"metrics.jsonl.tmp", "metrics.csv.tmp", "config.yaml.tmp"})
+      fs::remove(fs::path(dir_) / f, ec);
     const std::string cfg_path = (fs::path(dir_) / "config.yaml").string();
     if (read_text(cfg_path) != dump_config(cfg_)) write_file_atomic(cfg_path, dump_config(cfg_));
     con_ = std::make_unique<Console>((fs::path(dir_) / "train.log").string(), opts_.quiet);
@@ -285,9 +338,19 @@ class Run {
     st.kept = kept;
     st.model_file = name;
     st.model_checksum = params_checksum(model_->params());
-    write_train_state(state_path_for(path), st, model_->params(), *opt_);
-    write_checkpoint(path, model_->params(), model_metadata(cfg_, data_->tokenizer(), step, model_->n_classes()));
-    write_file_atomic((fs::path(ckpt_dir_) / "latest").string(), name + "\n");
+    try {
+      metrics_.sync();  // the rows up to `step` are on disk before a checkpoint claims them
+      write_train_state(state_path_for(path), st, model_->params(), *opt_);
+      write_checkpoint(path, model_->params(),
+                       model_metadata(cfg_, data_->tokenizer(), step, model_->n_classes()));
+      write_file_atomic((fs::path(ckpt_dir_) / "latest").string(), name + "\n");
+    } catch (const UserError& e) {
+      // `latest` still names the previous complete checkpoint; what this save wrote goes
+      std::error_code ec;
+      fs::remove(state_path_for(path), ec);
+      fs::remove(path, ec);
+      user_error("checkpoint at step {} not saved: {}; {}", step, e.what(), previous_checkpoint_note());
+    }
     st_.kept = kept;
     std::error_code ec;
     for (const auto& d : drop) {
@@ -304,7 +367,28 @@ class Run {
   void save_best(int step, float val_loss) {
     auto meta = model_metadata(cfg_, data_->tokenizer(), step, model_->n_classes());
     meta["val_loss"] = fmt::format("{}", val_loss);
-    write_checkpoint((fs::path(ckpt_dir_) / "best.safetensors").string(), model_->params(), meta);
+    try {
+      write_checkpoint((fs::path(ckpt_dir_) / "best.safetensors").string(), model_->params(), meta);
+    } catch (const UserError& e) {
+      user_error("best weights at step {} not saved: {}; {}", step, e.what(), previous_checkpoint_note());
+    }
+  }
+
+  // One metrics row; a failed append (a full disk) says what the run can continue from.
+  void log_row(const nlohmann::json& row) {
+    try {
+      metrics_.append(row);
+    } catch (const UserError& e) {
+      user_error("{}; {}", e.what(), previous_checkpoint_note());
+    }
+  }
+
+  // What a failed save leaves to continue from (for its error message).
+  std::string previous_checkpoint_note() const {
+    if (last_ckpt_.empty()) return "no checkpoint was saved yet, so the run has to start again";
+    return fmt::format("the previous checkpoint '{}' is intact; once the cause is fixed, continue from it with "
+                       "`attnlab train --resume {}`",
+                       last_ckpt_, dir_);
   }
 
   Config cfg_;
@@ -367,12 +451,12 @@ TrainSummary Run::loop() {
       }
       st_.skipped_steps++;
       con_->line(fmt::format("step {:>6}/{} | {}: update skipped (train.on_nan: skip)", done, N, bad));
-      metrics_.append({{"step", done},
-                       {"split", "train"},
-                       {"skipped", true},
-                       {"reason", bad},
-                       {"lr", lr},
-                       {"elapsed_s", elapsed()}});
+      log_row({{"step", done},
+               {"split", "train"},
+               {"skipped", true},
+               {"reason", bad},
+               {"lr", lr},
+               {"elapsed_s", elapsed()}});
     } else {
       opt_->step(lr, clip_scale(gnorm, cfg_.train.grad_clip));
       st_.loss_sum += loss;
@@ -389,13 +473,13 @@ TrainSummary Run::loop() {
       con_->progress(fmt::format("step {:>6}/{} | loss {:.4f} | lr {:.2e} | {:.0f} tok/s | ETA {}", done, N,
                                  mean_loss, lr, tps, fmt_duration(eta)),
                      true);
-      metrics_.append({{"step", done},
-                       {"split", "train"},
-                       {"loss", mean_loss},
-                       {"lr", lr},
-                       {"grad_norm", gnorm},
-                       {"tokens_per_s", tps},
-                       {"elapsed_s", el}});
+      log_row({{"step", done},
+               {"split", "train"},
+               {"loss", mean_loss},
+               {"lr", lr},
+               {"grad_norm", gnorm},
+               {"tokens_per_s", tps},
+               {"elapsed_s", el}});
       t_log = now;
       tokens_since_log = 0;
       st_.loss_sum = 0.0;
@@ -422,7 +506,7 @@ TrainSummary Run::loop() {
       }
       row["elapsed_s"] = elapsed();
       con_->line(fmt::format("step {:>6}/{} | val loss {:.4f}{}{}", done, N, vl, extra, best ? " (best)" : ""));
-      metrics_.append(row);
+      log_row(row);
       if (last) final_eval_ = rep;
       t_log = Clock::now();  // evaluation time is not training throughput
     }
@@ -485,6 +569,7 @@ const std::vector<std::string>& resume_keys() {
 }
 
 TrainSummary train(const Config& cfg, const std::string& run_dir, const TrainOptions& opts) {
+  ignore_file_size_signal();
   if (cfg.train.threads > 0) omp_set_num_threads(cfg.train.threads);
   Run run(cfg, run_dir, opts);
   run.start_fresh();
@@ -493,6 +578,7 @@ TrainSummary train(const Config& cfg, const std::string& run_dir, const TrainOpt
 
 TrainSummary resume(const std::string& run_dir, const std::vector<std::string>& overrides,
                     const TrainOptions& opts) {
+  ignore_file_size_signal();
   std::error_code ec;
   if (!fs::is_directory(run_dir, ec)) user_error("cannot resume '{}': not a directory", run_dir);
   const std::string cfg_path = (fs::path(run_dir) / "config.yaml").string();
