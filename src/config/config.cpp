@@ -220,8 +220,10 @@ const std::vector<Field>& schema() {
         {"model.decoder.self_attention", [](Config& c) -> AttentionConfig& { return c.model.decoder_self; }},
         {"model.decoder.cross_attention", [](Config& c) -> AttentionConfig& { return c.model.decoder_cross; }},
     };
-    for (const auto& [prefix, ref] : slots) {
-      const std::string p = prefix;
+    for (const auto& slot : slots) {
+      // a plain copy, not a structured binding: clang 14 cannot capture bindings in lambdas
+      const ARef ref = slot.second;
+      const std::string p = slot.first;
       const std::string inherit = p == "model.attention" ? "" : " Unset: inherits the `model.attention` value.";
       auto key = [&](const char* k) { return p + "." + k; };
       v.push_back(str_field(key("type"), [ref](Config& c) -> auto& { return ref(c).type; }, {},
