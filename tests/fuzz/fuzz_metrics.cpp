@@ -1,7 +1,7 @@
 // metrics.jsonl as read back by `attnlab inspect RUN_DIR` (inspect_run + render_run), by
 // `train --resume` (read_metrics, then truncate_after) and by the metrics CSV: any bytes give
 // rows (bad lines skipped) and a report, never a crash. The run directory is a scratch one with
-// the default config.yaml; the input becomes its metrics.jsonl.
+// a default config.yaml (task reverse); the input becomes its metrics.jsonl.
 #include <filesystem>
 
 #include "config/config.h"
@@ -11,7 +11,9 @@
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   std::filesystem::create_directories(attnlab_fuzz::scratch_dir() + "/run");
-  attnlab_fuzz::spit("run/config.yaml", attnlab::dump_config(attnlab::Config{}));
+  attnlab::Config cfg;
+  cfg.data.task = "reverse";  // loadable without a data file
+  attnlab_fuzz::spit("run/config.yaml", attnlab::dump_config(cfg));
   return 0;
 }
 
