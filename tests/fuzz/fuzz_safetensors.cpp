@@ -2,6 +2,7 @@
 // header, metadata, embedded config, vocabulary, names and shapes) and as a training-state file
 // (read_train_state). Accepted files must also read back identically.
 #include "fuzz_common.h"
+#include "model/model.h"
 #include "train/checkpoint.h"
 #include "train/run_state.h"
 

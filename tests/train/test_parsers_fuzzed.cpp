@@ -42,3 +42,10 @@ TEST_CASE("fuzzed: metrics.jsonl rows with fields of the wrong type are skipped,
   CHECK(r["metrics"]["best_val"]["step"] == 5);
   CHECK_FALSE(render_run(r).empty());
 }
+
+TEST_CASE("fuzzed: a YAML key that is a list or a mapping is a config error, not a conversion exception") {
+  // was: YAML::TypedBadConversion escaping load_config_text (an internal error in the CLI)
+  CHECK_THROWS_WITH_AS(load_config_text("model:\n  ? [a, b]\n  : 1\n", "c.yaml"),
+                       doctest::Contains("c.yaml:2:5: expected a key name, got a list"), UserError);
+  CHECK_THROWS_WITH_AS(load_config_text("? {x: 1}\n: 2\n", "c.yaml"), doctest::Contains("got a mapping"), UserError);
+}
