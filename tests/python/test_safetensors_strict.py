@@ -82,11 +82,18 @@ def cases(blob):
                 "data_offsets"))
     b0, e0 = h[first]["data_offsets"]
     b1, e1 = h[second]["data_offsets"]
-    # two tensors swap places in the data section: offsets out of the header's order, still a tiling
-    if e0 - b0 == e1 - b1:
-        out.append(("swapped_order_ok", assemble(edit(lambda x: (x[first].update(data_offsets=[b1, e1]),
-                                                                 x[second].update(data_offsets=[b0, e0]))), d),
-                    None))
+    # two tensors of one size swap places in the data section: offsets no longer in the header's
+    # order, still an exact tiling (valid)
+    sizes = {}
+    for k in names:
+        b, e = h[k]["data_offsets"]
+        sizes.setdefault(e - b, []).append(k)
+    pair = next((ks[:2] for ks in sizes.values() if len(ks) >= 2), None)
+    if pair:
+        p, q = pair
+        out.append(("swapped_places_valid",
+                    assemble(edit(lambda x: (x[p].update(data_offsets=h[q]["data_offsets"]),
+                                             x[q].update(data_offsets=h[p]["data_offsets"]))), d), None))
     out.append(("out_of_range", assemble(edit(lambda x: shift(x, last, 4)), d), "data section"))
     out.append(("huge_offsets", assemble(edit(lambda x: x[last].update(data_offsets=[2**63, 2**63 + 4])), d),
                 "data"))
