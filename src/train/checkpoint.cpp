@@ -191,6 +191,21 @@ LoadedModel load_model(const CheckpointFile& ck, const std::string& path) {
   lm.step = std::atoi(need("step").c_str());
   auto nc = ck.metadata.find("n_classes");
   const int n_classes = nc == ck.metadata.end() ? 0 : std::atoi(nc->second.c_str());
+  // Before building the model from the embedded config, a lower bound of its parameters (token
+  // embedding, learned positions, the MLPs of the decoder stack) must fit in the tensors the file
+  // holds: a file whose config claims a huge model is refused here instead of allocating it.
+  {
+    const ModelConfig& m = lm.config.model;
+    const uint64_t C = uint64_t(m.d_model), V = uint64_t(lm.tokenizer.size());
+    uint64_t need = V * C + (m.positions == "learned" ? uint64_t(m.block_size) * C : 0) +
+                    (m.mlp ? uint64_t(m.n_layers) * 2 * uint64_t(lm.config.ff_dim()) * C : 0);
+    uint64_t have = 0;
+    for (const auto& [name, t] : ck.tensors) have += t.data.size();
+    if (need > have)
+      user_error("checkpoint '{}': the embedded config describes a model of at least {} parameters, but the file "
+                 "holds {} values",
+                 path, need, have);
+  }
   lm.model = std::make_unique<Model>(lm.config.model, lm.tokenizer.size(), 0, n_classes);
   load_params(ck, lm.model->params(), path);
   return lm;

@@ -1,5 +1,5 @@
 // metrics.jsonl as read back by `attnlab inspect RUN_DIR` (inspect_run + render_run), by
-// `train --resume` (read_metrics, then truncate_after) and by the metrics CSV: any bytes give
+// `train --resume` (read_metrics) and by the metrics CSV: any bytes give
 // rows (bad lines skipped) and a report, never a crash. The run directory is a scratch one with
 // a default config.yaml (task reverse); the input becomes its metrics.jsonl.
 #include <filesystem>

@@ -7,6 +7,9 @@
 
 #include "config/config.h"
 #include "core/error.h"
+#include "data/tokenizer.h"
+#include "model/model.h"
+#include "train/checkpoint.h"
 #include "train/inspect.h"
 #include "train/run_state.h"
 
@@ -48,4 +51,25 @@ TEST_CASE("fuzzed: a YAML key that is a list or a mapping is a config error, not
   CHECK_THROWS_WITH_AS(load_config_text("model:\n  ? [a, b]\n  : 1\n", "c.yaml"),
                        doctest::Contains("c.yaml:2:5: expected a key name, got a list"), UserError);
   CHECK_THROWS_WITH_AS(load_config_text("? {x: 1}\n: 2\n", "c.yaml"), doctest::Contains("got a mapping"), UserError);
+}
+
+TEST_CASE("fuzzed: a checkpoint whose embedded config claims a far larger model is refused before building it") {
+  Config cfg;
+  cfg.data.task = "reverse";
+  cfg.model.n_layers = 1;
+  cfg.model.d_model = 8;
+  cfg.model.n_heads = 2;
+  cfg.model.block_size = 8;
+  const Tokenizer tok = Tokenizer::from_vocab("abc");
+  Model small(cfg.model, tok.size(), 1);
+  const std::string dir = fresh("big_config");
+  // the weights of the small model, with a config that claims d_model 60000 (~2e10 parameters)
+  Config big = cfg;
+  big.model.d_model = 60000;
+  big.model.n_heads = 1;
+  write_checkpoint(dir + "/m.safetensors", small.params(), model_metadata(big, tok, 1));
+  CHECK_THROWS_WITH_AS(load_model(dir + "/m.safetensors"), doctest::Contains("at least"), UserError);
+  // the honest file loads
+  write_checkpoint(dir + "/ok.safetensors", small.params(), model_metadata(cfg, tok, 1));
+  CHECK(load_model(dir + "/ok.safetensors").model->params().count() == small.params().count());
 }
