@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Installs what attnlab needs to build and test, from Debian packages.
+# Installs what attnlab needs to build and test: Debian packages, then a Python virtual
+# environment .venv/ at the repository root with safetensors and numpy (the tests that check
+# checkpoints against the reference safetensors implementation run .venv/bin/python).
 # Idempotent: packages already installed are skipped; uses sudo when not root.
 set -euo pipefail
 
@@ -14,6 +16,7 @@ packages=(
   libopenblas-openmp-dev        # GEMMs (the OpenMP build: shares our thread pool)
   python3-numpy                 # tests read checkpoints and .npy dumps with NumPy
   python3-matplotlib            # scripts/plot_metrics.py, scripts/plot_attention.py
+  python3-venv                  # .venv/ (below)
 )
 
 missing=()
@@ -25,15 +28,29 @@ done
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all ${#packages[@]} packages present"
-  exit 0
+else
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "setup: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+    SUDO="sudo"
+  fi
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-  command -v sudo >/dev/null || { echo "setup: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
-  SUDO="sudo"
+# The virtual environment: the reference safetensors package (and numpy for it), from the Python
+# package index; never installed into the system Python.
+root=$(cd "$(dirname "$0")/.." && pwd)
+venv="$root/.venv"
+if [ ! -x "$venv/bin/python" ]; then
+  echo "setup: creating $venv"
+  python3 -m venv "$venv"
 fi
-echo "setup: installing ${missing[*]}"
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if "$venv/bin/python" -c 'import safetensors, numpy' 2>/dev/null; then
+  echo "setup: .venv has safetensors and numpy"
+else
+  echo "setup: installing safetensors and numpy into .venv"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check safetensors numpy
+fi
 echo "setup: done"

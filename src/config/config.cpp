@@ -220,8 +220,10 @@ const std::vector<Field>& schema() {
         {"model.decoder.self_attention", [](Config& c) -> AttentionConfig& { return c.model.decoder_self; }},
         {"model.decoder.cross_attention", [](Config& c) -> AttentionConfig& { return c.model.decoder_cross; }},
     };
-    for (const auto& [prefix, ref] : slots) {
-      const std::string p = prefix;
+    for (const auto& slot : slots) {
+      // a plain copy, not a structured binding: clang 14 cannot capture bindings in lambdas
+      const ARef ref = slot.second;
+      const std::string p = slot.first;
       const std::string inherit = p == "model.attention" ? "" : " Unset: inherits the `model.attention` value.";
       auto key = [&](const char* k) { return p + "." + k; };
       v.push_back(str_field(key("type"), [ref](Config& c) -> auto& { return ref(c).type; }, {},
@@ -417,10 +419,15 @@ struct Locations {
 void apply_map(Config& cfg, const YAML::Node& node, const std::string& prefix, const std::string& origin,
                Locations& loc) {
   for (auto it = node.begin(); it != node.end(); ++it) {
-    const std::string name = it->first.as<std::string>();
+    // a key that is itself a list or a mapping (YAML's "? [a, b]: 1") names no config key
+    if (!it->first.IsScalar())
+      user_error("{}: expected a key name, got {}", where_of(origin, it->first), scalar_text(it->first));
+    const std::string name = it->first.Scalar();
     const std::string key = prefix.empty() ? name : prefix + "." + name;
     const Where w{where_of(origin, it->first)};
-    const YAML::Node& val = it->second;
+    // a copy (a Node is a handle): yaml-cpp's it-> returns a temporary proxy, so a reference to
+    // it->second would dangle once this statement ends
+    const YAML::Node val = it->second;
     if (const Field* f = find_field(key)) {
       if (val.IsMap() || val.IsSequence())
         fail(Where{where_of(origin, val)}, key, fmt::format("expected {}, got {}", f->type, scalar_text(val)));

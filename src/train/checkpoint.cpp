@@ -160,75 +160,7 @@ void write_checkpoint(const std::string& path, const ParamStore& store,
   write_safetensors(path, refs, metadata);
 }
 
-CheckpointFile read_safetensors(const std::string& path, const std::string& what) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) user_error("cannot read {} '{}': it is a directory", what, path);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) user_error("cannot read {} '{}': {}", what, path, std::strerror(errno));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const std::string s = ss.str();
-  if (s.size() < 8) user_error("{} '{}': truncated (only {} bytes)", what, path, s.size());
-  uint64_t n = 0;
-  for (int i = 0; i < 8; i++) n |= uint64_t(uint8_t(s[i])) << (8 * i);
-  if (n > s.size() - 8)
-    user_error("{} '{}': header length {} exceeds the file size (truncated, or not a safetensors file)", what,
-               path, n);
-  json header;
-  try {
-    header = json::parse(s.begin() + 8, s.begin() + 8 + long(n));
-  } catch (const json::exception& e) {
-    user_error("{} '{}': the header is not valid JSON ({})", what, path, e.what());
-  }
-  if (!header.is_object()) user_error("{} '{}': the header is not a JSON object", what, path);
-  const size_t base = 8 + n, nbytes = s.size() - base;
-  CheckpointFile ck;
-  std::map<std::string, uint64_t> begin_of;
-  try {
-    for (auto it = header.begin(); it != header.end(); ++it) {
-      if (it.key() == "__metadata__") {
-        if (!it->is_object()) user_error("{} '{}': __metadata__ is not a JSON object", what, path);
-        for (auto m = it->begin(); m != it->end(); ++m) ck.metadata[m.key()] = m->get<std::string>();
-        continue;
-      }
-      const json& t = *it;
-      if (!t.is_object()) user_error("{} '{}': tensor '{}' is not described by an object", what, path, it.key());
-      if (t.at("dtype").get<std::string>() != "F32")
-        user_error("{} '{}': tensor '{}' has dtype {}, expected F32", what, path, it.key(),
-                   t.at("dtype").get<std::string>());
-      TensorData td;
-      td.shape = t.at("shape").get<std::vector<int64_t>>();
-      const auto off = t.at("data_offsets").get<std::vector<uint64_t>>();
-      uint64_t numel = 1;
-      for (auto d : td.shape) {
-        if (d < 0) user_error("{} '{}': tensor '{}' has a negative dimension", what, path, it.key());
-        if (d > 0 && numel > nbytes / uint64_t(d))
-          user_error("{} '{}': tensor '{}' is larger than the file (truncated?)", what, path, it.key());
-        numel *= uint64_t(d);
-      }
-      if (off.size() != 2 || off[0] > off[1] || off[1] > nbytes || off[1] - off[0] != numel * 4)
-        user_error("{} '{}': tensor '{}' has bad data offsets (file truncated?)", what, path, it.key());
-      td.data.resize(size_t(numel));
-      if (numel) std::memcpy(td.data.data(), s.data() + base + off[0], size_t(numel) * 4);
-      ck.order.push_back(it.key());
-      begin_of[it.key()] = off[0];
-      ck.tensors.emplace(it.key(), std::move(td));
-    }
-  } catch (const json::exception& e) {
-    user_error("{} '{}': malformed header ({})", what, path, e.what());
-  }
-  auto sum = ck.metadata.find("checksum_fnv1a64");
-  if (sum != ck.metadata.end()) {
-    const std::string got = fmt::format("{:016x}", fnv1a64(s.data() + base, nbytes));
-    if (got != sum->second)
-      user_error("{} '{}': checksum mismatch (stored {}, computed {}): the file is corrupt", what, path,
-                 sum->second, got);
-  }
-  // json objects iterate in sorted key order; restore the file's byte order
-  std::sort(ck.order.begin(), ck.order.end(),
-            [&](const std::string& a, const std::string& b) { return begin_of[a] < begin_of[b]; });
-  return ck;
-}
+// read_safetensors: src/train/safetensors_reader.cpp (the strict reader)
 
 CheckpointFile read_checkpoint(const std::string& path) {
   CheckpointFile ck = read_safetensors(path, "checkpoint");
@@ -317,6 +249,21 @@ LoadedModel load_model(const CheckpointFile& ck, const std::string& path) {
   lm.step = std::atoi(need("step").c_str());
   auto nc = ck.metadata.find("n_classes");
   const int n_classes = nc == ck.metadata.end() ? 0 : std::atoi(nc->second.c_str());
+  // Before building the model from the embedded config, a lower bound of its parameters (token
+  // embedding, learned positions, the MLPs of the decoder stack) must fit in the tensors the file
+  // holds: a file whose config claims a huge model is refused here instead of allocating it.
+  {
+    const ModelConfig& m = lm.config.model;
+    const uint64_t C = uint64_t(m.d_model), V = uint64_t(lm.tokenizer.size());
+    uint64_t need = V * C + (m.positions == "learned" ? uint64_t(m.block_size) * C : 0) +
+                    (m.mlp ? uint64_t(m.n_layers) * 2 * uint64_t(lm.config.ff_dim()) * C : 0);
+    uint64_t have = 0;
+    for (const auto& [name, t] : ck.tensors) have += t.data.size();
+    if (need > have)
+      user_error("checkpoint '{}': the embedded config describes a model of at least {} parameters, but the file "
+                 "holds {} values",
+                 path, need, have);
+  }
   lm.model = std::make_unique<Model>(lm.config.model, lm.tokenizer.size(), 0, n_classes);
   load_params(ck, lm.model->params(), path);
   return lm;

@@ -562,9 +562,10 @@ Experiment load_experiment(const std::string& path, const ExperimentOptions& opt
       c.overrides.push_back(k + "=" + v);
       name += (name.empty() ? "" : "_") + shorts.at(k) + "=" + sanitize(v);
     }
-    for (const auto& [k, src] : ties) {
+    for (const auto& tie : ties) {  // (clang 14 cannot capture a structured binding in the lambda)
+      const std::string& src = tie.second;
       auto it = std::find_if(combo.begin(), combo.end(), [&](const auto& p) { return p.first == src; });
-      if (it != combo.end()) c.overrides.push_back(k + "=" + it->second);
+      if (it != combo.end()) c.overrides.push_back(tie.first + "=" + it->second);
     }
     c.name = name.empty() ? "base" : name;
     if (!names.insert(c.name).second)
@@ -666,7 +667,18 @@ std::optional<json> read_done(const Experiment& exp, size_t index, const std::st
   } catch (const json::exception&) {
     return std::nullopt;  // unreadable: the cell runs again
   }
-  if (!j.is_object() || j.value("config", std::string()) != c.identity) return std::nullopt;
+  // attnlab wrote it, but it is a file on disk: one edited into other types is treated as
+  // unreadable, so the readers below (metric_value, has_measurements) can rely on its shape
+  auto typed = [&](const char* key, bool (json::*is)() const noexcept) { return !j.contains(key) || (j[key].*is)(); };
+  if (!j.is_object() || !j.contains("config") || !j["config"].is_string() || j["config"] != c.identity ||
+      !typed("seconds", &json::is_number) || !typed("steps", &json::is_number_integer) ||
+      !typed("figures", &json::is_object) || !typed("val", &json::is_array) || !typed("measurements", &json::is_object))
+    return std::nullopt;
+  if (j.contains("measurements") && !(j["measurements"].contains("values") && j["measurements"]["values"].is_object()))
+    return std::nullopt;
+  if (j.contains("val"))
+    for (const auto& row : j["val"])
+      if (!row.is_object() || (row.contains("step") && !row["step"].is_number_integer())) return std::nullopt;
   return j;
 }
 
@@ -685,12 +697,14 @@ std::optional<double> metric_value(const json& done, const std::string& m) {
   const auto at = m.find('@');
   const std::string name = m.substr(0, at);
   if (measurement_outputs().count(name)) {
+    if (!done.contains("measurements")) return std::nullopt;  // (const operator[] must not miss)
     const json& v = done["measurements"]["values"];
     if (v.contains(name) && v[name].is_number()) return v[name].get<double>();
     return std::nullopt;
   }
   const int step = at == std::string::npos ? done.value("steps", -1) : std::atoi(m.c_str() + at + 1);
   std::optional<double> out;
+  if (!done.contains("val")) return out;
   for (const auto& row : done["val"])
     if (row.value("step", -1) == step && row.contains(name) && row[name].is_number()) out = row[name].get<double>();
   return out;

@@ -368,6 +368,21 @@ std::string metrics_csv_line(const json& row) {
   return out;
 }
 
+namespace {
+// A row the readers can trust: "split" a string, "skipped" a boolean, the other columns numbers
+// (null where a value was not finite). A line edited by hand into other types is skipped like a
+// line that is not JSON, instead of failing later in inspect or the CSV.
+bool well_typed(const json& row) {
+  for (const auto& c : metrics_columns()) {
+    auto it = row.find(c);
+    if (it == row.end() || (it->is_null() && c != "step")) continue;
+    const bool ok = c == "split" ? it->is_string() : c == "skipped" ? it->is_boolean() : it->is_number();
+    if (!ok) return false;
+  }
+  return true;
+}
+}  // namespace
+
 std::vector<json> read_metrics(const std::string& jsonl_path) {
   std::vector<json> rows;
   std::ifstream in(jsonl_path);
@@ -375,7 +390,9 @@ std::vector<json> read_metrics(const std::string& jsonl_path) {
   for (std::string line; std::getline(in, line);) {
     if (line.empty()) continue;
     json j = json::parse(line, nullptr, false);
-    if (j.is_discarded() || !j.is_object() || !j.contains("step") || !j["step"].is_number_integer()) continue;
+    if (j.is_discarded() || !j.is_object() || !j.contains("step") || !j["step"].is_number_integer() ||
+        !well_typed(j))
+      continue;
     rows.push_back(std::move(j));
   }
   return rows;

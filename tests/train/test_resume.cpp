@@ -225,7 +225,7 @@ TEST_CASE("training state: every corruption class is detected by resume and insp
   };
   SUBCASE("truncated") {
     spit(state, good.substr(0, good.size() - 64));
-    both("bad data offsets (file truncated?)");
+    both("file truncated?");
   }
   SUBCASE("truncated to a few bytes") {
     spit(state, good.substr(0, 5));
@@ -235,13 +235,13 @@ TEST_CASE("training state: every corruption class is detected by resume and insp
     std::string s = good;
     s[6] = '\x7f';
     spit(state, s);
-    both("exceeds the file size");
+    both("header length");
   }
   SUBCASE("header is not JSON") {
     std::string s = good;
     s[8] = '#';
     spit(state, s);
-    both("the header is not valid JSON");
+    both("the header is not a JSON object");
   }
   SUBCASE("checksum mismatch") {
     std::string s = good;
