@@ -38,7 +38,10 @@ else
   run=("$what")
 fi
 
-command -v clang++-14 >/dev/null || { echo "fuzz.sh: clang++-14 is needed (Debian: clang-14 libfuzzer-14-dev)" >&2; exit 2; }
+# clang 14 and libFuzzer, from Debian, installed when missing
+if ! command -v clang++-14 >/dev/null || ! ls /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1; then
+  "$root/scripts/setup.sh" --fuzz
+fi
 if [ ! -f "$build/CMakeCache.txt" ]; then
   launcher=()
   command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)

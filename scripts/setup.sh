@@ -5,6 +5,12 @@
 # Idempotent: packages already installed are skipped; uses sudo when not root.
 set -euo pipefail
 
+# --fuzz: also what scripts/fuzz.sh needs (clang 14 and its libFuzzer)
+extra=()
+if [ "${1:-}" = --fuzz ]; then
+  extra=(clang-14 libfuzzer-14-dev libclang-rt-14-dev)
+fi
+
 packages=(
   cmake g++ make                # toolchain
   libeigen3-dev                 # linear algebra
@@ -17,6 +23,7 @@ packages=(
   python3-numpy                 # tests read checkpoints and .npy dumps with NumPy
   python3-matplotlib            # scripts/plot_metrics.py, scripts/plot_attention.py
   python3-venv                  # .venv/ (below)
+  "${extra[@]}"
 )
 
 missing=()
