@@ -428,7 +428,9 @@ TEST_CASE("on_nan: stop names the step and keeps the last good checkpoint - skip
     const TrainState st = read_train_state(state_path_for(ckpt(d, 40)));
     CHECK(st.optimizer_t == 38);
     CHECK(st.skipped_steps == 2);
-    for (float w : load_model(ckpt(d, 40)).model->params().all()[1].w) CHECK(std::isfinite(w));
+    // named: a range-for keeps only its last temporary alive, and the weights belong to the model
+    const LoadedModel loaded = load_model(ckpt(d, 40));
+    for (float w : loaded.model->params().all()[1].w) CHECK(std::isfinite(w));
   }
 }
 
