@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <unistd.h>
 
 #include "core/error.h"
 #include "train/checkpoint.h"
@@ -16,7 +17,8 @@ using json = nlohmann::json;
 namespace {
 
 std::string scratch_path(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / "attnlab_test_strict";
+  // one directory per process: CTest runs the test cases of this file in parallel processes
+  const fs::path dir = fs::temp_directory_path() / ("attnlab_test_strict_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   return (dir / name).string();
 }
