@@ -2,7 +2,7 @@
 # Crash consistency: a training run is killed with SIGKILL at >= 20 random moments, each
 # time followed by `attnlab train --resume`; at the end its metrics rows, weights, AdamW
 # moments and checkpoint directory must equal those of an uninterrupted run bit for bit
-# (docs/reliability-crash.md, "Crash consistency").
+# (docs/reliability.md, "Crash consistency").
 #
 # The kill delays come from bash's RANDOM seeded with ATTNLAB_CRASH_SEED (printed; set it to
 # replay the same sequence of delays; timing on a loaded machine still varies). Kills inside

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The errors around a run's files (docs/reliability-crash.md): a full disk or a file-size
+# The errors around a run's files (docs/reliability.md): a full disk or a file-size
 # limit during a checkpoint write, a read-only run directory, and a data file (data.task:
 # text) that is missing, unreadable or changed between a run and its resume. Each must give
 # one clear `error:` line, exit 2, and leave the last checkpoint intact and resumable.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End to end: an absurd learning rate (docs/reliability-numerics.md). train.lr: 1e6 is a legal
+# End to end: an absurd learning rate (docs/reliability.md). train.lr: 1e6 is a legal
 # config (the rate has no upper bound) that diverges within a few steps, and the trainer's NaN/Inf
 # guard must catch it cleanly:
 #   train.on_nan: stop -> exit 2, exactly one `error:` line that names the step and says which
