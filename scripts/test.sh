@@ -10,7 +10,10 @@ if [ "${1:-}" = "--sanitize" ]; then
   shift
   scripts/setup.sh
   # CPU only (CMakeLists.txt refuses ATTNLAB_SANITIZE together with ATTNLAB_CUDA)
-  ATTNLAB_BUILD_DIR=build-sanitize ATTNLAB_CUDA=OFF ATTNLAB_CMAKE_FLAGS="-DATTNLAB_SANITIZE=ON" scripts/build.sh
+  # ATTNLAB_SANITIZE_AREAS (e.g. "core;config;train") limits the unit-test programs built and run;
+  # unset: all of them. The e2e tests always run.
+  ATTNLAB_BUILD_DIR=build-sanitize ATTNLAB_CUDA=OFF \
+    ATTNLAB_CMAKE_FLAGS="-DATTNLAB_SANITIZE=ON -DATTNLAB_UNIT_AREAS=${ATTNLAB_SANITIZE_AREAS:-}" scripts/build.sh
   # Every report aborts its process (exit 134), whatever it is: ASan (halt_on_error), UBSan
   # (-fno-sanitize-recover=all, halt_on_error) and LeakSanitizer at each process's exit
   # (detect_leaks); abort_on_error turns the exit into SIGABRT, which doctest reports as a crashed
