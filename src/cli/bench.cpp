@@ -12,7 +12,7 @@
 #include "cuda/cuda_attention.h"
 #include "data/factory.h"
 #include "model/model.h"
-#include "train/bench.h"
+#include "bench/bench.h"
 #include "train/checkpoint.h"
 
 namespace attnlab::cli {
@@ -174,29 +174,21 @@ Run add_bench_attention(CLI::App& bench) {
     if (o->threads > 0) omp_set_num_threads(o->threads);
     if (o->device == "cuda") {
       const AttentionBenchOptions& a = o->a;
-      if (!cuda_available())
-        user_error("bench attention --device cuda: {} (GPU: {})",
-                   "no CUDA device is visible or this build has no CUDA (configure with -DATTNLAB_CUDA=ON)",
-                   cuda_device_name());
-      const int kvh = a.kv_heads > 0 ? a.kv_heads : a.heads;
+      const bool bf16 = o->dtype == "bf16";
+      check_attention_cuda_bench();
       fmt::print("bench attention --device cuda | {} | flash kernel, {} | batch {}, {} heads ({} kv) × {}, {}; "
                  "median of {} calls\n\n",
-                 cuda_device_name(), o->dtype, a.batch, a.heads, kvh, a.head_dim, a.causal ? "causal" : "no mask",
-                 a.repeats);
+                 cuda_device_name(), o->dtype, a.batch, a.heads, a.kv_heads > 0 ? a.kv_heads : a.heads, a.head_dim,
+                 a.causal ? "causal" : "no mask", a.repeats);
       fmt::print("{:>6} {:>10} {:>10} {:>14} {:>14}\n", "n", "fwd ms", "fwd TF/s", "fwd+bwd ms", "fwd+bwd TF/s");
-      std::string csv = "device,dtype,batch,heads,kv_heads,head_dim,causal,n,fwd_ms,fwd_tflops,fwd_bwd_ms,fwd_bwd_tflops\n";
-      for (int n : a.lengths) {
-        if (n < 1) user_error("--lengths: every length must be ≥ 1, got {}", n);
-        const CudaBenchResult r = cuda_bench_attention(CudaAttnShape{a.batch, a.heads, kvh, n, n, a.head_dim}, a.causal,
-                                                       o->dtype == "bf16" ? CudaDType::bf16 : CudaDType::f32,
-                                                       std::max(1, a.repeats));
-        const double tf = r.fwd_flops / (r.fwd_ms * 1e-3) / 1e12, tfb = r.fwd_bwd_flops / (r.fwd_bwd_ms * 1e-3) / 1e12;
-        fmt::print("{:>6} {:>10.3f} {:>10.2f} {:>14.3f} {:>14.2f}\n", n, r.fwd_ms, tf, r.fwd_bwd_ms, tfb);
-        csv += fmt::format("cuda,{},{},{},{},{},{},{},{},{},{},{}\n", o->dtype, a.batch, a.heads, kvh, a.head_dim,
-                           a.causal ? 1 : 0, n, r.fwd_ms, tf, r.fwd_bwd_ms, tfb);
-      }
+      std::vector<CudaAttentionBenchRow> rows;
+      bench_attention_cuda(a, bf16, [&](const CudaAttentionBenchRow& r) {
+        fmt::print("{:>6} {:>10.3f} {:>10.2f} {:>14.3f} {:>14.2f}\n", r.n, r.fwd_ms, r.fwd_tflops, r.fwd_bwd_ms,
+                   r.fwd_bwd_tflops);
+        rows.push_back(r);
+      });
       if (!o->csv.empty()) {
-        write_file_atomic(o->csv, csv);
+        write_file_atomic(o->csv, attention_cuda_bench_csv(a, bf16, rows));
         fmt::print("\nwrote {}\n", o->csv);
       }
       return 0;

@@ -3,7 +3,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
-#include "train/inspect.h"
+#include "inspect/inspect.h"
 
 namespace attnlab::cli {
 

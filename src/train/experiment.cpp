@@ -19,7 +19,7 @@
 #include "core/error.h"
 #include "data/factory.h"
 #include "data/tasks.h"
-#include "train/bench.h"
+#include "bench/bench.h"
 #include "train/checkpoint.h"
 #include "train/experiment_internal.h"
 #include "train/experiment_kinds.h"

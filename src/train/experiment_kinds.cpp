@@ -10,7 +10,7 @@
 #include <set>
 
 #include "core/error.h"
-#include "train/bench.h"
+#include "bench/bench.h"
 #include "train/experiment_internal.h"
 
 namespace attnlab {

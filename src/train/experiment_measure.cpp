@@ -20,7 +20,7 @@
 #include "data/factory.h"
 #include "data/tasks.h"
 #include "model/model.h"
-#include "train/bench.h"
+#include "bench/bench.h"
 #include "train/checkpoint.h"
 #include "train/experiment.h"
 

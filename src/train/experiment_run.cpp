@@ -24,7 +24,7 @@
 #include "train/experiment.h"
 #include "train/experiment_internal.h"
 #include "train/experiment_kinds.h"
-#include "train/inspect.h"
+#include "inspect/inspect.h"
 #include "train/run_state.h"
 #include "train/trainer.h"
 

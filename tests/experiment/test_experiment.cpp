@@ -13,7 +13,7 @@
 #include "core/error.h"
 #include "model/generate.h"
 #include "model/model.h"
-#include "train/bench.h"
+#include "bench/bench.h"
 #include "corpus.h"
 #include "experiment/helpers.h"
 #include "train/experiment.h"

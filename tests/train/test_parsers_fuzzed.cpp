@@ -10,7 +10,7 @@
 #include "data/tokenizer.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
-#include "train/inspect.h"
+#include "inspect/inspect.h"
 #include "train/run_state.h"
 
 using namespace attnlab;

@@ -16,7 +16,7 @@
 #include "core/npy.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
-#include "train/inspect.h"
+#include "inspect/inspect.h"
 #include "train/optimizer.h"
 #include "train/run_state.h"
 #include "train/trainer.h"

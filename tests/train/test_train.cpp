@@ -11,7 +11,7 @@
 #include "core/error.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
-#include "train/inspect.h"
+#include "inspect/inspect.h"
 #include "train/optimizer.h"
 #include "train/trainer.h"
 

@@ -81,6 +81,17 @@ std::vector<AttentionBenchRow> bench_attention(const AttentionBenchOptions& o,
                                                const std::function<void(const AttentionBenchRow&)>& on_row);
 std::string attention_bench_csv(const AttentionBenchOptions& o, const std::vector<AttentionBenchRow>& rows);
 
+// --device cuda: the GPU flash kernel alone on device-resident inputs (--types ignored)
+struct CudaAttentionBenchRow {
+  int n = 0;
+  double fwd_ms = 0.0, fwd_tflops = 0.0, fwd_bwd_ms = 0.0, fwd_bwd_tflops = 0.0;
+};
+void check_attention_cuda_bench();  // user error without a usable GPU
+void bench_attention_cuda(const AttentionBenchOptions& o, bool bf16,
+                          const std::function<void(const CudaAttentionBenchRow&)>& on_row);
+std::string attention_cuda_bench_csv(const AttentionBenchOptions& o, bool bf16,
+                                     const std::vector<CudaAttentionBenchRow>& rows);
+
 // ---- bench generate (W2) ----
 class Model;
 struct GenerateBenchOptions {

@@ -13,7 +13,7 @@
 #include "core/error.h"
 #include "model/model.h"
 #include "model/generate.h"
-#include "train/bench.h"
+#include "bench/bench.h"
 #include "train/checkpoint.h"
 
 namespace attnlab {

@@ -24,7 +24,7 @@
 #include "core/param.h"
 #include "core/rng.h"
 #include "ops/ops.h"
-#include "train/bench.h"
+#include "bench/bench.h"
 
 #include <cmath>
 #include <memory>
