@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The layout rules of docs/architecture.md hold, and the checks that enforce them can fail:
-# cmake/check_layers.cmake (the include order, also run by every build) and scripts/check_sizes.py
-# (no file over 700 lines, no function over 150) pass on src/, and each rejects a small tree made
-# to break it. Args: ATTNLAB_BINARY SOURCE_DIR
+# cmake/check_layers.cmake (the include order, also run by every build), scripts/check_sizes.py
+# (no file over 700 lines, no function over 150) and scripts/check_doc_paths.py (every repository
+# path the docs name exists) pass on the repository, and each rejects a small tree made to break
+# it. Args: ATTNLAB_BINARY SOURCE_DIR
 set -euo pipefail
 src=$2
 tmp=$(mktemp -d)
@@ -12,6 +13,7 @@ layers() { cmake -DSRC="$1" -P "$src/cmake/check_layers.cmake" >"$tmp/out" 2>&1;
 
 layers "$src/src" || { cat "$tmp/out"; fail "src/ breaks the include order"; }
 /usr/bin/python3 "$src/scripts/check_sizes.py" "$src/src" >"$tmp/out" || { cat "$tmp/out"; fail "src/ breaks the size limits"; }
+/usr/bin/python3 "$src/scripts/check_doc_paths.py" "$src" >"$tmp/out" || { cat "$tmp/out"; fail "the docs name missing files"; }
 
 # a tree that keeps the order passes
 t=$tmp/ok; mkdir -p "$t/core" "$t/model" "$t/cli"
@@ -43,4 +45,12 @@ grep -q "fits" "$tmp/out" && { cat "$tmp/out"; fail "a 150-line function was rej
 head -n 700 "$s/core/big.h" >"$s/core/big2.h"; mv "$s/core/big2.h" "$s/core/big.h"
 sed -i '/^int too_long/,$d' "$s/core/f.cpp"
 /usr/bin/python3 "$src/scripts/check_sizes.py" "$s" >"$tmp/out" || { cat "$tmp/out"; fail "limits exactly met were rejected"; }
+# doc paths: a missing file is named; globs, {a,b} and <placeholders> match what exists
+d=$tmp/docs; mkdir -p "$d/docs" "$d/src/core"
+touch "$d/src/core/a.h" "$d/src/core/a.cpp"
+printf 'See src/core/a.{h,cpp}, src/core/*.h and src/<module>/a.h.\n' >"$d/README.md"
+printf 'ok\nThe loop is in src/train/trainer.cpp.\n' >"$d/docs/x.md"
+if /usr/bin/python3 "$src/scripts/check_doc_paths.py" "$d" >"$tmp/out"; then fail "check_doc_paths accepted a stale path"; fi
+grep -q "docs/x.md:2: src/train/trainer.cpp does not exist" "$tmp/out" || { cat "$tmp/out"; fail "stale path not named"; }
+grep -q "README" "$tmp/out" && { cat "$tmp/out"; fail "an existing path was called stale"; }
 echo "layout: ok"
