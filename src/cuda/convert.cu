@@ -42,19 +42,19 @@ __global__ void fill_uniform_kernel(float* __restrict__ x, size_t n, unsigned lo
 void to_bf16(const float* src, void* dst, size_t n) {
   if (n == 0) return;
   to_bf16_kernel<<<blocks_for(n), kThreads>>>(src, static_cast<__nv_bfloat16*>(dst), n);
-  ATTNLAB_CUDA_LAUNCHED();
+  check_launch("to_bf16_kernel", [&] { return "n=" + std::to_string(n); });
 }
 
 void round_bf16(float* x, size_t n) {
   if (n == 0) return;
   round_bf16_kernel<<<blocks_for(n), kThreads>>>(x, n);
-  ATTNLAB_CUDA_LAUNCHED();
+  check_launch("round_bf16_kernel", [&] { return "n=" + std::to_string(n); });
 }
 
 void fill_uniform(float* x, size_t n, std::uint64_t seed, float lo, float hi) {
   if (n == 0) return;
   fill_uniform_kernel<<<blocks_for(n), kThreads>>>(x, n, seed, lo, hi);
-  ATTNLAB_CUDA_LAUNCHED();
+  check_launch("fill_uniform_kernel", [&] { return "n=" + std::to_string(n); });
 }
 
 }  // namespace attnlab::cudak

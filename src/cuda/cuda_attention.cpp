@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
+#include <type_traits>
 #include <vector>
 
 #include "core/error.h"
@@ -24,7 +25,40 @@ void ok(cudaError_t e, const char* what) {
   if (e != cudaSuccess) throw std::runtime_error(fmt::format("CUDA: {}: {}", what, cudaGetErrorString(e)));
 }
 
-// One device allocation, freed on scope exit.
+// The first cudaFree / cudaEventDestroy error of the current API call (destructors cannot
+// throw); with_cleanup_checked reports it once the call's buffers are gone.
+thread_local cudaError_t t_cleanup_error = cudaSuccess;
+thread_local const char* t_cleanup_what = nullptr;
+void note_cleanup(cudaError_t e, const char* what) {
+  if (e != cudaSuccess && t_cleanup_error == cudaSuccess) {
+    t_cleanup_error = e;
+    t_cleanup_what = what;
+  }
+}
+
+// Runs body (which owns the call's DevBufs and Events, destroyed when it returns) and throws if
+// freeing any of them failed. When body itself throws, that error is the one reported.
+template <typename Body>
+auto with_cleanup_checked(const char* what, Body&& body) {
+  t_cleanup_error = cudaSuccess;
+  auto finish = [&] {
+    const cudaError_t e = t_cleanup_error;
+    t_cleanup_error = cudaSuccess;
+    if (e != cudaSuccess)
+      throw std::runtime_error(
+          fmt::format("CUDA: {}: {} failed: {}", what, t_cleanup_what, cudaGetErrorString(e)));
+  };
+  if constexpr (std::is_void_v<decltype(body())>) {
+    body();
+    finish();
+  } else {
+    auto r = body();
+    finish();
+    return r;
+  }
+}
+
+// One device allocation, freed on scope exit (the result of cudaFree is checked, above).
 class DevBuf {
  public:
   DevBuf() = default;
@@ -32,7 +66,7 @@ class DevBuf {
     if (bytes) ok(cudaMalloc(&p_, bytes), "cudaMalloc");
   }
   ~DevBuf() {
-    if (p_) cudaFree(p_);
+    if (p_) note_cleanup(cudaFree(p_), "cudaFree");
   }
   DevBuf(const DevBuf&) = delete;
   DevBuf& operator=(const DevBuf&) = delete;
@@ -46,6 +80,19 @@ class DevBuf {
 
  private:
   void* p_ = nullptr;
+};
+
+// A CUDA event, destroyed on scope exit (also when the timing throws).
+class Event {
+ public:
+  Event() { ok(cudaEventCreate(&e_), "cudaEventCreate"); }
+  ~Event() { note_cleanup(cudaEventDestroy(e_), "cudaEventDestroy"); }
+  Event(const Event&) = delete;
+  Event& operator=(const Event&) = delete;
+  cudaEvent_t get() const { return e_; }
+
+ private:
+  cudaEvent_t e_ = nullptr;
 };
 
 // host -> new device buffer (counted)
@@ -106,6 +153,17 @@ cudak::LinearArgs linear_args(const CudaAttnShape& s, const CudaAttnOptions& o) 
   a.Tk = s.Tk;
   a.D = s.D;
   a.causal = o.causal;
+  int dev = 0, limit = 0;
+  ok(cudaGetDevice(&dev), "cudaGetDevice");
+  ok(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev),
+     "cudaDeviceGetAttribute(MaxSharedMemoryPerBlockOptin)");
+  std::size_t cap = std::size_t(limit);
+  if (cuda_linear_smem_cap() != 0) cap = std::min(cap, cuda_linear_smem_cap());
+  a.C = linear_chunk(s.D, cap);
+  if (a.C == 0)
+    user_error("CUDA linear attention: head dimension {} needs {} bytes of shared memory per block "
+               "even with chunks of 1 query; this device allows {}",
+               s.D, linear_smem_bytes(s.D, 1), cap);
   return a;
 }
 
@@ -157,19 +215,21 @@ void cuda_flash_forward(const CudaAttnShape& s, const CudaAttnOptions& o, const 
                         const float* k, const float* v, float* out, float* lse) {
   cuda_check_shape(s, true, "cuda_flash_forward");
   require_device("cuda_flash_forward");
-  const Sizes n(s);
-  const DevInput dq = upload_input(q, n.q, o.dtype), dk = upload_input(k, n.kv, o.dtype),
-                 dv = upload_input(v, n.kv, o.dtype);
-  const DevBuf keep = upload_keep(o.key_keep, n.keep);
-  DevBuf d_out(n.q * sizeof(float)), d_lse(n.rows * sizeof(float));
-  cudak::FlashArgs a = flash_args(s, o);
-  a.q = dq.ptr();
-  a.k = dk.ptr();
-  a.v = dv.ptr();
-  a.key_keep = static_cast<const unsigned char*>(keep.get());
-  cudak::flash_forward(a, d_out.f(), d_lse.f());
-  download(out, d_out, n.q * sizeof(float));
-  download(lse, d_lse, n.rows * sizeof(float));
+  with_cleanup_checked("cuda_flash_forward", [&] {
+    const Sizes n(s);
+    const DevInput dq = upload_input(q, n.q, o.dtype), dk = upload_input(k, n.kv, o.dtype),
+                   dv = upload_input(v, n.kv, o.dtype);
+    const DevBuf keep = upload_keep(o.key_keep, n.keep);
+    DevBuf d_out(n.q * sizeof(float)), d_lse(n.rows * sizeof(float));
+    cudak::FlashArgs a = flash_args(s, o);
+    a.q = dq.ptr();
+    a.k = dk.ptr();
+    a.v = dv.ptr();
+    a.key_keep = static_cast<const unsigned char*>(keep.get());
+    cudak::flash_forward(a, d_out.f(), d_lse.f());
+    download(out, d_out, n.q * sizeof(float));
+    download(lse, d_lse, n.rows * sizeof(float));
+  });
 }
 
 void cuda_flash_backward(const CudaAttnShape& s, const CudaAttnOptions& o, const float* q,
@@ -177,46 +237,50 @@ void cuda_flash_backward(const CudaAttnShape& s, const CudaAttnOptions& o, const
                          const float* dout, float* dq, float* dk, float* dv) {
   cuda_check_shape(s, true, "cuda_flash_backward");
   require_device("cuda_flash_backward");
-  const Sizes n(s);
-  const DevInput iq = upload_input(q, n.q, o.dtype), ik = upload_input(k, n.kv, o.dtype),
-                 iv = upload_input(v, n.kv, o.dtype), ido = upload_input(dout, n.q, o.dtype);
-  const DevBuf d_out = upload(out, n.q * sizeof(float)), d_lse = upload(lse, n.rows * sizeof(float));
-  const DevBuf keep = upload_keep(o.key_keep, n.keep);
-  DevBuf delta(n.rows * sizeof(float)), d_dq(n.q * sizeof(float)), d_dk(n.kv * sizeof(float)),
-      d_dv(n.kv * sizeof(float));
-  cudak::FlashArgs a = flash_args(s, o);
-  a.q = iq.ptr();
-  a.k = ik.ptr();
-  a.v = iv.ptr();
-  a.key_keep = static_cast<const unsigned char*>(keep.get());
-  cudak::flash_backward(a, d_out.f(), d_lse.f(), ido.ptr(), delta.f(), d_dq.f(), d_dk.f(), d_dv.f());
-  download(dq, d_dq, n.q * sizeof(float));
-  download(dk, d_dk, n.kv * sizeof(float));
-  download(dv, d_dv, n.kv * sizeof(float));
+  with_cleanup_checked("cuda_flash_backward", [&] {
+    const Sizes n(s);
+    const DevInput iq = upload_input(q, n.q, o.dtype), ik = upload_input(k, n.kv, o.dtype),
+                   iv = upload_input(v, n.kv, o.dtype), ido = upload_input(dout, n.q, o.dtype);
+    const DevBuf d_out = upload(out, n.q * sizeof(float)), d_lse = upload(lse, n.rows * sizeof(float));
+    const DevBuf keep = upload_keep(o.key_keep, n.keep);
+    DevBuf delta(n.rows * sizeof(float)), d_dq(n.q * sizeof(float)), d_dk(n.kv * sizeof(float)),
+        d_dv(n.kv * sizeof(float));
+    cudak::FlashArgs a = flash_args(s, o);
+    a.q = iq.ptr();
+    a.k = ik.ptr();
+    a.v = iv.ptr();
+    a.key_keep = static_cast<const unsigned char*>(keep.get());
+    cudak::flash_backward(a, d_out.f(), d_lse.f(), ido.ptr(), delta.f(), d_dq.f(), d_dk.f(), d_dv.f());
+    download(dq, d_dq, n.q * sizeof(float));
+    download(dk, d_dk, n.kv * sizeof(float));
+    download(dv, d_dv, n.kv * sizeof(float));
+  });
 }
 
 void cuda_linear_forward(const CudaAttnShape& s, const CudaAttnOptions& o, const float* q,
                          const float* k, const float* v, float* out, float* den) {
   cuda_check_shape(s, false, "cuda_linear_forward");
   require_device("cuda_linear_forward");
-  const Sizes n(s);
-  DevBuf dq = upload(q, n.q * sizeof(float)), dk = upload(k, n.kv * sizeof(float)),
-         dv = upload(v, n.kv * sizeof(float));
-  if (o.dtype == CudaDType::bf16) {  // the linear kernels read fp32: round the values instead
-    cudak::round_bf16(dq.f(), n.q);
-    cudak::round_bf16(dk.f(), n.kv);
-    cudak::round_bf16(dv.f(), n.kv);
-  }
-  const DevBuf keep = upload_keep(o.key_keep, n.keep);
-  DevBuf d_out(n.q * sizeof(float)), d_den(n.rows * sizeof(float));
-  cudak::LinearArgs a = linear_args(s, o);
-  a.q = dq.f();
-  a.k = dk.f();
-  a.v = dv.f();
-  a.key_keep = static_cast<const unsigned char*>(keep.get());
-  cudak::linear_forward(a, d_out.f(), d_den.f());
-  download(out, d_out, n.q * sizeof(float));
-  download(den, d_den, n.rows * sizeof(float));
+  with_cleanup_checked("cuda_linear_forward", [&] {
+    const Sizes n(s);
+    DevBuf dq = upload(q, n.q * sizeof(float)), dk = upload(k, n.kv * sizeof(float)),
+           dv = upload(v, n.kv * sizeof(float));
+    if (o.dtype == CudaDType::bf16) {  // the linear kernels read fp32: round the values instead
+      cudak::round_bf16(dq.f(), n.q);
+      cudak::round_bf16(dk.f(), n.kv);
+      cudak::round_bf16(dv.f(), n.kv);
+    }
+    const DevBuf keep = upload_keep(o.key_keep, n.keep);
+    DevBuf d_out(n.q * sizeof(float)), d_den(n.rows * sizeof(float));
+    cudak::LinearArgs a = linear_args(s, o);
+    a.q = dq.f();
+    a.k = dk.f();
+    a.v = dv.f();
+    a.key_keep = static_cast<const unsigned char*>(keep.get());
+    cudak::linear_forward(a, d_out.f(), d_den.f());
+    download(out, d_out, n.q * sizeof(float));
+    download(den, d_den, n.rows * sizeof(float));
+  });
 }
 
 void cuda_linear_backward(const CudaAttnShape& s, const CudaAttnOptions& o, const float* q,
@@ -224,95 +288,96 @@ void cuda_linear_backward(const CudaAttnShape& s, const CudaAttnOptions& o, cons
                           const float* dout, float* dq, float* dk, float* dv) {
   cuda_check_shape(s, false, "cuda_linear_backward");
   require_device("cuda_linear_backward");
-  const Sizes n(s);
-  DevBuf iq = upload(q, n.q * sizeof(float)), ik = upload(k, n.kv * sizeof(float)),
-         iv = upload(v, n.kv * sizeof(float)), ido = upload(dout, n.q * sizeof(float));
-  if (o.dtype == CudaDType::bf16) {
-    cudak::round_bf16(iq.f(), n.q);
-    cudak::round_bf16(ik.f(), n.kv);
-    cudak::round_bf16(iv.f(), n.kv);
-    cudak::round_bf16(ido.f(), n.q);
-  }
-  const DevBuf d_out = upload(out, n.q * sizeof(float)), d_den = upload(den, n.rows * sizeof(float));
-  const DevBuf keep = upload_keep(o.key_keep, n.keep);
-  DevBuf d_dq(n.q * sizeof(float)), d_dk(n.kv * sizeof(float)), d_dv(n.kv * sizeof(float));
-  cudak::LinearArgs a = linear_args(s, o);
-  a.q = iq.f();
-  a.k = ik.f();
-  a.v = iv.f();
-  a.key_keep = static_cast<const unsigned char*>(keep.get());
-  cudak::linear_backward(a, d_out.f(), d_den.f(), ido.f(), d_dq.f(), d_dk.f(), d_dv.f());
-  download(dq, d_dq, n.q * sizeof(float));
-  download(dk, d_dk, n.kv * sizeof(float));
-  download(dv, d_dv, n.kv * sizeof(float));
+  with_cleanup_checked("cuda_linear_backward", [&] {
+    const Sizes n(s);
+    DevBuf iq = upload(q, n.q * sizeof(float)), ik = upload(k, n.kv * sizeof(float)),
+           iv = upload(v, n.kv * sizeof(float)), ido = upload(dout, n.q * sizeof(float));
+    if (o.dtype == CudaDType::bf16) {
+      cudak::round_bf16(iq.f(), n.q);
+      cudak::round_bf16(ik.f(), n.kv);
+      cudak::round_bf16(iv.f(), n.kv);
+      cudak::round_bf16(ido.f(), n.q);
+    }
+    const DevBuf d_out = upload(out, n.q * sizeof(float)), d_den = upload(den, n.rows * sizeof(float));
+    const DevBuf keep = upload_keep(o.key_keep, n.keep);
+    DevBuf d_dq(n.q * sizeof(float)), d_dk(n.kv * sizeof(float)), d_dv(n.kv * sizeof(float));
+    cudak::LinearArgs a = linear_args(s, o);
+    a.q = iq.f();
+    a.k = ik.f();
+    a.v = iv.f();
+    a.key_keep = static_cast<const unsigned char*>(keep.get());
+    cudak::linear_backward(a, d_out.f(), d_den.f(), ido.f(), d_dq.f(), d_dk.f(), d_dv.f());
+    download(dq, d_dq, n.q * sizeof(float));
+    download(dk, d_dk, n.kv * sizeof(float));
+    download(dv, d_dv, n.kv * sizeof(float));
+  });
 }
 
 CudaBenchResult cuda_bench_attention(const CudaAttnShape& s, bool causal, CudaDType dtype, int iters) {
   cuda_check_shape(s, true, "cuda_bench_attention");
   require_device("cuda_bench_attention");
   if (iters < 1) user_error("cuda_bench_attention: iters must be ≥ 1, got {}", iters);
-  const Sizes n(s);
-  // inputs made on the device: nothing crosses the bus in or around the timed region
-  DevBuf q(n.q * 4), k(n.kv * 4), v(n.kv * 4), dout(n.q * 4);
-  cudak::fill_uniform(q.f(), n.q, 1, -1.0f, 1.0f);
-  cudak::fill_uniform(k.f(), n.kv, 2, -1.0f, 1.0f);
-  cudak::fill_uniform(v.f(), n.kv, 3, -1.0f, 1.0f);
-  cudak::fill_uniform(dout.f(), n.q, 4, -1.0f, 1.0f);
-  DevBuf qb, kb, vb, dob;
-  CudaAttnOptions o;
-  o.causal = causal;
-  o.dtype = dtype;
-  cudak::FlashArgs a = flash_args(s, o);
-  a.q = q.get();
-  a.k = k.get();
-  a.v = v.get();
-  const void* dO = dout.get();
-  if (dtype == CudaDType::bf16) {
-    qb = DevBuf(n.q * 2);
-    kb = DevBuf(n.kv * 2);
-    vb = DevBuf(n.kv * 2);
-    dob = DevBuf(n.q * 2);
-    cudak::to_bf16(q.f(), qb.get(), n.q);
-    cudak::to_bf16(k.f(), kb.get(), n.kv);
-    cudak::to_bf16(v.f(), vb.get(), n.kv);
-    cudak::to_bf16(dout.f(), dob.get(), n.q);
-    a.q = qb.get();
-    a.k = kb.get();
-    a.v = vb.get();
-    dO = dob.get();
-  }
-  DevBuf out(n.q * 4), lse(n.rows * 4), delta(n.rows * 4), dq(n.q * 4), dk(n.kv * 4), dv(n.kv * 4);
-
-  cudaEvent_t t0, t1;
-  ok(cudaEventCreate(&t0), "cudaEventCreate");
-  ok(cudaEventCreate(&t1), "cudaEventCreate");
-  auto time_ms = [&](auto&& body) {
-    std::vector<double> ms;
-    body();  // warm-up (and the shared-memory opt-ins)
-    ok(cudaDeviceSynchronize(), "warm-up");
-    for (int it = 0; it < iters; it++) {
-      ok(cudaEventRecord(t0), "cudaEventRecord");
-      body();
-      ok(cudaEventRecord(t1), "cudaEventRecord");
-      ok(cudaEventSynchronize(t1), "cudaEventSynchronize");
-      float m = 0.0f;
-      ok(cudaEventElapsedTime(&m, t0, t1), "cudaEventElapsedTime");
-      ms.push_back(m);
+  return with_cleanup_checked("cuda_bench_attention", [&] {
+    const Sizes n(s);
+    // inputs made on the device: nothing crosses the bus in or around the timed region
+    DevBuf q(n.q * 4), k(n.kv * 4), v(n.kv * 4), dout(n.q * 4);
+    cudak::fill_uniform(q.f(), n.q, 1, -1.0f, 1.0f);
+    cudak::fill_uniform(k.f(), n.kv, 2, -1.0f, 1.0f);
+    cudak::fill_uniform(v.f(), n.kv, 3, -1.0f, 1.0f);
+    cudak::fill_uniform(dout.f(), n.q, 4, -1.0f, 1.0f);
+    DevBuf qb, kb, vb, dob;
+    CudaAttnOptions o;
+    o.causal = causal;
+    o.dtype = dtype;
+    cudak::FlashArgs a = flash_args(s, o);
+    a.q = q.get();
+    a.k = k.get();
+    a.v = v.get();
+    const void* dO = dout.get();
+    if (dtype == CudaDType::bf16) {
+      qb = DevBuf(n.q * 2);
+      kb = DevBuf(n.kv * 2);
+      vb = DevBuf(n.kv * 2);
+      dob = DevBuf(n.q * 2);
+      cudak::to_bf16(q.f(), qb.get(), n.q);
+      cudak::to_bf16(k.f(), kb.get(), n.kv);
+      cudak::to_bf16(v.f(), vb.get(), n.kv);
+      cudak::to_bf16(dout.f(), dob.get(), n.q);
+      a.q = qb.get();
+      a.k = kb.get();
+      a.v = vb.get();
+      dO = dob.get();
     }
-    std::sort(ms.begin(), ms.end());
-    return ms[ms.size() / 2];
-  };
-  CudaBenchResult r;
-  r.fwd_ms = time_ms([&] { cudak::flash_forward(a, out.f(), lse.f()); });
-  r.fwd_bwd_ms = time_ms([&] {
-    cudak::flash_forward(a, out.f(), lse.f());
-    cudak::flash_backward(a, out.f(), lse.f(), dO, delta.f(), dq.f(), dk.f(), dv.f());
+    DevBuf out(n.q * 4), lse(n.rows * 4), delta(n.rows * 4), dq(n.q * 4), dk(n.kv * 4), dv(n.kv * 4);
+
+    const Event ev0, ev1;
+    const cudaEvent_t t0 = ev0.get(), t1 = ev1.get();
+    auto time_ms = [&](auto&& body) {
+      std::vector<double> ms;
+      body();  // warm-up (and the shared-memory opt-ins)
+      ok(cudaDeviceSynchronize(), "warm-up");
+      for (int it = 0; it < iters; it++) {
+        ok(cudaEventRecord(t0), "cudaEventRecord");
+        body();
+        ok(cudaEventRecord(t1), "cudaEventRecord");
+        ok(cudaEventSynchronize(t1), "cudaEventSynchronize");
+        float m = 0.0f;
+        ok(cudaEventElapsedTime(&m, t0, t1), "cudaEventElapsedTime");
+        ms.push_back(m);
+      }
+      std::sort(ms.begin(), ms.end());
+      return ms[ms.size() / 2];
+    };
+    CudaBenchResult r;
+    r.fwd_ms = time_ms([&] { cudak::flash_forward(a, out.f(), lse.f()); });
+    r.fwd_bwd_ms = time_ms([&] {
+      cudak::flash_forward(a, out.f(), lse.f());
+      cudak::flash_backward(a, out.f(), lse.f(), dO, delta.f(), dq.f(), dk.f(), dv.f());
+    });
+    r.fwd_flops = 4.0 * s.B * s.Hq * double(s.Tq) * s.Tk * s.D * (causal ? 0.5 : 1.0);
+    r.fwd_bwd_flops = 3.5 * r.fwd_flops;
+    return r;
   });
-  cudaEventDestroy(t0);
-  cudaEventDestroy(t1);
-  r.fwd_flops = 4.0 * s.B * s.Hq * double(s.Tq) * s.Tk * s.D * (causal ? 0.5 : 1.0);
-  r.fwd_bwd_flops = 3.5 * r.fwd_flops;
-  return r;
 }
 
 }  // namespace attnlab

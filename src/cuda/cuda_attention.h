@@ -69,6 +69,12 @@ void cuda_linear_backward(const CudaAttnShape& s, const CudaAttnOptions& o, cons
                           const float* k, const float* v, const float* out, const float* den,
                           const float* dout, float* dq, float* dk, float* dv);
 
+// Checked mode: after every kernel launch, wait for the kernel and throw std::runtime_error naming
+// the kernel and its shape if it faulted (otherwise an asynchronous fault surfaces at the next copy,
+// as a failed cudaMemcpy). Slower (one synchronisation per launch); for tests and debugging. The
+// default comes from the environment: ATTNLAB_CUDA_CHECKED set and not "0" turns it on.
+void cuda_set_checked(bool on);
+
 // Host<->device traffic of the functions above since the last reset (all threads together).
 struct CudaTransferStats {
   std::uint64_t h2d_bytes = 0, d2h_bytes = 0;

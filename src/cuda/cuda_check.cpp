@@ -1,6 +1,8 @@
 // Shape checks and the host<->device transfer counters of the CUDA backend. Compiled in both
 // builds (with and without CUDA), so the API behaves the same up to the first kernel.
 #include <atomic>
+#include <cstdlib>
+#include <cstring>
 
 #include "core/error.h"
 #include "cuda/cuda_attention.h"
@@ -36,6 +38,42 @@ void cuda_reset_transfer_stats() {
   g_d2h_bytes = 0;
   g_h2d_copies = 0;
   g_d2h_copies = 0;
+}
+
+namespace {
+// -1: not decided yet (read ATTNLAB_CUDA_CHECKED on first use); 0 off; 1 on
+std::atomic<int> g_checked{-1};
+}  // namespace
+
+void cuda_set_checked(bool on) { g_checked = on ? 1 : 0; }
+
+bool cuda_checked_mode() {
+  int c = g_checked.load();
+  if (c < 0) {
+    const char* env = std::getenv("ATTNLAB_CUDA_CHECKED");
+    c = env && *env && std::strcmp(env, "0") != 0 ? 1 : 0;
+    int expected = -1;
+    g_checked.compare_exchange_strong(expected, c);  // an explicit cuda_set_checked wins
+    c = g_checked.load();
+  }
+  return c == 1;
+}
+
+std::size_t linear_smem_bytes(int D, int C) {
+  const std::size_t d = std::size_t(D), c = std::size_t(C), p = d + 1;
+  return sizeof(float) * (d * p + d + 4 * c * p + c + 2 * c * c);
+}
+
+namespace {
+std::atomic<std::size_t> g_linear_smem_cap{0};
+}  // namespace
+void cuda_set_linear_smem_cap(std::size_t bytes) { g_linear_smem_cap = bytes; }
+std::size_t cuda_linear_smem_cap() { return g_linear_smem_cap.load(); }
+
+int linear_chunk(int D, std::size_t smem_limit) {
+  for (int C = D > 64 ? 16 : 32; C >= 1; C /= 2)
+    if (linear_smem_bytes(D, C) <= smem_limit) return C;
+  return 0;
 }
 
 void cuda_check_shape(const CudaAttnShape& s, bool flash, const char* what) {

@@ -53,6 +53,7 @@ constexpr size_t dq_smem_bytes() {
 }
 
 // δ = rowsum(dO ∘ O), one warp per row. grid: ⌈rows/4⌉, block: 128
+constexpr int kDeltaThreads = 128;
 template <typename T>
 __global__ void delta_kernel(const T* __restrict__ dout, const float* __restrict__ out,
                              float* __restrict__ delta, size_t rows, int D) {
@@ -295,25 +296,28 @@ void launch_bwd(const FlashArgs& a, const float* lse, const void* dout, const fl
 
   const size_t smem1 = dkdv_smem_bytes<D>();
   auto k1 = dkdv_kernel<D, T>;
-  allow_smem(k1, smem1);
-  k1<<<dim3(ceil_div(a.Tk, kOwn), a.B * a.Hkv), kThreads, smem1>>>(
-      q, k, v, a.key_keep, dO, lse, delta, dk, dv, a.Hq, a.Hkv, a.Tq, a.Tk, a.scale, a.causal);
-  ATTNLAB_CUDA_LAUNCHED();
+  allow_smem(k1, smem1, "dkdv_kernel");
+  const dim3 grid1(ceil_div(a.Tk, kOwn), a.B * a.Hkv);
+  k1<<<grid1, kThreads, smem1>>>(q, k, v, a.key_keep, dO, lse, delta, dk, dv, a.Hq, a.Hkv, a.Tq,
+                                 a.Tk, a.scale, a.causal);
+  check_launch("dkdv_kernel", [&] { return describe(a, grid1, kThreads, smem1); });
 
   const size_t smem2 = dq_smem_bytes<D>();
   auto k2 = dq_kernel<D, T>;
-  allow_smem(k2, smem2);
-  k2<<<dim3(ceil_div(a.Tq, kOwn), a.B * a.Hq), kThreads, smem2>>>(
-      q, k, v, a.key_keep, dO, lse, delta, dq, a.Hq, a.Hkv, a.Tq, a.Tk, a.scale, a.causal);
-  ATTNLAB_CUDA_LAUNCHED();
+  allow_smem(k2, smem2, "dq_kernel");
+  const dim3 grid2(ceil_div(a.Tq, kOwn), a.B * a.Hq);
+  k2<<<grid2, kThreads, smem2>>>(q, k, v, a.key_keep, dO, lse, delta, dq, a.Hq, a.Hkv, a.Tq, a.Tk,
+                                 a.scale, a.causal);
+  check_launch("dq_kernel", [&] { return describe(a, grid2, kThreads, smem2); });
 }
 
 template <typename T>
 void dispatch_bwd(const FlashArgs& a, const float* out, const float* lse, const void* dout,
                   float* delta, float* dq, float* dk, float* dv) {
   const size_t rows = size_t(a.B) * a.Hq * a.Tq;
-  delta_kernel<T><<<unsigned((rows + 3) / 4), 128>>>(static_cast<const T*>(dout), out, delta, rows, a.D);
-  ATTNLAB_CUDA_LAUNCHED();
+  const dim3 grid(unsigned((rows + 3) / 4));
+  delta_kernel<T><<<grid, kDeltaThreads>>>(static_cast<const T*>(dout), out, delta, rows, a.D);
+  check_launch("delta_kernel", [&] { return describe(a, grid, kDeltaThreads, 0); });
   switch (a.D) {
     case 32: return launch_bwd<32, T>(a, lse, dout, delta, dq, dk, dv);
     case 64: return launch_bwd<64, T>(a, lse, dout, delta, dq, dk, dv);

@@ -170,12 +170,12 @@ template <int D, typename T>
 void launch_fwd(const FlashArgs& a, float* out, float* lse) {
   const size_t smem = fwd_smem_bytes<D>();
   auto kernel = flash_fwd_kernel<D, T>;
-  allow_smem(kernel, smem);
+  allow_smem(kernel, smem, "flash_fwd_kernel");
   const dim3 grid(ceil_div(a.Tq, kRows), a.B * a.Hq);
   kernel<<<grid, kThreads, smem>>>(static_cast<const T*>(a.q), static_cast<const T*>(a.k),
                                    static_cast<const T*>(a.v), a.key_keep, out, lse, a.Hq, a.Hkv,
                                    a.Tq, a.Tk, a.scale, a.causal);
-  ATTNLAB_CUDA_LAUNCHED();
+  check_launch("flash_fwd_kernel", [&] { return describe(a, grid, kThreads, smem); });
 }
 
 template <typename T>

@@ -11,6 +11,23 @@ namespace attnlab {
 // Adds one copy of `bytes` to the counters behind cuda_transfer_stats().
 void cuda_count_transfer(bool to_device, std::size_t bytes);
 
+// Checked mode (cuda_set_checked, or ATTNLAB_CUDA_CHECKED=1): every launch is followed by a
+// device synchronisation, so an asynchronous fault is reported by the launch that caused it.
+bool cuda_checked_mode();
+
+// Linear attention's shared memory for head dim D and chunk length C, in bytes: the state S
+// [D][D+1] and z [D], four chunk tiles [C][D+1], one [C] vector and two [C][C] blocks.
+std::size_t linear_smem_bytes(int D, int C);
+// The chunk length for head dim D on a device whose blocks may use at most `smem_limit` bytes of
+// shared memory (cudaDevAttrMaxSharedMemoryPerBlockOptin): the preferred 32 (16 when D > 64),
+// halved until linear_smem_bytes fits; 0 when not even C = 1 fits (the state alone is too big).
+int linear_chunk(int D, std::size_t smem_limit);
+// For tests: the linear kernels size their chunks as if the device allowed at most `bytes` of
+// shared memory per block (0: the device's own limit), e.g. 99 KiB to run the sm_86 choice on an
+// H100. The smaller of this and the device's limit applies.
+void cuda_set_linear_smem_cap(std::size_t bytes);
+std::size_t cuda_linear_smem_cap();
+
 namespace cudak {
 
 // Inputs of the flash kernels. q, k, v (and dout) point to float, or to bf16 (uint16 storage)
@@ -39,6 +56,7 @@ struct LinearArgs {
   const float* v = nullptr;
   const unsigned char* key_keep = nullptr;
   int B = 1, Hq = 1, Hkv = 1, Tq = 1, Tk = 1, D = 64;
+  int C = 32;  // chunk length, from linear_chunk (any C ≥ 1 is correct; it only sizes the tiles)
   bool causal = false;
 };
 void linear_forward(const LinearArgs& a, float* out, float* den);

@@ -5,7 +5,8 @@
 //   f_j = φ(k_j) (0 for a padded key),  lim_i = min(Tk, i + Tk − Tq + 1) when causal, else Tk.
 //
 // Chunked prefix sums. One block walks one (batch, head) sequentially in chunks of C queries
-// (C = 32, or 16 when D > 64 so shared memory stays near 100 KiB). The state (S [D,D], z [D]) in
+// (C = 32, or 16 when D > 64; smaller
+// when the device's shared memory per block is too small for that: linear_chunk in internal.h). The state (S [D,D], z [D]) in
 // shared memory holds the keys before the chunk's first limit L0 = lim_{i0}; the keys a query of
 // the chunk sees beyond that, [L0, lim_i), number fewer than C (lim grows by at most one per query),
 // so they are handled as a small masked C×C block:
@@ -40,7 +41,10 @@ constexpr float kEps = 1e-6f;  // LinearAttention::kEps
 __device__ __forceinline__ float phi(float x) { return x > 0.0f ? x + 1.0f : expf(x); }
 __device__ __forceinline__ float dphi(float x) { return x > 0.0f ? 1.0f : expf(x); }
 
-inline int chunk_for(int D) { return D > 64 ? 16 : 32; }
+std::string describe(const LinearArgs& a, dim3 grid, size_t smem) {
+  return cudak::describe(a.B, a.Hq, a.Hkv, a.Tq, a.Tk, a.D, a.causal, false, grid, kThreads, smem) +
+         " C=" + std::to_string(a.C);
+}
 
 struct Geom {
   int Tq, Tk;
@@ -62,10 +66,6 @@ struct Smem {
   float* Vc;   // [C][P]
   float* M1;   // [C][C]  A
   float* M2;   // [C][C]  B (backward)
-  static size_t floats(int D, int C) {
-    const size_t P = D + 1;
-    return size_t(D) * P + D + 4 * size_t(C) * P + C + 2 * size_t(C) * C;
-  }
   __device__ Smem(float* base, int D, int C) {
     const int P = D + 1;
     S = base;
@@ -364,23 +364,22 @@ __global__ void __launch_bounds__(kThreads)
 }  // namespace
 
 void linear_forward(const LinearArgs& a, float* out, float* den) {
-  const int C = chunk_for(a.D);
-  const size_t smem = Smem::floats(a.D, C) * sizeof(float);
-  allow_smem(linear_fwd_kernel, smem);
-  linear_fwd_kernel<<<a.B * a.Hq, kThreads, smem>>>(a.q, a.k, a.v, a.key_keep, out, den, a.Hq, a.Hkv,
-                                                     a.Tq, a.Tk, a.D, C, a.causal);
-  ATTNLAB_CUDA_LAUNCHED();
+  const size_t smem = linear_smem_bytes(a.D, a.C);
+  allow_smem(linear_fwd_kernel, smem, "linear_fwd_kernel");
+  const dim3 grid(a.B * a.Hq);
+  linear_fwd_kernel<<<grid, kThreads, smem>>>(a.q, a.k, a.v, a.key_keep, out, den, a.Hq, a.Hkv,
+                                               a.Tq, a.Tk, a.D, a.C, a.causal);
+  check_launch("linear_fwd_kernel", [&] { return describe(a, grid, smem); });
 }
 
 void linear_backward(const LinearArgs& a, const float* out, const float* den, const float* dout,
                      float* dq, float* dk, float* dv) {
-  const int C = chunk_for(a.D);
-  const size_t smem = Smem::floats(a.D, C) * sizeof(float);
-  allow_smem(linear_bwd_kernel, smem);
-  linear_bwd_kernel<<<a.B * a.Hkv, kThreads, smem>>>(a.q, a.k, a.v, a.key_keep, out, den, dout, dq,
-                                                      dk, dv, a.Hq, a.Hkv, a.Tq, a.Tk, a.D, C,
-                                                      a.causal);
-  ATTNLAB_CUDA_LAUNCHED();
+  const size_t smem = linear_smem_bytes(a.D, a.C);
+  allow_smem(linear_bwd_kernel, smem, "linear_bwd_kernel");
+  const dim3 grid(a.B * a.Hkv);
+  linear_bwd_kernel<<<grid, kThreads, smem>>>(a.q, a.k, a.v, a.key_keep, out, den, dout, dq, dk,
+                                               dv, a.Hq, a.Hkv, a.Tq, a.Tk, a.D, a.C, a.causal);
+  check_launch("linear_bwd_kernel", [&] { return describe(a, grid, smem); });
 }
 
 }  // namespace attnlab::cudak
