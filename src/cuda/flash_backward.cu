@@ -8,6 +8,8 @@
 //   dV_j  = Σ_i P_ij dO_i       dK_j = scale · Σ_i dS_ij q_i       dQ_i = scale · Σ_j dS_ij k_j
 // GQA: dK and dV of kv head g sum over the query heads g·G .. g·G + G − 1 (G = Hq/Hkv).
 //
+// The scores are recomputed from scale·q exactly as the forward computes them, and δ and dP are
+// summed in the same order (delta_kernel), so a one-hot row gives exactly zero dS (see there).
 // Two kernels instead of atomics, so the result does not depend on scheduling:
 //   dkdv_kernel: one block owns 32 keys of one (batch, kv head) and loops over the group's query
 //                heads and the query tiles (64 rows, 32 at D = 128) that can see them; dK, dV stay
@@ -52,18 +54,23 @@ constexpr size_t dq_smem_bytes() {
                           size_t(kOwn) * (Bc + 1));
 }
 
-// δ = rowsum(dO ∘ O), one warp per row. grid: ⌈rows/4⌉, block: 128
+// δ = rowsum(dO ∘ O), one thread per row, summed over d = 0 … D−1 with one fused multiply-add per
+// step: the same order and rounding as dP_ij = dO_i·v_j in dkdv_kernel and dq_kernel. Why that
+// matters: where a row of P is one-hot (a query that sees one key, or scores so far apart that
+// the others underflow), O_i is exactly v_j, so dP_ij − δ_i must be exactly 0 and so must dS, dQ
+// and dK. A δ summed in another order (a warp-shuffle tree, say) differs from dP_ij by an ulp,
+// and scale·ulp·k_j then appears as a gradient that should not exist (the CPU flash backward
+// had the same flaw; docs/cuda.md). Rows are strided by D, so the loads are not coalesced: this
+// pre-pass reads each of dO and O once and is small next to the two main kernels.
 constexpr int kDeltaThreads = 128;
 template <typename T>
 __global__ void delta_kernel(const T* __restrict__ dout, const float* __restrict__ out,
                              float* __restrict__ delta, size_t rows, int D) {
-  const size_t row = size_t(blockIdx.x) * 4 + threadIdx.x / 32;
-  const int lane = threadIdx.x % 32;
-  if (row >= rows) return;  // the whole warp leaves together
+  const size_t row = size_t(blockIdx.x) * kDeltaThreads + threadIdx.x;
+  if (row >= rows) return;
   float s = 0.0f;
-  for (int d = lane; d < D; d += 32) s += load_f32(dout, row * D + d) * out[row * D + d];
-  for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-  if (lane == 0) delta[row] = s;
+  for (int d = 0; d < D; d++) s = fmaf(load_f32(dout, row * D + d), out[row * D + d], s);
+  delta[row] = s;
 }
 
 // grid: (⌈Tk/32⌉, B·Hkv), block: 128 threads
@@ -126,7 +133,7 @@ __global__ void __launch_bounds__(kThreads)
         const int i = idx / D, d = idx % D;
         const bool in = q0 + i < Tq;
         const size_t gi = size_t(q0 + i) * D + d;
-        Qs[i * (D + 1) + d] = in ? load_f32(qh, gi) : 0.0f;
+        Qs[i * (D + 1) + d] = in ? scale * load_f32(qh, gi) : 0.0f;
         dOs[i * (D + 1) + d] = in ? load_f32(doh, gi) : 0.0f;
       }
       for (int i = tid; i < Br; i += kThreads) {
@@ -136,7 +143,9 @@ __global__ void __launch_bounds__(kThreads)
       }
       __syncthreads();
 
-      // s_ij = q_i·k_j and dP_ij = dO_i·v_j for this thread's key j and queries sl, sl+4, ...
+      // s_ij = (scale·q_i)·k_j and dP_ij = dO_i·v_j for this thread's key j and queries sl, sl+4,
+      // ...: the scores in the forward's order and rounding (flash_forward.cu), so a one-hot row
+      // recomputes p = exp(s − lse) = 1 exactly
       float s[QPT], dp[QPT];
 #pragma unroll
       for (int ii = 0; ii < QPT; ii++) s[ii] = dp[ii] = 0.0f;
@@ -146,8 +155,8 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
         for (int ii = 0; ii < QPT; ii++) {
           const int i = sl + ii * kLanes;
-          s[ii] += kd * Qs[i * (D + 1) + d];
-          dp[ii] += vd * dOs[i * (D + 1) + d];
+          s[ii] = fmaf(Qs[i * (D + 1) + d], kd, s[ii]);
+          dp[ii] = fmaf(dOs[i * (D + 1) + d], vd, dp[ii]);
         }
       }
 #pragma unroll
@@ -155,7 +164,7 @@ __global__ void __launch_bounds__(kThreads)
         const int i = sl + ii * kLanes;
         const int qi = q0 + i;
         const bool vis = key_ok && qi < Tq && (!causal || kj <= qi + offset);
-        const float p = vis ? expf(scale * s[ii] - lse_s[i]) : 0.0f;
+        const float p = vis ? expf(s[ii] - lse_s[i]) : 0.0f;
         Ps[j * (Br + 1) + i] = p;
         dSs[j * (Br + 1) + i] = p * (dp[ii] - dl_s[i]);
       }
@@ -179,7 +188,7 @@ __global__ void __launch_bounds__(kThreads)
     float* dvr = dv + (size_t(bg) * Tk + kj) * D;
 #pragma unroll
     for (int c = 0; c < CPT; c++) {
-      dkr[sl + c * kLanes] = scale * dk_acc[c];
+      dkr[sl + c * kLanes] = dk_acc[c];  // Qs held scale·q: dK = Σ_i dS_ij (scale·q_i)
       dvr[sl + c * kLanes] = dv_acc[c];
     }
   }
@@ -223,7 +232,7 @@ __global__ void __launch_bounds__(kThreads)
     const int i = idx / D, d = idx % D;
     const bool in = q0 + i < Tq;
     const size_t gi = size_t(q0 + i) * D + d;
-    Qs[i * (D + 1) + d] = in ? load_f32(qh, gi) : 0.0f;
+    Qs[i * (D + 1) + d] = in ? scale * load_f32(qh, gi) : 0.0f;  // scores as in the forward
     dOs[i * (D + 1) + d] = in ? load_f32(doh, gi) : 0.0f;
   }
   const float lse_r = qi < Tq ? lse[size_t(bh) * Tq + qi] : 0.0f;
@@ -256,8 +265,8 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
       for (int jj = 0; jj < KPT; jj++) {
         const int j = sl + jj * kLanes;
-        s[jj] += qd * Ks[j * (D + 1) + d];
-        dp[jj] += dod * Vs[j * (D + 1) + d];
+        s[jj] = fmaf(qd, Ks[j * (D + 1) + d], s[jj]);
+        dp[jj] = fmaf(dod, Vs[j * (D + 1) + d], dp[jj]);
       }
     }
 #pragma unroll
@@ -265,7 +274,7 @@ __global__ void __launch_bounds__(kThreads)
       const int j = sl + jj * kLanes;
       const int kj = k0 + j;
       const bool vis = qi < Tq && kj < Tk && (!causal || kj <= qpos) && (!keep_b || keep_b[kj]);
-      const float p = vis ? expf(scale * s[jj] - lse_r) : 0.0f;
+      const float p = vis ? expf(s[jj] - lse_r) : 0.0f;
       dSs[r * (Bc + 1) + j] = p * (dp[jj] - dl_r);
     }
     __syncwarp();
@@ -315,7 +324,7 @@ template <typename T>
 void dispatch_bwd(const FlashArgs& a, const float* out, const float* lse, const void* dout,
                   float* delta, float* dq, float* dk, float* dv) {
   const size_t rows = size_t(a.B) * a.Hq * a.Tq;
-  const dim3 grid(unsigned((rows + 3) / 4));
+  const dim3 grid(unsigned((rows + kDeltaThreads - 1) / kDeltaThreads));
   delta_kernel<T><<<grid, kDeltaThreads>>>(static_cast<const T*>(dout), out, delta, rows, a.D);
   check_launch("delta_kernel", [&] { return describe(a, grid, kDeltaThreads, 0); });
   switch (a.D) {

@@ -104,7 +104,8 @@ __global__ void __launch_bounds__(kThreads)
     }
     __syncthreads();
 
-    // scores of this thread's keys sl, sl+4, ...: s = (scale·q_r)·k_j
+    // scores of this thread's keys sl, sl+4, ...: s = (scale·q_r)·k_j, one fused multiply-add per
+    // d in increasing order (flash_backward.cu recomputes them bit for bit the same way)
     float s[KPT];
 #pragma unroll
     for (int jj = 0; jj < KPT; jj++) s[jj] = 0.0f;
@@ -112,7 +113,7 @@ __global__ void __launch_bounds__(kThreads)
     for (int d = 0; d < D; d++) {
       const float qd = Qs[r * (D + 1) + d];
 #pragma unroll
-      for (int jj = 0; jj < KPT; jj++) s[jj] += qd * Ks[(sl + jj * kRowThreads) * (D + 1) + d];
+      for (int jj = 0; jj < KPT; jj++) s[jj] = fmaf(qd, Ks[(sl + jj * kRowThreads) * (D + 1) + d], s[jj]);
     }
     float tmax = -INFINITY;
 #pragma unroll

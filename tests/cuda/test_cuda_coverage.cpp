@@ -1,7 +1,7 @@
 // GPU tests for what test_cuda_attention.cpp's grid of cases does not reach (issue: "CUDA: ready
 // for its first GPU run"): causal with Tq > Tk at D = 64 and 128, sequences over 257, many
 // (batch, head) rows, linear attention at odd head dims and with the small chunks of a 99 KiB
-// device, bitwise repeatability of every kernel, and
+// device, one-hot softmax rows (exact zero gradients), bitwise repeatability of every kernel, and
 // the bytes the backward and bf16 calls move. Without a GPU each prints "SKIPPED ..." (a CTest
 // skip). The reference, inputs and tolerances are cuda_reference.h's.
 #include <doctest/doctest.h>
@@ -97,6 +97,50 @@ TEST_CASE("linear attention with the chunk a 99 KiB device gets (sm_86, sm_89)")
   cuda_set_linear_smem_cap(60 * 1024);  // C = 1 at D = 120: every query is its own chunk
   REQUIRE(linear_chunk(120, 60 * 1024) == 1);
   check_case({1, 2, 1, 40, 40, 120, Mask::causal, CudaDType::f32}, true, seed++);
+}
+
+TEST_CASE("flash: a one-hot softmax row gives exactly zero dq and dk") {
+  if (skip_without_gpu("flash one-hot rows")) return;
+  // s_ij = q_i·k_j with q_i = (1, 0, …) and k_j = (128·j, x, …): the scores of a causal row are
+  // 128 apart, so every row's softmax is one-hot on its diagonal key in fp32 (exp(−128) = 0) and
+  // dq, dk are 0 exactly; dv_j = dO_j. A δ summed in another order than dP leaves ulps × 128·j.
+  for (CudaDType dt : {CudaDType::f32, CudaDType::bf16})
+    for (int D : {32, 64, 128}) {
+      Inputs in = make_inputs({1, 2, 1, 63, 63, D, Mask::causal, dt}, 900 + D, false);
+      Problem& p = in.p;
+      p.scale = 1.0;
+      for (std::size_t r = 0; r < p.nq() / D; r++)
+        for (int d = 0; d < D; d++) in.q[r * D + d] = d == 0 ? 1.0f : 0.0f;
+      for (int j = 0; j < p.Tk; j++) in.k[std::size_t(j) * D] = 128.0f * float(j);
+      const std::vector<float> r = run_pair(in, dt, false);
+      const float* out = r.data();
+      const float* dq = out + p.nq() + p.rows();
+      const float* dk = dq + p.nq();
+      const float* dv = dk + p.nkv();
+      int nonzero_dq = 0, nonzero_dk = 0, wrong_out = 0, wrong_dv = 0;
+      for (std::size_t i = 0; i < p.nq(); i++) nonzero_dq += dq[i] != 0.0f;
+      for (std::size_t i = 0; i < p.nkv(); i++) nonzero_dk += dk[i] != 0.0f;
+      const bool bf = dt == CudaDType::bf16;
+      for (int h = 0; h < p.Hq; h++)
+        for (int i = 0; i < p.Tq; i++)
+          for (int d = 0; d < D; d++) {
+            const float v = bf ? round_bf16(in.v[std::size_t(i) * D + d]) : in.v[std::size_t(i) * D + d];
+            wrong_out += out[p.qi(0, h, i) + d] != v;  // the diagonal key's value, exactly
+          }
+      for (int j = 0; j < p.Tk; j++)  // both query heads put dO_j on key j
+        for (int d = 0; d < D; d++) {
+          double want = 0.0;
+          for (int h = 0; h < p.Hq; h++)
+            want += bf ? round_bf16(in.dout[p.qi(0, h, j) + d]) : in.dout[p.qi(0, h, j) + d];
+          wrong_dv += std::abs(dv[std::size_t(j) * D + d] - want) > 1e-6 * (1 + std::abs(want));
+        }
+      INFO(fmt::format("D={} {}: dq≠0 {}, dk≠0 {}, out≠v {}, dv wrong {}", D, bf ? "bf16" : "fp32",
+                       nonzero_dq, nonzero_dk, wrong_out, wrong_dv));
+      CHECK(nonzero_dq == 0);
+      CHECK(nonzero_dk == 0);
+      CHECK(wrong_out == 0);
+      CHECK(wrong_dv == 0);
+    }
 }
 
 TEST_CASE("every kernel gives bitwise the same result when repeated") {
