@@ -2,6 +2,8 @@
 //
 //   attnlab_cuda_bench [--n 512,1024,...] [--tokens 16384] [--heads 16] [--dim 64] [--iters 5]
 //                      [--dtype f32,bf16] [--mask none,causal] [--csv FILE]
+//   attnlab_cuda_bench --info     driver and runtime versions and the device; exit 2 when the
+//                                 driver is older than the runtime or no device is visible
 //
 // For each sequence length n the batch is B = max(1, tokens / n), so every row of the table
 // processes the same number of tokens. Inputs are random on the device (no host transfers are
@@ -18,6 +20,33 @@
 #include "cuda/cuda_attention.h"
 
 namespace {
+
+std::string version_text(int v) {
+  return v == 0 ? std::string("none") : std::to_string(v / 1000) + "." + std::to_string(v % 1000 / 10);
+}
+
+// --info: what a person debugging a first GPU run needs before anything else
+int print_info() {
+  using namespace attnlab;
+  const CudaVersions v = cuda_versions();
+  std::printf("CUDA driver:  %s (the newest CUDA the installed driver supports)\n",
+              version_text(v.driver).c_str());
+  std::printf("CUDA runtime: %s (linked into this program)\n", version_text(v.runtime).c_str());
+  if (v.driver == 0) {
+    std::fprintf(stderr, "error: no NVIDIA driver found (is this a GPU machine?)\n");
+    return 2;
+  }
+  if (v.driver < v.runtime) {
+    std::fprintf(stderr,
+                 "error: the driver is too old for the runtime: it supports CUDA %s, the runtime is "
+                 "CUDA %s; update the NVIDIA driver, or build with a CUDA toolkit no newer than %s\n",
+                 version_text(v.driver).c_str(), version_text(v.runtime).c_str(),
+                 version_text(v.driver).c_str());
+    return 2;
+  }
+  std::printf("device:       %s\n", cuda_device_name().c_str());
+  return cuda_available() ? 0 : 2;
+}
 
 std::vector<std::string> split(const std::string& s) {
   std::vector<std::string> out;
@@ -51,9 +80,10 @@ int main(int argc, char** argv) {
     std::string csv;
     for (int i = 1; i < argc; i++) {
       const std::string flag = argv[i];
+      if (flag == "--info") return print_info();
       if (flag == "--help" || flag == "-h") {
         std::printf("usage: %s [--n LIST] [--tokens N] [--heads H] [--dim D] [--iters N] "
-                    "[--dtype f32,bf16] [--mask none,causal] [--csv FILE]\n", argv[0]);
+                    "[--dtype f32,bf16] [--mask none,causal] [--csv FILE] | --info\n", argv[0]);
         return 0;
       }
       if (i + 1 >= argc) user_error("{}: missing value", flag);

@@ -195,6 +195,14 @@ bool cuda_available() {
   return available;
 }
 
+CudaVersions cuda_versions() {
+  CudaVersions v;
+  if (cudaDriverGetVersion(&v.driver) != cudaSuccess) v.driver = 0;
+  if (cudaRuntimeGetVersion(&v.runtime) != cudaSuccess) v.runtime = 0;
+  cudaGetLastError();
+  return v;
+}
+
 std::string cuda_device_name() {
   int n = 0;
   const cudaError_t e = cudaGetDeviceCount(&n);

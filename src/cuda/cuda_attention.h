@@ -51,6 +51,16 @@ bool cuda_available();
 // "NVIDIA H100 80GB HBM3 (sm_90)", or why there is none.
 std::string cuda_device_name();
 
+// CUDA versions as numbers (12040 = 12.4): driver = the newest CUDA the installed driver supports
+// (0: no driver), runtime = the CUDA runtime this program uses. A driver older than the runtime
+// cannot run the kernels ("CUDA driver version is insufficient for CUDA runtime version").
+// Both 0 in a build without CUDA.
+struct CudaVersions {
+  int driver = 0;
+  int runtime = 0;
+};
+CudaVersions cuda_versions();
+
 // Flash attention forward: q, k, v -> out, lse (lse_i = log Σ_j exp(s_ij) over visible keys,
 // s = scale·q·kᵀ).
 void cuda_flash_forward(const CudaAttnShape& s, const CudaAttnOptions& o, const float* q,

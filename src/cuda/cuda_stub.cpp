@@ -13,6 +13,7 @@ namespace {
 
 bool cuda_available() { return false; }
 std::string cuda_device_name() { return "none (built without CUDA)"; }
+CudaVersions cuda_versions() { return {}; }
 
 void cuda_flash_forward(const CudaAttnShape&, const CudaAttnOptions&, const float*, const float*,
                         const float*, float*, float*) {
