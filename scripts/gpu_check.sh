@@ -39,14 +39,15 @@ if command -v nvcc >/dev/null 2>&1; then
 fi
 driver="" driver_cuda="" gpus="" no_gpu="nvidia-smi not found (no NVIDIA driver installed?)"
 if command -v nvidia-smi >/dev/null 2>&1; then
+  # without a driver nvidia-smi fails, printing its complaint on stdout: only a success is read
   if smi_out=$(nvidia-smi 2>&1); then
     no_gpu="nvidia-smi lists none"
+    driver=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -1) || driver=""
+    driver_cuda=$(echo "$smi_out" | sed -n 's/.*CUDA Version: *\([0-9][0-9.]*\).*/\1/p' | head -1)
+    gpus=$(nvidia-smi --query-gpu=index,name,compute_cap,memory.total --format=csv,noheader 2>/dev/null) || gpus=""
   else
     no_gpu="nvidia-smi failed: $(echo "$smi_out" | head -1)"
   fi
-  driver=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -1)
-  driver_cuda=$(echo "$smi_out" | sed -n 's/.*CUDA Version: *\([0-9][0-9.]*\).*/\1/p' | head -1)
-  gpus=$(nvidia-smi --query-gpu=index,name,compute_cap,memory.total --format=csv,noheader 2>/dev/null)
 fi
 echo "NVIDIA driver:        ${driver:-none found (nvidia-smi missing or failing)}"
 echo "driver's newest CUDA: ${driver_cuda:-unknown}"
