@@ -1,5 +1,7 @@
-// Shape checks and the host<->device transfer counters of the CUDA backend. Compiled in both
-// builds (with and without CUDA), so the API behaves the same up to the first kernel.
+// Shape checks, the host<->device transfer counters, the checked-mode switch and linear
+// attention's chunk choice: the host-side decisions of the CUDA backend. Compiled in both builds
+// (with and without CUDA), so the API behaves the same up to the first kernel and these decisions
+// are tested on every machine (tests/cuda/test_cuda_plan.cpp).
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
