@@ -14,7 +14,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
-#include "experiment/helpers.h"
+#include "experiment_runner/helpers.h"
 #include "experiment/experiment.h"
 #include "experiment/kinds.h"
 

@@ -17,7 +17,7 @@
 #include "corpus.h"
 #include "experiment/decode.h"
 #include "experiment/experiment.h"
-#include "experiment/helpers.h"
+#include "experiment_runner/helpers.h"
 
 using namespace attnlab;
 using test::error_of;
