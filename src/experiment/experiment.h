@@ -16,7 +16,7 @@ namespace attnlab {
 
 struct ExperimentCell {
   std::string name;  // its directory under cells/
-  std::vector<std::pair<std::string, std::string>> values;  // grid key -> value, in column order (set keys only)
+  std::vector<std::pair<std::string, std::string>> values;  // grid key -> value, in column order
   std::vector<std::string> overrides;  // key=value applied to the base: set, --set, grid, tie, threads
   Config config;                       // the resolved config (run: train)
   std::map<std::string, std::string> params;  // other kinds: every parameter the cell reads, defaults filled in
@@ -55,7 +55,7 @@ struct Experiment {
   std::vector<std::string> measure;    // measurement outputs asked for (metrics' ones included)
   int measure_examples = 64;
   int decode_context = 2048, decode_tokens = 32, decode_repeats = 5;  // `decode:` (cache_values, decode_ms_per_token)
-  int threads = 0;                     // train.threads of every cell (see load_experiment)
+  int threads = 0;                     // the cells' thread cap: cores / jobs, at least 1
   std::optional<ExperimentTable> table;
   std::vector<ExperimentPlot> plots;
   std::optional<ExperimentSummary> summary;
