@@ -11,6 +11,7 @@
 #include "core/gemm.h"
 #include "cuda/cuda_attention.h"
 #include "data/factory.h"
+#include "experiment/decode.h"
 #include "model/model.h"
 #include "bench/bench.h"
 #include "train/checkpoint.h"

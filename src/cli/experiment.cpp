@@ -1,5 +1,5 @@
 // `attnlab experiment run FILE` / `attnlab experiment show FILE|DIR`: experiments as data
-// (train/experiment.h, docs/experiments.md "Running experiments").
+// (experiment/experiment.h, docs/experiments.md "Running experiments").
 #include <unistd.h>
 
 #include <cstdio>
@@ -10,20 +10,119 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
-#include "train/experiment.h"
+#include "core/process.h"
+#include "experiment/experiment.h"
 
 namespace attnlab::cli {
 
 namespace fs = std::filesystem;
 
-Run add_experiment(CLI::App& app) {
-  struct Opts {
-    std::string file, out, target;
-    std::vector<std::string> sets;
-    int jobs = 1, index = -1;
-    bool no_plot = false, dry_run = false, strict = false;
+namespace {
+
+struct ExperimentArgs {
+  std::string file, out, target;
+  std::vector<std::string> sets;
+  int jobs = 1, index = -1;
+  bool no_plot = false, dry_run = false, strict = false;
+};
+
+// `experiment show`: print results.md
+int show_results(const ExperimentArgs& o) {
+  std::error_code ec;
+  std::string dir = o.target;
+  if (!fs::is_directory(dir, ec)) {
+    if (!fs::exists(dir, ec)) user_error("experiment show: '{}' is neither an experiment file nor a directory", dir);
+    const Experiment exp = load_experiment(o.target);
+    dir = o.out.empty() ? default_output_dir(exp) : o.out;
+  }
+  const fs::path md = fs::path(dir) / "results.md";
+  if (!fs::exists(md, ec)) user_error("experiment show: '{}' has no results.md yet (run `attnlab experiment run` first)", dir);
+  std::ifstream in(md);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::fputs(ss.str().c_str(), stdout);
+  return 0;
+}
+
+// `experiment run --dry-run`: the cells and what each sets
+int list_cells(const Experiment& exp, const std::string& out) {
+  std::printf("experiment %s: %zu cells (%s %d) -> %s\n", exp.name.c_str(), exp.cells.size(),
+              exp.run == "train" ? "train.threads" : "threads", exp.cells.empty() ? 0 : exp.cells[0].threads,
+              out.c_str());
+  for (size_t i = 0; i < exp.cells.size(); i++) {
+    std::vector<std::string> shown = exp.cells[i].overrides;
+    if (exp.run != "train") {  // every parameter the cell reads, defaults included
+      shown.clear();
+      for (const auto& [k, v] : exp.cells[i].params) shown.push_back(k + "=" + v);
+    }
+    std::printf("  %zu/%zu %s%s: %s\n", i + 1, exp.cells.size(), exp.cells[i].name.c_str(),
+                cell_done(exp, i, out) ? " (done)" : "", fmt::format("{}", fmt::join(shown, " ")).c_str());
+  }
+  return 0;
+}
+
+// Progress lines on stdout (a live line overwritten in place on a terminal), and with --jobs > 1
+// each cell in a child process (`experiment cell`).
+RunExperimentOptions run_options(const ExperimentArgs& o, const Experiment& exp, const std::string& out,
+                                 bool& live_on) {
+  RunExperimentOptions ro;
+  ro.jobs = o.jobs;
+  ro.print = [&live_on](const std::string& s) {
+    if (live_on) std::fputs("\r\033[K", stdout);
+    live_on = false;
+    std::fputs((s + "\n").c_str(), stdout);
+    std::fflush(stdout);
   };
-  auto o = std::make_shared<Opts>();
+  if (isatty(STDOUT_FILENO))
+    ro.live = [&live_on](const std::string& s) {
+      std::fputs(("\r\033[K" + s).c_str(), stdout);
+      std::fflush(stdout);
+      live_on = true;
+    };
+  if (o.jobs > 1) {
+    std::error_code ec;
+    const std::string exe = fs::read_symlink("/proc/self/exe", ec).string();
+    if (ec) user_error("--jobs {}: cannot find this program's path to start the cells ({})", o.jobs, ec.message());
+    ro.launch = [&o, &exp, out, exe](size_t i, const std::function<bool()>& stop) {
+      const fs::path dir = fs::path(out) / "cells" / exp.cells[i].name;
+      fs::create_directories(dir);
+      std::vector<std::string> args = {"experiment", "cell", o.file, "--out", out, "--index", std::to_string(i),
+                                       "--jobs", std::to_string(o.jobs)};
+      for (const auto& s : o.sets) args.insert(args.end(), {"--set", s});
+      return run_process(exe, args, (dir / "console.log").string(), stop);
+    };
+  }
+  return ro;
+}
+
+// After the cells: the plots, and with --strict the checks.
+int plot_and_check(const ExperimentArgs& o, const Experiment& exp, const std::string& out) {
+  if (!o.no_plot && !exp.plots.empty()) {
+    const PlotCommand pc = plot_command(exp, out);
+    if (!pc.why_not.empty()) {
+      std::printf("plot: not made (%s); make it with\n  %s\n", pc.why_not.c_str(), pc.command.c_str());
+    } else {
+      std::fflush(stdout);
+      if (std::system(pc.command.c_str()) != 0)
+        std::printf("plot: `%s` failed; results.csv and results.md are written\n", pc.command.c_str());
+    }
+  }
+  if (o.strict) {
+    const auto failed = failed_checks(exp, out);
+    for (const auto& f : failed) std::printf("strict: %s\n", f.c_str());
+    if (!failed.empty()) {
+      std::printf("strict: %zu problem(s); exit status 1\n", failed.size());
+      return 1;
+    }
+    std::printf("strict: every cell finished and every check passed\n");
+  }
+  return 0;
+}
+
+}  // namespace
+
+Run add_experiment(CLI::App& app) {
+  auto o = std::make_shared<ExperimentArgs>();
   auto* sub = app.add_subcommand("experiment", "Run a grid of training runs declared in an experiment file");
   sub->require_subcommand(1);
   auto* run = sub->add_subcommand("run", "Run every cell of the experiment not done yet; write results.csv, "
@@ -52,24 +151,8 @@ Run add_experiment(CLI::App& app) {
   cell->add_option("--index", o->index)->required();
   cell->add_option("--jobs", o->jobs);
   cell->add_option("--set", o->sets);
-  return [o, run, show, cell]() {
-    if (show->parsed()) {
-      std::error_code ec;
-      std::string dir = o->target;
-      if (!fs::is_directory(dir, ec)) {
-        if (!fs::exists(dir, ec)) user_error("experiment show: '{}' is neither an experiment file nor a directory", dir);
-        const Experiment exp = load_experiment(o->target);
-        dir = o->out.empty() ? default_output_dir(exp) : o->out;
-      }
-      const fs::path md = fs::path(dir) / "results.md";
-      if (!fs::exists(md, ec))
-        user_error("experiment show: '{}' has no results.md yet (run `attnlab experiment run` first)", dir);
-      std::ifstream in(md);
-      std::stringstream ss;
-      ss << in.rdbuf();
-      std::fputs(ss.str().c_str(), stdout);
-      return 0;
-    }
+  return [o, show, cell]() {
+    if (show->parsed()) return show_results(*o);
     ExperimentOptions eo;
     eo.sets = o->sets;
     eo.jobs = o->jobs;
@@ -81,73 +164,11 @@ Run add_experiment(CLI::App& app) {
       const CellOutcome oc = run_cell(exp, size_t(o->index), out, true);
       return oc.interrupted ? 130 : 0;
     }
-    (void)run;
-    if (o->dry_run) {
-      std::printf("experiment %s: %zu cells (%s %d) -> %s\n", exp.name.c_str(), exp.cells.size(),
-                  exp.run == "train" ? "train.threads" : "threads", exp.cells.empty() ? 0 : exp.cells[0].threads,
-                  out.c_str());
-      for (size_t i = 0; i < exp.cells.size(); i++) {
-        std::vector<std::string> shown = exp.cells[i].overrides;
-        if (exp.run != "train") {  // every parameter the cell reads, defaults included
-          shown.clear();
-          for (const auto& [k, v] : exp.cells[i].params) shown.push_back(k + "=" + v);
-        }
-        std::printf("  %zu/%zu %s%s: %s\n", i + 1, exp.cells.size(), exp.cells[i].name.c_str(),
-                    cell_done(exp, i, out) ? " (done)" : "", fmt::format("{}", fmt::join(shown, " ")).c_str());
-      }
-      return 0;
-    }
-    const bool tty = isatty(STDOUT_FILENO);
+    if (o->dry_run) return list_cells(exp, out);
     bool live_on = false;
-    RunExperimentOptions ro;
-    ro.jobs = o->jobs;
-    ro.print = [&](const std::string& s) {
-      if (live_on) std::fputs("\r\033[K", stdout);
-      live_on = false;
-      std::fputs((s + "\n").c_str(), stdout);
-      std::fflush(stdout);
-    };
-    if (tty)
-      ro.live = [&](const std::string& s) {
-        std::fputs(("\r\033[K" + s).c_str(), stdout);
-        std::fflush(stdout);
-        live_on = true;
-      };
-    if (o->jobs > 1) {
-      std::error_code ec;
-      const std::string exe = fs::read_symlink("/proc/self/exe", ec).string();
-      if (ec) user_error("--jobs {}: cannot find this program's path to start the cells ({})", o->jobs, ec.message());
-      ro.launch = [&, exe](size_t i) {
-        const fs::path dir = fs::path(out) / "cells" / exp.cells[i].name;
-        fs::create_directories(dir);
-        std::vector<std::string> args = {"experiment", "cell", o->file, "--out", out, "--index", std::to_string(i),
-                                         "--jobs", std::to_string(o->jobs)};
-        for (const auto& s : o->sets) args.insert(args.end(), {"--set", s});
-        return run_process(exe, args, (dir / "console.log").string());
-      };
-    }
-    const int rc = run_experiment(exp, out, ro);
+    const int rc = run_experiment(exp, out, run_options(*o, exp, out, live_on));
     if (rc != 0) return rc;
-    if (!o->no_plot && !exp.plots.empty()) {
-      const PlotCommand pc = plot_command(exp, out);
-      if (!pc.why_not.empty()) {
-        std::printf("plot: not made (%s); make it with\n  %s\n", pc.why_not.c_str(), pc.command.c_str());
-      } else {
-        std::fflush(stdout);
-        if (std::system(pc.command.c_str()) != 0)
-          std::printf("plot: `%s` failed; results.csv and results.md are written\n", pc.command.c_str());
-      }
-    }
-    if (o->strict) {
-      const auto failed = failed_checks(exp, out);
-      for (const auto& f : failed) std::printf("strict: %s\n", f.c_str());
-      if (!failed.empty()) {
-        std::printf("strict: %zu problem(s); exit status 1\n", failed.size());
-        return 1;
-      }
-      std::printf("strict: every cell finished and every check passed\n");
-    }
-    return 0;
+    return plot_and_check(*o, exp, out);
   };
 }
 

@@ -10,7 +10,9 @@
 #include <set>
 #include <sstream>
 
+#include "config/yaml_errors.h"
 #include "core/error.h"
+#include "core/suggest.h"
 #include "model/slots.h"
 
 namespace attnlab {
@@ -24,13 +26,6 @@ struct Where {
 
 [[noreturn]] void fail(const Where& w, const std::string& key, const std::string& what) {
   user_error("{}: key '{}': {}", w.text, key, what);
-}
-
-std::string scalar_text(const YAML::Node& n) {
-  if (n.IsScalar()) return n.Scalar();
-  if (n.IsSequence()) return "a list";
-  if (n.IsMap()) return "a mapping";
-  return "nothing";
 }
 
 // One schema entry: how to read a YAML scalar into the config and print it back.
@@ -369,27 +364,6 @@ bool is_section(const std::string& prefix) {
   return false;
 }
 
-std::string where_of(const std::string& origin, const YAML::Node& n) {
-  const YAML::Mark m = n.Mark();
-  if (m.is_null()) return origin;
-  return fmt::format("{}:{}:{}", origin, m.line + 1, m.column + 1);
-}
-
-size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); j++) row[j] = j;
-  for (size_t i = 1; i <= a.size(); i++) {
-    size_t diag = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); j++) {
-      const size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] != b[j - 1])});
-      diag = up;
-    }
-  }
-  return row[b.size()];
-}
-
 // " (did you mean 'x'?)" for the closest key or section: same last component, or within 2 edits
 std::string suggest(const std::string& key) {
   std::vector<std::string> names;
@@ -405,7 +379,7 @@ std::string suggest(const std::string& key) {
     const size_t d = n.substr(n.rfind('.') + 1) == last ? 0 : edit_distance(n, key);
     if (d < best_d) best_d = d, best = n;
   }
-  return best.empty() ? "" : fmt::format(" (did you mean '{}'?)", best);
+  return did_you_mean(best);
 }
 
 struct Locations {

@@ -80,7 +80,7 @@ TEST_CASE("config: the resolved dump loads back to the same config") {
 TEST_CASE("config: the shipped configs are valid") {
   for (const auto& e : std::filesystem::recursive_directory_iterator(std::string(ATTNLAB_SOURCE_DIR) + "/configs")) {
     if (e.path().extension() != ".yaml") continue;
-    // experiment files (a top-level `experiment:` key) are checked by tests/experiment
+    // experiment files (a top-level `experiment:` key) are checked by tests/experiment_runner
     std::ifstream f(e.path());
     std::stringstream text;
     text << f.rdbuf();

@@ -4,7 +4,7 @@
 #include <filesystem>
 
 #include "fuzz_common.h"
-#include "train/experiment.h"
+#include "experiment/experiment.h"
 
 namespace fs = std::filesystem;
 

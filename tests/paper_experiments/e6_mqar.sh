@@ -6,7 +6,7 @@
 # Args: ATTNLAB_BINARY SOURCE_DIR
 bin=$1
 src=$2
-. "$src/tests/experiments/common.sh"
+. "$src/tests/paper_experiments/common.sh"
 small=(--set data.n_symbols=64 --set data.max_len=32 --set data.n_pairs=4 --set model.block_size=32
        --set train.steps=500 --set train.warmup_steps=20 --set train.eval_interval=500 --set train.threads=2)
 "$bin" train "$src/configs/experiments/e6_mqar.yaml" --run-dir "$tmp/softmax" "${small[@]}" \

@@ -1,4 +1,4 @@
-// Experiment cells that compute figures instead of training (train/experiment_kinds.h, `run:`
+// Experiment cells that compute figures instead of training (experiment/kinds.h, `run:`
 // invariants | attention_cost): parsing and validation errors, E1's checks on the real attention
 // code (and that they fail when the thing they check is broken), the summary's slope fit and
 // crossover on synthetic data and through real cells, --strict's failed_checks, and a tiny
@@ -14,9 +14,9 @@
 
 #include "core/error.h"
 #include "core/rng.h"
-#include "experiment/helpers.h"
-#include "train/experiment.h"
-#include "train/experiment_kinds.h"
+#include "experiment_runner/helpers.h"
+#include "experiment/experiment.h"
+#include "experiment/kinds.h"
 
 using namespace attnlab;
 using test::error_of;

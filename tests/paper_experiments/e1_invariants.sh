@@ -4,7 +4,7 @@
 # Args: ATTNLAB_BINARY SOURCE_DIR
 bin=$1
 src=$2
-. "$src/tests/experiments/common.sh"
+. "$src/tests/paper_experiments/common.sh"
 "$bin" experiment run "$src/configs/experiments/e1.yaml" --out "$tmp/e1" --no-plot --strict --set threads=1 \
   >"$tmp/log" 2>&1 || { cat "$tmp/log"; fail "e1 checks failed (exit $?)"; }
 tail -2 "$tmp/log"

@@ -5,7 +5,7 @@
 # Args: ATTNLAB_BINARY SOURCE_DIR
 bin=$1
 src=$2
-. "$src/tests/experiments/common.sh"
+. "$src/tests/paper_experiments/common.sh"
 "$bin" train "$src/configs/experiments/e2_copy.yaml" --run-dir "$tmp/run" \
   --set train.steps=200 --set train.eval_interval=200 --set train.threads=2 >"$tmp/log" 2>&1 \
   || { cat "$tmp/log"; fail "training failed"; }

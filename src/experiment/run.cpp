@@ -2,10 +2,7 @@
 // measurements and a done.json (written atomically, last). Cells run one after the other in this
 // process, or --jobs N at a time as child processes (`attnlab experiment cell`, each in its own
 // process group so that the parent decides how an interrupt reaches them).
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,15 +17,12 @@
 #include <thread>
 
 #include "core/error.h"
+#include "experiment/internal.h"
+#include "experiment/kinds.h"
 #include "train/checkpoint.h"
-#include "train/experiment.h"
-#include "train/experiment_internal.h"
-#include "train/experiment_kinds.h"
 #include "inspect/inspect.h"
 #include "train/run_state.h"
 #include "train/trainer.h"
-
-extern char** environ;
 
 namespace fs = std::filesystem;
 
@@ -38,7 +32,6 @@ using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
 
 // Every val row of the run's metrics.jsonl.
 json val_rows(const std::string& dir) {
@@ -182,11 +175,159 @@ CellOutcome run_cell(const Experiment& exp, size_t index, const std::string& out
   return out;
 }
 
+namespace {
+
+// What the progress lines need while cells run: the cells started, the durations of those
+// finished in this run, and the ETA from them. Callers hold `mu` around every member use.
+struct Progress {
+  Progress(const Experiment& e, const std::string& dir, const RunExperimentOptions& o) : exp(e), out_dir(dir), opt(o) {}
+  const Experiment& exp;
+  const std::string& out_dir;
+  const RunExperimentOptions& opt;
+  size_t N = 0;
+  int jobs = 1;
+  std::mutex mu;
+  std::vector<double> durations;                // finished cells (this run)
+  std::map<size_t, Clock::time_point> running;  // cell -> start
+  int position = 0;                             // cells started or done, for "cell i/N"
+  bool interrupted = false;
+  std::string failure;
+
+  void print(const std::string& s) const {
+    if (opt.print) opt.print(s);
+  }
+  std::string label(size_t i) const { return experiment_cell_label(exp.cells[i]); }
+  double mean_duration() const {
+    double mean = 0.0;
+    for (double d : durations) mean += d;
+    return mean / double(durations.size());
+  }
+  std::string eta() const {
+    if (durations.empty()) return "?";
+    const double mean = mean_duration();
+    double left = 0.0;
+    for (const auto& [i, t0] : running)
+      left += std::max(0.0, mean - std::chrono::duration<double>(Clock::now() - t0).count());
+    const size_t not_started = N - size_t(position);
+    left += mean * double(not_started);
+    return fmt_duration(left / std::max<size_t>(1, std::min<size_t>(size_t(jobs), running.size() + not_started)));
+  }
+  // cell i starts: its position and the line that says so
+  int start(size_t i, Clock::time_point t0) {
+    const int pos = ++position;
+    running[i] = t0;
+    print(fmt::format("cell {}/{} ({}) | ETA {}", pos, N, label(i), eta()));
+    return pos;
+  }
+  // cell i finished: its line with its metrics, and the results tables updated
+  void finished(size_t i, Clock::time_point t0) {
+    durations.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+    const auto done = read_done(exp, i, out_dir);
+    std::string s = fmt::format("cell {} done in {}", exp.cells[i].name, fmt_duration(durations.back()));
+    if (done)
+      for (const auto& m : exp.metrics)
+        if (const auto v = metric_value(*done, m)) s += fmt::format(" | {} {}", m, format_number(*v));
+    print(s);
+    write_results(exp, out_dir);
+  }
+};
+
+// The cells one after the other in this process, with live step progress.
+void run_here(Progress& pr, const std::vector<size_t>& todo) {
+  const RunExperimentOptions& opt = pr.opt;
+  if (opt.jobs > 1) throw std::logic_error("run_experiment: --jobs > 1 needs a launcher");
+  for (size_t i : todo) {
+    const auto t0 = Clock::now();
+    int pos;
+    {
+      std::lock_guard<std::mutex> lock(pr.mu);
+      pos = pr.start(i, t0);
+    }
+    const double mean_before = pr.durations.empty() ? -1.0 : pr.mean_duration();
+    auto on_step = [&](int d, int total) {
+      if (!opt.live || (d % 10 != 0 && d != total)) return;
+      const double el = std::chrono::duration<double>(Clock::now() - t0).count();
+      const double cell_left = el / d * (total - d);
+      const double mean = mean_before > 0 ? mean_before : el / d * total;
+      const double left = cell_left + mean * double(pr.N - size_t(pos));
+      opt.live(fmt::format("cell {}/{} ({}) | step {}/{} | ETA {}", pos, pr.N, pr.label(i), d, total,
+                           fmt_duration(left)));
+    };
+    const CellOutcome oc = run_cell(pr.exp, i, pr.out_dir, true, on_step);
+    std::lock_guard<std::mutex> lock(pr.mu);
+    pr.running.erase(i);
+    if (oc.interrupted) {
+      pr.interrupted = true;
+      pr.print(fmt::format("cell {}/{} ({}) interrupted: its checkpoint is saved; run the same command again to "
+                           "continue",
+                           pos, pr.N, pr.label(i)));
+      break;
+    }
+    pr.finished(i, t0);
+  }
+}
+
+// One worker of run_launched: takes the next cell until none is left or the run stops.
+void launch_worker(Progress& pr, const std::vector<size_t>& todo, size_t& next) {
+  const Experiment& exp = pr.exp;
+  const std::function<bool()> stop = [] { return g_interrupts.load() > 0; };
+  while (true) {
+    size_t i;
+    Clock::time_point t0;
+    {
+      std::lock_guard<std::mutex> lock(pr.mu);
+      if (next >= todo.size() || pr.interrupted || !pr.failure.empty() || g_interrupts.load() > 0) return;
+      i = todo[next++];
+      t0 = Clock::now();
+      pr.start(i, t0);
+    }
+    int rc = 1;
+    std::string why;
+    try {
+      rc = pr.opt.launch(i, stop);
+    } catch (const std::exception& e) {
+      why = e.what();
+    }
+    std::lock_guard<std::mutex> lock(pr.mu);
+    pr.running.erase(i);
+    if (rc == 130 || (rc != 0 && g_interrupts.load() > 0)) {
+      pr.interrupted = true;
+      pr.print(fmt::format("cell {} interrupted: its checkpoint is saved", exp.cells[i].name));
+    } else if (!why.empty()) {
+      pr.failure = fmt::format("cell '{}' ({}) could not run: {}", exp.cells[i].name, pr.label(i), why);
+      pr.print("error: " + pr.failure);
+    } else if (rc != 0) {
+      pr.failure = fmt::format("cell '{}' ({}) failed with exit status {}; its output is in {}", exp.cells[i].name,
+                               pr.label(i), rc, (fs::path(cell_dir(pr.out_dir, exp.cells[i])) / "console.log").string());
+      pr.print("error: " + pr.failure);
+    } else {
+      pr.finished(i, t0);
+    }
+  }
+}
+
+// The cells `jobs` at a time through the launcher; the first interrupt asks them to stop.
+void run_launched(Progress& pr, const std::vector<size_t>& todo) {
+  g_interrupts = 0;
+  struct sigaction sa {}, old_int {}, old_term {};
+  sa.sa_handler = on_interrupt;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  ::sigaction(SIGINT, &sa, &old_int);
+  ::sigaction(SIGTERM, &sa, &old_term);
+  size_t next = 0;
+  std::vector<std::thread> pool;
+  for (int j = 0; j < pr.jobs; j++) pool.emplace_back([&] { launch_worker(pr, todo, next); });
+  for (auto& t : pool) t.join();
+  ::sigaction(SIGINT, &old_int, nullptr);
+  ::sigaction(SIGTERM, &old_term, nullptr);
+  if (g_interrupts.load() > 0) pr.interrupted = true;
+}
+
+}  // namespace
+
 int run_experiment(const Experiment& exp, const std::string& out_dir, const RunExperimentOptions& opt) {
   const size_t N = exp.cells.size();
-  auto print = [&](const std::string& s) {
-    if (opt.print) opt.print(s);
-  };
   std::error_code ec;
   fs::create_directories(fs::path(out_dir) / "cells", ec);
   if (ec) user_error("cannot create the experiment directory '{}': {}", out_dir, ec.message());
@@ -197,176 +338,23 @@ int run_experiment(const Experiment& exp, const std::string& out_dir, const RunE
   for (size_t i = 0; i < N; i++)
     if (std::find(todo.begin(), todo.end(), i) == todo.end()) run_cell(exp, i, out_dir, false);
   write_results(exp, out_dir);
-  const int jobs = std::max(1, std::min<int>(opt.jobs, int(std::max<size_t>(1, todo.size()))));
-  print(fmt::format("experiment {}: {} cells, {} done earlier, {} to run ({} at a time, {} {}) -> {}", exp.name, N,
-                    N - todo.size(), todo.size(), jobs, exp.run == "train" ? "train.threads" : "threads",
-                    exp.cells.empty() ? 0 : exp.cells[0].threads, out_dir));
-
-  std::mutex mu;
-  std::vector<double> durations;               // finished cells (this run)
-  std::map<size_t, Clock::time_point> running;  // cell -> start
-  int position = int(N - todo.size());          // cells started or done, for "cell i/N"
-  auto eta = [&]() -> std::string {             // with mu held
-    if (durations.empty()) return "?";
-    double mean = 0.0;
-    for (double d : durations) mean += d;
-    mean /= double(durations.size());
-    double left = 0.0;
-    for (const auto& [i, t0] : running)
-      left += std::max(0.0, mean - std::chrono::duration<double>(Clock::now() - t0).count());
-    const size_t not_started = N - size_t(position);
-    left += mean * double(not_started);
-    return fmt_duration(left / std::max<size_t>(1, std::min<size_t>(size_t(jobs), running.size() + not_started)));
-  };
-  auto label = [&](size_t i) { return experiment_cell_label(exp.cells[i]); };
-  auto finished_line = [&](size_t i, double secs) {
-    const auto done = read_done(exp, i, out_dir);
-    std::string s = fmt::format("cell {} done in {}", exp.cells[i].name, fmt_duration(secs));
-    if (done)
-      for (const auto& m : exp.metrics)
-        if (const auto v = metric_value(*done, m)) s += fmt::format(" | {} {}", m, format_number(*v));
-    return s;
-  };
-  bool interrupted = false;
-  std::string failure;
-
-  if (!opt.launch) {
-    if (opt.jobs > 1) throw std::logic_error("run_experiment: --jobs > 1 needs a launcher");
-    for (size_t i : todo) {
-      const int pos = ++position;
-      const auto t0 = Clock::now();
-      {
-        std::lock_guard<std::mutex> lock(mu);
-        running[i] = t0;
-        print(fmt::format("cell {}/{} ({}) | ETA {}", pos, N, label(i), eta()));
-      }
-      const double mean_before = durations.empty() ? -1.0 : [&] {
-        double m = 0.0;
-        for (double d : durations) m += d;
-        return m / double(durations.size());
-      }();
-      auto on_step = [&](int d, int total) {
-        if (!opt.live || (d % 10 != 0 && d != total)) return;
-        const double el = std::chrono::duration<double>(Clock::now() - t0).count();
-        const double cell_left = el / d * (total - d);
-        const double mean = mean_before > 0 ? mean_before : el / d * total;
-        const double left = cell_left + mean * double(N - size_t(pos));
-        opt.live(fmt::format("cell {}/{} ({}) | step {}/{} | ETA {}", pos, N, label(i), d, total, fmt_duration(left)));
-      };
-      const CellOutcome oc = run_cell(exp, i, out_dir, true, on_step);
-      std::lock_guard<std::mutex> lock(mu);
-      running.erase(i);
-      if (oc.interrupted) {
-        interrupted = true;
-        print(fmt::format("cell {}/{} ({}) interrupted: its checkpoint is saved; run the same command again to "
-                          "continue",
-                          pos, N, label(i)));
-        break;
-      }
-      durations.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
-      print(finished_line(i, durations.back()));
-      write_results(exp, out_dir);
-    }
-  } else {
-    g_interrupts = 0;
-    struct sigaction sa {}, old_int {}, old_term {};
-    sa.sa_handler = on_interrupt;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    ::sigaction(SIGINT, &sa, &old_int);
-    ::sigaction(SIGTERM, &sa, &old_term);
-    size_t next = 0;
-    auto worker = [&]() {
-      while (true) {
-        size_t i;
-        Clock::time_point t0;
-        {
-          std::lock_guard<std::mutex> lock(mu);
-          if (next >= todo.size() || interrupted || !failure.empty() || g_interrupts.load() > 0) return;
-          i = todo[next++];
-          const int pos = ++position;
-          t0 = Clock::now();
-          running[i] = t0;
-          print(fmt::format("cell {}/{} ({}) | ETA {}", pos, N, label(i), eta()));
-        }
-        int rc = 1;
-        std::string why;
-        try {
-          rc = opt.launch(i);
-        } catch (const std::exception& e) {
-          why = e.what();
-        }
-        std::lock_guard<std::mutex> lock(mu);
-        running.erase(i);
-        if (rc == 130 || (rc != 0 && g_interrupts.load() > 0)) {
-          interrupted = true;
-          print(fmt::format("cell {} interrupted: its checkpoint is saved", exp.cells[i].name));
-        } else if (!why.empty()) {
-          failure = fmt::format("cell '{}' ({}) could not run: {}", exp.cells[i].name, label(i), why);
-          print("error: " + failure);
-        } else if (rc != 0) {
-          failure = fmt::format("cell '{}' ({}) failed with exit status {}; its output is in {}", exp.cells[i].name,
-                                label(i), rc, (fs::path(cell_dir(out_dir, exp.cells[i])) / "console.log").string());
-          print("error: " + failure);
-        } else {
-          durations.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
-          print(finished_line(i, durations.back()));
-          write_results(exp, out_dir);
-        }
-      }
-    };
-    std::vector<std::thread> pool;
-    for (int j = 0; j < jobs; j++) pool.emplace_back(worker);
-    for (auto& t : pool) t.join();
-    ::sigaction(SIGINT, &old_int, nullptr);
-    ::sigaction(SIGTERM, &old_term, nullptr);
-    if (g_interrupts.load() > 0) interrupted = true;
-  }
+  Progress pr(exp, out_dir, opt);
+  pr.N = N;
+  pr.jobs = std::max(1, std::min<int>(opt.jobs, int(std::max<size_t>(1, todo.size()))));
+  pr.position = int(N - todo.size());
+  pr.print(fmt::format("experiment {}: {} cells, {} done earlier, {} to run ({} at a time, {} {}) -> {}", exp.name, N,
+                       N - todo.size(), todo.size(), pr.jobs, exp.run == "train" ? "train.threads" : "threads",
+                       exp.cells.empty() ? 0 : exp.cells[0].threads, out_dir));
+  if (!opt.launch) run_here(pr, todo);
+  else run_launched(pr, todo);
   const int n_done = write_results(exp, out_dir);
-  if (!failure.empty()) user_error("{}", failure);
-  print(fmt::format("{} of {} cells finished: {}", n_done, N, (fs::path(out_dir) / "results.md").string()));
-  if (interrupted) {
-    print("interrupted: run the same command again to continue (finished cells are skipped)");
+  if (!pr.failure.empty()) user_error("{}", pr.failure);
+  pr.print(fmt::format("{} of {} cells finished: {}", n_done, N, (fs::path(out_dir) / "results.md").string()));
+  if (pr.interrupted) {
+    pr.print("interrupted: run the same command again to continue (finished cells are skipped)");
     return 130;
   }
   return 0;
-}
-
-int run_process(const std::string& exe, const std::vector<std::string>& args, const std::string& log_path) {
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_adddup2(&fa, STDOUT_FILENO, STDERR_FILENO);
-  posix_spawnattr_t at;
-  posix_spawnattr_init(&at);
-  posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP);
-  posix_spawnattr_setpgroup(&at, 0);  // own group: a terminal's Ctrl-C reaches the parent only
-  std::vector<std::string> all{exe};
-  all.insert(all.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : all) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  const int err = posix_spawn(&pid, exe.c_str(), &fa, &at, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&at);
-  if (err != 0) throw std::runtime_error(fmt::format("cannot start '{}': {}", exe, std::strerror(err)));
-  bool forwarded = false;
-  int status = 0;
-  while (true) {
-    const pid_t r = ::waitpid(pid, &status, WNOHANG);
-    if (r == pid) break;
-    if (r < 0 && errno != EINTR) throw std::runtime_error(fmt::format("waitpid: {}", std::strerror(errno)));
-    if (!forwarded && g_interrupts.load() > 0) {  // one SIGTERM: the child saves a checkpoint and stops
-      ::kill(pid, SIGTERM);
-      forwarded = true;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-  return 1;
 }
 
 PlotCommand plot_command(const Experiment& exp, const std::string& out_dir) {

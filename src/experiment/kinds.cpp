@@ -1,7 +1,7 @@
-// Cell kinds that compute figures instead of training (experiment_kinds.h): their parameter
-// tables, resolving and checking a cell's parameters, and attention_cost (E5) over
-// bench_attention. The invariants checks (E1) are in experiment_invariants.cpp.
-#include "train/experiment_kinds.h"
+// Cell kinds that compute figures instead of training (kinds.h): their parameter tables,
+// resolving and checking a cell's parameters, and attention_cost (E5) over bench_attention. The
+// invariants checks (E1) are in invariants.cpp.
+#include "experiment/kinds.h"
 
 #include <omp.h>
 
@@ -11,7 +11,7 @@
 
 #include "core/error.h"
 #include "bench/bench.h"
-#include "train/experiment_internal.h"
+#include "experiment/internal.h"
 
 namespace attnlab {
 
@@ -109,6 +109,26 @@ std::string param_names(const CellKind& k) {
   return fmt::format("{}", fmt::join(names, ", "));
 }
 
+// The bench_attention options of a resolved attention_cost cell.
+AttentionBenchOptions attention_cost_options(const std::map<std::string, std::string>& p) {
+  auto num = [&](const std::string& k) { return std::strtoll(p.at(k).c_str(), nullptr, 10); };
+  AttentionBenchOptions o;
+  o.types = {p.at("type")};
+  o.lengths = {int(num("n"))};
+  o.backward = p.at("backward") == "true";
+  o.batch = int(num("batch"));
+  o.heads = int(num("heads"));
+  o.head_dim = int(num("head_dim"));
+  o.kv_heads = int(num("kv_heads"));
+  o.causal = p.at("causal") == "true";
+  o.impl = p.at("impl");
+  o.repeats = int(num("repeats"));
+  o.warmup = int(num("warmup"));
+  o.max_mem_gb = std::strtod(p.at("max_mem_gb").c_str(), nullptr);
+  o.seed = uint64_t(num("seed"));
+  return o;
+}
+
 bool reads(const KindParam& p, const std::string& check) {
   return p.checks.empty() || std::find(p.checks.begin(), p.checks.end(), check) != p.checks.end();
 }
@@ -203,17 +223,8 @@ std::map<std::string, std::string> resolve_cell_params(const CellKind& kind,
       if (H % Hkv != 0) user_error("kv_heads: heads ({}) must be a multiple of kv_heads ({})", H, Hkv);
     }
   } else if (kind.name == "attention_cost") {
-    AttentionBenchOptions o;
-    o.types = {out.at("type")};
-    o.lengths = {int(num("n"))};
-    o.heads = int(num("heads"));
-    o.head_dim = int(num("head_dim"));
-    o.kv_heads = int(num("kv_heads"));
-    o.batch = int(num("batch"));
-    o.causal = out.at("causal") == "true";
-    o.impl = out.at("impl");
     try {
-      check_attention_bench(o);
+      check_attention_bench(attention_cost_options(out));
     } catch (const UserError& e) {
       std::string m = e.what();
       if (m.rfind("--types ", 0) == 0) m = "type " + m.substr(8);
@@ -232,28 +243,13 @@ std::string kind_cell_identity(const CellKind& kind, const std::map<std::string,
   return s;
 }
 
-// experiment_invariants.cpp
+// invariants.cpp
 CellFigures compute_invariants(const std::map<std::string, std::string>& params);
 
 namespace {
 
 CellFigures compute_attention_cost(const std::map<std::string, std::string>& p) {
-  auto num = [&](const std::string& k) { return std::strtoll(p.at(k).c_str(), nullptr, 10); };
-  AttentionBenchOptions o;
-  o.types = {p.at("type")};
-  o.lengths = {int(num("n"))};
-  o.backward = p.at("backward") == "true";
-  o.batch = int(num("batch"));
-  o.heads = int(num("heads"));
-  o.head_dim = int(num("head_dim"));
-  o.kv_heads = int(num("kv_heads"));
-  o.causal = p.at("causal") == "true";
-  o.impl = p.at("impl");
-  o.repeats = int(num("repeats"));
-  o.warmup = int(num("warmup"));
-  o.max_mem_gb = std::strtod(p.at("max_mem_gb").c_str(), nullptr);
-  o.seed = uint64_t(num("seed"));
-  const auto rows = bench_attention(o, {});
+  const auto rows = bench_attention(attention_cost_options(p), {});
   CellFigures f;
   for (const char* k : {"ms", "ms_min", "proj_ms", "attn_ms", "peak_extra_mb", "est_mb", "gflops"})
     f.values[k] = std::nullopt;

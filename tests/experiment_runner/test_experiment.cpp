@@ -1,4 +1,4 @@
-// Experiment files (train/experiment.h): parsing, grid expansion with ties, validation errors,
+// Experiment files (experiment/experiment.h): parsing, grid expansion with ties, validation errors,
 // resume (a done cell is skipped, a changed cell reruns), the results tables, and the two
 // attention measurements on hand-made maps.
 #include <doctest/doctest.h>
@@ -15,8 +15,9 @@
 #include "model/model.h"
 #include "bench/bench.h"
 #include "corpus.h"
-#include "experiment/helpers.h"
-#include "train/experiment.h"
+#include "experiment/decode.h"
+#include "experiment/experiment.h"
+#include "experiment_runner/helpers.h"
 
 using namespace attnlab;
 using test::error_of;

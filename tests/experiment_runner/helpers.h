@@ -10,7 +10,7 @@
 #include <string>
 
 #include "core/error.h"
-#include "train/experiment.h"
+#include "experiment/experiment.h"
 
 namespace attnlab::test {
 

@@ -1,4 +1,4 @@
-// Experiment E1's checks (`run: invariants`, definitions in experiment_kinds.h): the variance of
+// Experiment E1's checks (`run: invariants`, definitions in kinds.h): the variance of
 // random dot products and of the attention logits, the tiled (flash) attention against the naive
 // one through the real module, and RoPE scores under a common position shift. Each figure is
 // computed from the project's own code (attention_scale, ScaledDotProductAttention with impl naive
@@ -15,7 +15,7 @@
 #include "core/error.h"
 #include "core/param.h"
 #include "core/rng.h"
-#include "train/experiment_kinds.h"
+#include "experiment/kinds.h"
 
 namespace attnlab {
 
