@@ -10,7 +10,6 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
-#include "core/process.h"
 #include "experiment/experiment.h"
 
 namespace attnlab::cli {
@@ -79,19 +78,7 @@ RunExperimentOptions run_options(const ExperimentArgs& o, const Experiment& exp,
       std::fflush(stdout);
       live_on = true;
     };
-  if (o.jobs > 1) {
-    std::error_code ec;
-    const std::string exe = fs::read_symlink("/proc/self/exe", ec).string();
-    if (ec) user_error("--jobs {}: cannot find this program's path to start the cells ({})", o.jobs, ec.message());
-    ro.launch = [&o, &exp, out, exe](size_t i, const std::function<bool()>& stop) {
-      const fs::path dir = fs::path(out) / "cells" / exp.cells[i].name;
-      fs::create_directories(dir);
-      std::vector<std::string> args = {"experiment", "cell", o.file, "--out", out, "--index", std::to_string(i),
-                                       "--jobs", std::to_string(o.jobs)};
-      for (const auto& s : o.sets) args.insert(args.end(), {"--set", s});
-      return run_process(exe, args, (dir / "console.log").string(), stop);
-    };
-  }
+  if (o.jobs > 1) ro.launch = cell_process_launcher(exp, o.file, out, o.jobs, o.sets);
   return ro;
 }
 
@@ -102,8 +89,7 @@ int plot_and_check(const ExperimentArgs& o, const Experiment& exp, const std::st
     if (!pc.why_not.empty()) {
       std::printf("plot: not made (%s); make it with\n  %s\n", pc.why_not.c_str(), pc.command.c_str());
     } else {
-      std::fflush(stdout);
-      if (std::system(pc.command.c_str()) != 0)
+      if (!run_plot_command(pc))
         std::printf("plot: `%s` failed; results.csv and results.md are written\n", pc.command.c_str());
     }
   }

@@ -159,5 +159,14 @@ struct PlotCommand {
   std::string command, why_not;  // why_not: empty when it can run
 };
 PlotCommand plot_command(const Experiment& exp, const std::string& out_dir);
+// Runs it through the shell; false if it failed.
+bool run_plot_command(const PlotCommand& pc);
+
+// The launcher of `experiment run --jobs N`: cell `index` runs as `attnlab experiment cell FILE
+// --out OUT --index i --jobs N [--set ...]`, this program started again, its console in
+// OUT/cells/<cell>/console.log.
+std::function<int(size_t index, const std::function<bool()>& stop)> cell_process_launcher(
+    const Experiment& exp, const std::string& file, const std::string& out_dir, int jobs,
+    const std::vector<std::string>& sets);
 
 }  // namespace attnlab

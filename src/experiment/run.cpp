@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/process.h"
 #include "experiment/internal.h"
 #include "experiment/kinds.h"
 #include "train/checkpoint.h"
@@ -386,6 +387,27 @@ PlotCommand plot_command(const Experiment& exp, const std::string& out_dir) {
            std::system("/usr/bin/python3 -c 'import matplotlib' >/dev/null 2>&1") != 0)
     pc.why_not = "/usr/bin/python3 with matplotlib is not available (apt-get install python3-matplotlib)";
   return pc;
+}
+
+bool run_plot_command(const PlotCommand& pc) {
+  std::fflush(stdout);
+  return std::system(pc.command.c_str()) == 0;
+}
+
+std::function<int(size_t, const std::function<bool()>&)> cell_process_launcher(
+    const Experiment& exp, const std::string& file, const std::string& out_dir, int jobs,
+    const std::vector<std::string>& sets) {
+  std::error_code ec;
+  const std::string exe = fs::read_symlink("/proc/self/exe", ec).string();
+  if (ec) user_error("--jobs {}: cannot find this program's path to start the cells ({})", jobs, ec.message());
+  return [&exp, file, out_dir, jobs, sets, exe](size_t i, const std::function<bool()>& stop) {
+    const fs::path dir = fs::path(out_dir) / "cells" / exp.cells[i].name;
+    fs::create_directories(dir);
+    std::vector<std::string> args = {"experiment", "cell", file, "--out", out_dir, "--index", std::to_string(i),
+                                     "--jobs", std::to_string(jobs)};
+    for (const auto& s : sets) args.insert(args.end(), {"--set", s});
+    return run_process(exe, args, (dir / "console.log").string(), stop);
+  };
 }
 
 }  // namespace attnlab
