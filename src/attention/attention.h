@@ -97,13 +97,21 @@ class Attention {
   const AttentionSpec& spec() const { return spec_; }
 
  protected:
-  explicit Attention(AttentionSpec spec) : spec_(std::move(spec)) {}
+  // Validates the spec (check_attention_spec: a module built without make_attention refuses
+  // what the registry refuses, with the same message).
+  explicit Attention(AttentionSpec spec);
   // The buffers that make up the cache, each [cache B, ...] row-major (cache_reorder permutes
   // them). The default throws: the variant has no cache.
   virtual std::vector<std::vector<float>*> cache_buffers();
+  // The cache guards of the variants. cache_begin (in cache_reset): B and capacity must be
+  // positive; records them and empties the cache. cache_check_step (in forward_cached): a reset
+  // came first, for this batch, Tn > 0, and (bounded) the Tn new positions fit the capacity.
+  void cache_begin(int B, int capacity);
+  void cache_check_step(int B, int Tn, bool bounded = true) const;
   AttentionSpec spec_;
   bool keep_weights_ = false;
   int cache_len_ = 0;  // positions in the cache (maintained by variants with a cache)
+  int cache_B_ = 0, cache_cap_ = 0;  // the last cache_begin's batch and capacity (0: none yet)
 };
 
 using AttentionFactory =
@@ -124,6 +132,8 @@ std::string check_attention_spec(const AttentionSpec& spec);
 // Builds the module (registers its parameters in `store`, initialises them from `rng`).
 // Throws UserError for an unknown type (naming the known ones) or a failed check.
 std::unique_ptr<Attention> make_attention(const AttentionSpec& spec, ParamStore& store, Rng& rng);
+// check_attention_spec as a UserError "attention '<name>': <what is wrong>" (nothing if valid).
+void require_valid_attention_spec(const AttentionSpec& spec);
 
 // The numeric softmax scale a spec asks for, given the head dimension.
 float attention_scale(const AttentionSpec& spec, int head_dim);

@@ -1,6 +1,9 @@
 // FlashAttention on the CPU (Dao et al. 2022; FlashAttention-2, Dao 2023): exact attention in
-// tiles with an online softmax; the backward recomputes P tile by tile from the saved
-// log-sum-exp. The formulas, masks and the memory bound are in flash.h and docs/attention.md.
+// tiles with an online softmax,
+//   forward   per tile: m' = max(m, rowmax S), l = l·e^(m−m') + Σ e^(S−m'), O = O·e^(m−m') + e^(S−m') V;
+//             at the end O /= l and L = m + log l (the log-sum-exp)
+//   backward  P = exp(S − L) recomputed per tile, D_i = rowsum(dO ∘ O), dS = P ∘ (dO Vᵀ − D)
+// The masks and the memory bound are in flash.h and docs/attention.md.
 //
 // Building blocks, all over 16-float packets (GCC/Clang vector extensions: one AVX-512
 // register with -march=native, two AVX2 registers elsewhere):
@@ -13,6 +16,7 @@
 // dP = dO Vᵀ) and K, V, Q, dO as [T, D'] rows padded with zeros to D' = 16·⌈D/16⌉ columns
 // (Tk' = 16·⌈Tk/16⌉); padded key columns are masked like any other invisible key.
 #include "attention/flash.h"
+#include "ops/attention_core.h"
 
 #include <omp.h>
 
@@ -125,20 +129,6 @@ void tile_gemm(int M, int N, int K, const float* A, size_t sam, size_t sak, cons
   }
 }
 
-// The keys [lo, hi) query position p may see (before key padding); empty when lo == hi.
-struct Band {
-  int lo, hi;
-};
-inline Band band(int p, int Tk, bool causal, int w) {
-  int lo = 0, hi = Tk;
-  if (causal) hi = std::min(Tk, p + 1);
-  if (w > 0) {
-    lo = std::max(0, p - w + 1);
-    if (!causal) hi = std::min(Tk, p + w);
-  }
-  return {lo, std::max(lo, hi)};
-}
-
 // What one tile step shares: the mask rules and where the tile sits.
 struct TileCtx {
   const FlashOptions* opt;
@@ -153,8 +143,8 @@ struct TileCtx {
 // tile with no bias, so the scores need only the scale.
 inline bool tile_full(const TileCtx& t, int i0, int mr, int j0, int nc, int ncp) {
   if (t.keep || t.alibi || nc != ncp) return false;
-  const Band first = band(i0 + t.off, t.Tk, t.opt->causal, t.opt->window);
-  const Band last = band(i0 + mr - 1 + t.off, t.Tk, t.opt->causal, t.opt->window);
+  const KeyBand first = key_band(i0 + t.off, t.Tk, t.opt->causal, t.opt->window);
+  const KeyBand last = key_band(i0 + mr - 1 + t.off, t.Tk, t.opt->causal, t.opt->window);
   return last.lo <= j0 && first.hi >= j0 + nc;
 }
 
@@ -166,7 +156,7 @@ inline void mask_row(float* s, int ncp, int nc, int j0, int p, const TileCtx& t,
     for (int j = 0; j < ncp; j += 16) st(s + j, ld(s + j) * scale);
     return;
   }
-  const Band bd = band(p, t.Tk, t.opt->causal, t.opt->window);
+  const KeyBand bd = key_band(p, t.Tk, t.opt->causal, t.opt->window);
   const int a = std::clamp(bd.lo - j0, 0, nc), e = std::clamp(bd.hi - j0, a, nc);
   for (int j = 0; j < a; j++) s[j] = kNegInf;
   for (int j = e; j < ncp; j++) s[j] = kNegInf;
@@ -311,8 +301,8 @@ void flash_forward(float* out, float* lse, const float* q, const float* k, const
           std::fill(acc, acc + size_t(mr) * Dp, 0.0f);
           std::fill(mrow, mrow + mr, kNegInf);
           std::fill(lrow, lrow + mr, 0.0f);
-          const int klo = band(i0 + t.off, Tk, opt.causal, opt.window).lo;
-          const int khi = band(i0 + mr - 1 + t.off, Tk, opt.causal, opt.window).hi;
+          const int klo = key_band(i0 + t.off, Tk, opt.causal, opt.window).lo;
+          const int khi = key_band(i0 + mr - 1 + t.off, Tk, opt.causal, opt.window).hi;
           for (int j0 = klo / BK * BK; j0 < khi; j0 += BK) {
             const int nc = std::min(BK, Tk - j0), ncp = round16(nc);
             // S = Q Kᵀ for this tile (scale and mask below)
@@ -467,7 +457,7 @@ void flash_backward(float* dq, float* dk, float* dv, const float* dout, const fl
   };
   auto key_range = [&](int i0, int mr) {
     const int off = Tk - Tq;
-    return Band{band(i0 + off, Tk, opt.causal, opt.window).lo, band(i0 + mr - 1 + off, Tk, opt.causal, opt.window).hi};
+    return KeyBand{key_band(i0 + off, Tk, opt.causal, opt.window).lo, key_band(i0 + mr - 1 + off, Tk, opt.causal, opt.window).hi};
   };
   // dK_g, dV_g of key block kb, summed over the group's heads and the query blocks that see the
   // keys (in that order), written out scaled; with dQ non-null also dQ_h += dS K for every tile.
@@ -479,7 +469,7 @@ void flash_backward(float* dq, float* dk, float* dv, const float* dout, const fl
     for (int h = g * group; h < (g + 1) * group; h++)
       for (int qb = 0; qb < nqb; qb++) {
         const int i0 = qb * BQ, mr = std::min(BQ, Tq - i0);
-        const Band kr = key_range(i0, mr);
+        const KeyBand kr = key_range(i0, mr);
         if (kr.hi <= j0 || kr.lo >= j0 + nc) continue;  // no query of the block sees these keys
         tile_grads(P, dS, b, h, i0, mr, j0, nc, ncp);
         // dV += Pᵀ dO ;  dK += dSᵀ Q   (A read transposed: A(c, r) = P[r, c])
@@ -536,7 +526,7 @@ void flash_backward(float* dq, float* dk, float* dv, const float* dout, const fl
             const int g = h / group, i0 = qb * BQ, mr = std::min(BQ, Tq - i0);
             float* dQ = acc1;
             std::fill(dQ, dQ + size_t(mr) * Dp, 0.0f);
-            const Band kr = key_range(i0, mr);
+            const KeyBand kr = key_range(i0, mr);
             const float* K = krows(b, g);
             for (int j0 = kr.lo / BK * BK; j0 < kr.hi; j0 += BK) {
               const int nc = std::min(BK, Tk - j0), ncp = round16(nc);
@@ -570,7 +560,7 @@ void flash_weights(float* P, const float* q, const float* k, const float* lse, c
         const float L = lse[row];
         if (L == kNegInf) continue;
         const int p = i + off;
-        const Band bd = band(p, Tk, opt.causal, opt.window);
+        const KeyBand bd = key_band(p, Tk, opt.causal, opt.window);
         const float* Qi = q + lq.at(b, h) + size_t(i) * lq.rs;
         // The scores are recomputed here in another summation order than the tile GEMM of the
         // forward, so they differ from the forward's by a few ulps of |s|. exp(s − L) with the
@@ -581,7 +571,7 @@ void flash_weights(float* P, const float* q, const float* k, const float* lse, c
         // of the recomputed scores, sum to 1 and agree with the forward's to the scores' rounding.
         float mx = kNegInf;
         for (int j = bd.lo; j < bd.hi; j++) {
-          if (keep && !keep[j]) continue;
+          if (!key_kept(keep, j)) continue;
           const float* Kj = K + size_t(j) * lk.rs;
           float s = 0.0f;
           for (int d = 0; d < D; d++) s += Qi[d] * Kj[d];
@@ -592,7 +582,7 @@ void flash_weights(float* P, const float* q, const float* k, const float* lse, c
         }
         float sum = 0.0f;
         for (int j = bd.lo; j < bd.hi; j++) {
-          if (keep && !keep[j]) continue;
+          if (!key_kept(keep, j)) continue;
           w[j] = std::exp(w[j] - mx);
           sum += w[j];
         }

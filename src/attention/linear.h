@@ -54,12 +54,10 @@ class LinearAttention : public Attention {
   void backward(float* dx_q, float* dx_kv, const float* dout) override;
   void cache_reset(int B, int capacity) override;
   void forward_cached(float* out, const float* x_new, int B, int Tn) override;
+  std::vector<float> attention_weights() const override;
 
  protected:
   std::vector<std::vector<float>*> cache_buffers() override { return {&cS_, &cz_}; }
-
- public:
-  std::vector<float> attention_weights() const override;
 
  private:
   int H_, Hkv_, D_;
@@ -77,7 +75,6 @@ class LinearAttention : public Attention {
   std::vector<float> state_;        // O(D²) running sums per (b, head) or (b, kv head)
   std::vector<float> dq_, dk_, dv_, do_;
   // recurrent state for generation: S [B,Hkv,D,D], z [B,Hkv,D]; scratch for one chunk
-  int cache_B_ = 0;
   std::vector<float> cS_, cz_;
   std::vector<float> cq_, ck_, cv_, co_;
 };

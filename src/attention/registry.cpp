@@ -125,9 +125,13 @@ std::string check_attention_spec(const AttentionSpec& s) {
   return "";
 }
 
-std::unique_ptr<Attention> make_attention(const AttentionSpec& spec, ParamStore& store, Rng& rng) {
+void require_valid_attention_spec(const AttentionSpec& spec) {
   const std::string err = check_attention_spec(spec);
   if (!err.empty()) user_error("attention '{}': {}", spec.name, err);
+}
+
+std::unique_ptr<Attention> make_attention(const AttentionSpec& spec, ParamStore& store, Rng& rng) {
+  require_valid_attention_spec(spec);
   const AttentionEntry& e = attention_registry().at(spec.type);
   AttentionSpec s = spec;
   if (e.info.force_causal >= 0) s.causal = e.info.force_causal == 1;
@@ -142,36 +146,6 @@ float attention_scale(const AttentionSpec& spec, int head_dim) {
   if (end == spec.scale.c_str() || *end != '\0' || !(v > 0.0f) || !std::isfinite(v))
     user_error("attention.scale: expected inv_sqrt_dk, none or a positive number, got '{}'", spec.scale);
   return v;
-}
-
-void Attention::cache_reset(int, int) {
-  user_error("attention '{}' ({}) has no incremental decoding cache", spec_.name, spec_.type);
-}
-void Attention::forward_cached(float*, const float*, int, int) {
-  user_error("attention '{}' ({}) has no incremental decoding cache", spec_.name, spec_.type);
-}
-std::vector<std::vector<float>*> Attention::cache_buffers() {
-  user_error("attention '{}' ({}) has no incremental decoding cache", spec_.name, spec_.type);
-}
-
-size_t Attention::cache_floats() {
-  size_t n = 0;
-  for (const std::vector<float>* buf : cache_buffers()) n += buf->size();
-  return n;
-}
-
-void Attention::cache_reorder(const std::vector<int>& rows) {
-  const size_t B = rows.size();
-  for (std::vector<float>* buf : cache_buffers()) {
-    if (buf->empty()) continue;
-    ATTNLAB_CHECK(buf->size() % B == 0);
-    const size_t row = buf->size() / B;
-    const std::vector<float> old(*buf);
-    for (size_t b = 0; b < B; b++) {
-      ATTNLAB_CHECK(rows[b] >= 0 && size_t(rows[b]) < B);
-      std::copy(old.begin() + rows[b] * row, old.begin() + (rows[b] + 1) * row, buf->begin() + b * row);
-    }
-  }
 }
 
 }  // namespace attnlab
