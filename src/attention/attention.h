@@ -23,6 +23,21 @@
 
 namespace attnlab {
 
+// The closed sets among a spec's options, with their config names (name_of) and the reverse
+// (attn_positions etc.: a UserError "<option>: expected ..., got '<name>'" for an unknown name).
+enum class AttnPositions { none, rope, alibi };  // positions applied inside attention
+enum class AttnScore { dot, general, concat };   // luong's score function
+enum class AttnImpl { naive, flash, automatic }; // scaled_dot_product family; config name "auto"
+enum class AttnDevice { cpu, cuda };             // where a tiled kernel runs
+const char* name_of(AttnPositions p);
+const char* name_of(AttnScore s);
+const char* name_of(AttnImpl i);
+const char* name_of(AttnDevice d);
+AttnPositions attn_positions(const std::string& name);
+AttnScore attn_score(const std::string& name);
+AttnImpl attn_impl(const std::string& name);
+AttnDevice attn_device(const std::string& name);
+
 // Resolved options of one attention slot (built by the model from the config).
 struct AttentionSpec {
   std::string type = "scaled_dot_product";  // registry name
@@ -39,13 +54,13 @@ struct AttentionSpec {
   int window = 0;               // sliding window w (0 = off): query position p sees key r iff
                                 // p − w < r ≤ p (causal) or |p − r| < w (not causal); padded
                                 // keys still take their place in the band
-  std::string positions = "none";  // positions applied inside attention: rope | alibi | none
+  AttnPositions positions = AttnPositions::none;  // positions applied inside attention
   float rope_base = 10000.0f;   // RoPE: θ_i = rope_base^(-2i/D)
-  std::string score = "general";   // luong: dot | general | concat
+  AttnScore score = AttnScore::general;  // luong's score
   int max_len = 0;              // longest sequence the slot will see (RoPE tables, cache size); 0 = unknown
   bool diff_norm = true;        // differential: headwise RMSNorm and (1 − λ_init) scaling (E7 turns it off)
-  std::string impl = "auto";    // scaled_dot_product family: naive | flash | auto
-  std::string device = "cpu";   // cpu | cuda: where a tiled kernel runs (model.device)
+  AttnImpl impl = AttnImpl::automatic;  // scaled_dot_product family: naive | flash | auto
+  AttnDevice device = AttnDevice::cpu;  // where a tiled kernel runs (model.device)
 };
 
 // What a variant supports, so configs are checked before a model is built.

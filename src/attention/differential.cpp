@@ -126,7 +126,7 @@ void DifferentialAttention::forward(float* out, const float* x_q, const float* x
   proj_.q(q_.data(), x_q, B * Tq);
   proj_.kv(k_.data(), v_.data(), x_kv, B * Tk);
   const int qpos0 = Tk - Tq;  // queries are aligned to the end of the keys (as the causal mask)
-  if (spec_.positions == "rope") {
+  if (spec_.positions == AttnPositions::rope) {
     // every d-wide half is one rotary "head": Q is [B,Tq,2H,d], K is [B,Tk,2Hkv,d]
     rope_rotate(q_.data(), B, Tq, 2 * H, d_, C, qpos0, spec_.rope_base, +1);
     rope_rotate(k_.data(), B, Tk, 2 * Hkv_, d_, Ckv, 0, spec_.rope_base, +1);
@@ -271,7 +271,7 @@ void DifferentialAttention::backward(float* dx_q, float* dx_kv, const float* dou
     lk2_->g[i] -= g2 * lq2_->w[i];
   }
 
-  if (spec_.positions == "rope") {  // the backward of a rotation is the inverse rotation
+  if (spec_.positions == AttnPositions::rope) {  // the backward of a rotation is the inverse rotation
     rope_rotate(dq_.data(), B, Tq, 2 * H, d_, C, Tk - Tq, spec_.rope_base, -1);
     rope_rotate(dk_.data(), B, Tk, 2 * Hkv_, d_, Ckv, 0, spec_.rope_base, -1);
   }
@@ -312,7 +312,7 @@ void DifferentialAttention::forward_cached(float* out, const float* x_new, int B
   float* vn = ck_.data() + size_t(B) * Tn * Ckv;
   proj_.q(cq_.data(), x_new, B * Tn);
   proj_.kv(kn, vn, x_new, B * Tn);
-  if (spec_.positions == "rope") {
+  if (spec_.positions == AttnPositions::rope) {
     rope_rotate(cq_.data(), B, Tn, 2 * H, d_, C, L, spec_.rope_base, +1);
     rope_rotate(kn, B, Tn, 2 * Hkv_, d_, Ckv, L, spec_.rope_base, +1);
   }

@@ -17,18 +17,17 @@ LuongAttention::LuongAttention(const AttentionSpec& spec, ParamStore& store, Rng
     : ScoredAttention(spec, store, rng) {
   const int H = H_, D = D_;
   const std::string& n = spec_.name;
-  const std::string& score = spec_.score;
-  if (score == "dot") {
+  const AttnScore score = spec_.score;
+  if (score == AttnScore::dot) {
     set_score(HeadMap{}, HeadMap{}, nullptr);
-  } else if (score == "general") {
+  } else if (score == AttnScore::general) {
     // qᵀ W_a k = (W_aᵀ q)ᵀ k: a query-side map (the cache then holds plain keys)
     Param* w_a = store.add(n + ".w_a", {H, D, D}, ParamKind::weight);
     std::fill(w_a->w.begin(), w_a->w.end(), 0.0f);
     for (int h = 0; h < H; h++)
       for (int d = 0; d < D; d++) w_a->w[(size_t(h) * D + d) * D + d] = 1.0f;  // W_a,h = I
     set_score(HeadMap{w_a, D * D, 0, D, /*transposed=*/true}, HeadMap{}, nullptr);
-  } else {  // concat (check_attention_spec admits nothing else)
-    ATTNLAB_CHECK(score == "concat");
+  } else {  // concat
     // W_c [q; k] = W_c[:, :D] q + W_c[:, D:] k: two per-head maps inside one [D, 2D] matrix
     Param* w_c = store.add(n + ".w_c", {H, D, 2 * D}, ParamKind::weight);
     Param* v = store.add(n + ".v", {H, D}, ParamKind::weight);

@@ -25,13 +25,13 @@ ScaledDotProductAttention::ScaledDotProductAttention(const AttentionSpec& spec, 
   D_ = C / H_;
   scale_ = attention_scale(spec_, D_);
   proj_ = Projections(spec_, Hkv_ * D_, store, rng);  // GPT-2 initialisation
-  rope_ = spec_.positions == "rope";
-  alibi_ = spec_.positions == "alibi";
+  rope_ = spec_.positions == AttnPositions::rope;
+  alibi_ = spec_.positions == AttnPositions::alibi;
   if (alibi_) {
     slopes_.resize(H_);
     for (int h = 0; h < H_; h++) slopes_[h] = alibi_slope(h, H_);
   }
-  if (spec_.device == "cuda" && !cuda_available())
+  if (spec_.device == AttnDevice::cuda && !cuda_available())
     user_error("attention '{}': model.device is cuda, but {} (GPU: {})", spec_.name,
                "no CUDA device is visible or this build has no CUDA (configure with -DATTNLAB_CUDA=ON)",
                cuda_device_name());
@@ -39,7 +39,7 @@ ScaledDotProductAttention::ScaledDotProductAttention(const AttentionSpec& spec, 
 
 // The GPU kernels cover the flash path without a sliding window or ALiBi, for head dims 32/64/128.
 bool ScaledDotProductAttention::cuda_call() const {
-  return spec_.device == "cuda" && spec_.window == 0 && !alibi_ && (D_ == 32 || D_ == 64 || D_ == 128);
+  return spec_.device == AttnDevice::cuda && spec_.window == 0 && !alibi_ && (D_ == 32 || D_ == 64 || D_ == 128);
 }
 
 namespace {
@@ -74,8 +74,8 @@ void from_heads(float* dst, const float* src, int B, int T, int H, int D) {
 // naive | flash | auto for one forward (auto: flash when the call allows it and Tk is long
 // enough for the tiles to pay; see kFlashAutoMinKeys)
 bool ScaledDotProductAttention::use_flash(int Tk, bool train) const {
-  if (spec_.impl == "naive") return false;
-  if (spec_.impl == "flash") return true;
+  if (spec_.impl == AttnImpl::naive) return false;
+  if (spec_.impl == AttnImpl::flash) return true;
   if (train && spec_.dropout > 0.0f) return false;  // flash has no dropout on the weights
   if (keep_weights_) return false;                  // naive keeps P at no extra cost
   return Tk >= kFlashAutoMinKeys;

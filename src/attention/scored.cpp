@@ -55,7 +55,7 @@ ScoredAttention::ScoredAttention(const AttentionSpec& spec, ParamStore& store, R
   // GPT-2 initialisation, drawn in scaled_dot_product's order (same seed, same projections)
   proj_ = Projections(spec_, Hkv_ * D_, store, rng);
   alibi_.assign(H_, 0.0f);
-  if (spec_.positions == "alibi")
+  if (spec_.positions == AttnPositions::alibi)
     for (int h = 0; h < H_; h++) alibi_[h] = alibi_slope(h, H_);
 }
 

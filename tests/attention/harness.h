@@ -210,8 +210,8 @@ inline double run_gradcheck(const GcConfig& c, uint64_t seed, const GcOptions& o
   spec.bias = c.bias;
   spec.type = c.type;
   spec.window = c.window;
-  spec.positions = c.positions;
-  spec.score = c.score;
+  spec.positions = attn_positions(c.positions);
+  spec.score = attn_score(c.score);
   spec.layer_index = c.layer_index;
   spec.max_len = std::max(c.Tq, c.Tk);
   // the module, as Harness(spec, seed, weight_std) builds it, then the options' adjustments
