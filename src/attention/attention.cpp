@@ -6,7 +6,10 @@
 
 namespace attnlab {
 
-Attention::Attention(AttentionSpec spec) : spec_(std::move(spec)) { require_valid_attention_spec(spec_); }
+Attention::Attention(AttentionSpec spec)
+    : spec_(std::move(spec)), H_(spec_.n_heads), Hkv_(kv_heads(spec_)) {
+  require_valid_attention_spec(spec_);
+}
 
 void Attention::cache_begin(int B, int capacity) {
   if (B <= 0 || capacity <= 0)

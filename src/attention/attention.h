@@ -78,6 +78,9 @@ struct AttentionInfo {
   int head_split = 1;           // a head's width is d_model / (n_heads · head_split) (differential: 2 halves)
 };
 
+// Key/value heads of a spec: n_kv_heads, or n_heads when it is 0 (plain multi-head attention).
+inline int kv_heads(const AttentionSpec& s) { return s.n_kv_heads > 0 ? s.n_kv_heads : s.n_heads; }
+
 // Masks that are decided per batch rather than per slot.
 struct AttnMask {
   const unsigned char* key_keep = nullptr;  // [B,Tk], 1 = attend, 0 = padding; null = all keys valid
@@ -123,7 +126,20 @@ class Attention {
   // came first, for this batch, Tn > 0, and (bounded) the Tn new positions fit the capacity.
   void cache_begin(int B, int capacity);
   void cache_check_step(int B, int Tn, bool bounded = true) const;
+  // A forward records its inputs and shapes for the backward (x_q / x_kv are the caller's
+  // buffers and must outlive the backward).
+  void save_inputs(const float* x_q, const float* x_kv, int B, int Tq, int Tk) {
+    x_q_ = x_q;
+    x_kv_ = x_kv;
+    B_ = B;
+    Tq_ = Tq;
+    Tk_ = Tk;
+  }
   AttentionSpec spec_;
+  const int H_, Hkv_;  // query heads, key/value heads (kv_heads)
+  const float* x_q_ = nullptr;
+  const float* x_kv_ = nullptr;
+  int B_ = 0, Tq_ = 0, Tk_ = 0;
   bool keep_weights_ = false;
   int cache_len_ = 0;  // positions in the cache (maintained by variants with a cache)
   int cache_B_ = 0, cache_cap_ = 0;  // the last cache_begin's batch and capacity (0: none yet)

@@ -34,11 +34,8 @@ float DifferentialAttention::lambda_init_for(int layer_index) {
 DifferentialAttention::DifferentialAttention(const AttentionSpec& spec, ParamStore& store, Rng& rng,
                                              bool headwise_norm)
     : Attention(spec), norm_(headwise_norm) {
-  const int C = spec_.d_model;
-  H_ = spec_.n_heads;
   // check_attention_spec (run by the base class) has checked heads, halves, positions, window
-  Hkv_ = spec_.n_kv_heads > 0 ? spec_.n_kv_heads : H_;
-  d_ = C / (2 * H_);
+  d_ = spec_.d_model / (2 * H_);
   scale_ = attention_scale(spec_, d_);
   lambda_init_ = lambda_init_for(spec_.layer_index);
   Ckv_ = Hkv_ * 2 * d_;
@@ -109,22 +106,14 @@ void DifferentialAttention::forward(float* out, const float* x_q, const float* x
                                     const AttnMask& mask, bool train, Rng* rng) {
   const int C = spec_.d_model, Ckv = Ckv_, H = H_, D2 = 2 * d_;
   const int group = H_ / Hkv_;
-  x_q_ = x_q;
-  x_kv_ = x_kv;
-  B_ = B;
-  Tq_ = Tq;
-  Tk_ = Tk;
+  save_inputs(x_q, x_kv, B, Tq, Tk);
+  proj_.qkv(q_, k_, v_, x_q, x_kv, B * Tq, B * Tk);
   const size_t TT = size_t(Tq) * Tk;
-  q_.resize(size_t(B) * Tq * C);
-  k_.resize(size_t(B) * Tk * Ckv);
-  v_.resize(size_t(B) * Tk * Ckv);
   a_.resize(size_t(B) * H * 2 * TT);
   diff_.resize(size_t(B) * H * TT);
   o_.resize(size_t(B) * Tq * C);
   y_.resize(size_t(B) * Tq * C);
   rstd_.resize(size_t(B) * Tq * H);
-  proj_.q(q_.data(), x_q, B * Tq);
-  proj_.kv(k_.data(), v_.data(), x_kv, B * Tk);
   const int qpos0 = Tk - Tq;  // queries are aligned to the end of the keys (as the causal mask)
   if (spec_.positions == AttnPositions::rope) {
     // every d-wide half is one rotary "head": Q is [B,Tq,2H,d], K is [B,Tk,2Hkv,d]

@@ -77,16 +77,12 @@ class DifferentialAttention : public Attention {
   // rows of O [N, H, 2d] -> Y (norm and (1 − λ_init) scale, or a copy); saves rstd [N·H]
   void norm_forward(float* Y, float* rstd, const float* O, int N) const;
 
-  int H_, Hkv_, d_, Ckv_;
+  int d_, Ckv_;
   float scale_, lambda_init_;
   bool norm_;
   static constexpr float kEps = 1e-5f;
   Projections proj_;  // W_q, W_k, W_v, W_o and biases
   Param *lq1_, *lk1_, *lq2_, *lk2_, *norm_w_;
-  // saved by forward for backward (x_q / x_kv are the caller's buffers and must outlive backward)
-  const float* x_q_ = nullptr;
-  const float* x_kv_ = nullptr;
-  int B_ = 0, Tq_ = 0, Tk_ = 0;
   float lambda_ = 0.0f, e1_ = 0.0f, e2_ = 0.0f;
   std::vector<float> q_, k_, v_;      // rotated Q [B,Tq,C], K [B,Tk,Ckv]; V [B,Tk,Ckv]
   std::vector<float> a_;              // both maps [B,H,2,Tq,Tk]

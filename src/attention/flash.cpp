@@ -349,62 +349,50 @@ void flash_forward(float* out, float* lse, const float* q, const float* k, const
 
 // ---- backward ------------------------------------------------------------------------------
 
-void flash_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
-                    const float* v, const float* out, const float* lse, const FlashShape& sh,
-                    const FlashOptions& opt, FlashWorkspace& ws) {
+namespace {
+
+// dq, dk, dv = 0: the backward of a call without queries or keys.
+void zero_grads(float* dq, float* dk, float* dv, const FlashShape& sh, const Layout& lq, const Layout& lk) {
   const int B = sh.B, Hq = sh.Hq, Hkv = sh.Hkv, Tq = sh.Tq, Tk = sh.Tk, D = sh.D;
-  const int group = Hq / Hkv, Dp = round16(D), Tkp = round16(Tk);
-  constexpr int BQ = kFlashBlockQ, BK = kFlashBlockK;
-  const Layout lq(Hq, Tq, D, sh.ldq), lk(Hkv, Tk, D, sh.ldk);
-  if (Tq == 0 || Tk == 0) {
-    for (int b = 0; b < B; b++) {
-      for (int h = 0; h < Hq; h++)
-        for (int i = 0; i < Tq; i++) std::fill_n(dq + lq.at(b, h) + size_t(i) * lq.rs, D, 0.0f);
-      for (int g = 0; g < Hkv; g++)
-        for (int j = 0; j < Tk; j++) {
-          std::fill_n(dk + lk.at(b, g) + size_t(j) * lk.rs, D, 0.0f);
-          std::fill_n(dv + lk.at(b, g) + size_t(j) * lk.rs, D, 0.0f);
-        }
-    }
-    return;
+  for (int b = 0; b < B; b++) {
+    for (int h = 0; h < Hq; h++)
+      for (int i = 0; i < Tq; i++) std::fill_n(dq + lq.at(b, h) + size_t(i) * lq.rs, D, 0.0f);
+    for (int g = 0; g < Hkv; g++)
+      for (int j = 0; j < Tk; j++) {
+        std::fill_n(dk + lk.at(b, g) + size_t(j) * lk.rs, D, 0.0f);
+        std::fill_n(dv + lk.at(b, g) + size_t(j) * lk.rs, D, 0.0f);
+      }
   }
-  const bool par = double(B) * Hq * Tq * Tk * D >= kParallelMinWork;
-  // Rows of K, Q and dO are read in place when no padding is needed (D, and for K also Tk, multiples
-  // of 16); otherwise padded copies are made.
-  const bool rows_in_place = D == Dp, k_in_place = D == Dp && Tk == Tkp;
-  float* kt = grow(ws.kt, size_t(B) * Hkv * D * Tkp);
-  float* vt = grow(ws.vt, size_t(B) * Hkv * D * Tkp);
-  float* kpack = k_in_place ? nullptr : grow(ws.kp, size_t(B) * Hkv * Tkp * Dp);
-  float* qpack = rows_in_place ? nullptr : grow(ws.qp, size_t(B) * Hq * Tq * Dp);
-  float* dopack = rows_in_place ? nullptr : grow(ws.dop, size_t(B) * Hq * Tq * Dp);
-  float* delta = grow(ws.delta, size_t(B) * Hq * Tq);
+}
+
+// Kᵀ and Vᵀ of every (b, kv head) as [D, Tkp]; and K as padded rows [Tkp, Dp] into kpack unless
+// it is null (K read in place).
+void pack_keys(float* kt, float* vt, float* kpack, const float* k, const float* v, const FlashShape& sh,
+               const Layout& lk, int Dp, int Tkp, bool par) {
+  const int Hkv = sh.Hkv, Tk = sh.Tk, D = sh.D;
 #pragma omp parallel for schedule(static) if (par)
-  for (int bg = 0; bg < B * Hkv; bg++) {
+  for (int bg = 0; bg < sh.B * Hkv; bg++) {
     const size_t src = lk.at(bg / Hkv, bg % Hkv);
     pack_transposed(kt + size_t(bg) * D * Tkp, k + src, lk.rs, Tk, D, Tkp);
     pack_transposed(vt + size_t(bg) * D * Tkp, v + src, lk.rs, Tk, D, Tkp);
-    if (k_in_place) continue;
+    if (!kpack) continue;
     float* ko = kpack + size_t(bg) * Tkp * Dp;
     pack_rows(ko, k + src, lk.rs, Tk, D, Dp);
     std::fill(ko + size_t(Tk) * Dp, ko + size_t(Tkp) * Dp, 0.0f);
   }
-  // Rows of K (for dQ += dS K), Q and dO as read: in place, or the padded copies.
-  const size_t ks = k_in_place ? lk.rs : size_t(Dp), qs = rows_in_place ? lq.rs : size_t(Dp);
-  auto krows = [&](int b, int g) {
-    return k_in_place ? k + lk.at(b, g) : kpack + (size_t(b) * Hkv + g) * Tkp * Dp;
-  };
-  auto qrows = [&](int b, int h) {
-    return rows_in_place ? q + lq.at(b, h) : qpack + (size_t(b) * Hq + h) * Tq * Dp;
-  };
-  auto dorows = [&](int b, int h) {
-    return rows_in_place ? dout + lq.at(b, h) : dopack + (size_t(b) * Hq + h) * Tq * Dp;
-  };
-  // D_i = rowsum(dO ∘ O)
+}
+
+// Q and dO as padded rows into qpack, dopack (unless null: read in place), and D_i = rowsum(dO ∘ O)
+// into delta [B,Hq,Tq].
+void pack_rows_and_delta(float* qpack, float* dopack, float* delta, const float* q, const float* dout,
+                         const float* out, const FlashShape& sh, const Layout& lq, int Dp, bool par,
+                         FlashWorkspace& ws) {
+  const int Hq = sh.Hq, Tq = sh.Tq, D = sh.D;
   ensure_thread_tiles(ws, size_t(D) + 16);
 #pragma omp parallel for schedule(static) if (par)
-  for (int bh = 0; bh < B * Hq; bh++) {
+  for (int bh = 0; bh < sh.B * Hq; bh++) {
     const size_t base = lq.at(bh / Hq, bh % Hq);
-    if (!rows_in_place) {
+    if (qpack) {
       pack_rows(qpack + size_t(bh) * Tq * Dp, q + base, lq.rs, Tq, D, Dp);
       pack_rows(dopack + size_t(bh) * Tq * Dp, dout + base, lq.rs, Tq, D, Dp);
     }
@@ -426,6 +414,42 @@ void flash_backward(float* dq, float* dk, float* dv, const float* dout, const fl
       delta[size_t(bh) * Tq + i] = lanes[0];
     }
   }
+}
+
+}  // namespace
+
+void flash_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                    const float* v, const float* out, const float* lse, const FlashShape& sh,
+                    const FlashOptions& opt, FlashWorkspace& ws) {
+  const int B = sh.B, Hq = sh.Hq, Hkv = sh.Hkv, Tq = sh.Tq, Tk = sh.Tk, D = sh.D;
+  const int group = Hq / Hkv, Dp = round16(D), Tkp = round16(Tk);
+  constexpr int BQ = kFlashBlockQ, BK = kFlashBlockK;
+  const Layout lq(Hq, Tq, D, sh.ldq), lk(Hkv, Tk, D, sh.ldk);
+  if (Tq == 0 || Tk == 0) return zero_grads(dq, dk, dv, sh, lq, lk);
+  const bool par = double(B) * Hq * Tq * Tk * D >= kParallelMinWork;
+  // Rows of K, Q and dO are read in place when no padding is needed (D, and for K also Tk, multiples
+  // of 16); otherwise padded copies are made.
+  const bool rows_in_place = D == Dp, k_in_place = D == Dp && Tk == Tkp;
+  float* kt = grow(ws.kt, size_t(B) * Hkv * D * Tkp);
+  float* vt = grow(ws.vt, size_t(B) * Hkv * D * Tkp);
+  float* kpack = k_in_place ? nullptr : grow(ws.kp, size_t(B) * Hkv * Tkp * Dp);
+  float* qpack = rows_in_place ? nullptr : grow(ws.qp, size_t(B) * Hq * Tq * Dp);
+  float* dopack = rows_in_place ? nullptr : grow(ws.dop, size_t(B) * Hq * Tq * Dp);
+  float* delta = grow(ws.delta, size_t(B) * Hq * Tq);
+  pack_keys(kt, vt, kpack, k, v, sh, lk, Dp, Tkp, par);
+  // Rows of K (for dQ += dS K), Q and dO as read: in place, or the padded copies.
+  const size_t ks = k_in_place ? lk.rs : size_t(Dp), qs = rows_in_place ? lq.rs : size_t(Dp);
+  auto krows = [&](int b, int g) {
+    return k_in_place ? k + lk.at(b, g) : kpack + (size_t(b) * Hkv + g) * Tkp * Dp;
+  };
+  auto qrows = [&](int b, int h) {
+    return rows_in_place ? q + lq.at(b, h) : qpack + (size_t(b) * Hq + h) * Tq * Dp;
+  };
+  auto dorows = [&](int b, int h) {
+    return rows_in_place ? dout + lq.at(b, h) : dopack + (size_t(b) * Hq + h) * Tq * Dp;
+  };
+  // D_i = rowsum(dO ∘ O)
+  pack_rows_and_delta(qpack, dopack, delta, q, dout, out, sh, lq, Dp, par, ws);
   const int nqb = (Tq + BQ - 1) / BQ, nkb = (Tk + BK - 1) / BK;
   const int threads = par ? omp_get_max_threads() : 1;
   const bool fused = opt.backward == FlashBackward::fused ||

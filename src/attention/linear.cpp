@@ -67,12 +67,9 @@ inline int key_limit(bool causal, int i, int Tq, int Tk) { return key_band(i + (
 }  // namespace
 
 LinearAttention::LinearAttention(const AttentionSpec& spec, ParamStore& store, Rng& rng) : Attention(spec) {
-  const int C = spec_.d_model;
-  H_ = spec_.n_heads;
   // check_attention_spec (run by the base class) has checked heads, window, positions, dropout
   // and scale
-  Hkv_ = spec_.n_kv_heads > 0 ? spec_.n_kv_heads : H_;
-  D_ = C / H_;
+  D_ = spec_.d_model / H_;
   proj_ = Projections(spec_, Hkv_ * D_, store, rng);  // GPT-2 initialisation, as scaled_dot_product
 }
 
@@ -81,20 +78,12 @@ void LinearAttention::forward(float* out, const float* x_q, const float* x_kv, i
   const int C = spec_.d_model, Ckv = Hkv_ * D_, H = H_, D = D_;
   const int group = H_ / Hkv_;
   const bool causal = spec_.causal;
-  x_q_ = x_q;
-  x_kv_ = x_kv;
-  B_ = B;
-  Tq_ = Tq;
-  Tk_ = Tk;
-  q_.resize(size_t(B) * Tq * C);
+  save_inputs(x_q, x_kv, B, Tq, Tk);
+  proj_.qkv(q_, k_, v_, x_q, x_kv, B * Tq, B * Tk);
   fq_.resize(q_.size());
-  k_.resize(size_t(B) * Tk * Ckv);
   fk_.resize(k_.size());
-  v_.resize(k_.size());
   o_.resize(q_.size());
   den_.resize(size_t(B) * H * Tq);
-  proj_.q(q_.data(), x_q, B * Tq);
-  proj_.kv(k_.data(), v_.data(), x_kv, B * Tk);
 
   // key padding, and which queries see at least one kept key
   keep_.assign(size_t(B) * Tk, 1);

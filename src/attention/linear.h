@@ -60,12 +60,8 @@ class LinearAttention : public Attention {
   std::vector<std::vector<float>*> cache_buffers() override { return {&cS_, &cz_}; }
 
  private:
-  int H_, Hkv_, D_;
+  int D_;
   Projections proj_;  // W_q, W_k, W_v, W_o and biases
-  // saved by forward for backward (x_q / x_kv are the caller's buffers and must outlive backward)
-  const float* x_q_ = nullptr;
-  const float* x_kv_ = nullptr;
-  int B_ = 0, Tq_ = 0, Tk_ = 0;
   bool weights_kept_ = false;  // keep_weights was on at the last forward (and Tq·Tk small enough)
   std::vector<float> q_, k_, v_;    // projections Q [B,Tq,C], K, V [B,Tk,Hkv·D]
   std::vector<float> fq_, fk_;      // φ(Q), φ(K); φ(K) is 0 at padded keys

@@ -19,10 +19,7 @@ ScaledDotProductAttention::ScaledDotProductAttention(const AttentionSpec& spec, 
                                                      Rng& rng)
     : Attention(spec) {
   // check_attention_spec (run by the base class) has checked heads, window, positions and impl
-  const int C = spec_.d_model;
-  H_ = spec_.n_heads;
-  Hkv_ = spec_.n_kv_heads > 0 ? spec_.n_kv_heads : H_;
-  D_ = C / H_;
+  D_ = spec_.d_model / H_;
   scale_ = attention_scale(spec_, D_);
   proj_ = Projections(spec_, Hkv_ * D_, store, rng);  // GPT-2 initialisation
   rope_ = spec_.positions == AttnPositions::rope;
@@ -111,17 +108,9 @@ void ScaledDotProductAttention::forward(float* out, const float* x_q, const floa
                                         int Tk, const AttnMask& mask, bool train, Rng* rng) {
   const int C = spec_.d_model, Ckv = Hkv_ * D_, H = H_, D = D_;
   const int group = H_ / Hkv_;
-  x_q_ = x_q;
-  x_kv_ = x_kv;
-  B_ = B;
-  Tq_ = Tq;
-  Tk_ = Tk;
-  q_.resize(size_t(B) * Tq * C);
-  k_.resize(size_t(B) * Tk * Ckv);
-  v_.resize(size_t(B) * Tk * Ckv);
+  save_inputs(x_q, x_kv, B, Tq, Tk);
+  proj_.qkv(q_, k_, v_, x_q, x_kv, B * Tq, B * Tk);
   o_.resize(size_t(B) * Tq * C);
-  proj_.q(q_.data(), x_q, B * Tq);
-  proj_.kv(k_.data(), v_.data(), x_kv, B * Tk);
 
   const int offset = Tk - Tq;  // query i is at absolute position i + offset, key j at j
   if (rope_) {
@@ -230,35 +219,22 @@ void ScaledDotProductAttention::backward(float* dx_q, float* dx_kv, const float*
 // dO (in do_) -> dQ, dK, dV through the stored P (and dropout mask)
 void ScaledDotProductAttention::naive_backward() {
   const int B = B_, Tq = Tq_, Tk = Tk_, C = spec_.d_model, Ckv = Hkv_ * D_, H = H_, D = D_;
-  const int group = H_ / Hkv_;
   dq_.assign(q_.size(), 0.0f);
   dk_.assign(k_.size(), 0.0f);
   dv_.assign(v_.size(), 0.0f);
   const float* Pd = drop_.weights(p_);  // P̃
 
   const float scale = scale_;
-  // one (b, kv head) pair per task, so dK_g and dV_g are written by one thread only
-  ds_.resize(size_t(B) * Hkv_ * Tq * Tk);
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int b = 0; b < B; b++)
-    for (int g = 0; g < Hkv_; g++) {
-      float* dS = ds_.data() + (size_t(b) * Hkv_ + g) * Tq * Tk;
-      const float* Vg = v_.data() + size_t(b) * Tk * Ckv + g * D;
-      const float* Kg = k_.data() + size_t(b) * Tk * Ckv + g * D;
-      float* dVg = dv_.data() + size_t(b) * Tk * Ckv + g * D;
-      float* dKg = dk_.data() + size_t(b) * Tk * Ckv + g * D;
-      for (int h = g * group; h < (g + 1) * group; h++) {
-        const size_t ph = (size_t(b) * H + h) * Tq * Tk;
-        const float* dOh = do_.data() + size_t(b) * Tq * C + h * D;
-        // dV_g += P̃ᵀ dO_h ; dS = P ⊙ (dP − rowsum(dP ⊙ P)), dP = (dO_h V_gᵀ) ⊙ dropout mask
-        attention_weights_backward(dS, dVg, p_.data() + ph, Pd + ph, drop_, ph, dOh, Vg, Tq, Tk, D, C, Ckv);
-        // dQ_h = s · dS K_g ;  dK_g += s · dSᵀ Q_h
-        sgemm(false, false, Tq, D, Tk, scale, dS, Tk, Kg, Ckv, 0.0f,
-              dq_.data() + size_t(b) * Tq * C + h * D, C);
-        sgemm(true, false, Tk, D, Tq, scale, dS, Tk, q_.data() + size_t(b) * Tq * C + h * D, C, 1.0f,
-              dKg, Ckv);
-      }
-    }
+  for_each_kv_group(ds_, B, H, Hkv_, Tq, Tk, [&](int b, int g, int h, float* dS) {
+    const size_t kv = size_t(b) * Tk * Ckv + g * D, ph = (size_t(b) * H + h) * Tq * Tk;
+    const size_t qo = size_t(b) * Tq * C + h * D;
+    // dV_g += P̃ᵀ dO_h ; dS = P ⊙ (dP − rowsum(dP ⊙ P)), dP = (dO_h V_gᵀ) ⊙ dropout mask
+    attention_weights_backward(dS, dv_.data() + kv, p_.data() + ph, Pd + ph, drop_, ph, do_.data() + qo,
+                               v_.data() + kv, Tq, Tk, D, C, Ckv);
+    // dQ_h = s · dS K_g ;  dK_g += s · dSᵀ Q_h
+    sgemm(false, false, Tq, D, Tk, scale, dS, Tk, k_.data() + kv, Ckv, 0.0f, dq_.data() + qo, C);
+    sgemm(true, false, Tk, D, Tq, scale, dS, Tk, q_.data() + qo, C, 1.0f, dk_.data() + kv, Ckv);
+  });
 }
 
 // ---- incremental decoding -------------------------------------------------------------------
@@ -293,13 +269,9 @@ void ScaledDotProductAttention::forward_cached(float* out, const float* x_new, i
   const int w = spec_.window;
   const int k0 = w > 0 ? std::max(0, L0 - w + 1) : 0, Lw = L - k0;
 
-  qn_.resize(size_t(B) * Tn * C);
-  kn_.resize(size_t(B) * Tn * Ckv);
-  vn_.resize(size_t(B) * Tn * Ckv);
+  proj_.qkv(qn_, kn_, vn_, x_new, x_new, B * Tn, B * Tn);
   on_.resize(size_t(B) * Tn * C);
   pc_.resize(size_t(B) * H * Tn * Lw);
-  proj_.q(qn_.data(), x_new, B * Tn);
-  proj_.kv(kn_.data(), vn_.data(), x_new, B * Tn);
   if (rope_) {
     rope_rotate(qn_.data(), B, Tn, H, D, C, L0, spec_.rope_base, +1);
     rope_rotate(kn_.data(), B, Tn, Hkv_, D, Ckv, L0, spec_.rope_base, +1);

@@ -86,15 +86,11 @@ class ScaledDotProductAttention : public Attention {
   FlashOptions flash_options() const;       // masks/positions for the flash kernel
   FlashShape flash_shape() const;           // the last forward's shape, read in place (CPU)
 
-  int H_, Hkv_, D_;
+  int D_;
   float scale_;
   bool rope_ = false, alibi_ = false;
   std::vector<float> slopes_;  // ALiBi slope per query head
   Projections proj_;  // W_q, W_k, W_v, W_o and biases
-  // saved by forward for backward (x_q / x_kv are the caller's buffers and must outlive backward)
-  const float* x_q_ = nullptr;
-  const float* x_kv_ = nullptr;
-  int B_ = 0, Tq_ = 0, Tk_ = 0;
   std::vector<float> q_, k_, v_, p_, o_;  // Q, K (both rotated under RoPE), V, P, O (pre-projection)
   WeightDropout drop_;                    // dropout mask and dropped weights P̃ (dropout > 0 only)
   std::vector<float> dq_, dk_, dv_, ds_, do_;  // gradients; ds_ is per-(b, kv head) scratch

@@ -47,11 +47,8 @@ inline void tanh_block(float* z, float* u, const float* a, const float* c, int l
 // ---------------------------------------------------------------------------------------------
 
 ScoredAttention::ScoredAttention(const AttentionSpec& spec, ParamStore& store, Rng& rng) : Attention(spec) {
-  const int C = spec_.d_model;
-  H_ = spec_.n_heads;
   // check_attention_spec (run by the base class) has checked heads, scale, positions and window
-  Hkv_ = spec_.n_kv_heads > 0 ? spec_.n_kv_heads : H_;
-  D_ = C / H_;
+  D_ = spec_.d_model / H_;
   // GPT-2 initialisation, drawn in scaled_dot_product's order (same seed, same projections)
   proj_ = Projections(spec_, Hkv_ * D_, store, rng);
   alibi_.assign(H_, 0.0f);
@@ -71,20 +68,27 @@ void ScoredAttention::map_rows(float* y, const float* x, int ldx, int N, const H
   sgemm(false, !m.transposed, N, D_, D_, 1.0f, x, ldx, W, m.ld, 0.0f, y, spec_.d_model);
 }
 
+// Back through ỹ = M_h x over N rows (x, dx: row stride ldx; dỹ: row stride C):
+// dx += dỹ M_h (rows) ;  dM_h += Σ dỹ xᵀ (stored Mᵀ: += Σ x dỹᵀ)
+void ScoredAttention::map_backward(const HeadMap& m, int h, int N, const float* dy, const float* x, float* dx,
+                                   int ldx) const {
+  const int C = spec_.d_model, D = D_;
+  const size_t off = size_t(h) * m.head_stride + m.col0;
+  const float* M = m.param->w.data() + off;
+  float* dM = m.param->g.data() + off;
+  sgemm(false, m.transposed, N, D, D, 1.0f, dy, C, M, m.ld, 1.0f, dx, ldx);
+  if (!m.transposed)
+    sgemm(true, false, D, D, N, 1.0f, dy, C, x, ldx, 1.0f, dM, m.ld);
+  else
+    sgemm(true, false, D, D, N, 1.0f, x, ldx, dy, C, 1.0f, dM, m.ld);
+}
+
 void ScoredAttention::forward(float* out, const float* x_q, const float* x_kv, int B, int Tq, int Tk,
                               const AttnMask& mask, bool train, Rng* rng) {
   const int C = spec_.d_model, Ckv = Hkv_ * D_, D = D_;
   const int group = H_ / Hkv_;
-  x_q_ = x_q;
-  x_kv_ = x_kv;
-  B_ = B;
-  Tq_ = Tq;
-  Tk_ = Tk;
-  q_.resize(size_t(B) * Tq * C);
-  k_.resize(size_t(B) * Tk * Ckv);
-  v_.resize(size_t(B) * Tk * Ckv);
-  proj_.q(q_.data(), x_q, B * Tq);
-  proj_.kv(k_.data(), v_.data(), x_kv, B * Tk);
+  save_inputs(x_q, x_kv, B, Tq, Tk);
+  proj_.qkv(q_, k_, v_, x_q, x_kv, B * Tq, B * Tk);
   // query terms M_q,h q_i [B,Tq,C] and key terms M_k,h k_j [B,Tk,C] (one per query head)
   if (mq_.param) {
     qt_.resize(q_.size());
@@ -205,85 +209,59 @@ void ScoredAttention::backward(float* dx_q, float* dx_kv, const float* dout) {
   }
 
   // one (b, kv head) pair per task: dK_g, dV_g (and a shared dK̃) are written by one thread only
-  ds_.resize(size_t(B) * Hkv_ * Tq * Tk);
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int b = 0; b < B; b++)
-    for (int g = 0; g < Hkv_; g++) {
-      float* dS = ds_.data() + (size_t(b) * Hkv_ + g) * Tq * Tk;
-      const float* Vg = v_.data() + size_t(b) * Tk * Ckv + g * D;
-      float* dVg = dv_.data() + size_t(b) * Tk * Ckv + g * D;
-      for (int h = g * group; h < (g + 1) * group; h++) {
-        const size_t ph = (size_t(b) * H + h) * Tq * Tk;
-        const float* dOh = do_.data() + size_t(b) * Tq * C + h * D;
-        // dV_g += P̃ᵀ dO_h ; dS = P ⊙ (dP − rowsum(dP ⊙ P)), dP = (dO_h V_gᵀ) ⊙ dropout mask
-        attention_weights_backward(dS, dVg, p_.data() + ph, Pd + ph, drop_, ph, dOh, Vg, Tq, Tk, D, C, Ckv);
-        const float* Qh = qt + size_t(b) * Tq * C + h * D;
-        float* dQh = dqt + size_t(b) * Tq * C + h * D;
-        const size_t koff = size_t(b) * Tk * kt_ld + (kt_per_head ? h : g) * D;
-        const float* Kx = kt + koff;
-        float* dKx = dkt + koff;
-        if (!vp) {
-          // bilinear score S = Q̃ K̃ᵀ:  dQ̃_h = dS K̃ ;  dK̃ += dSᵀ Q̃_h
-          sgemm(false, false, Tq, D, Tk, 1.0f, dS, Tk, Kx, kt_ld, 0.0f, dQh, C);
-          sgemm(true, false, Tk, D, Tq, 1.0f, dS, Tk, Qh, C, 1.0f, dKx, kt_ld);
-        } else {
-          // additive score S_ij = vᵀ tanh(a_i + c_j): the tanh's recomputed over each row's band,
-          // a block of keys at a time (masked keys have dS = 0 and add nothing)
-          const float* vh = vp + size_t(h) * D;
-          float* dvh = dvh_.data() + (size_t(b) * H + h) * D;
-          float* z = scratch_.data() + size_t(omp_get_thread_num()) * per_thread;
-          for (int i = 0; i < Tq; i++) {
-            const float* a = Qh + size_t(i) * C;
-            float* da = dQh + size_t(i) * C;
-            const KeyBand band = key_band(i + Tk - Tq, Tk, spec_.causal, spec_.window);
-            for (int j0 = band.lo; j0 < band.hi; j0 += block) {
-              const int n = std::min(block, band.hi - j0);
-              tanh_block(z, z + block_floats, a, Kx + size_t(j0) * kt_ld, kt_ld, n, D);
-              for (int jj = 0; jj < n; jj++) {
-                const float ds = dS[size_t(i) * Tk + j0 + jj];
-                if (ds == 0.0f) continue;
-                const float* t = z + size_t(jj) * D;
-                float* dc = dKx + size_t(j0 + jj) * kt_ld;
-                for (int d = 0; d < D; d++) {
-                  dvh[d] += ds * t[d];
-                  const float e = ds * vh[d] * (1.0f - t[d] * t[d]);  // tanh' = 1 − tanh²
-                  da[d] += e;
-                  dc[d] += e;
-                }
-              }
+  for_each_kv_group(ds_, B, H, Hkv_, Tq, Tk, [&](int b, int g, int h, float* dS) {
+    const float* Vg = v_.data() + size_t(b) * Tk * Ckv + g * D;
+    float* dVg = dv_.data() + size_t(b) * Tk * Ckv + g * D;
+    const size_t ph = (size_t(b) * H + h) * Tq * Tk;
+    const float* dOh = do_.data() + size_t(b) * Tq * C + h * D;
+    // dV_g += P̃ᵀ dO_h ; dS = P ⊙ (dP − rowsum(dP ⊙ P)), dP = (dO_h V_gᵀ) ⊙ dropout mask
+    attention_weights_backward(dS, dVg, p_.data() + ph, Pd + ph, drop_, ph, dOh, Vg, Tq, Tk, D, C, Ckv);
+    const float* Qh = qt + size_t(b) * Tq * C + h * D;
+    float* dQh = dqt + size_t(b) * Tq * C + h * D;
+    const size_t koff = size_t(b) * Tk * kt_ld + (kt_per_head ? h : g) * D;
+    const float* Kx = kt + koff;
+    float* dKx = dkt + koff;
+    if (!vp) {
+      // bilinear score S = Q̃ K̃ᵀ:  dQ̃_h = dS K̃ ;  dK̃ += dSᵀ Q̃_h
+      sgemm(false, false, Tq, D, Tk, 1.0f, dS, Tk, Kx, kt_ld, 0.0f, dQh, C);
+      sgemm(true, false, Tk, D, Tq, 1.0f, dS, Tk, Qh, C, 1.0f, dKx, kt_ld);
+    } else {
+      // additive score S_ij = vᵀ tanh(a_i + c_j): the tanh's recomputed over each row's band,
+      // a block of keys at a time (masked keys have dS = 0 and add nothing)
+      const float* vh = vp + size_t(h) * D;
+      float* dvh = dvh_.data() + (size_t(b) * H + h) * D;
+      float* z = scratch_.data() + size_t(omp_get_thread_num()) * per_thread;
+      for (int i = 0; i < Tq; i++) {
+        const float* a = Qh + size_t(i) * C;
+        float* da = dQh + size_t(i) * C;
+        const KeyBand band = key_band(i + Tk - Tq, Tk, spec_.causal, spec_.window);
+        for (int j0 = band.lo; j0 < band.hi; j0 += block) {
+          const int n = std::min(block, band.hi - j0);
+          tanh_block(z, z + block_floats, a, Kx + size_t(j0) * kt_ld, kt_ld, n, D);
+          for (int jj = 0; jj < n; jj++) {
+            const float ds = dS[size_t(i) * Tk + j0 + jj];
+            if (ds == 0.0f) continue;
+            const float* t = z + size_t(jj) * D;
+            float* dc = dKx + size_t(j0 + jj) * kt_ld;
+            for (int d = 0; d < D; d++) {
+              dvh[d] += ds * t[d];
+              const float e = ds * vh[d] * (1.0f - t[d] * t[d]);  // tanh' = 1 − tanh²
+              da[d] += e;
+              dc[d] += e;
             }
           }
         }
       }
     }
+  });
 
   // the per-head maps, over all B·T rows at once (one GEMM per head, heads in order)
-  if (mq_.param) {
-    // q̃ = M q :  dq += Mᵀ dq̃ (rows: dQ += dQ̃ M) ;  dM += Σ dq̃ qᵀ  (stored Mᵀ: += Σ q dq̃ᵀ)
-    for (int h = 0; h < H; h++) {
-      const size_t off = size_t(h) * mq_.head_stride + mq_.col0;
-      const float* M = mq_.param->w.data() + off;
-      float* dM = mq_.param->g.data() + off;
-      sgemm(false, mq_.transposed, B * Tq, D, D, 1.0f, dqt + h * D, C, M, mq_.ld, 1.0f, dq_.data() + h * D, C);
-      if (!mq_.transposed)
-        sgemm(true, false, D, D, B * Tq, 1.0f, dqt + h * D, C, q_.data() + h * D, C, 1.0f, dM, mq_.ld);
-      else
-        sgemm(true, false, D, D, B * Tq, 1.0f, q_.data() + h * D, C, dqt + h * D, C, 1.0f, dM, mq_.ld);
-    }
-  }
-  if (mk_.param) {
-    for (int h = 0; h < H; h++) {
-      const int g = h / group;
-      const size_t off = size_t(h) * mk_.head_stride + mk_.col0;
-      const float* M = mk_.param->w.data() + off;
-      float* dM = mk_.param->g.data() + off;
-      sgemm(false, mk_.transposed, B * Tk, D, D, 1.0f, dkt + h * D, C, M, mk_.ld, 1.0f, dk_.data() + g * D, Ckv);
-      if (!mk_.transposed)
-        sgemm(true, false, D, D, B * Tk, 1.0f, dkt + h * D, C, k_.data() + g * D, Ckv, 1.0f, dM, mk_.ld);
-      else
-        sgemm(true, false, D, D, B * Tk, 1.0f, k_.data() + g * D, Ckv, dkt + h * D, C, 1.0f, dM, mk_.ld);
-    }
-  }
+  if (mq_.param)
+    for (int h = 0; h < H; h++)
+      map_backward(mq_, h, B * Tq, dqt + h * D, q_.data() + h * D, dq_.data() + h * D, C);
+  if (mk_.param)
+    for (int h = 0; h < H; h++)
+      map_backward(mk_, h, B * Tk, dkt + h * D, k_.data() + (h / group) * D, dk_.data() + (h / group) * D, Ckv);
   if (vp) {
     float* dv = v_param_->g.data();
     for (int b = 0; b < B; b++)
@@ -322,13 +300,9 @@ void ScoredAttention::forward_cached(float* out, const float* x_new, int B, int 
   const int group = H_ / Hkv_;
   cache_check_step(B, Tn);
   const int L0 = cache_len_, L = L0 + Tn, cap = cache_cap_;
-  qn_.resize(size_t(B) * Tn * C);
-  kn_.resize(size_t(B) * Tn * Ckv);
-  vn_.resize(size_t(B) * Tn * Ckv);
+  proj_.qkv(qn_, kn_, vn_, x_new, x_new, B * Tn, B * Tn);
   on_.resize(size_t(B) * Tn * C);
   pc_.resize(size_t(B) * H_ * Tn * L);
-  proj_.q(qn_.data(), x_new, B * Tn);
-  proj_.kv(kn_.data(), vn_.data(), x_new, B * Tn);
   for (int b = 0; b < B; b++) {
     std::copy_n(kn_.data() + size_t(b) * Tn * Ckv, size_t(Tn) * Ckv, kc_.data() + (size_t(b) * cap + L0) * Ckv);
     std::copy_n(vn_.data() + size_t(b) * Tn * Ckv, size_t(Tn) * Ckv, vc_.data() + (size_t(b) * cap + L0) * Ckv);

@@ -41,6 +41,8 @@ class ScoredAttention : public Attention {
   void forward(float* out, const float* x_q, const float* x_kv, int B, int Tq, int Tk,
                const AttnMask& mask, bool train, Rng* rng) override;
   void backward(float* dx_q, float* dx_kv, const float* dout) override;
+  // Weights of the last forward() [B,H,Tq,Tk], or of the last forward_cached() [B,H,Tn,L]
+  // (L = cache_len() after the step), if keep_weights(true).
   std::vector<float> attention_weights() const override;
   void cache_reset(int B, int capacity) override;
   void forward_cached(float* out, const float* x_new, int B, int Tn) override;
@@ -54,7 +56,7 @@ class ScoredAttention : public Attention {
   // v: null for the dot score, else the [H,D] parameter of the additive score.
   void set_score(HeadMap mq, HeadMap mk, Param* v);
 
-  int H_, Hkv_, D_;
+  int D_;
 
  private:
   // Scores of all (b, h) pairs, masks, ALiBi and softmax -> P [B,H,Tq,Tk].
@@ -66,15 +68,12 @@ class ScoredAttention : public Attention {
   // O [B,Tq,C] = P V per head; v: batch stride kv_bs, row stride Hkv·D
   void mix(float* O, const float* P, int B, int Tq, int Tk, const float* v, size_t kv_bs) const;
   void map_rows(float* y, const float* x, int ldx, int N, const HeadMap& m, int h) const;
+  void map_backward(const HeadMap& m, int h, int N, const float* dy, const float* x, float* dx, int ldx) const;
 
   Projections proj_;  // W_q, W_k, W_v, W_o and biases
   HeadMap mq_, mk_;
   Param* v_param_ = nullptr;
   std::vector<float> alibi_;  // ALiBi slope per head (0 without ALiBi)
-  // saved by forward for backward (x_q / x_kv are the caller's buffers and must outlive backward)
-  const float* x_q_ = nullptr;
-  const float* x_kv_ = nullptr;
-  int B_ = 0, Tq_ = 0, Tk_ = 0;
   std::vector<float> q_, k_, v_, qt_, kt_, p_, o_;  // Q, K, V, M_q Q, M_k K (per query head), P, O
   WeightDropout drop_;
   std::vector<float> dq_, dk_, dv_, dqt_, dkt_, ds_, do_, dvh_;  // gradients and scratch

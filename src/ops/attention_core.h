@@ -101,6 +101,21 @@ struct WeightDropout {
   }
 };
 
+// Runs head(b, g, h, dS) for every batch row b, kv head g and each of its query heads h, in
+// order: one (b, g) pair per task, so what is written for kv head g (dK_g, dV_g) is written by
+// one thread only and in a fixed order. dS is the task's [Tq,Tk] scratch in ds (resized here).
+template <class Head>
+inline void for_each_kv_group(std::vector<float>& ds, int B, int H, int Hkv, int Tq, int Tk, Head&& head) {
+  const int group = H / Hkv;
+  ds.resize(size_t(B) * Hkv * Tq * Tk);
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int b = 0; b < B; b++)
+    for (int g = 0; g < Hkv; g++) {
+      float* dS = ds.data() + (size_t(b) * Hkv + g) * Tq * Tk;
+      for (int h = g * group; h < (g + 1) * group; h++) head(b, g, h, dS);
+    }
+}
+
 // The backward of O_h = P̃ V_g for one (b, h): dV_g += P̃ᵀ dO_h and dP̃ = dO_h V_gᵀ (written to
 // dP [Tq,Tk]). Rows of dO_h have stride ldo, rows of V_g and dV_g stride ldv.
 void pv_backward(float* dP, float* dVg, const float* Pd, const float* dOh, const float* Vg, int Tq, int Tk,
