@@ -23,6 +23,21 @@
 
 namespace attnlab {
 
+// The closed sets among a spec's options, with their config names (name_of) and the reverse
+// (attn_positions etc.: a UserError "<option>: expected ..., got '<name>'" for an unknown name).
+enum class AttnPositions { none, rope, alibi };  // positions applied inside attention
+enum class AttnScore { dot, general, concat };   // luong's score function
+enum class AttnImpl { naive, flash, automatic }; // scaled_dot_product family; config name "auto"
+enum class AttnDevice { cpu, cuda };             // where a tiled kernel runs
+const char* name_of(AttnPositions p);
+const char* name_of(AttnScore s);
+const char* name_of(AttnImpl i);
+const char* name_of(AttnDevice d);
+AttnPositions attn_positions(const std::string& name);
+AttnScore attn_score(const std::string& name);
+AttnImpl attn_impl(const std::string& name);
+AttnDevice attn_device(const std::string& name);
+
 // Resolved options of one attention slot (built by the model from the config).
 struct AttentionSpec {
   std::string type = "scaled_dot_product";  // registry name
@@ -39,13 +54,13 @@ struct AttentionSpec {
   int window = 0;               // sliding window w (0 = off): query position p sees key r iff
                                 // p − w < r ≤ p (causal) or |p − r| < w (not causal); padded
                                 // keys still take their place in the band
-  std::string positions = "none";  // positions applied inside attention: rope | alibi | none
+  AttnPositions positions = AttnPositions::none;  // positions applied inside attention
   float rope_base = 10000.0f;   // RoPE: θ_i = rope_base^(-2i/D)
-  std::string score = "general";   // luong: dot | general | concat
+  AttnScore score = AttnScore::general;  // luong's score
   int max_len = 0;              // longest sequence the slot will see (RoPE tables, cache size); 0 = unknown
   bool diff_norm = true;        // differential: headwise RMSNorm and (1 − λ_init) scaling (E7 turns it off)
-  std::string impl = "auto";    // scaled_dot_product family: naive | flash | auto
-  std::string device = "cpu";   // cpu | cuda: where a tiled kernel runs (model.device)
+  AttnImpl impl = AttnImpl::automatic;  // scaled_dot_product family: naive | flash | auto
+  AttnDevice device = AttnDevice::cpu;  // where a tiled kernel runs (model.device)
 };
 
 // What a variant supports, so configs are checked before a model is built.
@@ -62,6 +77,9 @@ struct AttentionInfo {
   bool scale = true;            // `scale` option is meaningful
   int head_split = 1;           // a head's width is d_model / (n_heads · head_split) (differential: 2 halves)
 };
+
+// Key/value heads of a spec: n_kv_heads, or n_heads when it is 0 (plain multi-head attention).
+inline int kv_heads(const AttentionSpec& s) { return s.n_kv_heads > 0 ? s.n_kv_heads : s.n_heads; }
 
 // Masks that are decided per batch rather than per slot.
 struct AttnMask {
@@ -97,13 +115,34 @@ class Attention {
   const AttentionSpec& spec() const { return spec_; }
 
  protected:
-  explicit Attention(AttentionSpec spec) : spec_(std::move(spec)) {}
+  // Validates the spec (check_attention_spec: a module built without make_attention refuses
+  // what the registry refuses, with the same message).
+  explicit Attention(AttentionSpec spec);
   // The buffers that make up the cache, each [cache B, ...] row-major (cache_reorder permutes
   // them). The default throws: the variant has no cache.
   virtual std::vector<std::vector<float>*> cache_buffers();
+  // The cache guards of the variants. cache_begin (in cache_reset): B and capacity must be
+  // positive; records them and empties the cache. cache_check_step (in forward_cached): a reset
+  // came first, for this batch, Tn > 0, and (bounded) the Tn new positions fit the capacity.
+  void cache_begin(int B, int capacity);
+  void cache_check_step(int B, int Tn, bool bounded = true) const;
+  // A forward records its inputs and shapes for the backward (x_q / x_kv are the caller's
+  // buffers and must outlive the backward).
+  void save_inputs(const float* x_q, const float* x_kv, int B, int Tq, int Tk) {
+    x_q_ = x_q;
+    x_kv_ = x_kv;
+    B_ = B;
+    Tq_ = Tq;
+    Tk_ = Tk;
+  }
   AttentionSpec spec_;
+  const int H_, Hkv_;  // query heads, key/value heads (kv_heads)
+  const float* x_q_ = nullptr;
+  const float* x_kv_ = nullptr;
+  int B_ = 0, Tq_ = 0, Tk_ = 0;
   bool keep_weights_ = false;
   int cache_len_ = 0;  // positions in the cache (maintained by variants with a cache)
+  int cache_B_ = 0, cache_cap_ = 0;  // the last cache_begin's batch and capacity (0: none yet)
 };
 
 using AttentionFactory =
@@ -124,6 +163,8 @@ std::string check_attention_spec(const AttentionSpec& spec);
 // Builds the module (registers its parameters in `store`, initialises them from `rng`).
 // Throws UserError for an unknown type (naming the known ones) or a failed check.
 std::unique_ptr<Attention> make_attention(const AttentionSpec& spec, ParamStore& store, Rng& rng);
+// check_attention_spec as a UserError "attention '<name>': <what is wrong>" (nothing if valid).
+void require_valid_attention_spec(const AttentionSpec& spec);
 
 // The numeric softmax scale a spec asks for, given the head dimension.
 float attention_scale(const AttentionSpec& spec, int head_dim);

@@ -3,19 +3,18 @@
 //   DiffAttn(X) = (softmax(s·Q₁K₁ᵀ) − λ·softmax(s·Q₂K₂ᵀ)) V
 //   λ = exp(λ_q1·λ_k1) − exp(λ_q2·λ_k2) + λ_init,   λ_init = 0.8 − 0.6·exp(−0.3·layer_index)
 //   head_h = (1 − λ_init) · RMSNorm(DiffAttn_h),     out = concat(heads) W_oᵀ + b_o
-//
-// The formula, shapes and backward derivation are in differential.h; docs/attention.md has the
-// write-up.
+// Backward: dD = dO Vᵀ, dλ = −Σ Ã₂ ⊙ dD, and each map's softmax backward with dA₁ = dD,
+// dA₂ = −λ·dD. The shapes and the full derivation are in differential.h; docs/attention.md has
+// the write-up.
 #include "attention/differential.h"
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 
 #include "attention/positions.h"
 #include "core/error.h"
 #include "core/gemm.h"
-#include "ops/ops.h"
+#include "ops/attention_core.h"
 
 namespace attnlab {
 
@@ -35,26 +34,8 @@ float DifferentialAttention::lambda_init_for(int layer_index) {
 DifferentialAttention::DifferentialAttention(const AttentionSpec& spec, ParamStore& store, Rng& rng,
                                              bool headwise_norm)
     : Attention(spec), norm_(headwise_norm) {
-  const int C = spec_.d_model;
-  H_ = spec_.n_heads;
-  if (spec_.n_kv_heads < 0)
-    user_error("attention '{}': n_kv_heads: expected 0 or a positive integer, got {}", spec_.name, spec_.n_kv_heads);
-  Hkv_ = spec_.n_kv_heads > 0 ? spec_.n_kv_heads : H_;
-  if (C <= 0 || H_ <= 0 || C % (2 * H_) != 0)
-    user_error("attention '{}': n_heads: differential attention splits every head into two halves, so "
-               "d_model ({}) must be divisible by 2·n_heads (n_heads = {})",
-               spec_.name, C, H_);
-  if (H_ % Hkv_ != 0)
-    user_error("attention '{}': n_kv_heads: expected a positive integer that divides n_heads ({}), got {}",
-               spec_.name, H_, Hkv_);
-  d_ = C / (2 * H_);
-  if (spec_.positions == "rope" && d_ % 2 != 0)
-    user_error("attention '{}': positions: rope rotates pairs within each query/key half of width "
-               "d_model/(2·n_heads) = {}, which must be even (d_model divisible by 4·n_heads)",
-               spec_.name, d_);
-  if (spec_.positions != "none" && spec_.positions != "rope")
-    user_error("attention '{}': positions: differential attention supports rope or none, got '{}'", spec_.name,
-               spec_.positions);
+  // check_attention_spec (run by the base class) has checked heads, halves, positions, window
+  d_ = spec_.d_model / (2 * H_);
   scale_ = attention_scale(spec_, d_);
   lambda_init_ = lambda_init_for(spec_.layer_index);
   Ckv_ = Hkv_ * 2 * d_;
@@ -88,34 +69,12 @@ float DifferentialAttention::lambda() const {
 // Both softmax maps of one (b, h): A[c] = softmax(s·Q_c K_cᵀ + M), c = 0, 1.
 void DifferentialAttention::maps(float* A, const float* Qh, int ldq, const float* Kg, int ldk, int Tq, int Tk,
                                  int pos0, bool causal, const unsigned char* keep) const {
-  const float neg_inf = -std::numeric_limits<float>::infinity();
-  const int w = spec_.window;
   for (int c = 0; c < 2; c++) {
     float* P = A + size_t(c) * Tq * Tk;
     sgemm(false, true, Tq, Tk, d_, scale_, Qh + c * d_, ldq, Kg + c * d_, ldk, 0.0f, P, Tk);
     for (int i = 0; i < Tq; i++) {
-      float* row = P + size_t(i) * Tk;
-      const int p = pos0 + i;  // the query's position; keys [jmin, jmax) are allowed
-      const int jmin = w > 0 ? std::max(0, p - w + 1) : 0;
-      const int jmax = causal ? std::min(Tk, p + 1) : (w > 0 ? std::min(Tk, p + w) : Tk);
-      float mx = neg_inf;
-      for (int j = 0; j < Tk; j++) {
-        const bool ok = j >= jmin && j < jmax && (!keep || keep[j]);
-        if (!ok) row[j] = neg_inf;
-        else mx = std::max(mx, row[j]);
-      }
-      if (mx == neg_inf) {  // nothing to attend to: zero weights
-        std::fill(row, row + Tk, 0.0f);
-        continue;
-      }
-      float sum = 0.0f;
-      for (int j = 0; j < Tk; j++) {
-        const float e = row[j] == neg_inf ? 0.0f : std::exp(row[j] - mx);
-        row[j] = e;
-        sum += e;
-      }
-      const float inv = 1.0f / sum;
-      for (int j = 0; j < Tk; j++) row[j] *= inv;
+      const int p = pos0 + i;
+      masked_softmax_row(P + size_t(i) * Tk, Tk, key_band(p, Tk, causal, spec_.window), keep, p, 0.0f);
     }
   }
 }
@@ -147,24 +106,16 @@ void DifferentialAttention::forward(float* out, const float* x_q, const float* x
                                     const AttnMask& mask, bool train, Rng* rng) {
   const int C = spec_.d_model, Ckv = Ckv_, H = H_, D2 = 2 * d_;
   const int group = H_ / Hkv_;
-  x_q_ = x_q;
-  x_kv_ = x_kv;
-  B_ = B;
-  Tq_ = Tq;
-  Tk_ = Tk;
+  save_inputs(x_q, x_kv, B, Tq, Tk);
+  proj_.qkv(q_, k_, v_, x_q, x_kv, B * Tq, B * Tk);
   const size_t TT = size_t(Tq) * Tk;
-  q_.resize(size_t(B) * Tq * C);
-  k_.resize(size_t(B) * Tk * Ckv);
-  v_.resize(size_t(B) * Tk * Ckv);
   a_.resize(size_t(B) * H * 2 * TT);
   diff_.resize(size_t(B) * H * TT);
   o_.resize(size_t(B) * Tq * C);
   y_.resize(size_t(B) * Tq * C);
   rstd_.resize(size_t(B) * Tq * H);
-  proj_.q(q_.data(), x_q, B * Tq);
-  proj_.kv(k_.data(), v_.data(), x_kv, B * Tk);
   const int qpos0 = Tk - Tq;  // queries are aligned to the end of the keys (as the causal mask)
-  if (spec_.positions == "rope") {
+  if (spec_.positions == AttnPositions::rope) {
     // every d-wide half is one rotary "head": Q is [B,Tq,2H,d], K is [B,Tk,2Hkv,d]
     rope_rotate(q_.data(), B, Tq, 2 * H, d_, C, qpos0, spec_.rope_base, +1);
     rope_rotate(k_.data(), B, Tk, 2 * Hkv_, d_, Ckv, 0, spec_.rope_base, +1);
@@ -191,16 +142,8 @@ void DifferentialAttention::forward(float* out, const float* x_q, const float* x
            keep ? keep + size_t(b) * Tk : nullptr);
     }
 
-  // dropout on both maps: one mask over [B,H,2,Tq,Tk], drawn serially
-  dropout_on_ = train && spec_.dropout > 0.0f;
-  const float* Ad = a_.data();
-  if (dropout_on_) {
-    ATTNLAB_CHECK(rng != nullptr);
-    drop_.resize(a_.size());
-    adrop_.resize(a_.size());
-    dropout_forward(adrop_.data(), drop_.data(), a_.data(), a_.size(), spec_.dropout, *rng);
-    Ad = adrop_.data();
-  }
+  // dropout on both maps: one mask over [B,H,2,Tq,Tk]
+  const float* Ad = drop_.forward(a_, spec_.dropout, train, rng);
 
   // D = Ã₁ − λÃ₂ ;  O_h = D V_g into the head's 2d columns of O [B,Tq,C]
   const float lam = lambda_;
@@ -262,7 +205,7 @@ void DifferentialAttention::backward(float* dx_q, float* dx_kv, const float* dou
       }
   }
 
-  const float* Ad = dropout_on_ ? adrop_.data() : a_.data();  // Ã
+  const float* Ad = drop_.weights(a_);  // Ã
   const float lam = lambda_;
   const float scale = scale_;
   ds_.resize(size_t(B) * Hkv_ * 3 * TT);
@@ -286,8 +229,7 @@ void DifferentialAttention::backward(float* dx_q, float* dx_kv, const float* dou
         const float* Qh = q_.data() + size_t(b) * Tq * C + h * D2;
         float* dQh = dq_.data() + size_t(b) * Tq * C + h * D2;
         // dV_g += Dᵀ dO_h ;  dD = dO_h V_gᵀ
-        sgemm(true, false, Tk, D2, Tq, 1.0f, Dm, Tk, dOh, C, 1.0f, dVg, Ckv);
-        sgemm(false, true, Tq, Tk, D2, 1.0f, dOh, C, Vg, Ckv, 0.0f, dD, Tk);
+        pv_backward(dD, dVg, Dm, dOh, Vg, Tq, Tk, D2, C, Ckv);
         // dλ = −Σ Ã₂ ⊙ dD ;  dÃ₁ = dD ;  dÃ₂ = −λ·dD ; then through the dropout masks
         double dl = 0.0;
         for (size_t i = 0; i < TT; i++) dl -= double(At[TT + i]) * dD[i];
@@ -296,17 +238,10 @@ void DifferentialAttention::backward(float* dx_q, float* dx_kv, const float* dou
           dS[0][i] = dD[i];
           dS[1][i] = -lam * dD[i];
         }
-        if (dropout_on_) {
-          const float* m = drop_.data() + bh * 2 * TT;
-          for (size_t i = 0; i < TT; i++) {
-            dS[0][i] *= m[i];
-            dS[1][i] *= m[TT + i];
-          }
-        }
         for (int c = 0; c < 2; c++) {
           // dS = A ⊙ (dA − rowsum(dA ⊙ A)), in place
-          const float* P = A + c * TT;
-          softmax_backward_inplace(dS[c], P, Tq, Tk);
+          drop_.backward(dS[c], bh * 2 * TT + c * TT, TT);
+          softmax_backward_rows(dS[c], A + c * TT, Tq, Tk);
           // dQ_c = s·dS K_c ;  dK_c += s·dSᵀ Q_c
           sgemm(false, false, Tq, d_, Tk, scale, dS[c], Tk, Kg + c * d_, Ckv, 0.0f, dQh + c * d_, C);
           sgemm(true, false, Tk, d_, Tq, scale, dS[c], Tk, Qh + c * d_, C, 1.0f, dKg + c * d_, Ckv);
@@ -325,7 +260,7 @@ void DifferentialAttention::backward(float* dx_q, float* dx_kv, const float* dou
     lk2_->g[i] -= g2 * lq2_->w[i];
   }
 
-  if (spec_.positions == "rope") {  // the backward of a rotation is the inverse rotation
+  if (spec_.positions == AttnPositions::rope) {  // the backward of a rotation is the inverse rotation
     rope_rotate(dq_.data(), B, Tq, 2 * H, d_, C, Tk - Tq, spec_.rope_base, -1);
     rope_rotate(dk_.data(), B, Tk, 2 * Hkv_, d_, Ckv, 0, spec_.rope_base, -1);
   }
@@ -346,12 +281,7 @@ std::vector<float> DifferentialAttention::attention_weights() const {
 // ---- incremental decoding ----
 
 void DifferentialAttention::cache_reset(int B, int capacity) {
-  if (B <= 0 || capacity <= 0)
-    user_error("attention '{}': cache_reset needs a positive batch and capacity, got {} and {}", spec_.name, B,
-               capacity);
-  cache_B_ = B;
-  cache_cap_ = capacity;
-  cache_len_ = 0;
+  cache_begin(B, capacity);
   kc_.resize(size_t(B) * capacity * Ckv_);
   vc_.resize(size_t(B) * capacity * Ckv_);
   // room for one-token steps up to the capacity, so decoding does not allocate as the prefix grows
@@ -362,13 +292,8 @@ void DifferentialAttention::cache_reset(int B, int capacity) {
 void DifferentialAttention::forward_cached(float* out, const float* x_new, int B, int Tn) {
   const int C = spec_.d_model, Ckv = Ckv_, H = H_, D2 = 2 * d_, cap = cache_cap_;
   const int group = H_ / Hkv_;
-  if (cache_B_ == 0) user_error("attention '{}': forward_cached before cache_reset", spec_.name);
-  if (B != cache_B_)
-    user_error("attention '{}': forward_cached with batch {} but the cache was reset for {}", spec_.name, B,
-               cache_B_);
+  cache_check_step(B, Tn);
   const int L = cache_len_, Tk = L + Tn;
-  if (Tn <= 0 || Tk > cap)
-    user_error("attention '{}': {} new positions do not fit the cache ({} of {} used)", spec_.name, Tn, L, cap);
   const size_t TT = size_t(Tn) * Tk;
   cq_.resize(size_t(B) * Tn * C);
   ck_.resize(size_t(B) * Tn * Ckv * 2);  // new K then new V
@@ -376,7 +301,7 @@ void DifferentialAttention::forward_cached(float* out, const float* x_new, int B
   float* vn = ck_.data() + size_t(B) * Tn * Ckv;
   proj_.q(cq_.data(), x_new, B * Tn);
   proj_.kv(kn, vn, x_new, B * Tn);
-  if (spec_.positions == "rope") {
+  if (spec_.positions == AttnPositions::rope) {
     rope_rotate(cq_.data(), B, Tn, 2 * H, d_, C, L, spec_.rope_base, +1);
     rope_rotate(kn, B, Tn, 2 * Hkv_, d_, Ckv, L, spec_.rope_base, +1);
   }

@@ -43,6 +43,7 @@
 #include "attention/attention.h"
 #include "attention/projections.h"
 #include "attention/variants.h"
+#include "ops/attention_core.h"
 
 namespace attnlab {
 
@@ -58,17 +59,15 @@ class DifferentialAttention : public Attention {
   void cache_reset(int B, int capacity) override;
   void forward_cached(float* out, const float* x_new, int B, int Tn) override;
 
- protected:
-  std::vector<std::vector<float>*> cache_buffers() override { return {&kc_, &vc_}; }
-
- public:
-
   // λ_init = 0.8 − 0.6·exp(−0.3·layer_index)
   static float lambda_init_for(int layer_index);
   float lambda_init() const { return lambda_init_; }
   float lambda() const;  // λ of the current parameters
   int half_dim() const { return d_; }
   bool headwise_norm() const { return norm_; }
+
+ protected:
+  std::vector<std::vector<float>*> cache_buffers() override { return {&kc_, &vc_}; }
 
  private:
   // per (b, h): both maps A [2,Tq,Tk] from Q_h [Tq,2d] (stride ldq), K_g (stride ldk);
@@ -78,27 +77,21 @@ class DifferentialAttention : public Attention {
   // rows of O [N, H, 2d] -> Y (norm and (1 − λ_init) scale, or a copy); saves rstd [N·H]
   void norm_forward(float* Y, float* rstd, const float* O, int N) const;
 
-  int H_, Hkv_, d_, Ckv_;
+  int d_, Ckv_;
   float scale_, lambda_init_;
   bool norm_;
   static constexpr float kEps = 1e-5f;
   Projections proj_;  // W_q, W_k, W_v, W_o and biases
   Param *lq1_, *lk1_, *lq2_, *lk2_, *norm_w_;
-  // saved by forward for backward (x_q / x_kv are the caller's buffers and must outlive backward)
-  const float* x_q_ = nullptr;
-  const float* x_kv_ = nullptr;
-  int B_ = 0, Tq_ = 0, Tk_ = 0;
-  bool dropout_on_ = false;
   float lambda_ = 0.0f, e1_ = 0.0f, e2_ = 0.0f;
   std::vector<float> q_, k_, v_;      // rotated Q [B,Tq,C], K [B,Tk,Ckv]; V [B,Tk,Ckv]
   std::vector<float> a_;              // both maps [B,H,2,Tq,Tk]
-  std::vector<float> drop_, adrop_;   // dropout masks and dropped maps (dropout > 0 only)
+  WeightDropout drop_;                // dropout masks and dropped maps Ã (dropout > 0 only)
   std::vector<float> diff_;           // D = Ã₁ − λÃ₂ [B,H,Tq,Tk]
   std::vector<float> o_, rstd_, y_;   // O [B,Tq,C], 1/rms [B,Tq,H], Y [B,Tq,C]
   std::vector<float> dy_, do_, dq_, dk_, dv_, ds_;  // gradients; ds_: per (b, kv head) scratch
   std::vector<double> dlam_;          // per (b, h) partial dλ, summed in a fixed order
-  // incremental decoding
-  int cache_B_ = 0, cache_cap_ = 0;
+  // incremental decoding (batch and capacity in the base class)
   std::vector<float> kc_, vc_;        // cached rotated K, V [B,cap,Ckv]
   std::vector<float> cq_, ck_, ca_, cd_, co_, crstd_, cy_;  // scratch of forward_cached
 };

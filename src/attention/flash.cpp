@@ -1,6 +1,9 @@
 // FlashAttention on the CPU (Dao et al. 2022; FlashAttention-2, Dao 2023): exact attention in
-// tiles with an online softmax; the backward recomputes P tile by tile from the saved
-// log-sum-exp. The formulas, masks and the memory bound are in flash.h and docs/attention.md.
+// tiles with an online softmax,
+//   forward   per tile: m' = max(m, rowmax S), l = l·e^(m−m') + Σ e^(S−m'), O = O·e^(m−m') + e^(S−m') V;
+//             at the end O /= l and L = m + log l (the log-sum-exp)
+//   backward  P = exp(S − L) recomputed per tile, D_i = rowsum(dO ∘ O), dS = P ∘ (dO Vᵀ − D)
+// The masks and the memory bound are in flash.h and docs/attention.md.
 //
 // Building blocks, all over 16-float packets (GCC/Clang vector extensions: one AVX-512
 // register with -march=native, two AVX2 registers elsewhere):
@@ -13,6 +16,7 @@
 // dP = dO Vᵀ) and K, V, Q, dO as [T, D'] rows padded with zeros to D' = 16·⌈D/16⌉ columns
 // (Tk' = 16·⌈Tk/16⌉); padded key columns are masked like any other invisible key.
 #include "attention/flash.h"
+#include "ops/attention_core.h"
 
 #include <omp.h>
 
@@ -125,20 +129,6 @@ void tile_gemm(int M, int N, int K, const float* A, size_t sam, size_t sak, cons
   }
 }
 
-// The keys [lo, hi) query position p may see (before key padding); empty when lo == hi.
-struct Band {
-  int lo, hi;
-};
-inline Band band(int p, int Tk, bool causal, int w) {
-  int lo = 0, hi = Tk;
-  if (causal) hi = std::min(Tk, p + 1);
-  if (w > 0) {
-    lo = std::max(0, p - w + 1);
-    if (!causal) hi = std::min(Tk, p + w);
-  }
-  return {lo, std::max(lo, hi)};
-}
-
 // What one tile step shares: the mask rules and where the tile sits.
 struct TileCtx {
   const FlashOptions* opt;
@@ -153,8 +143,8 @@ struct TileCtx {
 // tile with no bias, so the scores need only the scale.
 inline bool tile_full(const TileCtx& t, int i0, int mr, int j0, int nc, int ncp) {
   if (t.keep || t.alibi || nc != ncp) return false;
-  const Band first = band(i0 + t.off, t.Tk, t.opt->causal, t.opt->window);
-  const Band last = band(i0 + mr - 1 + t.off, t.Tk, t.opt->causal, t.opt->window);
+  const KeyBand first = key_band(i0 + t.off, t.Tk, t.opt->causal, t.opt->window);
+  const KeyBand last = key_band(i0 + mr - 1 + t.off, t.Tk, t.opt->causal, t.opt->window);
   return last.lo <= j0 && first.hi >= j0 + nc;
 }
 
@@ -166,7 +156,7 @@ inline void mask_row(float* s, int ncp, int nc, int j0, int p, const TileCtx& t,
     for (int j = 0; j < ncp; j += 16) st(s + j, ld(s + j) * scale);
     return;
   }
-  const Band bd = band(p, t.Tk, t.opt->causal, t.opt->window);
+  const KeyBand bd = key_band(p, t.Tk, t.opt->causal, t.opt->window);
   const int a = std::clamp(bd.lo - j0, 0, nc), e = std::clamp(bd.hi - j0, a, nc);
   for (int j = 0; j < a; j++) s[j] = kNegInf;
   for (int j = e; j < ncp; j++) s[j] = kNegInf;
@@ -311,8 +301,8 @@ void flash_forward(float* out, float* lse, const float* q, const float* k, const
           std::fill(acc, acc + size_t(mr) * Dp, 0.0f);
           std::fill(mrow, mrow + mr, kNegInf);
           std::fill(lrow, lrow + mr, 0.0f);
-          const int klo = band(i0 + t.off, Tk, opt.causal, opt.window).lo;
-          const int khi = band(i0 + mr - 1 + t.off, Tk, opt.causal, opt.window).hi;
+          const int klo = key_band(i0 + t.off, Tk, opt.causal, opt.window).lo;
+          const int khi = key_band(i0 + mr - 1 + t.off, Tk, opt.causal, opt.window).hi;
           for (int j0 = klo / BK * BK; j0 < khi; j0 += BK) {
             const int nc = std::min(BK, Tk - j0), ncp = round16(nc);
             // S = Q Kᵀ for this tile (scale and mask below)
@@ -359,62 +349,50 @@ void flash_forward(float* out, float* lse, const float* q, const float* k, const
 
 // ---- backward ------------------------------------------------------------------------------
 
-void flash_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
-                    const float* v, const float* out, const float* lse, const FlashShape& sh,
-                    const FlashOptions& opt, FlashWorkspace& ws) {
+namespace {
+
+// dq, dk, dv = 0: the backward of a call without queries or keys.
+void zero_grads(float* dq, float* dk, float* dv, const FlashShape& sh, const Layout& lq, const Layout& lk) {
   const int B = sh.B, Hq = sh.Hq, Hkv = sh.Hkv, Tq = sh.Tq, Tk = sh.Tk, D = sh.D;
-  const int group = Hq / Hkv, Dp = round16(D), Tkp = round16(Tk);
-  constexpr int BQ = kFlashBlockQ, BK = kFlashBlockK;
-  const Layout lq(Hq, Tq, D, sh.ldq), lk(Hkv, Tk, D, sh.ldk);
-  if (Tq == 0 || Tk == 0) {
-    for (int b = 0; b < B; b++) {
-      for (int h = 0; h < Hq; h++)
-        for (int i = 0; i < Tq; i++) std::fill_n(dq + lq.at(b, h) + size_t(i) * lq.rs, D, 0.0f);
-      for (int g = 0; g < Hkv; g++)
-        for (int j = 0; j < Tk; j++) {
-          std::fill_n(dk + lk.at(b, g) + size_t(j) * lk.rs, D, 0.0f);
-          std::fill_n(dv + lk.at(b, g) + size_t(j) * lk.rs, D, 0.0f);
-        }
-    }
-    return;
+  for (int b = 0; b < B; b++) {
+    for (int h = 0; h < Hq; h++)
+      for (int i = 0; i < Tq; i++) std::fill_n(dq + lq.at(b, h) + size_t(i) * lq.rs, D, 0.0f);
+    for (int g = 0; g < Hkv; g++)
+      for (int j = 0; j < Tk; j++) {
+        std::fill_n(dk + lk.at(b, g) + size_t(j) * lk.rs, D, 0.0f);
+        std::fill_n(dv + lk.at(b, g) + size_t(j) * lk.rs, D, 0.0f);
+      }
   }
-  const bool par = double(B) * Hq * Tq * Tk * D >= kParallelMinWork;
-  // Rows of K, Q and dO are read in place when no padding is needed (D, and for K also Tk, multiples
-  // of 16); otherwise padded copies are made.
-  const bool rows_in_place = D == Dp, k_in_place = D == Dp && Tk == Tkp;
-  float* kt = grow(ws.kt, size_t(B) * Hkv * D * Tkp);
-  float* vt = grow(ws.vt, size_t(B) * Hkv * D * Tkp);
-  float* kpack = k_in_place ? nullptr : grow(ws.kp, size_t(B) * Hkv * Tkp * Dp);
-  float* qpack = rows_in_place ? nullptr : grow(ws.qp, size_t(B) * Hq * Tq * Dp);
-  float* dopack = rows_in_place ? nullptr : grow(ws.dop, size_t(B) * Hq * Tq * Dp);
-  float* delta = grow(ws.delta, size_t(B) * Hq * Tq);
+}
+
+// Kᵀ and Vᵀ of every (b, kv head) as [D, Tkp]; and K as padded rows [Tkp, Dp] into kpack unless
+// it is null (K read in place).
+void pack_keys(float* kt, float* vt, float* kpack, const float* k, const float* v, const FlashShape& sh,
+               const Layout& lk, int Dp, int Tkp, bool par) {
+  const int Hkv = sh.Hkv, Tk = sh.Tk, D = sh.D;
 #pragma omp parallel for schedule(static) if (par)
-  for (int bg = 0; bg < B * Hkv; bg++) {
+  for (int bg = 0; bg < sh.B * Hkv; bg++) {
     const size_t src = lk.at(bg / Hkv, bg % Hkv);
     pack_transposed(kt + size_t(bg) * D * Tkp, k + src, lk.rs, Tk, D, Tkp);
     pack_transposed(vt + size_t(bg) * D * Tkp, v + src, lk.rs, Tk, D, Tkp);
-    if (k_in_place) continue;
+    if (!kpack) continue;
     float* ko = kpack + size_t(bg) * Tkp * Dp;
     pack_rows(ko, k + src, lk.rs, Tk, D, Dp);
     std::fill(ko + size_t(Tk) * Dp, ko + size_t(Tkp) * Dp, 0.0f);
   }
-  // Rows of K (for dQ += dS K), Q and dO as read: in place, or the padded copies.
-  const size_t ks = k_in_place ? lk.rs : size_t(Dp), qs = rows_in_place ? lq.rs : size_t(Dp);
-  auto krows = [&](int b, int g) {
-    return k_in_place ? k + lk.at(b, g) : kpack + (size_t(b) * Hkv + g) * Tkp * Dp;
-  };
-  auto qrows = [&](int b, int h) {
-    return rows_in_place ? q + lq.at(b, h) : qpack + (size_t(b) * Hq + h) * Tq * Dp;
-  };
-  auto dorows = [&](int b, int h) {
-    return rows_in_place ? dout + lq.at(b, h) : dopack + (size_t(b) * Hq + h) * Tq * Dp;
-  };
-  // D_i = rowsum(dO ∘ O)
+}
+
+// Q and dO as padded rows into qpack, dopack (unless null: read in place), and D_i = rowsum(dO ∘ O)
+// into delta [B,Hq,Tq].
+void pack_rows_and_delta(float* qpack, float* dopack, float* delta, const float* q, const float* dout,
+                         const float* out, const FlashShape& sh, const Layout& lq, int Dp, bool par,
+                         FlashWorkspace& ws) {
+  const int Hq = sh.Hq, Tq = sh.Tq, D = sh.D;
   ensure_thread_tiles(ws, size_t(D) + 16);
 #pragma omp parallel for schedule(static) if (par)
-  for (int bh = 0; bh < B * Hq; bh++) {
+  for (int bh = 0; bh < sh.B * Hq; bh++) {
     const size_t base = lq.at(bh / Hq, bh % Hq);
-    if (!rows_in_place) {
+    if (qpack) {
       pack_rows(qpack + size_t(bh) * Tq * Dp, q + base, lq.rs, Tq, D, Dp);
       pack_rows(dopack + size_t(bh) * Tq * Dp, dout + base, lq.rs, Tq, D, Dp);
     }
@@ -436,6 +414,42 @@ void flash_backward(float* dq, float* dk, float* dv, const float* dout, const fl
       delta[size_t(bh) * Tq + i] = lanes[0];
     }
   }
+}
+
+}  // namespace
+
+void flash_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                    const float* v, const float* out, const float* lse, const FlashShape& sh,
+                    const FlashOptions& opt, FlashWorkspace& ws) {
+  const int B = sh.B, Hq = sh.Hq, Hkv = sh.Hkv, Tq = sh.Tq, Tk = sh.Tk, D = sh.D;
+  const int group = Hq / Hkv, Dp = round16(D), Tkp = round16(Tk);
+  constexpr int BQ = kFlashBlockQ, BK = kFlashBlockK;
+  const Layout lq(Hq, Tq, D, sh.ldq), lk(Hkv, Tk, D, sh.ldk);
+  if (Tq == 0 || Tk == 0) return zero_grads(dq, dk, dv, sh, lq, lk);
+  const bool par = double(B) * Hq * Tq * Tk * D >= kParallelMinWork;
+  // Rows of K, Q and dO are read in place when no padding is needed (D, and for K also Tk, multiples
+  // of 16); otherwise padded copies are made.
+  const bool rows_in_place = D == Dp, k_in_place = D == Dp && Tk == Tkp;
+  float* kt = grow(ws.kt, size_t(B) * Hkv * D * Tkp);
+  float* vt = grow(ws.vt, size_t(B) * Hkv * D * Tkp);
+  float* kpack = k_in_place ? nullptr : grow(ws.kp, size_t(B) * Hkv * Tkp * Dp);
+  float* qpack = rows_in_place ? nullptr : grow(ws.qp, size_t(B) * Hq * Tq * Dp);
+  float* dopack = rows_in_place ? nullptr : grow(ws.dop, size_t(B) * Hq * Tq * Dp);
+  float* delta = grow(ws.delta, size_t(B) * Hq * Tq);
+  pack_keys(kt, vt, kpack, k, v, sh, lk, Dp, Tkp, par);
+  // Rows of K (for dQ += dS K), Q and dO as read: in place, or the padded copies.
+  const size_t ks = k_in_place ? lk.rs : size_t(Dp), qs = rows_in_place ? lq.rs : size_t(Dp);
+  auto krows = [&](int b, int g) {
+    return k_in_place ? k + lk.at(b, g) : kpack + (size_t(b) * Hkv + g) * Tkp * Dp;
+  };
+  auto qrows = [&](int b, int h) {
+    return rows_in_place ? q + lq.at(b, h) : qpack + (size_t(b) * Hq + h) * Tq * Dp;
+  };
+  auto dorows = [&](int b, int h) {
+    return rows_in_place ? dout + lq.at(b, h) : dopack + (size_t(b) * Hq + h) * Tq * Dp;
+  };
+  // D_i = rowsum(dO ∘ O)
+  pack_rows_and_delta(qpack, dopack, delta, q, dout, out, sh, lq, Dp, par, ws);
   const int nqb = (Tq + BQ - 1) / BQ, nkb = (Tk + BK - 1) / BK;
   const int threads = par ? omp_get_max_threads() : 1;
   const bool fused = opt.backward == FlashBackward::fused ||
@@ -467,7 +481,7 @@ void flash_backward(float* dq, float* dk, float* dv, const float* dout, const fl
   };
   auto key_range = [&](int i0, int mr) {
     const int off = Tk - Tq;
-    return Band{band(i0 + off, Tk, opt.causal, opt.window).lo, band(i0 + mr - 1 + off, Tk, opt.causal, opt.window).hi};
+    return KeyBand{key_band(i0 + off, Tk, opt.causal, opt.window).lo, key_band(i0 + mr - 1 + off, Tk, opt.causal, opt.window).hi};
   };
   // dK_g, dV_g of key block kb, summed over the group's heads and the query blocks that see the
   // keys (in that order), written out scaled; with dQ non-null also dQ_h += dS K for every tile.
@@ -479,7 +493,7 @@ void flash_backward(float* dq, float* dk, float* dv, const float* dout, const fl
     for (int h = g * group; h < (g + 1) * group; h++)
       for (int qb = 0; qb < nqb; qb++) {
         const int i0 = qb * BQ, mr = std::min(BQ, Tq - i0);
-        const Band kr = key_range(i0, mr);
+        const KeyBand kr = key_range(i0, mr);
         if (kr.hi <= j0 || kr.lo >= j0 + nc) continue;  // no query of the block sees these keys
         tile_grads(P, dS, b, h, i0, mr, j0, nc, ncp);
         // dV += Pᵀ dO ;  dK += dSᵀ Q   (A read transposed: A(c, r) = P[r, c])
@@ -536,7 +550,7 @@ void flash_backward(float* dq, float* dk, float* dv, const float* dout, const fl
             const int g = h / group, i0 = qb * BQ, mr = std::min(BQ, Tq - i0);
             float* dQ = acc1;
             std::fill(dQ, dQ + size_t(mr) * Dp, 0.0f);
-            const Band kr = key_range(i0, mr);
+            const KeyBand kr = key_range(i0, mr);
             const float* K = krows(b, g);
             for (int j0 = kr.lo / BK * BK; j0 < kr.hi; j0 += BK) {
               const int nc = std::min(BK, Tk - j0), ncp = round16(nc);
@@ -570,7 +584,7 @@ void flash_weights(float* P, const float* q, const float* k, const float* lse, c
         const float L = lse[row];
         if (L == kNegInf) continue;
         const int p = i + off;
-        const Band bd = band(p, Tk, opt.causal, opt.window);
+        const KeyBand bd = key_band(p, Tk, opt.causal, opt.window);
         const float* Qi = q + lq.at(b, h) + size_t(i) * lq.rs;
         // The scores are recomputed here in another summation order than the tile GEMM of the
         // forward, so they differ from the forward's by a few ulps of |s|. exp(s − L) with the
@@ -581,7 +595,7 @@ void flash_weights(float* P, const float* q, const float* k, const float* lse, c
         // of the recomputed scores, sum to 1 and agree with the forward's to the scores' rounding.
         float mx = kNegInf;
         for (int j = bd.lo; j < bd.hi; j++) {
-          if (keep && !keep[j]) continue;
+          if (!key_kept(keep, j)) continue;
           const float* Kj = K + size_t(j) * lk.rs;
           float s = 0.0f;
           for (int d = 0; d < D; d++) s += Qi[d] * Kj[d];
@@ -592,7 +606,7 @@ void flash_weights(float* P, const float* q, const float* k, const float* lse, c
         }
         float sum = 0.0f;
         for (int j = bd.lo; j < bd.hi; j++) {
-          if (keep && !keep[j]) continue;
+          if (!key_kept(keep, j)) continue;
           w[j] = std::exp(w[j] - mx);
           sum += w[j];
         }

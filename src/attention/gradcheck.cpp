@@ -7,6 +7,7 @@
 
 #include "core/param.h"
 #include "core/rng.h"
+#include "ops/finite_difference.h"
 
 namespace attnlab {
 
@@ -102,34 +103,19 @@ std::vector<GradcheckTensor> gradcheck_attention(const GradcheckCase& c, uint64_
     for (float v : p.g) grad_scale = std::max(grad_scale, double(std::fabs(v)));
   // One tensor at one step h (Richardson pair h, h/2).
   auto measure = [&](const std::string& name, std::vector<float>& x, const std::vector<float>& g, float h) {
-    auto central = [&](size_t i, float step) {
-      const float orig = x[i], xp = orig + step, xm = orig - step;
-      x[i] = xp;
-      const double lp = loss();
-      x[i] = xm;
-      const double lm = loss();
-      x[i] = orig;
-      return (lp - lm) / (double(xp) - double(xm));
-    };
-    std::vector<double> num(x.size());
-    double scale = 0.0, amax = 0.0;
-    for (size_t i = 0; i < x.size(); i++) {
-      num[i] = (4.0 * central(i, h / 2) - central(i, h)) / 3.0;
-      scale = std::max({scale, std::fabs(double(g[i])), std::fabs(num[i])});
-      amax = std::max(amax, std::fabs(double(g[i])));
-    }
+    GradCheckOptions opt;
+    opt.h = h;
+    opt.richardson = true;
+    opt.noise = 1.5 * 8.0 * 1.1920929e-7 * loss_l2 / h;
+    const GradCheckResult r = gradcheck(x, g, loss, opt);
+    double amax = 0.0;
+    for (float v : g) amax = std::max(amax, double(std::fabs(v)));
     GradcheckTensor t;
     t.name = name;
     t.elements = x.size();
-    const double floor = std::max(0.05 * scale, 1e-12);
-    const double noise = 1.5 * 8.0 * 1.1920929e-7 * loss_l2 / h;
-    for (size_t i = 0; i < x.size(); i++) {
-      const double e = std::fabs(double(g[i]) - num[i]);
-      const double denom = std::max({std::fabs(double(g[i])), std::fabs(num[i]), floor});
-      t.max_abs = std::max(t.max_abs, e);
-      t.max_rel = std::max(t.max_rel, e / denom);
-      t.max_rel_beyond_noise = std::max(t.max_rel_beyond_noise, std::max(0.0, e - noise) / denom);
-    }
+    t.max_abs = r.max_abs;
+    t.max_rel = r.max_rel;
+    t.max_rel_beyond_noise = r.max_rel_beyond_noise;
     // an identically zero gradient (e.g. b_k of softmax attention): both sides are rounding noise,
     // of the size of the module's other gradients' rounding
     t.zero = amax < 1e-5 * std::max(1.0, grad_scale);

@@ -3,7 +3,8 @@
 //
 // The scalar loss is L = Σ out ⊙ U for a fixed random U (accumulated in double), so the module's
 // backward with dout = U gives dL/dθ for every input and parameter θ. Each element is then
-// perturbed and the derivative estimated by Richardson-extrapolated central differences,
+// perturbed and the derivative estimated by Richardson-extrapolated central differences
+// (the engine of ops/finite_difference.h),
 //     n = (4·d(h/2) − d(h)) / 3,   d(h) = (L(θ + h) − L(θ − h)) / 2h,
 // which cancels the h² truncation term, so a large step (h = 0.04: small float32 rounding noise
 // relative to 2h) can be used on the strongly curved softmax. The error of an element is

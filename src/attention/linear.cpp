@@ -1,5 +1,8 @@
-// Linear attention, φ(x) = elu(x) + 1 (Katharopoulos et al. 2020): see linear.h for the formula,
-// the backward and the cost.
+// Linear attention, φ(x) = elu(x) + 1 (Katharopoulos et al. 2020), per batch b and head h:
+//   forward   o_i = S_iᵀ φ(q_i) / (φ(q_i)ᵀ z_i + ε),  S_i = Σ_{j ≤ lim_i} φ(k_j) v_jᵀ,  z_i = Σ φ(k_j)
+//   backward  du_i = S_i dn_i + z_i dd_i (prefix sums), df_j = G_j v_j + y_j (suffix sums of
+//             φ(q_i) dn_iᵀ and φ(q_i) dd_i), with dn_i = do_i / d_i, dd_i = −(do_i · o_i) / d_i
+// linear.h has the derivation and the cost.
 //
 // One code path serves both masks. Query i sees the keys [0, lim_i), lim_i = min(Tk, i+Tk−Tq+1)
 // when causal and Tk otherwise (minus padded keys, whose φ(k) row is stored as 0 and which are
@@ -16,7 +19,7 @@
 #include <cmath>
 
 #include "core/error.h"
-#include "ops/ops.h"
+#include "ops/attention_core.h"
 
 namespace attnlab {
 
@@ -58,32 +61,16 @@ inline float read_query(float* o, const float* S, const float* z, const float* u
 // independent and each is computed the same way whether it runs alone or in a team).
 constexpr double kParallelWork = 1 << 15;  // flops, roughly
 
-// keys [0, lim) are visible to query i (before key padding)
-inline int key_limit(bool causal, int i, int Tq, int Tk) {
-  return causal ? std::clamp(i + (Tk - Tq) + 1, 0, Tk) : Tk;
-}
+// keys [0, lim) are visible to query i (before key padding): the causal band, no window
+inline int key_limit(bool causal, int i, int Tq, int Tk) { return key_band(i + (Tk - Tq), Tk, causal, 0).hi; }
 
 }  // namespace
 
 LinearAttention::LinearAttention(const AttentionSpec& spec, ParamStore& store, Rng& rng) : Attention(spec) {
-  const int C = spec_.d_model;
-  H_ = spec_.n_heads;
-  if (spec_.n_kv_heads < 0) user_error("attention '{}': n_kv_heads must be ≥ 0, got {}", spec_.name, spec_.n_kv_heads);
-  Hkv_ = spec_.n_kv_heads > 0 ? spec_.n_kv_heads : H_;
-  if (C <= 0 || H_ <= 0 || C % H_ != 0)
-    user_error("attention '{}': d_model ({}) must be a positive multiple of n_heads ({})", spec_.name, C, H_);
-  if (H_ % Hkv_ != 0)
-    user_error("attention '{}': n_heads ({}) must be a multiple of n_kv_heads ({})", spec_.name, H_, Hkv_);
-  // make_attention has checked these against the registry; repeated for direct construction
-  if (spec_.window > 0) user_error("attention '{}': linear attention has no sliding window", spec_.name);
-  if (spec_.positions != "none")
-    user_error("attention '{}': linear attention does not support positions '{}'", spec_.name, spec_.positions);
-  if (spec_.dropout > 0.0f) user_error("attention '{}': linear attention has no attention dropout", spec_.name);
-  if (spec_.scale != "inv_sqrt_dk") user_error("attention '{}': linear attention has no score scale", spec_.name);
-  D_ = C / H_;
-  const int Ckv = Hkv_ * D_;
-  proj_ = Projections(spec_, Ckv, store, rng);
-  // as scaled_dot_product: N(0, 0.02), the output projection scaled by 1/√(2·n_layers)
+  // check_attention_spec (run by the base class) has checked heads, window, positions, dropout
+  // and scale
+  D_ = spec_.d_model / H_;
+  proj_ = Projections(spec_, Hkv_ * D_, store, rng);  // GPT-2 initialisation, as scaled_dot_product
 }
 
 void LinearAttention::forward(float* out, const float* x_q, const float* x_kv, int B, int Tq, int Tk,
@@ -91,20 +78,12 @@ void LinearAttention::forward(float* out, const float* x_q, const float* x_kv, i
   const int C = spec_.d_model, Ckv = Hkv_ * D_, H = H_, D = D_;
   const int group = H_ / Hkv_;
   const bool causal = spec_.causal;
-  x_q_ = x_q;
-  x_kv_ = x_kv;
-  B_ = B;
-  Tq_ = Tq;
-  Tk_ = Tk;
-  q_.resize(size_t(B) * Tq * C);
+  save_inputs(x_q, x_kv, B, Tq, Tk);
+  proj_.qkv(q_, k_, v_, x_q, x_kv, B * Tq, B * Tk);
   fq_.resize(q_.size());
-  k_.resize(size_t(B) * Tk * Ckv);
   fk_.resize(k_.size());
-  v_.resize(k_.size());
   o_.resize(q_.size());
   den_.resize(size_t(B) * H * Tq);
-  proj_.q(q_.data(), x_q, B * Tq);
-  proj_.kv(k_.data(), v_.data(), x_kv, B * Tk);
 
   // key padding, and which queries see at least one kept key
   keep_.assign(size_t(B) * Tk, 1);
@@ -142,7 +121,7 @@ void LinearAttention::forward(float* out, const float* x_q, const float* x_kv, i
       int j = 0;  // keys [0, j) are in (S, z)
       for (int i = 0; i < Tq; i++) {
         for (const int lim = key_limit(causal, i, Tq, Tk); j < lim; j++) {
-          if (!keep_[size_t(b) * Tk + j]) continue;
+          if (!key_kept(keep_.data() + size_t(b) * Tk, j)) continue;
           const size_t kr = (size_t(b) * Tk + j) * Ckv + size_t(g) * D;
           add_key(S, z, fk_.data() + kr, v_.data() + kr, D);
         }
@@ -195,7 +174,7 @@ void LinearAttention::backward(float* dx_q, float* dx_kv, const float* dout) {
       int j = 0;
       for (int i = 0; i < Tq; i++) {
         for (const int lim = key_limit(causal, i, Tq, Tk); j < lim; j++) {
-          if (!keep_[size_t(b) * Tk + j]) continue;
+          if (!key_kept(keep_.data() + size_t(b) * Tk, j)) continue;
           const size_t kr = (size_t(b) * Tk + j) * Ckv + size_t(g) * D;
           add_key(S, z, fk_.data() + kr, v_.data() + kr, D);
         }
@@ -247,20 +226,16 @@ void LinearAttention::backward(float* dx_q, float* dx_kv, const float* dout) {
 }
 
 // ---- recurrent form (generation): the state (S, z) per (b, kv head) is all that is kept
-void LinearAttention::cache_reset(int B, int /*capacity: the state does not grow with length*/) {
-  if (B <= 0) user_error("attention '{}': cache_reset needs a positive batch size, got {}", spec_.name, B);
-  cache_B_ = B;
+void LinearAttention::cache_reset(int B, int /*capacity*/) {
+  cache_begin(B, 1);  // the capacity does not matter: the state has a fixed size
   cS_.assign(size_t(B) * Hkv_ * D_ * D_, 0.0f);
   cz_.assign(size_t(B) * Hkv_ * D_, 0.0f);
-  cache_len_ = 0;
 }
 
 void LinearAttention::forward_cached(float* out, const float* x_new, int B, int Tn) {
   const int C = spec_.d_model, Ckv = Hkv_ * D_, D = D_;
   const int group = H_ / Hkv_;
-  if (cache_B_ == 0) user_error("attention '{}': forward_cached before cache_reset", spec_.name);
-  if (B != cache_B_)
-    user_error("attention '{}': forward_cached with batch {} but the cache holds {}", spec_.name, B, cache_B_);
+  cache_check_step(B, Tn, /*bounded=*/false);
   cq_.resize(size_t(B) * Tn * C);
   co_.resize(cq_.size());
   ck_.resize(size_t(B) * Tn * Ckv);

@@ -54,20 +54,14 @@ class LinearAttention : public Attention {
   void backward(float* dx_q, float* dx_kv, const float* dout) override;
   void cache_reset(int B, int capacity) override;
   void forward_cached(float* out, const float* x_new, int B, int Tn) override;
+  std::vector<float> attention_weights() const override;
 
  protected:
   std::vector<std::vector<float>*> cache_buffers() override { return {&cS_, &cz_}; }
 
- public:
-  std::vector<float> attention_weights() const override;
-
  private:
-  int H_, Hkv_, D_;
+  int D_;
   Projections proj_;  // W_q, W_k, W_v, W_o and biases
-  // saved by forward for backward (x_q / x_kv are the caller's buffers and must outlive backward)
-  const float* x_q_ = nullptr;
-  const float* x_kv_ = nullptr;
-  int B_ = 0, Tq_ = 0, Tk_ = 0;
   bool weights_kept_ = false;  // keep_weights was on at the last forward (and Tq·Tk small enough)
   std::vector<float> q_, k_, v_;    // projections Q [B,Tq,C], K, V [B,Tk,Hkv·D]
   std::vector<float> fq_, fk_;      // φ(Q), φ(K); φ(K) is 0 at padded keys
@@ -77,7 +71,6 @@ class LinearAttention : public Attention {
   std::vector<float> state_;        // O(D²) running sums per (b, head) or (b, kv head)
   std::vector<float> dq_, dk_, dv_, do_;
   // recurrent state for generation: S [B,Hkv,D,D], z [B,Hkv,D]; scratch for one chunk
-  int cache_B_ = 0;
   std::vector<float> cS_, cz_;
   std::vector<float> cq_, ck_, cv_, co_;
 };

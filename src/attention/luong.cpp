@@ -1,5 +1,10 @@
-// Luong attention, scores dot | general | concat. The formulas, initialisation and the
-// backward are in luong.h; the shared machinery (masks, softmax, cache, backward) in bahdanau.cpp.
+// Multiplicative attention (Luong, Pham, Manning 2015), per batch b and head h:
+//   forward   S_ij = q_iᵀk_j (dot) | q_iᵀ W_a,h k_j (general) | v_hᵀ tanh(W_c,h [q_i; k_j]) (concat),
+//             P = softmax_rows(S),  O_h = dropout(P) V_g
+//   backward  general: dq̃_i = Σ_j dS_ij k_j with q̃ = W_a,hᵀ q_i, then dq_i = W_a,h dq̃_i,
+//             dW_a,h += Σ_i q_i dq̃_iᵀ; concat as bahdanau
+// This file holds the scores' parameters and initialisation (luong.h has the formulas in full);
+// the shared machinery (masks, softmax, cache, backward) is in scored.cpp.
 #include "attention/luong.h"
 
 #include <algorithm>
@@ -12,17 +17,17 @@ LuongAttention::LuongAttention(const AttentionSpec& spec, ParamStore& store, Rng
     : ScoredAttention(spec, store, rng) {
   const int H = H_, D = D_;
   const std::string& n = spec_.name;
-  const std::string& score = spec_.score;
-  if (score == "dot") {
+  const AttnScore score = spec_.score;
+  if (score == AttnScore::dot) {
     set_score(HeadMap{}, HeadMap{}, nullptr);
-  } else if (score == "general") {
+  } else if (score == AttnScore::general) {
     // qᵀ W_a k = (W_aᵀ q)ᵀ k: a query-side map (the cache then holds plain keys)
     Param* w_a = store.add(n + ".w_a", {H, D, D}, ParamKind::weight);
     std::fill(w_a->w.begin(), w_a->w.end(), 0.0f);
     for (int h = 0; h < H; h++)
       for (int d = 0; d < D; d++) w_a->w[(size_t(h) * D + d) * D + d] = 1.0f;  // W_a,h = I
     set_score(HeadMap{w_a, D * D, 0, D, /*transposed=*/true}, HeadMap{}, nullptr);
-  } else if (score == "concat") {
+  } else {  // concat
     // W_c [q; k] = W_c[:, :D] q + W_c[:, D:] k: two per-head maps inside one [D, 2D] matrix
     Param* w_c = store.add(n + ".w_c", {H, D, 2 * D}, ParamKind::weight);
     Param* v = store.add(n + ".v", {H, D}, ParamKind::weight);
@@ -34,8 +39,6 @@ LuongAttention::LuongAttention(const AttentionSpec& spec, ParamStore& store, Rng
       }
     std::fill(v->w.begin(), v->w.end(), 0.0f);
     set_score(HeadMap{w_c, 2 * D * D, 0, 2 * D, false}, HeadMap{w_c, 2 * D * D, D, 2 * D, false}, v);
-  } else {
-    user_error("attention '{}': score: expected dot, general or concat, got '{}'", spec_.name, score);
   }
 }
 

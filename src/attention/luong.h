@@ -21,14 +21,14 @@
 //     Bahdanau's additive score, and it starts as Bahdanau does: uniform weights, v learning
 //     first (the gradients of W_c are zero while v = 0).
 //
-// Backward: the machinery of ScoredAttention (bahdanau.h). For the bilinear scores with
+// Backward: the machinery of ScoredAttention (scored.h). For the bilinear scores with
 // q̃_i = W_a,hᵀ q_i (q̃ = q for dot): dq̃_i = Σ_j dS_ij k_j, dk_j += Σ_i dS_ij q̃_i,
 // dq_i = W_a,h dq̃_i, dW_a,h += Σ_i q_i dq̃_iᵀ. For concat, that of Bahdanau with
 // A_h = W_c,h[:, :D], B_h = W_c,h[:, D:].
 // Memory: O(B·H·Tq·Tk) for P plus O(B·Tq·H·D) for q̃ (general) or O(B·(Tq+Tk)·H·D) (concat).
 // Time O(B·H·Tq·Tk·D); concat evaluates Tq·Tk·D tanh's per head each way.
 #pragma once
-#include "attention/bahdanau.h"
+#include "attention/scored.h"
 
 namespace attnlab {
 

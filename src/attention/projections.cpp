@@ -34,6 +34,15 @@ Projections::Projections(const AttentionSpec& spec, int kv_width, ParamStore& st
   init_normal(w_o, rng, 0.02f / std::sqrt(2.0f * float(std::max(1, spec.n_layers))));
 }
 
+void Projections::qkv(std::vector<float>& Q, std::vector<float>& K, std::vector<float>& V, const float* x_q,
+                      const float* x_kv, int Nq, int Nk) const {
+  Q.resize(size_t(Nq) * C);
+  K.resize(size_t(Nk) * Ckv);
+  V.resize(size_t(Nk) * Ckv);
+  q(Q.data(), x_q, Nq);
+  kv(K.data(), V.data(), x_kv, Nk);
+}
+
 void Projections::q(float* Q, const float* x_q, int Nq) const {
   linear_forward(Q, x_q, w_q->w.data(), w_or_null(b_q), Nq, C, C);
 }

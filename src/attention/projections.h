@@ -21,6 +21,9 @@ struct Projections {
   Projections() = default;
   Projections(const AttentionSpec& spec, int kv_width, ParamStore& store, Rng& rng);
 
+  // Q [Nq,C], K and V [Nk,Ckv], the buffers sized to fit: what every forward starts with.
+  void qkv(std::vector<float>& Q, std::vector<float>& K, std::vector<float>& V, const float* x_q,
+           const float* x_kv, int Nq, int Nk) const;
   void q(float* Q, const float* x_q, int Nq) const;
   void kv(float* K, float* V, const float* x_kv, int Nk) const;
   void out(float* y, const float* O, int Nq) const;

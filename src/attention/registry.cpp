@@ -32,7 +32,7 @@ const std::map<std::string, AttentionEntry>& attention_registry() {
     flash.dropout = false;  // the weights are never stored, so there is nothing to drop
     r["flash"] = {[](const AttentionSpec& s, ParamStore& store, Rng& rng) {
                     AttentionSpec f = s;
-                    f.impl = "flash";
+                    f.impl = AttnImpl::flash;
                     return make_scaled_dot_product(f, store, rng);
                   },
                   flash};
@@ -59,6 +59,34 @@ const std::map<std::string, AttentionEntry>& attention_registry() {
     return r;
   }();
   return registry;
+}
+
+const char* name_of(AttnPositions p) {
+  return p == AttnPositions::rope ? "rope" : p == AttnPositions::alibi ? "alibi" : "none";
+}
+const char* name_of(AttnScore s) { return s == AttnScore::dot ? "dot" : s == AttnScore::concat ? "concat" : "general"; }
+const char* name_of(AttnImpl i) { return i == AttnImpl::naive ? "naive" : i == AttnImpl::flash ? "flash" : "auto"; }
+const char* name_of(AttnDevice d) { return d == AttnDevice::cuda ? "cuda" : "cpu"; }
+
+AttnPositions attn_positions(const std::string& name) {
+  for (AttnPositions p : {AttnPositions::none, AttnPositions::rope, AttnPositions::alibi})
+    if (name == name_of(p)) return p;
+  user_error("positions: expected rope, alibi or none inside attention, got '{}'", name);
+}
+AttnScore attn_score(const std::string& name) {
+  for (AttnScore s : {AttnScore::dot, AttnScore::general, AttnScore::concat})
+    if (name == name_of(s)) return s;
+  user_error("score: expected dot, general or concat, got '{}'", name);
+}
+AttnImpl attn_impl(const std::string& name) {
+  for (AttnImpl i : {AttnImpl::naive, AttnImpl::flash, AttnImpl::automatic})
+    if (name == name_of(i)) return i;
+  user_error("impl: expected naive, flash or auto, got '{}'", name);
+}
+AttnDevice attn_device(const std::string& name) {
+  for (AttnDevice d : {AttnDevice::cpu, AttnDevice::cuda})
+    if (name == name_of(d)) return d;
+  user_error("device: expected cpu or cuda, got '{}'", name);
 }
 
 std::vector<std::string> attention_types() {
@@ -90,23 +118,19 @@ std::string check_attention_spec(const AttentionSpec& s) {
     return fmt::format("n_kv_heads: '{}' attention has no grouped KV heads; use 0", s.type);
   if (s.window < 0) return fmt::format("window: expected a non-negative integer, got {}", s.window);
   if (!in.window && s.window > 0) return fmt::format("window: '{}' attention has no sliding window; use 0", s.type);
-  if (s.positions != "none" && s.positions != "rope" && s.positions != "alibi")
-    return fmt::format("positions: expected rope, alibi or none inside attention, got '{}'", s.positions);
-  if (s.positions == "rope" && !in.rope) return fmt::format("positions: '{}' attention does not support rope", s.type);
-  if (s.positions == "alibi" && !in.alibi)
+  if (s.positions == AttnPositions::rope && !in.rope) return fmt::format("positions: '{}' attention does not support rope", s.type);
+  if (s.positions == AttnPositions::alibi && !in.alibi)
     return fmt::format("positions: '{}' attention does not support alibi", s.type);
-  if (s.positions == "rope" && head_dim % 2 != 0)
+  if (s.positions == AttnPositions::rope && head_dim % 2 != 0)
     return fmt::format("positions: rope needs an even head dimension, got {}", head_dim);
   if (!(s.rope_base > 1.0f)) return fmt::format("rope_base: expected a number > 1, got {}", s.rope_base);
   if (s.dropout < 0.0f || s.dropout >= 1.0f) return fmt::format("dropout: expected a number in [0, 1), got {}", s.dropout);
-  if (s.impl != "naive" && s.impl != "flash" && s.impl != "auto")
-    return fmt::format("impl: expected naive, flash or auto, got '{}'", s.impl);
   if (s.type == "flash" && s.dropout > 0.0f)
     return fmt::format("dropout: 'flash' attention never stores the attention weights, so it cannot drop them "
                        "(got {}); use 0, or type scaled_dot_product with impl auto (naive while dropout is on)",
                        s.dropout);
   const bool sdp_family = s.type == "scaled_dot_product" || s.type == "causal" || s.type == "bidirectional";
-  if (sdp_family && s.impl == "flash" && s.dropout > 0.0f)
+  if (sdp_family && s.impl == AttnImpl::flash && s.dropout > 0.0f)
     return fmt::format("impl: flash has no dropout on the attention weights (dropout is {}); use impl auto or "
                        "naive, or dropout 0", s.dropout);
   if (!in.dropout && s.dropout > 0.0f)
@@ -120,14 +144,16 @@ std::string check_attention_spec(const AttentionSpec& s) {
         return fmt::format("scale: expected inv_sqrt_dk, none or a positive number, got '{}'", s.scale);
     }
   }
-  if (s.score != "dot" && s.score != "general" && s.score != "concat")
-    return fmt::format("score: expected dot, general or concat, got '{}'", s.score);
   return "";
 }
 
-std::unique_ptr<Attention> make_attention(const AttentionSpec& spec, ParamStore& store, Rng& rng) {
+void require_valid_attention_spec(const AttentionSpec& spec) {
   const std::string err = check_attention_spec(spec);
   if (!err.empty()) user_error("attention '{}': {}", spec.name, err);
+}
+
+std::unique_ptr<Attention> make_attention(const AttentionSpec& spec, ParamStore& store, Rng& rng) {
+  require_valid_attention_spec(spec);
   const AttentionEntry& e = attention_registry().at(spec.type);
   AttentionSpec s = spec;
   if (e.info.force_causal >= 0) s.causal = e.info.force_causal == 1;
@@ -142,36 +168,6 @@ float attention_scale(const AttentionSpec& spec, int head_dim) {
   if (end == spec.scale.c_str() || *end != '\0' || !(v > 0.0f) || !std::isfinite(v))
     user_error("attention.scale: expected inv_sqrt_dk, none or a positive number, got '{}'", spec.scale);
   return v;
-}
-
-void Attention::cache_reset(int, int) {
-  user_error("attention '{}' ({}) has no incremental decoding cache", spec_.name, spec_.type);
-}
-void Attention::forward_cached(float*, const float*, int, int) {
-  user_error("attention '{}' ({}) has no incremental decoding cache", spec_.name, spec_.type);
-}
-std::vector<std::vector<float>*> Attention::cache_buffers() {
-  user_error("attention '{}' ({}) has no incremental decoding cache", spec_.name, spec_.type);
-}
-
-size_t Attention::cache_floats() {
-  size_t n = 0;
-  for (const std::vector<float>* buf : cache_buffers()) n += buf->size();
-  return n;
-}
-
-void Attention::cache_reorder(const std::vector<int>& rows) {
-  const size_t B = rows.size();
-  for (std::vector<float>* buf : cache_buffers()) {
-    if (buf->empty()) continue;
-    ATTNLAB_CHECK(buf->size() % B == 0);
-    const size_t row = buf->size() / B;
-    const std::vector<float> old(*buf);
-    for (size_t b = 0; b < B; b++) {
-      ATTNLAB_CHECK(rows[b] >= 0 && size_t(rows[b]) < B);
-      std::copy(old.begin() + rows[b] * row, old.begin() + (rows[b] + 1) * row, buf->begin() + b * row);
-    }
-  }
 }
 
 }  // namespace attnlab

@@ -1,54 +1,34 @@
+// Scaled dot-product attention (Vaswani et al. 2017), per batch b, head h, kv head g:
+//   forward   S = s·Q_h K_gᵀ + ALiBi + mask,  P = softmax_rows(S),  O_h = dropout(P) V_g
+//   backward  dV_g += P̃ᵀ dO_h,  dS = P ⊙ (dP − rowsum(dP ⊙ P)),  dQ_h = s·dS K_g,  dK_g += s·dSᵀ Q_h
+// (impl flash: the tiled kernel of flash.cpp). Shapes, masks, RoPE and the cache: scaled_dot_product.h.
 #include "attention/scaled_dot_product.h"
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 
 #include "attention/positions.h"
 #include "core/error.h"
 #include "core/gemm.h"
 #include "cuda/cuda_attention.h"
-#include "ops/ops.h"
+#include "ops/attention_core.h"
 
 namespace attnlab {
 
 ScaledDotProductAttention::ScaledDotProductAttention(const AttentionSpec& spec, ParamStore& store,
                                                      Rng& rng)
     : Attention(spec) {
-  const int C = spec_.d_model;
-  H_ = spec_.n_heads;
-  if (spec_.n_kv_heads < 0) user_error("attention '{}': n_kv_heads must be ≥ 0, got {}", spec_.name, spec_.n_kv_heads);
-  Hkv_ = spec_.n_kv_heads > 0 ? spec_.n_kv_heads : H_;
-  if (C <= 0 || H_ <= 0 || C % H_ != 0)
-    user_error("attention '{}': d_model ({}) must be a positive multiple of n_heads ({})", spec_.name, C, H_);
-  if (H_ % Hkv_ != 0)
-    user_error("attention '{}': n_heads ({}) must be a multiple of n_kv_heads ({})", spec_.name, H_, Hkv_);
-  D_ = C / H_;
+  // check_attention_spec (run by the base class) has checked heads, window, positions and impl
+  D_ = spec_.d_model / H_;
   scale_ = attention_scale(spec_, D_);
-  const int Ckv = Hkv_ * D_;
-  proj_ = Projections(spec_, Ckv, store, rng);
-  // GPT-2 initialisation: N(0, 0.02); the output projection feeds the residual
-  // stream and is scaled by 1/√(2·n_layers).
-
-  if (spec_.window < 0) user_error("attention '{}': window must be ≥ 0, got {}", spec_.name, spec_.window);
-  if (spec_.positions == "rope") {
-    if (D_ % 2 != 0) user_error("attention '{}': rope needs an even head dimension, got {}", spec_.name, D_);
-    rope_ = true;
-  } else if (spec_.positions == "alibi") {
-    alibi_ = true;
+  proj_ = Projections(spec_, Hkv_ * D_, store, rng);  // GPT-2 initialisation
+  rope_ = spec_.positions == AttnPositions::rope;
+  alibi_ = spec_.positions == AttnPositions::alibi;
+  if (alibi_) {
     slopes_.resize(H_);
     for (int h = 0; h < H_; h++) slopes_[h] = alibi_slope(h, H_);
-  } else if (spec_.positions != "none") {
-    user_error("attention '{}': positions must be rope, alibi or none, got '{}'", spec_.name, spec_.positions);
   }
-  if (spec_.impl != "naive" && spec_.impl != "flash" && spec_.impl != "auto")
-    user_error("attention '{}': impl must be naive, flash or auto, got '{}'", spec_.name, spec_.impl);
-  if (spec_.impl == "flash" && spec_.dropout > 0.0f)
-    user_error("attention '{}': impl flash does not support attention dropout (dropout {}); use impl naive or "
-               "auto, or dropout 0", spec_.name, spec_.dropout);
-  if (spec_.device != "cpu" && spec_.device != "cuda")
-    user_error("attention '{}': device must be cpu or cuda, got '{}'", spec_.name, spec_.device);
-  if (spec_.device == "cuda" && !cuda_available())
+  if (spec_.device == AttnDevice::cuda && !cuda_available())
     user_error("attention '{}': model.device is cuda, but {} (GPU: {})", spec_.name,
                "no CUDA device is visible or this build has no CUDA (configure with -DATTNLAB_CUDA=ON)",
                cuda_device_name());
@@ -56,7 +36,7 @@ ScaledDotProductAttention::ScaledDotProductAttention(const AttentionSpec& spec, 
 
 // The GPU kernels cover the flash path without a sliding window or ALiBi, for head dims 32/64/128.
 bool ScaledDotProductAttention::cuda_call() const {
-  return spec_.device == "cuda" && spec_.window == 0 && !alibi_ && (D_ == 32 || D_ == 64 || D_ == 128);
+  return spec_.device == AttnDevice::cuda && spec_.window == 0 && !alibi_ && (D_ == 32 || D_ == 64 || D_ == 128);
 }
 
 namespace {
@@ -91,8 +71,8 @@ void from_heads(float* dst, const float* src, int B, int T, int H, int D) {
 // naive | flash | auto for one forward (auto: flash when the call allows it and Tk is long
 // enough for the tiles to pay; see kFlashAutoMinKeys)
 bool ScaledDotProductAttention::use_flash(int Tk, bool train) const {
-  if (spec_.impl == "naive") return false;
-  if (spec_.impl == "flash") return true;
+  if (spec_.impl == AttnImpl::naive) return false;
+  if (spec_.impl == AttnImpl::flash) return true;
   if (train && spec_.dropout > 0.0f) return false;  // flash has no dropout on the weights
   if (keep_weights_) return false;                  // naive keeps P at no extra cost
   return Tk >= kFlashAutoMinKeys;
@@ -114,69 +94,23 @@ FlashOptions ScaledDotProductAttention::flash_options() const {
 }
 
 // Scores -> weights for one head's block P [Tq,Tk] (row stride Tk), in place. Query i is at
-// absolute position p = i + offset, key j at j. The keys a row may see form one band [lo, hi)
-// (causal: j ≤ p; window w: p − w < j, and j < p + w when not causal); keep (this batch row's
-// [Tk] padding mask, or null) removes more. ALiBi subtracts m_h·|p − j| inside the band. The
-// plain path (no window, no ALiBi, no padding) runs three branch-free loops over the band.
+// absolute position i + offset, key j at j; keep is this batch row's [Tk] padding mask, or null.
 void ScaledDotProductAttention::softmax_block(float* P, int Tq, int Tk, int offset, int h,
                                               const unsigned char* keep) const {
-  const float neg_inf = -std::numeric_limits<float>::infinity();
-  const bool causal = spec_.causal;
-  const int w = spec_.window;
   const float slope = alibi_ ? slopes_[h] : 0.0f;
   for (int i = 0; i < Tq; i++) {
-    float* row = P + size_t(i) * Tk;
     const int p = i + offset;
-    int lo = 0, hi = Tk;
-    if (causal) hi = std::min(Tk, p + 1);
-    if (w > 0) {
-      lo = std::max(0, p - w + 1);
-      if (!causal) hi = std::min(Tk, p + w);
-    }
-    if (lo >= hi) {  // nothing to attend to
-      std::fill(row, row + Tk, 0.0f);
-      continue;
-    }
-    std::fill(row, row + lo, 0.0f);
-    std::fill(row + hi, row + Tk, 0.0f);
-    if (alibi_)
-      for (int j = lo; j < hi; j++) row[j] -= slope * float(std::abs(p - j));
-    if (keep)
-      for (int j = lo; j < hi; j++)
-        if (!keep[j]) row[j] = neg_inf;
-    float mx = neg_inf;
-    for (int j = lo; j < hi; j++) mx = std::max(mx, row[j]);
-    if (mx == neg_inf) {  // every key of the band is padding
-      std::fill(row + lo, row + hi, 0.0f);
-      continue;
-    }
-    float sum = 0.0f;
-    for (int j = lo; j < hi; j++) {
-      const float e = std::exp(row[j] - mx);  // exp(−inf) = 0 for padded keys
-      row[j] = e;
-      sum += e;
-    }
-    const float inv = 1.0f / sum;
-    for (int j = lo; j < hi; j++) row[j] *= inv;
+    masked_softmax_row(P + size_t(i) * Tk, Tk, key_band(p, Tk, spec_.causal, spec_.window), keep, p, slope);
   }
 }
-
 
 void ScaledDotProductAttention::forward(float* out, const float* x_q, const float* x_kv, int B, int Tq,
                                         int Tk, const AttnMask& mask, bool train, Rng* rng) {
   const int C = spec_.d_model, Ckv = Hkv_ * D_, H = H_, D = D_;
   const int group = H_ / Hkv_;
-  x_q_ = x_q;
-  x_kv_ = x_kv;
-  B_ = B;
-  Tq_ = Tq;
-  Tk_ = Tk;
-  q_.resize(size_t(B) * Tq * C);
-  k_.resize(size_t(B) * Tk * Ckv);
-  v_.resize(size_t(B) * Tk * Ckv);
+  save_inputs(x_q, x_kv, B, Tq, Tk);
+  proj_.qkv(q_, k_, v_, x_q, x_kv, B * Tq, B * Tk);
   o_.resize(size_t(B) * Tq * C);
-  proj_.q(q_.data(), x_q, B * Tq);
-  proj_.kv(k_.data(), v_.data(), x_kv, B * Tk);
 
   const int offset = Tk - Tq;  // query i is at absolute position i + offset, key j at j
   if (rope_) {
@@ -186,7 +120,7 @@ void ScaledDotProductAttention::forward(float* out, const float* x_q, const floa
   last_cached_ = false;
   flash_on_ = use_flash(Tk, train);
   if (flash_on_) {
-    dropout_on_ = false;
+    drop_.on = false;
     has_keep_ = mask.key_keep != nullptr;
     if (has_keep_) keep_.assign(mask.key_keep, mask.key_keep + size_t(B) * Tk);
     lse_.resize(size_t(B) * H * Tq);
@@ -230,16 +164,7 @@ void ScaledDotProductAttention::forward(float* out, const float* x_q, const floa
     }
   }
 
-  // dropout on the weights: the mask is drawn serially so it does not depend on threads
-  dropout_on_ = train && spec_.dropout > 0.0f;
-  const float* Pd = p_.data();
-  if (dropout_on_) {
-    ATTNLAB_CHECK(rng != nullptr);
-    drop_.resize(p_.size());
-    pdrop_.resize(p_.size());
-    dropout_forward(pdrop_.data(), drop_.data(), p_.data(), p_.size(), spec_.dropout, *rng);
-    Pd = pdrop_.data();
-  }
+  const float* Pd = drop_.forward(p_, spec_.dropout, train, rng);  // P̃
 
   // O_h = P̃ V_g ; written into the head's columns of O [B,Tq,C]
 #pragma omp parallel for collapse(2) schedule(static)
@@ -294,44 +219,22 @@ void ScaledDotProductAttention::backward(float* dx_q, float* dx_kv, const float*
 // dO (in do_) -> dQ, dK, dV through the stored P (and dropout mask)
 void ScaledDotProductAttention::naive_backward() {
   const int B = B_, Tq = Tq_, Tk = Tk_, C = spec_.d_model, Ckv = Hkv_ * D_, H = H_, D = D_;
-  const int group = H_ / Hkv_;
   dq_.assign(q_.size(), 0.0f);
   dk_.assign(k_.size(), 0.0f);
   dv_.assign(v_.size(), 0.0f);
-  const float* Pd = dropout_on_ ? pdrop_.data() : p_.data();  // P̃
+  const float* Pd = drop_.weights(p_);  // P̃
 
   const float scale = scale_;
-  // one (b, kv head) pair per task, so dK_g and dV_g are written by one thread only
-  ds_.resize(size_t(B) * Hkv_ * Tq * Tk);
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int b = 0; b < B; b++)
-    for (int g = 0; g < Hkv_; g++) {
-      float* dP = ds_.data() + (size_t(b) * Hkv_ + g) * Tq * Tk;
-      const float* Vg = v_.data() + size_t(b) * Tk * Ckv + g * D;
-      const float* Kg = k_.data() + size_t(b) * Tk * Ckv + g * D;
-      float* dVg = dv_.data() + size_t(b) * Tk * Ckv + g * D;
-      float* dKg = dk_.data() + size_t(b) * Tk * Ckv + g * D;
-      for (int h = g * group; h < (g + 1) * group; h++) {
-        const size_t ph = (size_t(b) * H + h) * Tq * Tk;
-        const float* P = p_.data() + ph;
-        const float* dOh = do_.data() + size_t(b) * Tq * C + h * D;
-        // dV_g += P̃ᵀ dO_h
-        sgemm(true, false, Tk, D, Tq, 1.0f, Pd + ph, Tk, dOh, C, 1.0f, dVg, Ckv);
-        // dP̃ = dO_h V_gᵀ
-        sgemm(false, true, Tq, Tk, D, 1.0f, dOh, C, Vg, Ckv, 0.0f, dP, Tk);
-        if (dropout_on_) {
-          const float* m = drop_.data() + ph;
-          for (size_t i = 0; i < size_t(Tq) * Tk; i++) dP[i] *= m[i];
-        }
-        // dS = P ⊙ (dP − rowsum(dP ⊙ P)), in place
-        softmax_backward_inplace(dP, P, Tq, Tk);
-        // dQ_h = s · dS K_g ;  dK_g += s · dSᵀ Q_h
-        sgemm(false, false, Tq, D, Tk, scale, dP, Tk, Kg, Ckv, 0.0f,
-              dq_.data() + size_t(b) * Tq * C + h * D, C);
-        sgemm(true, false, Tk, D, Tq, scale, dP, Tk, q_.data() + size_t(b) * Tq * C + h * D, C, 1.0f,
-              dKg, Ckv);
-      }
-    }
+  for_each_kv_group(ds_, B, H, Hkv_, Tq, Tk, [&](int b, int g, int h, float* dS) {
+    const size_t kv = size_t(b) * Tk * Ckv + g * D, ph = (size_t(b) * H + h) * Tq * Tk;
+    const size_t qo = size_t(b) * Tq * C + h * D;
+    // dV_g += P̃ᵀ dO_h ; dS = P ⊙ (dP − rowsum(dP ⊙ P)), dP = (dO_h V_gᵀ) ⊙ dropout mask
+    attention_weights_backward(dS, dv_.data() + kv, p_.data() + ph, Pd + ph, drop_, ph, do_.data() + qo,
+                               v_.data() + kv, Tq, Tk, D, C, Ckv);
+    // dQ_h = s · dS K_g ;  dK_g += s · dSᵀ Q_h
+    sgemm(false, false, Tq, D, Tk, scale, dS, Tk, k_.data() + kv, Ckv, 0.0f, dq_.data() + qo, C);
+    sgemm(true, false, Tk, D, Tq, scale, dS, Tk, q_.data() + qo, C, 1.0f, dk_.data() + kv, Ckv);
+  });
 }
 
 // ---- incremental decoding -------------------------------------------------------------------
@@ -339,13 +242,8 @@ void ScaledDotProductAttention::naive_backward() {
 void ScaledDotProductAttention::cache_reset(int B, int capacity) {
   if (!spec_.causal)
     user_error("attention '{}': incremental decoding needs a causal self-attention slot", spec_.name);
-  if (B <= 0 || capacity <= 0)
-    user_error("attention '{}': cache_reset needs a positive batch and capacity, got B = {}, capacity = {}",
-               spec_.name, B, capacity);
+  cache_begin(B, capacity);
   const int Ckv = Hkv_ * D_;
-  cache_B_ = B;
-  cache_cap_ = capacity;
-  cache_len_ = 0;
   kc_.resize(size_t(B) * capacity * Ckv);
   vc_.resize(size_t(B) * capacity * Ckv);
   // room for one-token steps up to the capacity, so that decoding does not allocate
@@ -364,28 +262,16 @@ void ScaledDotProductAttention::cache_reset(int B, int capacity) {
 void ScaledDotProductAttention::forward_cached(float* out, const float* x_new, int B, int Tn) {
   const int C = spec_.d_model, Ckv = Hkv_ * D_, H = H_, D = D_;
   const int group = H_ / Hkv_;
-  if (cache_cap_ == 0)
-    user_error("attention '{}': forward_cached before cache_reset", spec_.name);
-  if (B != cache_B_)
-    user_error("attention '{}': forward_cached with batch {} but the cache was reset for batch {}",
-               spec_.name, B, cache_B_);
-  if (Tn <= 0) user_error("attention '{}': forward_cached needs at least one new position, got {}", spec_.name, Tn);
-  if (cache_len_ + Tn > cache_cap_)
-    user_error("attention '{}': KV cache full: {} cached + {} new positions > capacity {} (cache_reset with a "
-               "larger capacity)", spec_.name, cache_len_, Tn, cache_cap_);
+  cache_check_step(B, Tn);
   const int L0 = cache_len_, L = L0 + Tn, cap = cache_cap_;
   // keys before k0 are outside every new query's window: the step only reads keys [k0, L), so a
   // sliding-window step costs O(window) per token instead of O(L)
   const int w = spec_.window;
   const int k0 = w > 0 ? std::max(0, L0 - w + 1) : 0, Lw = L - k0;
 
-  qn_.resize(size_t(B) * Tn * C);
-  kn_.resize(size_t(B) * Tn * Ckv);
-  vn_.resize(size_t(B) * Tn * Ckv);
+  proj_.qkv(qn_, kn_, vn_, x_new, x_new, B * Tn, B * Tn);
   on_.resize(size_t(B) * Tn * C);
   pc_.resize(size_t(B) * H * Tn * Lw);
-  proj_.q(qn_.data(), x_new, B * Tn);
-  proj_.kv(kn_.data(), vn_.data(), x_new, B * Tn);
   if (rope_) {
     rope_rotate(qn_.data(), B, Tn, H, D, C, L0, spec_.rope_base, +1);
     rope_rotate(kn_.data(), B, Tn, Hkv_, D, Ckv, L0, spec_.rope_base, +1);

@@ -48,6 +48,7 @@
 #include "attention/flash.h"
 #include "attention/projections.h"
 #include "attention/variants.h"
+#include "ops/attention_core.h"
 
 namespace attnlab {
 
@@ -85,18 +86,13 @@ class ScaledDotProductAttention : public Attention {
   FlashOptions flash_options() const;       // masks/positions for the flash kernel
   FlashShape flash_shape() const;           // the last forward's shape, read in place (CPU)
 
-  int H_, Hkv_, D_;
+  int D_;
   float scale_;
   bool rope_ = false, alibi_ = false;
   std::vector<float> slopes_;  // ALiBi slope per query head
   Projections proj_;  // W_q, W_k, W_v, W_o and biases
-  // saved by forward for backward (x_q / x_kv are the caller's buffers and must outlive backward)
-  const float* x_q_ = nullptr;
-  const float* x_kv_ = nullptr;
-  int B_ = 0, Tq_ = 0, Tk_ = 0;
-  bool dropout_on_ = false;
   std::vector<float> q_, k_, v_, p_, o_;  // Q, K (both rotated under RoPE), V, P, O (pre-projection)
-  std::vector<float> drop_, pdrop_;       // dropout mask and dropped weights P̃ (dropout > 0 only)
+  WeightDropout drop_;                    // dropout mask and dropped weights P̃ (dropout > 0 only)
   std::vector<float> dq_, dk_, dv_, ds_, do_;  // gradients; ds_ is per-(b, kv head) scratch
 
   // flash path: head-major Q, K, V, O [B,H(kv),T,D], the log-sum-exp [B,H,Tq], the key mask
@@ -110,8 +106,7 @@ class ScaledDotProductAttention : public Attention {
   std::vector<float> doh_, dqh_, dkh_, dvh_;        // (gradients, head-major, GPU seam only)
   FlashWorkspace flash_ws_;
 
-  // KV cache
-  int cache_B_ = 0, cache_cap_ = 0;
+  // KV cache (batch and capacity in the base class)
   std::vector<float> kc_, vc_;            // [cache_B, cache_cap, Hkv·D]
   std::vector<float> qn_, kn_, vn_, pc_, on_;  // new rows' Q, K, V [B,Tn,·], weights [B,H,Tn,L−k0], O
   bool last_cached_ = false;              // attention_weights(): which forward ran last

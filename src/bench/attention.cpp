@@ -49,7 +49,7 @@ AttentionSpec make_spec(const AttentionBenchOptions& o, const std::string& type,
   s.causal = o.causal;  // make_attention overrides it for `causal` / `bidirectional`
   s.dropout = 0.0f;
   s.max_len = n;
-  s.impl = o.impl;
+  s.impl = attn_impl(o.impl);
   return s;
 }
 

@@ -145,9 +145,9 @@ void flash_check(const std::map<std::string, std::string>& p, CellFigures& f) {
     }
     for (unsigned char c : keep) padded += c == 0;
   }
-  spec.impl = "naive";
+  spec.impl = AttnImpl::naive;
   const ModuleRun naive = run_module(spec, B, n, x, dout, keep.empty() ? nullptr : keep.data(), seed);
-  spec.impl = "flash";
+  spec.impl = AttnImpl::flash;
   const ModuleRun flash = run_module(spec, B, n, x, dout, keep.empty() ? nullptr : keep.data(), seed);
   const double out = scaled_diff(flash.out, naive.out), dq = scaled_diff(flash.dq, naive.dq),
                dk = scaled_diff(flash.dk, naive.dk), dv = scaled_diff(flash.dv, naive.dv);

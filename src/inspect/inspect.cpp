@@ -150,9 +150,9 @@ nlohmann::json inspect_checkpoint(const std::string& path) {
               {"scale", s.scale},
               {"dropout", s.dropout},
               {"window", s.window},
-              {"positions", s.positions}};
-    if (s.positions == "rope") a["rope_base"] = s.rope_base;
-    if (s.type == "luong") a["score"] = s.score;
+              {"positions", name_of(s.positions)}};
+    if (s.positions == AttnPositions::rope) a["rope_base"] = s.rope_base;
+    if (s.type == "luong") a["score"] = name_of(s.score);
     auto it = attention_registry().find(s.type);
     if (it != attention_registry().end()) a["summary"] = it->second.info.summary;
     slots.push_back(a);

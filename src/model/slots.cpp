@@ -33,13 +33,14 @@ AttentionSpec slot_spec(const ModelConfig& m, const std::string& slot, int layer
   s.n_layers = m.n_layers;
   s.window = a.window;
   const bool self = slot != "model.decoder.cross_attention";
-  s.positions = self && (m.positions == "rope" || m.positions == "alibi") ? m.positions : "none";
+  s.positions = self && (m.positions == "rope" || m.positions == "alibi") ? attn_positions(m.positions)
+                                                                          : AttnPositions::none;
   s.rope_base = float(a.rope_base);
-  s.score = a.score;
+  s.score = attn_score(a.score);
   s.max_len = m.block_size;
   s.diff_norm = a.diff_norm;
-  s.impl = a.impl;
-  s.device = m.device;
+  s.impl = attn_impl(a.impl);
+  s.device = attn_device(m.device);
   // the registry's shorthands fix the mask
   auto it = attention_registry().find(s.type);
   if (it != attention_registry().end() && it->second.info.force_causal >= 0) s.causal = it->second.info.force_causal == 1;

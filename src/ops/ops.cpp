@@ -6,6 +6,7 @@
 // in a fixed serial order per column, so their results do not depend on the
 // number of threads and no two threads ever write the same float.
 #include "ops/ops.h"
+#include "ops/attention_core.h"
 
 #include "core/fastmath.h"
 #include "core/fastmath_packet.h"
@@ -279,24 +280,16 @@ void gelu_backward_inplace(float* d, const float* x_, size_t n) {
 
 // ---------------------------------------------------------------------------
 // softmax over the last dim
-//   forward:  p = exp(x - max x) / Σ exp(x - max x)
+//   forward:  p = exp(x - max x) / Σ exp(x - max x)   (attention_core's masked row, unmasked)
 //   backward: ∂p_i/∂x_j = p_i (δ_ij - p_j)  ⇒  ∂L/∂x = p ⊙ (dout - Σ_c dout_c p_c)
 // ---------------------------------------------------------------------------
 
 void softmax_forward(float* out, const float* inp, int N, int C) {
 #pragma omp parallel for if ((long)N * C >= kParallelMin)
   for (int n = 0; n < N; n++) {
-    const float* x = inp + (size_t)n * C;
     float* p = out + (size_t)n * C;
-    float mx = -INFINITY;
-    for (int c = 0; c < C; c++) mx = std::max(mx, x[c]);
-    float sum = 0.0f;
-    for (int c = 0; c < C; c++) {
-      p[c] = std::exp(x[c] - mx);
-      sum += p[c];
-    }
-    const float inv = 1.0f / sum;
-    for (int c = 0; c < C; c++) p[c] *= inv;
+    std::copy_n(inp + (size_t)n * C, C, p);
+    masked_softmax_row(p, C, KeyBand{0, C}, nullptr, 0, 0.0f);  // every key visible, no bias
   }
 }
 
@@ -456,16 +449,6 @@ void residual_backward(float* da, float* db, const float* dout, size_t n) {
   if (db) {
 #pragma omp parallel for if (n >= (size_t)kParallelMin)
     for (size_t i = 0; i < n; i++) db[i] += dout[i];
-  }
-}
-
-void softmax_backward_inplace(float* d, const float* out, int N, int C) {
-  for (int i = 0; i < N; i++) {
-    float* r = d + size_t(i) * C;
-    const float* pr = out + size_t(i) * C;
-    float dot = 0.0f;
-    for (int j = 0; j < C; j++) dot += r[j] * pr[j];
-    for (int j = 0; j < C; j++) r[j] = pr[j] * (r[j] - dot);
   }
 }
 

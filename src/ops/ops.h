@@ -42,9 +42,7 @@ void gelu_backward_inplace(float* d, const float* x, size_t n);
 void softmax_forward(float* out, const float* inp, int N, int C);
 // dinp[N,C] += out ⊙ (dout - Σ_c dout·out)
 void softmax_backward(float* dinp, const float* out, const float* dout, int N, int C);
-// The same in place and serial, for attention's per-head blocks (the caller parallelises over
-// heads): d[N,C] holds dout on entry and dinp on exit (overwritten, not added).
-void softmax_backward_inplace(float* d, const float* out, int N, int C);
+// (in place, over attention's score blocks: softmax_backward_rows in ops/attention_core.h)
 
 // ---- embedding lookup: out[N,C] = table[ids[n], :]     table [V,C]
 void embedding_forward(float* out, const int* ids, const float* table, int N, int C);

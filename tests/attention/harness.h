@@ -189,56 +189,15 @@ struct GcOptions {
   GcStats* stats = nullptr;  // accumulates element counts and worst ratios when set
 };
 
-// Numerical gradient of loss() with respect to x (restored bit-exactly), with the step of each
-// element from step_of (0: skipped, numerical value 0), and the error metric of gradcheck.h over
-// the checked elements. With every step equal to h and levels 1 this is gradcheck() with
+// The engine's gradcheck_steps (src/ops/finite_difference.h) over vectors, with the default error
+// metric: with every step equal to h and levels 1 this is gradcheck() with
 // GradCheckOptions{h, richardson = true}, bit for bit.
 template <typename LossFn, typename StepFn>
 inline GradCheckResult gradcheck_steps(std::vector<float>& x, const std::vector<float>& analytic, LossFn&& loss,
                                        int levels, StepFn&& step_of, std::vector<double>& num,
                                        std::vector<double>& steps) {
   REQUIRE(x.size() == analytic.size());
-  auto central = [&](size_t i, float h) {
-    const float orig = x[i], xp = orig + h, xm = orig - h;
-    x[i] = xp;
-    const double lp = loss();
-    x[i] = xm;
-    const double lm = loss();
-    x[i] = orig;
-    return (lp - lm) / (double(xp) - double(xm));
-  };
-  const size_t n = x.size();
-  num.assign(n, 0.0);
-  steps.assign(n, 0.0);
-  for (size_t i = 0; i < n; i++) {
-    const double h = step_of(i);
-    if (!(h > 0.0)) continue;
-    steps[i] = h;
-    num[i] = levels >= 2 ? (64.0 * central(i, float(h / 4)) - 20.0 * central(i, float(h / 2)) + central(i, float(h))) / 45.0
-                         : (4.0 * central(i, float(h / 2)) - central(i, float(h))) / 3.0;
-  }
-  const GradCheckOptions defaults;
-  double scale = 0.0;
-  for (size_t i = 0; i < n; i++)
-    if (steps[i] > 0.0) scale = std::max({scale, std::fabs(double(analytic[i])), std::fabs(num[i])});
-  GradCheckResult r;
-  r.floor = std::max(defaults.floor_frac * scale, defaults.min_floor);
-  bool first = true;
-  for (size_t i = 0; i < n; i++) {
-    if (!(steps[i] > 0.0)) continue;
-    r.checked++;
-    const double a = analytic[i], abs_err = std::fabs(a - num[i]);
-    const double rel_err = abs_err / std::max({std::fabs(a), std::fabs(num[i]), r.floor});
-    r.max_abs = std::max(r.max_abs, abs_err);
-    if (first || rel_err > r.max_rel) {
-      r.max_rel = rel_err;
-      r.worst = i;
-      r.worst_analytic = a;
-      r.worst_numeric = num[i];
-    }
-    first = false;
-  }
-  return r;
+  return attnlab::gradcheck_steps(x.data(), x.size(), analytic.data(), loss, levels, step_of, num, steps);
 }
 
 // Runs forward + backward once (analytic gradients), then central differences of
@@ -251,8 +210,8 @@ inline double run_gradcheck(const GcConfig& c, uint64_t seed, const GcOptions& o
   spec.bias = c.bias;
   spec.type = c.type;
   spec.window = c.window;
-  spec.positions = c.positions;
-  spec.score = c.score;
+  spec.positions = attn_positions(c.positions);
+  spec.score = attn_score(c.score);
   spec.layer_index = c.layer_index;
   spec.max_len = std::max(c.Tq, c.Tk);
   // the module, as Harness(spec, seed, weight_std) builds it, then the options' adjustments

@@ -65,8 +65,8 @@ constexpr int kC = 16, kH = 2;  // head dim 8 (differential: halves of 4)
 AttentionSpec abuse_spec(const Variant& v, bool causal, int window) {
   AttentionSpec s = make_spec(kC, kH, v.Hkv, causal, v.scale_none ? "none" : "inv_sqrt_dk");
   s.type = v.type;
-  s.score = v.score;
-  s.positions = v.positions;
+  s.score = attn_score(v.score);
+  s.positions = attn_positions(v.positions);
   s.window = window;
   s.max_len = 64;
   return s;
@@ -493,12 +493,12 @@ TEST_CASE("abuse: flash and naive scaled_dot_product agree on huge inputs within
       INFO(f.label << ", sigma " << sigma);
       const int B = f.B, Tq = f.Tq, Tk = f.Tk, Hkv = f.Hkv, Ckv = Hkv * D, group = kH / Hkv;
       AttentionSpec sn = make_spec(kC, kH, Hkv, f.causal, "none");
-      sn.impl = "naive";
+      sn.impl = AttnImpl::naive;
       sn.window = f.window;
-      sn.positions = f.positions;
+      sn.positions = attn_positions(f.positions);
       AttentionSpec sf = sn;
       sf.type = "flash";
-      sf.impl = "auto";
+      sf.impl = AttnImpl::automatic;
       Harness hn(sn, seed), hf(sf, seed);
       for (const char* n : kParamNames) REQUIRE(hn.param(n).w == hf.param(n).w);
       Rng rng(seed + 1);

@@ -117,9 +117,9 @@ TEST_CASE("attention fixtures: forward/backward match PyTorch fp64 references, e
     spec.bias = meta.at("bias").get<bool>();
     spec.type = meta.value("type", std::string("scaled_dot_product"));
     spec.window = meta.value("window", 0);
-    spec.positions = meta.value("positions", std::string("none"));
+    spec.positions = attn_positions(meta.value("positions", std::string("none")));
     spec.rope_base = meta.value("rope_base", 10000.0f);
-    spec.score = meta.value("score", std::string("general"));
+    spec.score = attn_score(meta.value("score", std::string("general")));
     spec.layer_index = meta.value("layer_index", 0);
     spec.max_len = std::max(Tq, Tk);
     Harness h(spec, 1, /*weight_std=*/0.0f);
@@ -655,7 +655,7 @@ TEST_CASE("scaled_dot_product options: the KV cache reproduces the full forward"
     INFO(c.label);
     AttentionSpec s = make_spec(16, 4, c.Hkv, true);
     s.window = c.window;
-    s.positions = c.positions;
+    s.positions = attn_positions(c.positions);
     s.max_len = 11;
     const double d = cache_vs_full(s, 2, 11, seed++);
     line += fmt::format(" {} {:.1e};", c.label, d);
@@ -668,7 +668,7 @@ TEST_CASE("scaled_dot_product options: the KV cache reproduces the full forward"
 
 TEST_CASE("scaled_dot_product options: the KV cache checks its use and reports cached weights") {
   AttentionSpec s = make_spec(8, 2, 1, true);
-  s.positions = "rope";
+  s.positions = AttnPositions::rope;
   Harness h(s, 61);
   Rng rng(62);
   const int B = 2, T = 5, C = 8;
@@ -724,7 +724,7 @@ TEST_CASE("scaled_dot_product options: causal window/rope/alibi self-attention i
     for (int Hkv : {4, 2}) {
       AttentionSpec s = make_spec(16, 4, Hkv, true);
       s.window = window;
-      s.positions = positions;
+      s.positions = attn_positions(positions);
       CHECK(causal_outputs_ignore_future(s, 7, 70 + Hkv));
     }
   }
@@ -739,7 +739,7 @@ TEST_CASE("scaled_dot_product options: keys outside the sliding window get exact
       INFO((causal ? "causal" : "not causal") << ", positions " << positions);
       AttentionSpec s = make_spec(C, H, 2, causal);
       s.window = w;
-      s.positions = positions;
+      s.positions = attn_positions(positions);
       Harness h(s, 82);
       h.attn->keep_weights(true);
       std::vector<float> base(x.size());
@@ -795,7 +795,7 @@ TEST_CASE("scaled_dot_product options: RoPE and ALiBi outputs depend only on rel
   for (const std::string positions : {"rope", "alibi"}) {
     INFO("positions " << positions);
     AttentionSpec s = make_spec(C, 4, 2, false);
-    s.positions = positions;
+    s.positions = attn_positions(positions);
     Harness h(s, 92);
     std::vector<float> a(x_q.size()), b(x_q.size());
     h.attn->forward(a.data(), x_q.data(), x_kv.data(), B, T, T, {}, false, nullptr);
@@ -812,7 +812,7 @@ TEST_CASE("scaled_dot_product options: cached steps report the full forward's we
     INFO("window " << window);
     AttentionSpec s = make_spec(C, H, 2, true);
     s.window = window;
-    s.positions = "alibi";
+    s.positions = AttnPositions::alibi;
     Harness h(s, 95);
     Rng rng(96);
     const std::vector<float> x = random_normal(size_t(B) * T * C, rng);

@@ -44,7 +44,7 @@ const std::vector<Variant> kVariants = {
 AttentionSpec variant_spec(const Variant& v, int C, int H, int Hkv, bool causal) {
   AttentionSpec s = make_spec(C, H, Hkv, causal);
   s.type = v.type;
-  s.score = v.score;
+  s.score = attn_score(v.score);
   return s;
 }
 
@@ -202,7 +202,7 @@ TEST_CASE("bahdanau/luong: cached decoding equals the full forward (GQA, window,
     for (int variant = 0; variant < 3; variant++) {
       AttentionSpec s = variant_spec(v, 16, 4, variant == 0 ? 4 : 2, true);
       if (variant >= 1) s.window = 3;
-      if (variant == 2) s.positions = "alibi";
+      if (variant == 2) s.positions = AttnPositions::alibi;
       s.max_len = 9;
       const char* what = variant == 0 ? "MHA" : variant == 1 ? "GQA window 3" : "GQA window 3 alibi";
       const std::string label = fmt::format("{} {}", v.label, what);
@@ -243,7 +243,7 @@ TEST_CASE("bahdanau/luong: causal self-attention ignores the future, exactly") {
       AttentionSpec s = variant_spec(v, 16, 4, Hkv, true);
       CHECK(causal_outputs_ignore_future(s, 6, 600 + Hkv));
       s.window = 2;
-      s.positions = "alibi";
+      s.positions = AttnPositions::alibi;
       CHECK(causal_outputs_ignore_future(s, 6, 610 + Hkv));
     }
 }
@@ -331,7 +331,7 @@ TEST_CASE("luong dot equals scaled_dot_product with scale none") {
     INFO("causal = " << causal);
     AttentionSpec sl = variant_spec(kVariants[1], C, 4, 2, causal);
     sl.window = 4;
-    sl.positions = "alibi";
+    sl.positions = AttnPositions::alibi;
     AttentionSpec ss = sl;
     ss.type = "scaled_dot_product";
     ss.scale = "none";
@@ -380,10 +380,10 @@ TEST_CASE("luong concat with w_c = [u_q | u_k] equals bahdanau") {
   mask.key_keep = keep.data();
   AttentionSpec sb = variant_spec(kVariants[0], C, H, 2, true);
   sb.window = 5;
-  sb.positions = "alibi";
+  sb.positions = AttnPositions::alibi;
   AttentionSpec sc = sb;
   sc.type = "luong";
-  sc.score = "concat";
+  sc.score = AttnScore::concat;
   Harness hb(sb, 15), hc(sc, 16);
   for (const char* n : {"w_q", "b_q", "w_k", "b_k", "w_v", "b_v", "w_o", "b_o", "v"}) hc.param(n).w = hb.param(n).w;
   std::vector<float>& w_c = hc.param("w_c").w;
@@ -525,19 +525,22 @@ TEST_CASE("bahdanau/luong: configuration errors are UserErrors") {
       CHECK(message_of(t).find("scale") != std::string::npos);
     }
     AttentionSpec r = s;
-    r.positions = "rope";
+    r.positions = AttnPositions::rope;
     CHECK(message_of(r).find("rope") != std::string::npos);
-    AttentionSpec sc = s;
-    sc.score = "cosine";
-    CHECK(message_of(sc).find("score") != std::string::npos);
+    std::string bad_score;  // an unknown score name is refused where it becomes an AttnScore
+    try {
+      attn_score("cosine");
+    } catch (const UserError& e) {
+      bad_score = e.what();
+    }
+    CHECK(bad_score.find("score") != std::string::npos);
   }
   // built directly, without the registry's check, the modules still refuse
   ParamStore store;
   Rng rng(2);
   AttentionSpec s = variant_spec(kVariants[1], 16, 4, 2, true);
-  s.score = "additive";
-  CHECK_THROWS_AS(attention_registry().at("luong").make(s, store, rng), UserError);
-  s.score = "dot";
+  CHECK_THROWS_AS(attn_score("additive"), UserError);
+  s.score = AttnScore::dot;
   s.scale = "none";
   CHECK_THROWS_AS(attention_registry().at("luong").make(s, store, rng), UserError);
   s.type = "bahdanau";

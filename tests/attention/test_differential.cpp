@@ -328,7 +328,7 @@ TEST_CASE("differential: incremental decoding equals the full forward") {
     INFO(c.label);
     AttentionSpec s = diff_spec(16, 2, c.Hkv, true);
     s.window = c.window;
-    s.positions = c.positions;
+    s.positions = attn_positions(c.positions);
     s.layer_index = 1;
     s.max_len = 9;
     const double diff = cache_vs_full(s, 2, 9, seed++);
@@ -353,7 +353,7 @@ TEST_CASE("differential: causal self-attention ignores the future, exactly") {
   for (const char* pos : {"none", "rope"}) {
     INFO("positions " << pos);
     AttentionSpec s = diff_spec(16, 2, 1, true);
-    s.positions = pos;
+    s.positions = attn_positions(pos);
     s.max_len = 6;
     CHECK(causal_outputs_ignore_future(s, 6, 81));
   }
@@ -437,7 +437,7 @@ TEST_CASE("differential: bitwise deterministic across thread counts, and backwar
   const int B = 2, T = 5, C = 16;
   AttentionSpec s = diff_spec(C, 2, 1, true);
   s.dropout = 0.2f;
-  s.positions = "rope";
+  s.positions = AttnPositions::rope;
   s.max_len = T;
   auto run = [&](int threads, int repeats) {
     const int prev = omp_get_max_threads();
@@ -484,13 +484,13 @@ TEST_CASE("differential: configuration errors are UserErrors") {
   SUBCASE("rope needs even halves") {
     s.d_model = 24;
     s.n_heads = 4;  // d = 3
-    s.positions = "rope";
+    s.positions = AttnPositions::rope;
     CHECK(message_of(s).find("positions") != std::string::npos);
     s.d_model = 32;  // d = 4
     CHECK(message_of(s).empty());
   }
   SUBCASE("alibi is not supported") {
-    s.positions = "alibi";
+    s.positions = AttnPositions::alibi;
     CHECK(message_of(s).find("alibi") != std::string::npos);
   }
   SUBCASE("n_kv_heads must divide n_heads") {

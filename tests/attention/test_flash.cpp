@@ -103,9 +103,9 @@ Run run_module(const AttentionSpec& spec, const EqConfig& c, uint64_t seed, floa
 AttentionSpec spec_of(const EqConfig& c, const std::string& impl) {
   AttentionSpec s = make_spec(c.C, c.H, c.Hkv, c.causal);
   s.window = c.window;
-  s.positions = c.positions;
+  s.positions = attn_positions(c.positions);
   s.max_len = std::max(c.Tq, c.Tk);
-  s.impl = impl;
+  s.impl = attn_impl(impl);
   return s;
 }
 
@@ -285,7 +285,7 @@ TEST_CASE("flash: cached decoding (naive steps) reproduces the flash forward") {
       INFO("positions " << pos << ", window " << window);
       AttentionSpec s = make_spec(16, 4, 2, true);
       s.type = "flash";
-      s.positions = pos;
+      s.positions = attn_positions(pos);
       s.window = window;
       s.max_len = 70;
       const double d = cache_vs_full(s, 2, 70, 960 + window);
@@ -298,7 +298,7 @@ TEST_CASE("flash: causal self-attention ignores the future, exactly") {
   s.type = "flash";
   CHECK(causal_outputs_ignore_future(s, 70, 970));
   s.window = 9;
-  s.positions = "alibi";
+  s.positions = AttnPositions::alibi;
   CHECK(causal_outputs_ignore_future(s, 70, 971));
 }
 
@@ -331,9 +331,9 @@ TEST_CASE("flash: attention_weights() recomputed from the saved log-sum-exp equa
     for (int k = 0; k < 2; k++) {
       AttentionSpec s = make_spec(C, H, c.Hkv, c.causal);
       s.type = k == 0 ? "scaled_dot_product" : "flash";
-      s.impl = "naive";  // ignored by the flash type
+      s.impl = AttnImpl::naive;  // ignored by the flash type
       s.window = c.window;
-      s.positions = c.positions;
+      s.positions = attn_positions(c.positions);
       s.max_len = c.Tk;
       Harness h(s, 980, kEqWeightStd / std::sqrt(float(C)));
       Rng rng(981);
@@ -524,13 +524,17 @@ TEST_CASE("flash: configuration errors (attention dropout, impl values)") {
   CHECK(check_attention_spec(s).rfind("dropout:", 0) == 0);
   CHECK(message_of(s).find("'flash' attention never stores the attention weights") != std::string::npos);
   s.type = "scaled_dot_product";
-  s.impl = "flash";
+  s.impl = AttnImpl::flash;
   CHECK(check_attention_spec(s).rfind("impl:", 0) == 0);
-  s.impl = "auto";
+  s.impl = AttnImpl::automatic;
   CHECK(check_attention_spec(s).empty());  // auto falls back to naive while dropout is on
-  s.impl = "fast";
-  s.dropout = 0.0f;
-  CHECK(check_attention_spec(s).rfind("impl:", 0) == 0);
+  std::string bad_impl;  // an unknown impl name is refused where it becomes an AttnImpl
+  try {
+    attn_impl("fast");
+  } catch (const UserError& e) {
+    bad_impl = e.what();
+  }
+  CHECK(bad_impl.rfind("impl:", 0) == 0);
 
   // from a config file: the slot's key is named
   const std::string data = "data: {task: text, path: x.txt}\n";

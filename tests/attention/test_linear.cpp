@@ -476,10 +476,10 @@ TEST_CASE("linear: parameters as scaled_dot_product, and window, rope, alibi, dr
   w.window = 3;
   rejected(w, "window");
   AttentionSpec alibi = s;
-  alibi.positions = "alibi";
+  alibi.positions = AttnPositions::alibi;
   rejected(alibi, "positions");
   AttentionSpec rope = s;
-  rope.positions = "rope";
+  rope.positions = AttnPositions::rope;
   rejected(rope, "positions");
   AttentionSpec drop = s;
   drop.dropout = 0.1f;

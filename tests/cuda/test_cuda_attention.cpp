@@ -123,7 +123,7 @@ TEST_CASE("model.device cuda: without a GPU, building the module is a clear user
   AttentionSpec s;
   s.d_model = 64;
   s.n_heads = 2;
-  s.device = "cuda";
+  s.device = AttnDevice::cuda;
   ParamStore store;
   Rng rng(1);
   bool threw = false;
@@ -156,8 +156,8 @@ TEST_CASE("model.device cuda: the scaled_dot_product module on the GPU matches i
     s.n_heads = 4;
     s.n_kv_heads = 2;
     s.causal = true;
-    s.impl = "flash";
-    s.device = device;
+    s.impl = AttnImpl::flash;
+    s.device = attn_device(device);
     ParamStore store;
     Rng rng(9);
     auto a = make_attention(s, store, rng);

@@ -26,6 +26,7 @@
 #include "core/rng.h"
 #include "ops/gradcheck.h"
 #include "ops/ops.h"
+#include "ops/attention_core.h"
 
 using namespace attnlab;
 using attnlab::test::dot_double;
@@ -640,13 +641,13 @@ TEST_CASE("determinism: row reductions are bitwise identical across runs and thr
   CHECK(max_abs_diff(one.ln_dw, ref_dw) < 1e-3);
 }
 
-TEST_CASE("softmax_backward_inplace equals softmax_backward into a zeroed buffer") {
+TEST_CASE("softmax_backward_rows equals softmax_backward into a zeroed buffer") {
   attnlab::Rng rng(17);
   const int N = 4, C = 9;
   std::vector<float> x = attnlab::test::random_normal(N * C, rng), p(N * C), dout = attnlab::test::random_normal(N * C, rng);
   attnlab::softmax_forward(p.data(), x.data(), N, C);
   std::vector<float> ref(N * C, 0.0f), d = dout;
   attnlab::softmax_backward(ref.data(), p.data(), dout.data(), N, C);
-  attnlab::softmax_backward_inplace(d.data(), p.data(), N, C);
+  attnlab::softmax_backward_rows(d.data(), p.data(), N, C);
   for (int i = 0; i < N * C; i++) CHECK(d[i] == doctest::Approx(ref[i]).epsilon(1e-6));
 }

@@ -1,0 +1,65 @@
+// The Attention base class: spec validation on construction, the cache guards and the cache
+// operations every variant with a cache shares (attention.h).
+#include "attention/attention.h"
+
+#include "core/error.h"
+
+namespace attnlab {
+
+Attention::Attention(AttentionSpec spec)
+    : spec_(std::move(spec)), H_(spec_.n_heads), Hkv_(kv_heads(spec_)) {
+  require_valid_attention_spec(spec_);
+}
+
+void Attention::cache_begin(int B, int capacity) {
+  if (B <= 0 || capacity <= 0)
+    user_error("attention '{}': cache_reset needs a positive batch and capacity, got B = {}, capacity = {}",
+               spec_.name, B, capacity);
+  cache_B_ = B;
+  cache_cap_ = capacity;
+  cache_len_ = 0;
+}
+
+void Attention::cache_check_step(int B, int Tn, bool bounded) const {
+  if (cache_cap_ == 0) user_error("attention '{}': forward_cached before cache_reset", spec_.name);
+  if (B != cache_B_)
+    user_error("attention '{}': forward_cached with batch {} but the cache was reset for batch {}", spec_.name, B,
+               cache_B_);
+  if (Tn <= 0) user_error("attention '{}': forward_cached needs at least one new position, got {}", spec_.name, Tn);
+  if (bounded && cache_len_ + Tn > cache_cap_)
+    user_error("attention '{}': KV cache full: {} cached + {} new positions > capacity {} (cache_reset with a "
+               "larger capacity)",
+               spec_.name, cache_len_, Tn, cache_cap_);
+}
+
+void Attention::cache_reset(int, int) {
+  user_error("attention '{}' ({}) has no incremental decoding cache", spec_.name, spec_.type);
+}
+void Attention::forward_cached(float*, const float*, int, int) {
+  user_error("attention '{}' ({}) has no incremental decoding cache", spec_.name, spec_.type);
+}
+std::vector<std::vector<float>*> Attention::cache_buffers() {
+  user_error("attention '{}' ({}) has no incremental decoding cache", spec_.name, spec_.type);
+}
+
+size_t Attention::cache_floats() {
+  size_t n = 0;
+  for (const std::vector<float>* buf : cache_buffers()) n += buf->size();
+  return n;
+}
+
+void Attention::cache_reorder(const std::vector<int>& rows) {
+  const size_t B = rows.size();
+  for (std::vector<float>* buf : cache_buffers()) {
+    if (buf->empty()) continue;
+    ATTNLAB_CHECK(buf->size() % B == 0);
+    const size_t row = buf->size() / B;
+    const std::vector<float> old(*buf);
+    for (size_t b = 0; b < B; b++) {
+      ATTNLAB_CHECK(rows[b] >= 0 && size_t(rows[b]) < B);
+      std::copy(old.begin() + rows[b] * row, old.begin() + (rows[b] + 1) * row, buf->begin() + b * row);
+    }
+  }
+}
+
+}  // namespace attnlab
