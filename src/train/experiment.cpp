@@ -17,6 +17,7 @@
 
 #include "attention/attention.h"
 #include "core/error.h"
+#include "core/fs.h"
 #include "data/factory.h"
 #include "data/tasks.h"
 #include "train/bench.h"

@@ -20,11 +20,14 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/fs.h"
+#include "core/text.h"
 #include "train/checkpoint.h"
 #include "train/experiment.h"
 #include "train/experiment_internal.h"
 #include "train/experiment_kinds.h"
 #include "train/inspect.h"
+#include "train/run_dir.h"
 #include "train/run_state.h"
 #include "train/trainer.h"
 
