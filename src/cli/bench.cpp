@@ -8,6 +8,7 @@
 #include "cli/commands.h"
 #include "config/config.h"
 #include "core/error.h"
+#include "core/fs.h"
 #include "core/gemm.h"
 #include "cuda/cuda_attention.h"
 #include "data/factory.h"

@@ -4,6 +4,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "inspect/inspect.h"
+#include "train/run_dir.h"
 
 namespace attnlab::cli {
 

@@ -8,6 +8,7 @@
 #include "data/tasks.h"
 #include "model/generate.h"
 #include "train/checkpoint.h"
+#include "train/evaluate.h"
 
 namespace attnlab::cli {
 
@@ -61,24 +62,15 @@ Run add_sample(CLI::App& app) {
       // a seq2seq task: rebuild it from the embedded config for its separator and end tokens
       if (lm.config.data.task == "text") user_error("sample --input: '{}' was trained on text, not a seq2seq task", o->checkpoint);
       const auto data = make_dataset(lm.config);
-      const auto* task = dynamic_cast<const TaskDataset*>(data.get());
+      const TaskDataset* task = data->task();
       if (!task || task->format() != TaskFormat::seq2seq)
         user_error("sample --input: task '{}' is not a seq2seq task (it has no output to generate)", lm.config.data.task);
       if (task->tokenizer().tokens() != lm.tokenizer.tokens())
         user_error("checkpoint '{}': its vocabulary differs from the one its config's task gives now", o->checkpoint);
-      opt.stop_token = task->end_id();
       if (o->max_new_tokens < 0) opt.max_new_tokens = task->batch_T();
       for (const auto& in : inputs) {
         const std::vector<int> src = lm.tokenizer.encode(in);
-        std::vector<int> out;
-        if (kind == "encoder_decoder") {
-          out = translate(*lm.model, src, task->sep_id(), opt, rng);
-        } else {
-          std::vector<int> prompt = src;
-          prompt.push_back(task->sep_id());
-          out = generate(*lm.model, prompt, opt, rng);
-        }
-        if (!out.empty() && out.back() == task->end_id()) out.pop_back();
+        const std::vector<int> out = answer_seq2seq(*lm.model, *task, src, opt, rng);
         std::string note;  // the task's answer when the input is one the task can produce
         try {
           const std::vector<int> want = task->answer(src);

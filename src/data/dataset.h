@@ -30,6 +30,8 @@ namespace attnlab {
 
 enum class Split { train, val, test };
 
+class TaskDataset;
+
 // One batch, in the layout every model kind reads (model/model.h):
 //   decoder          x [B,T] tokens, y [B,T] next-token targets (-1 = no loss)
 //   encoder          x [B,T] tokens (x_len gives the padding), y [B,T] per-position targets
@@ -57,6 +59,17 @@ class Dataset {
   virtual std::string describe() const = 0;  // one line for logs
   // Whether next_batch can draw from `split` (a text file has no test split).
   virtual bool has_split(Split split) const { return true; }
+  // The metrics train/evaluate.h reports on this data, in display order.
+  virtual std::vector<std::string> metrics() const { return {"loss", "ppl", "token_acc"}; }
+  // What a model for this data is built with: the padded row length of a batch (given the
+  // config's block_size), the encoder_decoder source length (0: none) and the size of the
+  // classification head (0: none).
+  virtual int row_length(int block_size) const { return block_size; }
+  virtual int source_length() const { return 0; }
+  virtual int n_classes() const { return 0; }
+  // The synthetic task behind the data (its examples, special tokens and answers, for seq2seq
+  // decoding), or nullptr for text.
+  virtual const TaskDataset* task() const { return nullptr; }
 };
 
 class TextDataset : public Dataset {

@@ -69,12 +69,12 @@ class TaskDataset : public Dataset {
   const std::string& model_kind() const { return kind_; }
   // The metrics train/evaluate.h computes for this task, in display order: seq2seq: loss, ppl,
   // token_acc, exact_match, greedy_token_acc; labelled: loss, ppl, label_acc; classify: loss, class_acc.
-  std::vector<std::string> metrics() const;
+  std::vector<std::string> metrics() const override;
   int sep_id() const;    // seq2seq: separator (decoder start token in encoder_decoder);
                          // classify: [CLS]; labelled: -1 (none)
   int end_id() const;    // seq2seq: ends an output; else -1
   int pad_id() const;    // pads x / src
-  int n_classes() const; // classify: 2; else 0
+  int n_classes() const override;  // classify: 2; else 0
   int max_input_len() const;   // longest input (tokens)
   int max_output_len() const;  // seq2seq: longest output without the end token; else 0
 
@@ -86,6 +86,9 @@ class TaskDataset : public Dataset {
 
   int batch_T() const;  // the padded row length next_batch needs for this model kind
   int batch_S() const;  // encoder_decoder: padded source length; else 0
+  int row_length(int block_size) const override { return batch_T(); }
+  int source_length() const override { return batch_S(); }
+  const TaskDataset* task() const override { return this; }
   // Rows are right-padded to T (>= batch_T()) and, for encoder_decoder, S = batch_S(). Layout:
   //   decoder + seq2seq:   x = (input sep output end) without its last token; y[i] = the next token
   //                        for i >= len(input) (the output and end), -1 before and on padding

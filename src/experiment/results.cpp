@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "core/fs.h"
 #include "experiment/internal.h"
 #include "train/checkpoint.h"
 

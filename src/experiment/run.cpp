@@ -17,11 +17,14 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/fs.h"
 #include "core/process.h"
+#include "core/text.h"
 #include "experiment/internal.h"
 #include "experiment/kinds.h"
-#include "train/checkpoint.h"
 #include "inspect/inspect.h"
+#include "train/checkpoint.h"
+#include "train/run_dir.h"
 #include "train/run_state.h"
 #include "train/trainer.h"
 

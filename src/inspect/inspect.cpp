@@ -10,13 +10,17 @@
 #include "attention/attention.h"
 #include "config/config.h"
 #include "core/error.h"
+#include "core/fs.h"
 #include "core/npy.h"
+#include "core/text.h"
 #include "data/factory.h"
 #include "data/tasks.h"
 #include "model/model.h"
 #include "model/slots.h"
 #include "train/checkpoint.h"
 #include "train/evaluate.h"
+#include "train/metrics_log.h"
+#include "train/run_dir.h"
 #include "train/run_state.h"
 
 namespace fs = std::filesystem;
@@ -81,13 +85,6 @@ json state_json(const TrainState& st, const std::string& path) {
   j["best_step"] = st.best_step >= 0 ? json(st.best_step) : json(nullptr);
   j["best_val_loss"] = st.best_step >= 0 ? json(st.best_val_loss) : json(nullptr);
   return j;
-}
-
-std::string fmt_seconds(double s) {
-  const long t = long(s + 0.5);
-  if (t >= 3600) return fmt::format("{}h{:02}m", t / 3600, (t / 60) % 60);
-  if (t >= 60) return fmt::format("{}m{:02}s", t / 60, t % 60);
-  return fmt::format("{:.1f}s", s);
 }
 
 // A decimal for people: up to 4 decimals, or scientific for tiny/huge values.
@@ -297,7 +294,7 @@ std::string render_checkpoint(const nlohmann::json& r) {
                                          st["best_step"].get<int>());
     line(fmt::format("  step {} | AdamW t {} | {} | last val loss {} | skipped steps {} | trained {}",
                      st["step"].get<int>(), st["optimizer_t"].get<int>(), best, num(st["last_val_loss"]),
-                     st["skipped_steps"].get<int>(), fmt_seconds(st["elapsed_s"].get<double>())));
+                     st["skipped_steps"].get<int>(), fmt_duration(st["elapsed_s"].get<double>(), UnderMinute::tenths)));
     std::vector<std::string> kept = st["kept"].get<std::vector<std::string>>();
     line(fmt::format("  kept checkpoints: {}", fmt::join(kept, ", ")));
   }
@@ -324,17 +321,6 @@ std::string sparkline(const std::vector<double>& values, int width) {
     out += bars[std::clamp(level, 0, 7)];
   }
   return out;
-}
-
-std::string latest_checkpoint(const std::string& run_dir) {
-  const fs::path latest = fs::path(run_dir) / "checkpoints" / "latest";
-  std::error_code ec;
-  if (!fs::exists(latest, ec))
-    user_error("run '{}' has no checkpoint yet (checkpoints/latest is missing)", run_dir);
-  const std::string name = trim(read_text(latest.string()));
-  if (name.empty() || name.find('/') != std::string::npos)
-    user_error("run '{}': checkpoints/latest does not name a checkpoint (it holds '{}')", run_dir, name);
-  return (fs::path(run_dir) / "checkpoints" / name).string();
 }
 
 nlohmann::json inspect_run(const std::string& run_dir) {

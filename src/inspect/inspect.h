@@ -26,8 +26,6 @@ std::string render_run(const nlohmann::json& report);
 // A unicode sparkline (▁▂▃▄▅▆▇█) of `values`, averaged into at most `width` buckets.
 std::string sparkline(const std::vector<double>& values, int width = 60);
 
-// The checkpoint `latest` names in run_dir/checkpoints (UserError if there is none).
-std::string latest_checkpoint(const std::string& run_dir);
 
 // One forward pass of the checkpoint's model on `text`; writes the files into dir
 // (created) and returns what it wrote (for --json and the summary).

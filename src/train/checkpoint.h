@@ -84,16 +84,4 @@ uint64_t fnv1a64(const void* data, size_t n, uint64_t h = 0xcbf29ce484222325ull)
 // The checksum a checkpoint of `store` carries (FNV-1a 64 of all parameters in order, 16 hex digits).
 std::string params_checksum(const ParamStore& store);
 
-// Write `content` to `path` atomically (temp file in the same directory, fsync, rename,
-// fsync of the directory). On failure (a full disk, a file-size limit, a read-only
-// directory) `path` is left as it was, the temp file is removed, and the UserError names
-// `path` and the cause. Test hook: ATTNLAB_TEST_STALL_WRITE_MS=N pauses each such write
-// halfway for N ms (unset: no effect), for tests that kill a process mid-write.
-void write_file_atomic(const std::string& path, const std::string& content);
-// fsync the directory holding `path` (makes a rename or a new file in it durable).
-void sync_parent_dir(const std::string& path);
-// Ignore SIGXFSZ so that exceeding a file-size limit (ulimit -f) is a write error (EFBIG),
-// reported like a full disk, instead of killing the process.
-void ignore_file_size_signal();
-
 }  // namespace attnlab

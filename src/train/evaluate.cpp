@@ -5,35 +5,41 @@
 
 #include "core/error.h"
 #include "data/tasks.h"
-#include "model/generate.h"
 
 namespace attnlab {
 
-std::vector<int> decode_output(Model& model, const TaskDataset& task, const std::vector<int>& input, int beam_width,
-                               float length_penalty) {
-  SampleOptions opt;
-  opt.temperature = 0.0f;
+std::vector<int> answer_seq2seq(Model& model, const TaskDataset& task, const std::vector<int>& input,
+                                SampleOptions opt, Rng& rng) {
   opt.stop_token = task.end_id();
-  opt.beam_width = beam_width;
-  opt.length_penalty = length_penalty;
-  Rng rng(0);  // unused by greedy decoding and beam search
   std::vector<int> out;
   if (model.config().kind == "encoder_decoder") {
-    opt.max_new_tokens = task.batch_T();
     out = translate(model, input, task.sep_id(), opt, rng);
   } else {
     std::vector<int> prompt = input;
     prompt.push_back(task.sep_id());
-    opt.max_new_tokens = std::max(1, task.batch_T() + 1 - int(prompt.size()));
     out = generate(model, prompt, opt, rng);
   }
   if (!out.empty() && out.back() == task.end_id()) out.pop_back();
   return out;
 }
 
+std::vector<int> decode_output(Model& model, const TaskDataset& task, const std::vector<int>& input, int beam_width,
+                               float length_penalty) {
+  SampleOptions opt;
+  opt.temperature = 0.0f;
+  opt.beam_width = beam_width;
+  opt.length_penalty = length_penalty;
+  // a decoder's prompt is the input and the separator; the row holds batch_T() + 1 tokens
+  opt.max_new_tokens = model.config().kind == "encoder_decoder"
+                           ? task.batch_T()
+                           : std::max(1, task.batch_T() + 1 - int(input.size() + 1));
+  Rng rng(0);  // unused by greedy decoding and beam search
+  return answer_seq2seq(model, task, input, opt, rng);
+}
+
 EvalReport evaluate(Model& model, const Dataset& data, const Config& cfg, const EvalOptions& opt) {
-  const auto* task = dynamic_cast<const TaskDataset*>(&data);
-  if (!task && opt.split == Split::test)
+  const TaskDataset* task = data.task();
+  if (opt.split == Split::test && !data.has_split(Split::test))
     user_error("text data has a train and a val split only (data.val_fraction); there is no test split");
   EvalReport rep;
   rep.task = cfg.data.task;
@@ -51,7 +57,7 @@ EvalReport evaluate(Model& model, const Dataset& data, const Config& cfg, const 
   const double loss = loss_sum / cfg.train.eval_batches;
   const double acc = counted > 0 ? double(correct) / double(counted) : 0.0;
   // the task declares its metrics (names and order); text data has loss, ppl and token_acc
-  rep.names = task ? task->metrics() : std::vector<std::string>{"loss", "ppl", "token_acc"};
+  rep.names = data.metrics();
   rep.values["loss"] = loss;
   rep.values["ppl"] = std::exp(std::min(loss, 80.0));
   // the teacher-forced accuracy over the counted targets, under the name the task uses for it

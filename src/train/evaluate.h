@@ -16,6 +16,7 @@
 
 #include "config/config.h"
 #include "data/dataset.h"
+#include "model/generate.h"
 #include "model/model.h"
 
 namespace attnlab {
@@ -47,8 +48,13 @@ struct EvalReport {
 // Every metric the data's task declares (text: loss, ppl, token_acc).
 EvalReport evaluate(Model& model, const Dataset& data, const Config& cfg, const EvalOptions& opt);
 
-// Decodes one seq2seq input (decoder: prompt input+sep; encoder_decoder: source) up to the end token,
-// which is not returned.
+// Answers one seq2seq input with `opt` (its stop_token becomes the task's end token): an
+// encoder_decoder reads the input as its source, a decoder continues input + separator. The end
+// token is not returned.
+std::vector<int> answer_seq2seq(Model& model, const TaskDataset& task, const std::vector<int>& input,
+                                SampleOptions opt, Rng& rng);
+
+// The answer evaluation scores: greedy (or beam search), up to the task's longest row.
 std::vector<int> decode_output(Model& model, const TaskDataset& task, const std::vector<int>& input, int beam_width = 1,
                                float length_penalty = 1.0f);
 

@@ -1,9 +1,5 @@
 #include "train/run_state.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -23,8 +19,6 @@
 namespace fs = std::filesystem;
 
 namespace attnlab {
-
-using json = nlohmann::json;
 
 namespace {
 
@@ -336,157 +330,6 @@ std::string sha256_file(const std::string& path) {
   }
   if (in.bad()) user_error("cannot read data file '{}': read error", path);
   return h.hex();
-}
-
-// ---- metrics ----
-
-const std::vector<std::string>& metrics_columns() {
-  static const std::vector<std::string> cols = {"step",        "split",     "loss",        "lr",
-                                                "grad_norm",   "tokens_per_s", "elapsed_s", "exact_match",
-                                                "skipped",     "ppl",       "token_acc",   "label_acc",
-                                                "class_acc",   "greedy_token_acc"};
-  return cols;
-}
-
-std::string metrics_csv_header() { return join(metrics_columns(), ","); }
-
-std::string metrics_csv_line(const json& row) {
-  std::string out;
-  bool first = true;
-  for (const auto& c : metrics_columns()) {
-    if (!first) out += ',';
-    first = false;
-    auto it = row.find(c);
-    if (it == row.end() || it->is_null()) {
-      if (c == "skipped") out += '0';
-      continue;
-    }
-    if (it->is_string()) out += it->get<std::string>();  // split: train | val (no commas, no quotes)
-    else if (it->is_boolean()) out += it->get<bool>() ? '1' : '0';
-    else out += it->dump();  // numbers: the same text as in metrics.jsonl
-  }
-  return out;
-}
-
-namespace {
-// A row the readers can trust: "split" a string, "skipped" a boolean, the other columns numbers
-// (null where a value was not finite). A line edited by hand into other types is skipped like a
-// line that is not JSON, instead of failing later in inspect or the CSV.
-bool well_typed(const json& row) {
-  for (const auto& c : metrics_columns()) {
-    auto it = row.find(c);
-    if (it == row.end() || (it->is_null() && c != "step")) continue;
-    const bool ok = c == "split" ? it->is_string() : c == "skipped" ? it->is_boolean() : it->is_number();
-    if (!ok) return false;
-  }
-  return true;
-}
-}  // namespace
-
-std::vector<json> read_metrics(const std::string& jsonl_path) {
-  std::vector<json> rows;
-  std::ifstream in(jsonl_path);
-  if (!in) return rows;
-  for (std::string line; std::getline(in, line);) {
-    if (line.empty()) continue;
-    json j = json::parse(line, nullptr, false);
-    if (j.is_discarded() || !j.is_object() || !j.contains("step") || !j["step"].is_number_integer() ||
-        !well_typed(j))
-      continue;
-    rows.push_back(std::move(j));
-  }
-  return rows;
-}
-
-MetricsLog::MetricsLog(const std::string& run_dir)
-    : jsonl_((fs::path(run_dir) / "metrics.jsonl").string()), csv_((fs::path(run_dir) / "metrics.csv").string()) {}
-
-namespace {
-// Appends `line` + newline with one write to an O_APPEND descriptor. If the write fails or
-// is short (a full disk, a file-size limit), the file is cut back to its previous length, so
-// no half line is left behind, and the error names the file and the cause.
-void append_line(const std::string& path, const std::string& line) {
-  const std::string text = line + "\n";
-  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) user_error("cannot append to '{}': {}", path, std::strerror(errno));
-  struct stat sb {};
-  const off_t before = ::fstat(fd, &sb) == 0 ? sb.st_size : -1;
-  size_t off = 0;
-  int err = 0;
-  while (off < text.size()) {
-    const ssize_t w = ::write(fd, text.data() + off, text.size() - off);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) {
-      err = w < 0 ? errno : EIO;
-      break;
-    }
-    off += size_t(w);
-  }
-  if (err != 0 && before >= 0) (void)!::ftruncate(fd, before);
-  ::close(fd);
-  if (err != 0) user_error("cannot append to '{}': {}", path, std::strerror(err));
-}
-
-void sync_file(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return;
-    user_error("cannot sync '{}': {}", path, std::strerror(errno));
-  }
-  const int rc = ::fsync(fd), e = errno;
-  ::close(fd);
-  if (rc != 0) user_error("cannot sync '{}': {}", path, std::strerror(e));
-}
-}  // namespace
-
-void MetricsLog::append(const json& row) {
-  append_line(jsonl_, row.dump());
-  std::error_code ec;
-  if (!fs::exists(csv_, ec)) append_line(csv_, metrics_csv_header());
-  append_line(csv_, metrics_csv_line(row));
-}
-
-void MetricsLog::sync() {
-  sync_file(jsonl_);
-  sync_file(csv_);
-}
-
-void MetricsLog::truncate_after(int step) {
-  std::string jsonl, csv = metrics_csv_header() + "\n";
-  for (const json& row : read_metrics(jsonl_)) {
-    if (row["step"].get<long long>() > step) continue;
-    jsonl += row.dump() + "\n";
-    csv += metrics_csv_line(row) + "\n";
-  }
-  write_file_atomic(jsonl_, jsonl);
-  write_file_atomic(csv_, csv);
-}
-
-void MetricsLog::reset() {
-  write_file_atomic(jsonl_, "");
-  write_file_atomic(csv_, metrics_csv_header() + "\n");
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::string trim(std::string s) {
-  while (!s.empty() && std::isspace(uint8_t(s.back()))) s.pop_back();
-  size_t i = 0;
-  while (i < s.size() && std::isspace(uint8_t(s[i]))) i++;
-  return s.substr(i);
-}
-
-std::string fmt_duration(double s) {
-  if (s < 0 || !std::isfinite(s)) return "?";
-  const long t = long(s + 0.5);
-  if (t >= 3600) return fmt::format("{}h{:02}m", t / 3600, (t / 60) % 60);
-  if (t >= 60) return fmt::format("{}m{:02}s", t / 60, t % 60);
-  return fmt::format("{}s", t);
 }
 
 }  // namespace attnlab

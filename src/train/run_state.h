@@ -1,5 +1,5 @@
 // What a run needs beyond the weights to continue exactly: the training-state
-// file next to each checkpoint, and the metrics log of the run directory.
+// file next to each checkpoint (the metrics log is train/metrics_log.h).
 //
 // Training state: checkpoints/step_NNNNNNN.state.safetensors, the same
 // safetensors container as the model (see checkpoint.h), holding
@@ -17,14 +17,9 @@
 //             file's tensor bytes).
 // Numbers that must survive exactly (losses, the accumulator) are written as the
 // shortest decimal that reads back to the same float/double.
-//
-// Metrics: metrics.jsonl (one JSON object a line) and metrics.csv (the same rows,
-// kMetricsColumns, empty where a row has no value). Both are appended a whole line
-// at a time; a resume first drops the rows after the checkpoint it continues from.
 #pragma once
 #include <array>
 #include <cstdint>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -70,44 +65,10 @@ TrainState read_train_state(const std::string& path, CheckpointFile* file = null
 void load_optimizer_state(const CheckpointFile& file, const TrainState& st, const ParamStore& store,
                           AdamW& opt, const std::string& path);
 
-// ---- metrics ----
-// Columns of metrics.csv, in order.
-const std::vector<std::string>& metrics_columns();
-// One CSV line (no newline) for a metrics row.
-std::string metrics_csv_line(const nlohmann::json& row);
-std::string metrics_csv_header();
-// Reads metrics.jsonl; a missing file is empty, an unreadable line (a torn last write) is skipped.
-std::vector<nlohmann::json> read_metrics(const std::string& jsonl_path);
-
-// Appends one row to metrics.jsonl and metrics.csv (creating the CSV with its header).
-class MetricsLog {
- public:
-  explicit MetricsLog(const std::string& run_dir);
-  // One row; each file gets one whole line or nothing (a failed append is cut back).
-  void append(const nlohmann::json& row);
-  // fsync both files: rows logged before a checkpoint reach the disk before it does.
-  void sync();
-  // Keeps the rows with step <= `step` (and rebuilds metrics.csv from metrics.jsonl): a
-  // resume continues the log from the checkpoint's step. Both files are rewritten atomically.
-  void truncate_after(int step);
-  // Starts both files empty (a new run).
-  void reset();
-  const std::string& jsonl_path() const { return jsonl_; }
-  const std::string& csv_path() const { return csv_; }
-
- private:
-  std::string jsonl_, csv_;
-};
-
 // ---- data files ----
 // SHA-256 of a byte string / of a file's bytes, 64 lowercase hex digits. sha256_file's
 // UserError names the file and the cause (missing, unreadable, a directory).
 std::string sha256_hex(const std::string& bytes);
 std::string sha256_file(const std::string& path);
-
-// ---- small helpers shared by the trainer, inspect and the experiment runner ----
-std::string read_text(const std::string& path);  // the whole file ("" if it cannot be read)
-std::string trim(std::string s);                 // without leading and trailing whitespace
-std::string fmt_duration(double seconds);        // "42s", "3m05s", "1h02m"; "?" if negative or not finite
 
 }  // namespace attnlab

@@ -106,6 +106,86 @@ struct Entry {
   uint64_t begin = 0, end = 0;
 };
 
+// The header as JSON, refusing a key that repeats within one object (at any depth).
+json parse_header(std::string_view text, const std::string& file) {
+  std::vector<std::set<std::string>> open_objects;
+  std::string duplicate;
+  json header;
+  try {
+    header = json::parse(text.begin(), text.end(), [&](int, json::parse_event_t ev, json& parsed) {
+      if (ev == json::parse_event_t::object_start) open_objects.emplace_back();
+      else if (ev == json::parse_event_t::object_end && !open_objects.empty()) open_objects.pop_back();
+      else if (ev == json::parse_event_t::key && !open_objects.empty() && duplicate.empty() &&
+               !open_objects.back().insert(parsed.get<std::string>()).second)
+        duplicate = parsed.get<std::string>();
+      return true;
+    });
+  } catch (const json::exception& e) {
+    user_error("{}: the header is not valid JSON ({})", file, e.what());
+  }
+  if (!duplicate.empty()) user_error("{}: the header repeats the key {}", file, shown(duplicate));
+  if (!header.is_object()) user_error("{}: the header is not a JSON object", file);
+  return header;
+}
+
+// One tensor's description, checked: known fields and dtype, offsets inside the data section, and
+// a size that matches dtype and shape.
+Entry read_entry(const std::string& name, const json& t, const std::string& file, uint64_t nbytes) {
+  const std::string where = fmt::format("{}: tensor {}", file, shown(name));
+  if (!t.is_object()) user_error("{} is not described by an object", where);
+  for (auto f = t.begin(); f != t.end(); ++f)
+    if (f.key() != "dtype" && f.key() != "shape" && f.key() != "data_offsets")
+      user_error("{} has an unknown field {}", where, shown(f.key()));
+  for (const char* f : {"dtype", "shape", "data_offsets"})
+    if (!t.contains(f)) user_error("{} has no {}", where, f);
+  if (!t["dtype"].is_string()) user_error("{}: dtype is not a string", where);
+  Entry e;
+  e.name = name;
+  e.dtype = t["dtype"].get<std::string>();
+  const int esize = dtype_size(e.dtype);
+  if (esize == 0) user_error("{} has an unknown dtype {}", where, shown(e.dtype));
+  const auto dims = unsigned_list(t["shape"], where, "shape");
+  const auto off = unsigned_list(t["data_offsets"], where, "data_offsets");
+  if (off.size() != 2) user_error("{}: data_offsets must be [begin, end], it has {} numbers", where, off.size());
+  e.begin = off[0];
+  e.end = off[1];
+  if (e.begin > e.end) user_error("{}: data_offsets [{}, {}] end before they begin", where, e.begin, e.end);
+  if (e.end > nbytes)
+    user_error("{}: data_offsets [{}, {}] reach past the data section ({} bytes; file truncated?)", where,
+               e.begin, e.end, nbytes);
+  // bytes = esize * prod(dims), with the overflow noted (such a size disagrees with any span)
+  const uint64_t span = e.end - e.begin;
+  uint64_t bytes = uint64_t(esize);
+  bool overflow = false;
+  for (uint64_t d : dims) {
+    overflow = overflow || d > uint64_t(INT64_MAX) || __builtin_mul_overflow(bytes, d, &bytes);
+    e.shape.push_back(int64_t(std::min<uint64_t>(d, uint64_t(INT64_MAX))));
+  }
+  if (overflow || bytes != span)
+    user_error("{}: dtype {} and shape [{}] need {} bytes, data_offsets [{}, {}] hold {}", where, e.dtype,
+               fmt::join(dims, ", "), overflow ? std::string("more than 2^64") : std::to_string(bytes), e.begin,
+               e.end, span);
+  return e;
+}
+
+// Sorts the entries into data order and checks that they tile [0, nbytes) exactly.
+void check_tiling(std::vector<Entry>& entries, const std::string& file, uint64_t nbytes) {
+  std::sort(entries.begin(), entries.end(),
+            [](const Entry& a, const Entry& b) { return std::pair(a.begin, a.end) < std::pair(b.begin, b.end); });
+  uint64_t at = 0;
+  for (const auto& e : entries) {
+    if (e.begin > at)
+      user_error("{}: bytes [{}, {}) of the data section belong to no tensor (a hole before tensor {})", file, at,
+                 e.begin, shown(e.name));
+    if (e.begin < at)
+      user_error("{}: tensor {} (data_offsets [{}, {}]) overlaps the tensor before it, which ends at {}", file,
+                 shown(e.name), e.begin, e.end, at);
+    at = e.end;
+  }
+  if (at != nbytes)
+    user_error("{}: the last {} bytes of the data section belong to no tensor", file, nbytes - at);
+}
+
 }  // namespace
 
 CheckpointFile read_safetensors(const std::string& path, const std::string& what) {
@@ -136,24 +216,7 @@ CheckpointFile read_safetensors(const std::string& path, const std::string& what
     user_error("{}: the header is not valid UTF-8 (byte {} of the header)", file, bad);
   if (text.empty() || text[0] != '{') user_error("{}: the header is not a JSON object (it must start with '{{')", file);
 
-  // Parse, refusing a key that repeats within one object (at any depth).
-  std::vector<std::set<std::string>> open_objects;
-  std::string duplicate;
-  json header;
-  try {
-    header = json::parse(text.begin(), text.end(), [&](int, json::parse_event_t ev, json& parsed) {
-      if (ev == json::parse_event_t::object_start) open_objects.emplace_back();
-      else if (ev == json::parse_event_t::object_end && !open_objects.empty()) open_objects.pop_back();
-      else if (ev == json::parse_event_t::key && !open_objects.empty() && duplicate.empty() &&
-               !open_objects.back().insert(parsed.get<std::string>()).second)
-        duplicate = parsed.get<std::string>();
-      return true;
-    });
-  } catch (const json::exception& e) {
-    user_error("{}: the header is not valid JSON ({})", file, e.what());
-  }
-  if (!duplicate.empty()) user_error("{}: the header repeats the key {}", file, shown(duplicate));
-  if (!header.is_object()) user_error("{}: the header is not a JSON object", file);
+  const json header = parse_header(text, file);
 
   const uint64_t nbytes = s.size() - n;
   CheckpointFile ck;
@@ -168,60 +231,10 @@ CheckpointFile read_safetensors(const std::string& path, const std::string& what
       }
       continue;
     }
-    const std::string where = fmt::format("{}: tensor {}", file, shown(it.key()));
-    const json& t = *it;
-    if (!t.is_object()) user_error("{} is not described by an object", where);
-    for (auto f = t.begin(); f != t.end(); ++f)
-      if (f.key() != "dtype" && f.key() != "shape" && f.key() != "data_offsets")
-        user_error("{} has an unknown field {}", where, shown(f.key()));
-    for (const char* f : {"dtype", "shape", "data_offsets"})
-      if (!t.contains(f)) user_error("{} has no {}", where, f);
-    if (!t["dtype"].is_string()) user_error("{}: dtype is not a string", where);
-    Entry e;
-    e.name = it.key();
-    e.dtype = t["dtype"].get<std::string>();
-    const int esize = dtype_size(e.dtype);
-    if (esize == 0) user_error("{} has an unknown dtype {}", where, shown(e.dtype));
-    const auto dims = unsigned_list(t["shape"], where, "shape");
-    const auto off = unsigned_list(t["data_offsets"], where, "data_offsets");
-    if (off.size() != 2) user_error("{}: data_offsets must be [begin, end], it has {} numbers", where, off.size());
-    e.begin = off[0];
-    e.end = off[1];
-    if (e.begin > e.end) user_error("{}: data_offsets [{}, {}] end before they begin", where, e.begin, e.end);
-    if (e.end > nbytes)
-      user_error("{}: data_offsets [{}, {}] reach past the data section ({} bytes; file truncated?)", where,
-                 e.begin, e.end, nbytes);
-    // bytes = esize * prod(dims), with the overflow noted (such a size disagrees with any span)
-    const uint64_t span = e.end - e.begin;
-    uint64_t bytes = uint64_t(esize);
-    bool overflow = false;
-    for (uint64_t d : dims) {
-      overflow = overflow || d > uint64_t(INT64_MAX) || __builtin_mul_overflow(bytes, d, &bytes);
-      e.shape.push_back(int64_t(std::min<uint64_t>(d, uint64_t(INT64_MAX))));
-    }
-    if (overflow || bytes != span)
-      user_error("{}: dtype {} and shape [{}] need {} bytes, data_offsets [{}, {}] hold {}", where, e.dtype,
-                 fmt::join(dims, ", "), overflow ? std::string("more than 2^64") : std::to_string(bytes), e.begin,
-                 e.end, span);
-    entries.push_back(std::move(e));
+    entries.push_back(read_entry(it.key(), *it, file, nbytes));
   }
 
-  // the tensors, in data order, must tile [0, nbytes) exactly
-  std::sort(entries.begin(), entries.end(),
-            [](const Entry& a, const Entry& b) { return std::pair(a.begin, a.end) < std::pair(b.begin, b.end); });
-  uint64_t at = 0;
-  for (const auto& e : entries) {
-    if (e.begin > at)
-      user_error("{}: bytes [{}, {}) of the data section belong to no tensor (a hole before tensor {})", file, at,
-                 e.begin, shown(e.name));
-    if (e.begin < at)
-      user_error("{}: tensor {} (data_offsets [{}, {}]) overlaps the tensor before it, which ends at {}", file,
-                 shown(e.name), e.begin, e.end, at);
-    at = e.end;
-  }
-  if (at != nbytes)
-    user_error("{}: the last {} bytes of the data section belong to no tensor", file, nbytes - at);
-
+  check_tiling(entries, file, nbytes);
   for (const auto& e : entries)
     if (e.dtype != "F32")
       user_error("{}: tensor {} has dtype {}; attnlab reads only F32", file, shown(e.name), e.dtype);

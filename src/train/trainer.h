@@ -4,7 +4,7 @@
 // Run directory layout (docs/checkpoint-format.md, "Run directory"):
 //   config.yaml             the resolved config (every key)
 //   metrics.jsonl           one JSON object per logged step / evaluation
-//   metrics.csv             the same rows, fixed columns (run_state.h)
+//   metrics.csv             the same rows, fixed columns (metrics_log.h)
 //   train.log               what the console showed (plain lines)
 //   checkpoints/step_NNNNNNN.safetensors        model weights + config + tokenizer
 //   checkpoints/step_NNNNNNN.state.safetensors  optimizer moments, step, RNG states, ... (exact resume)

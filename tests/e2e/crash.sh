@@ -7,7 +7,7 @@
 # The kill delays come from bash's RANDOM seeded with ATTNLAB_CRASH_SEED (printed; set it to
 # replay the same sequence of delays; timing on a loaded machine still varies). Kills inside
 # checkpoint writes are made likely with the test hook ATTNLAB_TEST_STALL_WRITE_MS, which
-# pauses every atomic write half-way (src/train/checkpoint.h).
+# pauses every atomic write half-way (src/core/fs.h).
 # Args: ATTNLAB_BINARY SOURCE_DIR
 set -euo pipefail
 bin=$1

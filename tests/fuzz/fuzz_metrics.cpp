@@ -7,6 +7,7 @@
 #include "config/config.h"
 #include "fuzz_common.h"
 #include "inspect/inspect.h"
+#include "train/metrics_log.h"
 #include "train/run_state.h"
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {

@@ -16,7 +16,9 @@
 
 #include "config/config.h"
 #include "core/error.h"
+#include "core/fs.h"
 #include "train/checkpoint.h"
+#include "train/metrics_log.h"
 #include "train/run_state.h"
 #include "train/trainer.h"
 

@@ -11,6 +11,7 @@
 #include "model/model.h"
 #include "train/checkpoint.h"
 #include "inspect/inspect.h"
+#include "train/metrics_log.h"
 #include "train/run_state.h"
 
 using namespace attnlab;

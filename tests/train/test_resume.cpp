@@ -18,6 +18,7 @@
 #include "train/checkpoint.h"
 #include "inspect/inspect.h"
 #include "train/optimizer.h"
+#include "train/metrics_log.h"
 #include "train/run_state.h"
 #include "train/trainer.h"
 

@@ -1,0 +1,20 @@
+// Small text helpers: whole-file reads, trimming, durations for people.
+#pragma once
+#include <string>
+
+namespace attnlab {
+
+// The whole file ("" if it cannot be read).
+std::string read_text(const std::string& path);
+// `s` without leading and trailing whitespace.
+std::string trim(std::string s);
+
+// How fmt_duration writes a duration under a minute.
+enum class UnderMinute {
+  whole,  // "42s"; a negative or non-finite duration is "?"
+  tenths  // "41.7s" (an elapsed time read from a file, printed as it is, sign included)
+};
+// "3m05s" and "1h02m" from a minute on; below, as `under` says.
+std::string fmt_duration(double seconds, UnderMinute under = UnderMinute::whole);
+
+}  // namespace attnlab

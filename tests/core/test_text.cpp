@@ -1,0 +1,45 @@
+// core/text and core/fs: durations in both styles, trimming, whole-line appends.
+#include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <string>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/text.h"
+
+namespace fs = std::filesystem;
+using namespace attnlab;
+
+TEST_CASE("text: fmt_duration in whole seconds and in tenths agree from a minute on") {
+  CHECK(fmt_duration(41.7) == "42s");
+  CHECK(fmt_duration(41.7, UnderMinute::tenths) == "41.7s");
+  CHECK(fmt_duration(0.04, UnderMinute::tenths) == "0.0s");
+  for (double s : {59.6, 185.0, 3599.4, 3725.0, 90061.0})
+    CHECK(fmt_duration(s) == fmt_duration(s, UnderMinute::tenths));
+  CHECK(fmt_duration(185.0) == "3m05s");
+  CHECK(fmt_duration(3725.0) == "1h02m");
+  // whole seconds: a negative or non-finite duration (an ETA not known yet) is "?"; tenths print the value
+  CHECK(fmt_duration(-1.0) == "?");
+  CHECK(fmt_duration(std::nan("")) == "?");
+  CHECK(fmt_duration(-1.0, UnderMinute::tenths) == "-1.0s");
+}
+
+TEST_CASE("text: trim and read_text") {
+  CHECK(trim("  step_0000010.safetensors\n") == "step_0000010.safetensors");
+  CHECK(trim(" \t\n") == "");
+  CHECK(trim("a b") == "a b");
+  const std::string dir = fs::temp_directory_path() / ("attnlab_text_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  CHECK(read_text(dir + "/missing") == "");
+  write_file_atomic(dir + "/f", std::string("x\0y", 3));
+  CHECK(read_text(dir + "/f") == std::string("x\0y", 3));
+  append_line(dir + "/log", "one");
+  append_line(dir + "/log", "two");
+  CHECK(read_text(dir + "/log") == "one\ntwo\n");
+  sync_file(dir + "/log");
+  sync_file(dir + "/missing");  // nothing to sync is not an error
+  fs::remove_all(dir);
+}
