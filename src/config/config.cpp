@@ -10,8 +10,8 @@
 #include <set>
 #include <sstream>
 
+#include "config/slots.h"
 #include "core/error.h"
-#include "model/slots.h"
 
 namespace attnlab {
 

@@ -4,7 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
-#include "model/slots.h"
+#include "config/slots.h"
 #include "ops/ops.h"
 
 namespace attnlab {

@@ -14,7 +14,7 @@
 #include "data/factory.h"
 #include "data/tasks.h"
 #include "model/model.h"
-#include "model/slots.h"
+#include "config/slots.h"
 #include "train/checkpoint.h"
 #include "train/evaluate.h"
 #include "train/run_state.h"

@@ -1,5 +1,6 @@
 // Attention slots: which ones a model kind has, and the AttentionSpec a slot's
-// resolved config gives.
+// resolved config gives. Schema, not model code: the config loader checks each used
+// slot's spec against its variant, and the model builds its modules from the same specs.
 //
 //   decoder:          model.decoder.self_attention (causal)
 //   encoder:          model.encoder.self_attention (no mask)

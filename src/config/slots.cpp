@@ -1,4 +1,4 @@
-#include "model/slots.h"
+#include "config/slots.h"
 
 #include "core/error.h"
 
