@@ -14,7 +14,7 @@
 
 namespace attnlab {
 
-std::vector<std::string> model_slots(const std::string& kind);
+std::vector<std::string> model_slots(ModelConfig::Kind kind);
 const AttentionConfig& slot_config(const ModelConfig& m, const std::string& slot);
 // The spec of `slot` in layer `layer` (name "<slot short>" is set by the caller as needed).
 AttentionSpec slot_spec(const ModelConfig& m, const std::string& slot, int layer);

@@ -37,7 +37,7 @@ Encoder::Encoder(const ModelConfig& cfg, const std::string& prefix, Embedding em
                  Rng& rng)
     : emb_(std::move(emb)),
       stack_(cfg, prefix, "model.encoder.self_attention", "", n_layers, store, rng),
-      norm_(cfg.norm != "post", prefix + "lnf", cfg.d_model, store) {}
+      norm_(cfg.norm == ModelConfig::Norm::pre, prefix + "lnf", cfg.d_model, store) {}
 
 const float* Encoder::forward(const int* ids, int B, int T, const unsigned char* keep, bool train, float p_drop,
                               Rng* rng) {
@@ -62,7 +62,7 @@ Decoder::Decoder(const ModelConfig& cfg, const std::string& prefix, Embedding em
     : emb_(std::move(emb)),
       stack_(cfg, prefix, "model.decoder.self_attention", cross ? "model.decoder.cross_attention" : "", n_layers,
              store, rng),
-      norm_(cfg.norm != "post", prefix + "lnf", cfg.d_model, store),
+      norm_(cfg.norm == ModelConfig::Norm::pre, prefix + "lnf", cfg.d_model, store),
       C_(cfg.d_model) {}
 
 const float* Decoder::forward(const int* ids, int B, int T, int pos0, const SourceView& src, bool train,

@@ -9,7 +9,7 @@ namespace attnlab {
 
 Embedding::Embedding(const ModelConfig& cfg, int vocab_size, Param* tok, Param* pos)
     : V_(vocab_size), C_(cfg.d_model), tok_(tok), pos_(pos) {
-  if (cfg.positions != "sinusoidal") return;
+  if (cfg.positions != ModelConfig::Positions::sinusoidal) return;
   const int C = C_;
   scale_ = std::sqrt(float(C));
   sinusoid_.resize(size_t(cfg.block_size) * C);

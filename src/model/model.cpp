@@ -9,18 +9,13 @@
 namespace attnlab {
 
 Model::Model(const ModelConfig& cfg, int vocab_size, uint64_t seed, int n_classes)
-    : cfg_(cfg), V_(vocab_size), C_(cfg.d_model), K_(cfg.kind == "encoder" ? n_classes : 0) {
+    : cfg_(cfg), V_(vocab_size), C_(cfg.d_model), K_(cfg.kind == ModelConfig::Kind::encoder ? n_classes : 0) {
   if (V_ < 1) user_error("model: empty vocabulary");
-  const std::string& kind = cfg_.kind;
-  if (kind != "decoder" && kind != "encoder" && kind != "encoder_decoder")
-    user_error("model.kind: expected decoder, encoder or encoder_decoder, got '{}'", kind);
-  const std::string& positions = cfg_.positions;
-  if (positions != "learned" && positions != "sinusoidal" && positions != "none" && positions != "rope" &&
-      positions != "alibi")
-    user_error("model.positions: '{}' is not supported", positions);
+  using Kind = ModelConfig::Kind;
   Rng rng(seed);
   const int C = C_;
-  const bool two_stacks = kind == "encoder_decoder", learned = positions == "learned";
+  const bool two_stacks = cfg_.kind == Kind::encoder_decoder;
+  const bool learned = cfg_.positions == ModelConfig::Positions::learned;
   auto table = [&](const std::string& name, int rows) {
     Param* p = store_.add(name, {rows, C}, ParamKind::embedding);
     fill_normal(p, rng, 0.02f);
@@ -31,9 +26,9 @@ Model::Model(const ModelConfig& cfg, int vocab_size, uint64_t seed, int n_classe
   Param* src_tok = !two_stacks ? nullptr : cfg_.share_embeddings ? tok : table("src_emb", V_);
   Param* src_pos = two_stacks && learned ? table("encoder.pos_emb", cfg_.block_size) : nullptr;
   Param* pos = learned ? table(two_stacks ? "decoder.pos_emb" : "pos_emb", cfg_.block_size) : nullptr;
-  if (kind == "decoder") {
+  if (cfg_.kind == Kind::decoder) {
     dec_ = std::make_unique<Decoder>(cfg_, "", Embedding(cfg_, V_, tok, pos), cfg_.n_layers, false, store_, rng);
-  } else if (kind == "encoder") {
+  } else if (cfg_.kind == Kind::encoder) {
     enc_ = std::make_unique<Encoder>(cfg_, "", Embedding(cfg_, V_, tok, pos), cfg_.n_layers, store_, rng);
   } else {
     const int enc_layers = cfg_.n_encoder_layers > 0 ? cfg_.n_encoder_layers : cfg_.n_layers;

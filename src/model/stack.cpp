@@ -12,7 +12,7 @@ namespace attnlab {
 
 Stack::Stack(const ModelConfig& cfg, const std::string& prefix, const std::string& self_slot,
              const std::string& cross_slot, int n_layers, ParamStore& store, Rng& rng)
-    : C_(cfg.d_model), F_(cfg.d_ff > 0 ? cfg.d_ff : 4 * cfg.d_model), post_(cfg.norm == "post") {
+    : C_(cfg.d_model), F_(cfg.d_ff > 0 ? cfg.d_ff : 4 * cfg.d_model), post_(cfg.norm == ModelConfig::Norm::post) {
   const int C = C_, F = F_;
   const float resid_std = 0.02f / std::sqrt(2.0f * float(cfg.n_layers));
   auto norm = [&](Sub& s, const std::string& name) {

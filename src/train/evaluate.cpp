@@ -18,7 +18,7 @@ std::vector<int> decode_output(Model& model, const TaskDataset& task, const std:
   opt.length_penalty = length_penalty;
   Rng rng(0);  // unused by greedy decoding and beam search
   std::vector<int> out;
-  if (model.config().kind == "encoder_decoder") {
+  if (model.config().kind == ModelConfig::Kind::encoder_decoder) {
     opt.max_new_tokens = task.batch_T();
     out = translate(model, input, task.sep_id(), opt, rng);
   } else {

@@ -183,10 +183,10 @@ void read_decode_settings(const std::string& file, const YAML::Node& d, Experime
 // context + tokens positions (rope/alibi/none: the model is rebuilt with that block_size).
 void check_decode_cell(const Experiment& exp, const Config& cfg) {
   const ModelConfig& m = cfg.model;
-  if (m.kind != "decoder")
+  if (m.kind != ModelConfig::Kind::decoder)
     user_error("measurements cache_values / decode_ms_per_token need model.kind decoder (cached decoding of a "
                "causal LM), got {}",
-               m.kind);
+               option_name(m.kind));
   const auto& reg = attention_registry();
   const auto it = reg.find(m.decoder_self.type);
   if (it != reg.end() && !it->second.info.cache)
@@ -197,7 +197,7 @@ void check_decode_cell(const Experiment& exp, const Config& cfg) {
   if (!block_size_is_free(m) && m.block_size < need)
     user_error("measurement decode: decode.context + decode.tokens = {} positions, but model.block_size is {} and "
                "model.positions '{}' fixes it (use rope, alibi or none, or a larger block_size)",
-               need, m.block_size, m.positions);
+               need, m.block_size, option_name(m.positions));
 }
 
 std::string cell_label(const ExperimentCell& c) {
@@ -604,12 +604,12 @@ Experiment load_experiment(const std::string& path, const ExperimentOptions& opt
         if (std::find(task_metrics.begin(), task_metrics.end(), mname) == task_metrics.end())
           user_error("metrics: '{}' is not a metric of data.task '{}' with model.kind '{}' (its metrics: {}; "
                      "measurements: {})",
-                     m, c.config.data.task, c.config.model.kind, fmt::join(task_metrics, ", "), measurement_names());
+                     m, c.config.data.task, option_name(c.config.model.kind), fmt::join(task_metrics, ", "), measurement_names());
         if (step > 0 && step != tc.steps && (tc.eval_interval <= 0 || step % tc.eval_interval != 0 || step > tc.steps))
           user_error("metrics: '{}': step {} is not an evaluation step (train.eval_interval = {}, train.steps = {})",
                      m, step, tc.eval_interval, tc.steps);
       }
-      const std::string kind = c.config.model.kind, tname = c.config.data.task;
+      const std::string kind = option_name(c.config.model.kind), tname = c.config.data.task;
       if (exp.needs("mirror_weight") && (kind != "encoder_decoder" || tname != "reverse"))
         user_error("measurement mirror_weight needs model.kind encoder_decoder and data.task reverse, got {} on {}",
                    kind, tname);

@@ -221,7 +221,7 @@ Measurements measure_checkpoint(const Experiment& exp, const std::string& checkp
   if (exp.needs("recall_mass")) {
     for (const char* k : {"answer_mass", "noise_mass", "answer_share", "noise_share", "retrieval_layer"})
       out.values[k] = std::nullopt;
-    const std::string slot = cfg.model.kind == "encoder" ? "encoder_self" : "decoder_self";
+    const std::string slot = cfg.model.kind == ModelConfig::Kind::encoder ? "encoder_self" : "decoder_self";
     const auto layers = slot_layers(model, slot);
     const int n_sym = task->options().n_symbols;
     const bool mqar = task->name() == "mqar";
