@@ -26,6 +26,7 @@ struct AttentionConfig {
 };
 
 struct ModelConfig {
+  // The closed sets; OptionNames (below) spells each value as a config file does.
   enum class Kind { decoder, encoder, encoder_decoder };
   enum class Norm { pre, post };
   enum class Positions { learned, sinusoidal, rope, alibi, none };
