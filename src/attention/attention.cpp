@@ -3,6 +3,7 @@
 #include "attention/attention.h"
 
 #include "core/error.h"
+#include "core/permute.h"
 
 namespace attnlab {
 
@@ -49,17 +50,7 @@ size_t Attention::cache_floats() {
 }
 
 void Attention::cache_reorder(const std::vector<int>& rows) {
-  const size_t B = rows.size();
-  for (std::vector<float>* buf : cache_buffers()) {
-    if (buf->empty()) continue;
-    ATTNLAB_CHECK(buf->size() % B == 0);
-    const size_t row = buf->size() / B;
-    const std::vector<float> old(*buf);
-    for (size_t b = 0; b < B; b++) {
-      ATTNLAB_CHECK(rows[b] >= 0 && size_t(rows[b]) < B);
-      std::copy(old.begin() + rows[b] * row, old.begin() + (rows[b] + 1) * row, buf->begin() + b * row);
-    }
-  }
+  for (std::vector<float>* buf : cache_buffers()) permute_rows(*buf, rows);
 }
 
 }  // namespace attnlab

@@ -84,8 +84,8 @@ Run add_bench_generate(CLI::App& bench) {
     int threads = 0;
     if (is_config) {
       const Config cfg = load_config(src, o->sets);
-      if (cfg.model.kind != "decoder")
-        user_error("bench generate: model.kind must be decoder, got '{}' in {}", cfg.model.kind, src);
+      if (cfg.model.kind != ModelConfig::Kind::decoder)
+        user_error("bench generate: model.kind must be decoder, got '{}' in {}", option_name(cfg.model.kind), src);
       int V = o->vocab;
       if (V <= 0) {
         try {

@@ -51,14 +51,14 @@ Run add_eval(CLI::App& app) {
     const EvalReport rep = evaluate(*lm.model, *data, lm.config, opt);
     if (o->json) {
       nlohmann::json j = {{"checkpoint", o->checkpoint}, {"step", lm.step},   {"task", rep.task},
-                          {"split", o->split},           {"kind", lm.config.model.kind}};
+                          {"split", o->split},           {"kind", option_name(lm.config.model.kind)}};
       for (const auto& n : rep.names) j["metrics"][n] = rep.get(n);
       if (rep.has("exact_match")) j["examples"] = int(rep.examples.size()), j["beam_width"] = opt.beam_width;
       std::puts(j.dump(2).c_str());
       return 0;
     }
     fmt::print("checkpoint   {} (step {})\n", o->checkpoint, lm.step);
-    fmt::print("task         {} | {} split | model {}\n", rep.task, o->split, lm.config.model.kind);
+    fmt::print("task         {} | {} split | model {}\n", rep.task, o->split, option_name(lm.config.model.kind));
     for (const auto& n : rep.names) {
       const double v = rep.get(n);
       const bool pct = n.find("acc") != std::string::npos || n == "exact_match";

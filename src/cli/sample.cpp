@@ -49,7 +49,7 @@ Run add_sample(CLI::App& app) {
     opt.beam_width = o->beam > 0 ? o->beam : sc.beam_width;
     opt.length_penalty = float(sc.length_penalty);
     Rng rng(o->seed);
-    const std::string& kind = lm.config.model.kind;
+    const std::string& kind = option_name(lm.config.model.kind);
     if (kind == "encoder") user_error("sample: '{}' is an encoder; it does not generate (try `attnlab eval`)", o->checkpoint);
 
     std::vector<std::string> inputs = o->inputs;

@@ -7,13 +7,14 @@
 #include <functional>
 #include <algorithm>
 #include <map>
-#include <set>
 #include <sstream>
+#include <type_traits>
+#include <utility>
 
+#include "config/slots.h"
 #include "config/yaml_errors.h"
 #include "core/error.h"
 #include "core/suggest.h"
-#include "model/slots.h"
 
 namespace attnlab {
 
@@ -154,12 +155,31 @@ Field str_field(std::string key, StrRef ref, std::vector<std::string> choices, s
   return f;
 }
 
+// One of a closed set, stored as its enum (OptionNames<E> spells its values).
+template <class Ref>
+Field enum_field(std::string key, Ref ref, std::string doc) {
+  using E = std::decay_t<decltype(ref(std::declval<Config&>()))>;
+  Field f;
+  f.key = key;
+  std::string list;
+  for (const char* ch : OptionNames<E>::names) list += (list.empty() ? "" : " | ") + std::string(ch);
+  f.type = list;
+  f.doc = std::move(doc);
+  f.quoted = true;
+  f.set = [key, ref, list](Config& c, const YAML::Node& n, const Where& w) {
+    if (!n.IsScalar() && !n.IsNull()) fail(w, key, fmt::format("expected a string, got {}", scalar_text(n)));
+    const std::string s = n.IsNull() ? "" : n.Scalar();
+    if (!option_from_name(s, ref(c))) fail(w, key, fmt::format("expected one of {}, got '{}'", list, s));
+  };
+  f.get = [ref](const Config& c) { return option_name(ref(const_cast<Config&>(c))); };
+  return f;
+}
+
 const std::vector<Field>& schema() {
   static const std::vector<Field> fields = [] {
     std::vector<Field> v;
     // model
-    v.push_back(str_field("model.kind", [](Config& c) -> auto& { return c.model.kind; }, 
-                          {"decoder", "encoder", "encoder_decoder"},
+    v.push_back(enum_field("model.kind", [](Config& c) -> auto& { return c.model.kind; },
                           "Model kind. `decoder`: GPT-style causal language model. `encoder`: BERT-style "
                           "bidirectional stack with a masked-token head (text), a classification head "
                           "(parity, balanced_parens) or a per-position head (mqar, needle, induction). "
@@ -180,8 +200,7 @@ const std::vector<Field>& schema() {
                            "attention-only blocks (E6's MQAR models), and model.d_ff is then unused."));
     v.push_back(int_field("model.block_size", [](Config& c) -> auto& { return c.model.block_size; }, 2,
                           1 << 20, "Maximum context length (tokens) the model is built for."));
-    v.push_back(str_field("model.positions", [](Config& c) -> auto& { return c.model.positions; },
-                          {"learned", "sinusoidal", "rope", "alibi", "none"},
+    v.push_back(enum_field("model.positions", [](Config& c) -> auto& { return c.model.positions; },
                           "Position information: a learned table or fixed sinusoids (Vaswani 2017) added to "
                           "the embeddings; rotary embeddings (Su et al. 2021) or linear biases (Press et al. "
                           "2022) applied inside self-attention; or none."));
@@ -191,7 +210,7 @@ const std::vector<Field>& schema() {
                            "Biases in linear layers."));
     v.push_back(dbl_field("model.dropout", [](Config& c) -> auto& { return c.model.dropout; }, 0.0, 0.99,
                           false, "Dropout on embeddings and on each residual branch (training only)."));
-    v.push_back(str_field("model.norm", [](Config& c) -> auto& { return c.model.norm; }, {"pre", "post"},
+    v.push_back(enum_field("model.norm", [](Config& c) -> auto& { return c.model.norm; },
                           "Layernorm placement: `pre` (x + f(LN(x)), a final LN before the head; GPT-2 and "
                           "modern models) or `post` (LN(x + f(x)), as in Vaswani et al. 2017)."));
     v.push_back(bool_field("model.share_embeddings", [](Config& c) -> auto& { return c.model.share_embeddings; },
@@ -203,7 +222,7 @@ const std::vector<Field>& schema() {
     v.push_back(str_field("model.pool", [](Config& c) -> auto& { return c.model.pool; }, {"first", "mean"},
                           "encoder classification: pool the first position (a leading separator token, as "
                           "BERT's [CLS]) or the mean over non-padding positions."));
-    v.push_back(str_field("model.device", [](Config& c) -> auto& { return c.model.device; }, {"cpu", "cuda"},
+    v.push_back(enum_field("model.device", [](Config& c) -> auto& { return c.model.device; },
                           "Where the tiled attention kernels run: `cpu`, or `cuda` (a build with "
                           "-DATTNLAB_CUDA=ON and a visible GPU): flash-path calls of the scaled_dot_product "
                           "family go to the GPU kernels, copying their inputs and outputs per call (docs/cuda.md); "
@@ -242,8 +261,7 @@ const std::vector<Field>& schema() {
       v.push_back(bool_field(key("diff_norm"), [ref](Config& c) -> auto& { return ref(c).diff_norm; },
                              "`differential` only: the headwise RMSNorm and (1 − λ_init) scaling of each "
                              "head (false reproduces E7's ablation)." + inherit));
-      v.push_back(str_field(key("impl"), [ref](Config& c) -> auto& { return ref(c).impl; },
-                            {"naive", "flash", "auto"},
+      v.push_back(enum_field(key("impl"), [ref](Config& c) -> auto& { return ref(c).impl; },
                             "`scaled_dot_product` family: `naive` materialises the T×T scores, `flash` is the "
                             "tiled kernel (online softmax, O(T) memory), `auto` picks flash for long sequences." +
                                 inherit));
@@ -468,7 +486,7 @@ void validate(const Config& c, const std::string& origin, const Locations& loc) 
     const bool is_used = std::find(used.begin(), used.end(), slot) != used.end();
     for (const auto& [key, where] : loc.of)
       if (!is_used && key.rfind(std::string(slot) + ".", 0) == 0)
-        bad(key, fmt::format("this slot does not exist in a '{}' model", m.kind));
+        bad(key, fmt::format("this slot does not exist in a '{}' model", option_name(m.kind)));
   }
   for (const auto& slot : used) {
     const AttentionSpec spec = slot_spec(m, slot, 0);
@@ -482,7 +500,7 @@ void validate(const Config& c, const std::string& origin, const Locations& loc) 
       if (opt == "positions") key = "model.positions";
       bad(key, err.substr(err.find(':') + 2));
     }
-    if (slot == "model.decoder.self_attention" && m.kind == "decoder" && !spec.causal)
+    if (slot == "model.decoder.self_attention" && m.kind == ModelConfig::Kind::decoder && !spec.causal)
       bad(loc.of.count(slot + ".type") ? slot + ".type" : "model.attention.type",
           "a decoder is a causal language model; 'bidirectional' would let it see the tokens it predicts");
   }

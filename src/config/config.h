@@ -21,11 +21,18 @@ struct AttentionConfig {
   std::string score = "general";        // luong: dot | general | concat
   double rope_base = 10000.0;           // RoPE frequency base
   bool diff_norm = true;                // differential: headwise RMSNorm on
-  std::string impl = "auto";            // scaled_dot_product: naive | flash | auto
+  enum class Impl { naive, flash, automatic };  // YAML: naive | flash | auto
+  Impl impl = Impl::automatic;          // scaled_dot_product family's kernel
 };
 
 struct ModelConfig {
-  std::string kind = "decoder";         // decoder | encoder | encoder_decoder
+  // The closed sets; OptionNames (below) spells each value as a config file does.
+  enum class Kind { decoder, encoder, encoder_decoder };
+  enum class Norm { pre, post };
+  enum class Positions { learned, sinusoidal, rope, alibi, none };
+  enum class Device { cpu, cuda };
+
+  Kind kind = Kind::decoder;
   int n_layers = 4;                     // layers per stack
   int n_encoder_layers = 0;             // encoder_decoder: encoder layers; 0 = n_layers
   int d_model = 128;
@@ -33,15 +40,15 @@ struct ModelConfig {
   int d_ff = 0;                         // 0 = 4 * d_model
   bool mlp = true;                      // false: blocks have no MLP sublayer (attention only)
   int block_size = 128;                 // maximum context length
-  std::string positions = "learned";    // learned | sinusoidal | rope | alibi | none
+  Positions positions = Positions::learned;
   bool tie_embeddings = true;
   bool bias = true;
   double dropout = 0.0;                 // residual and embedding dropout
-  std::string norm = "pre";             // pre | post (layernorm placement)
+  Norm norm = Norm::pre;                // layernorm placement
   bool share_embeddings = true;         // encoder_decoder: one token embedding for both stacks
   bool bottleneck = false;              // encoder_decoder: a pooled context vector instead of cross-attention
   std::string pool = "first";           // encoder classification: first | mean
-  std::string device = "cpu";           // cpu | cuda: where the tiled attention kernels run
+  Device device = Device::cpu;          // where the tiled attention kernels run
   AttentionConfig attention;            // defaults for every slot
   AttentionConfig encoder_self;         // model.encoder.self_attention (resolved)
   AttentionConfig decoder_self;         // model.decoder.self_attention (resolved)
@@ -68,7 +75,7 @@ struct TrainConfig {
   double lr = 1e-3;
   double min_lr = 1e-4;
   int warmup_steps = 100;
-  std::string schedule = "cosine";      // cosine | constant
+  std::string schedule = "cosine";      // cosine | constant | inverse_sqrt
   double weight_decay = 0.1;
   bool decay_embeddings = false;
   double beta1 = 0.9;
@@ -104,6 +111,49 @@ struct Config {
   std::string source = "<defaults>";  // where it came from (not a key)
   int ff_dim() const { return model.d_ff > 0 ? model.d_ff : 4 * model.d_model; }
 };
+
+// The closed-set options' YAML spellings: OptionNames<E>::names[i] spells E(i).
+template <class E>
+struct OptionNames;
+template <>
+struct OptionNames<ModelConfig::Kind> {
+  static constexpr const char* names[] = {"decoder", "encoder", "encoder_decoder"};
+};
+template <>
+struct OptionNames<ModelConfig::Norm> {
+  static constexpr const char* names[] = {"pre", "post"};
+};
+template <>
+struct OptionNames<ModelConfig::Positions> {
+  static constexpr const char* names[] = {"learned", "sinusoidal", "rope", "alibi", "none"};
+};
+template <>
+struct OptionNames<ModelConfig::Device> {
+  static constexpr const char* names[] = {"cpu", "cuda"};
+};
+template <>
+struct OptionNames<AttentionConfig::Impl> {
+  static constexpr const char* names[] = {"naive", "flash", "auto"};
+};
+
+// The spelling of a value, as the config file and `attnlab config` write it.
+template <class E>
+std::string option_name(E value) {
+  return OptionNames<E>::names[size_t(value)];
+}
+// The value a spelling names; false when it names none.
+template <class E>
+bool option_from_name(const std::string& name, E& out) {
+  size_t i = 0;
+  for (const char* n : OptionNames<E>::names) {
+    if (name == n) {
+      out = E(i);
+      return true;
+    }
+    i++;
+  }
+  return false;
+}
 
 struct ConfigKey {
   std::string key, type, default_value, doc;

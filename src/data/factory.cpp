@@ -19,9 +19,9 @@ TaskOptions task_options(const Config& cfg) {
 
 std::unique_ptr<Dataset> make_dataset(const Config& cfg) {
   if (cfg.data.task == "text")
-    return std::make_unique<TextDataset>(cfg.data.path, cfg.data.val_fraction, cfg.model.block_size, cfg.model.kind,
-                                         cfg.data.mask_prob);
-  return std::make_unique<TaskDataset>(task_options(cfg), cfg.model.kind, cfg.model.block_size);
+    return std::make_unique<TextDataset>(cfg.data.path, cfg.data.val_fraction, cfg.model.block_size,
+                                         option_name(cfg.model.kind), cfg.data.mask_prob);
+  return std::make_unique<TaskDataset>(task_options(cfg), option_name(cfg.model.kind), cfg.model.block_size);
 }
 
 }  // namespace attnlab

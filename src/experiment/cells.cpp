@@ -47,10 +47,10 @@ std::map<std::string, std::string> short_names(const std::vector<std::string>& k
 // context + tokens positions (rope/alibi/none: the model is rebuilt with that block_size).
 void check_decode_cell(const Experiment& exp, const Config& cfg) {
   const ModelConfig& m = cfg.model;
-  if (m.kind != "decoder")
+  if (m.kind != ModelConfig::Kind::decoder)
     user_error("measurements cache_values / decode_ms_per_token need model.kind decoder (cached decoding of a "
                "causal LM), got {}",
-               m.kind);
+               option_name(m.kind));
   const auto& reg = attention_registry();
   const auto it = reg.find(m.decoder_self.type);
   if (it != reg.end() && !it->second.info.cache)
@@ -61,7 +61,7 @@ void check_decode_cell(const Experiment& exp, const Config& cfg) {
   if (!block_size_is_free(m) && m.block_size < need)
     user_error("measurement decode: decode.context + decode.tokens = {} positions, but model.block_size is {} and "
                "model.positions '{}' fixes it (use rope, alibi or none, or a larger block_size)",
-               need, m.block_size, m.positions);
+               need, m.block_size, option_name(m.positions));
 }
 
 // A training cell's metrics against its task, and its measurements against its model.
@@ -77,12 +77,12 @@ void check_train_cell(const FileReader& r, const Config& cfg) {
     if (std::find(task_metrics.begin(), task_metrics.end(), mname) == task_metrics.end())
       user_error("metrics: '{}' is not a metric of data.task '{}' with model.kind '{}' (its metrics: {}; "
                  "measurements: {})",
-                 m, cfg.data.task, cfg.model.kind, fmt::join(task_metrics, ", "), measurement_names());
+                 m, cfg.data.task, option_name(cfg.model.kind), fmt::join(task_metrics, ", "), measurement_names());
     if (step > 0 && step != tc.steps && (tc.eval_interval <= 0 || step % tc.eval_interval != 0 || step > tc.steps))
       user_error("metrics: '{}': step {} is not an evaluation step (train.eval_interval = {}, train.steps = {})", m,
                  step, tc.eval_interval, tc.steps);
   }
-  const std::string kind = cfg.model.kind, tname = cfg.data.task;
+  const std::string kind = option_name(cfg.model.kind), tname = cfg.data.task;
   if (exp.needs("mirror_weight") && (kind != "encoder_decoder" || tname != "reverse"))
     user_error("measurement mirror_weight needs model.kind encoder_decoder and data.task reverse, got {} on {}", kind,
                tname);

@@ -10,7 +10,8 @@
 namespace attnlab {
 
 bool block_size_is_free(const ModelConfig& mc) {
-  return mc.positions == "rope" || mc.positions == "alibi" || mc.positions == "none";
+  using P = ModelConfig::Positions;
+  return mc.positions == P::rope || mc.positions == P::alibi || mc.positions == P::none;
 }
 
 LoadedModel load_model_for_positions(const std::string& checkpoint, int positions) {
@@ -20,7 +21,7 @@ LoadedModel load_model_for_positions(const std::string& checkpoint, int position
   if (!block_size_is_free(lm.config.model))
     user_error("checkpoint '{}': {} positions exceed its model.block_size {}, and model.positions '{}' has one row "
                "per position (rope, alibi or none could be rebuilt larger)",
-               checkpoint, positions, lm.config.model.block_size, lm.config.model.positions);
+               checkpoint, positions, lm.config.model.block_size, option_name(lm.config.model.positions));
   ModelConfig mc = lm.config.model;
   mc.block_size = positions;
   lm.model = std::make_unique<Model>(mc, lm.tokenizer.size(), 0);
@@ -30,7 +31,8 @@ LoadedModel load_model_for_positions(const std::string& checkpoint, int position
 
 DecodeAtContext decode_at_context(Model& model, const std::vector<int>& prompt, const DecodeAtContextOptions& o) {
   const ModelConfig& mc = model.config();
-  if (mc.kind != "decoder") user_error("decoding at a context needs a decoder model, got model.kind '{}'", mc.kind);
+  if (mc.kind != ModelConfig::Kind::decoder)
+    user_error("decoding at a context needs a decoder model, got model.kind '{}'", option_name(mc.kind));
   if (!model.has_cache())
     user_error("decoding at a context needs an incremental cache; attention type '{}' has none", mc.decoder_self.type);
   if (prompt.empty()) user_error("decoding at a context needs a non-empty prompt");

@@ -227,11 +227,11 @@ void measure_mirror(Model& model, const TaskDataset& task, int B, Measurements& 
 }
 
 // answer_mass, noise_mass and their shares: self-attention at the labelled (query) positions.
-void measure_recall(Model& model, const TaskDataset& task, const std::string& model_kind, int B, Measurements& out) {
+void measure_recall(Model& model, const TaskDataset& task, ModelConfig::Kind model_kind, int B, Measurements& out) {
   const auto& val = task.eval_set(Split::val);
   for (const char* k : {"answer_mass", "noise_mass", "answer_share", "noise_share", "retrieval_layer"})
     out.values[k] = std::nullopt;
-  const std::string slot = model_kind == "encoder" ? "encoder_self" : "decoder_self";
+  const std::string slot = model_kind == ModelConfig::Kind::encoder ? "encoder_self" : "decoder_self";
   const auto layers = slot_layers(model, slot);
   const int n_sym = task.options().n_symbols;
   const bool mqar = task.name() == "mqar";

@@ -16,7 +16,7 @@
 #include "data/factory.h"
 #include "data/tasks.h"
 #include "model/model.h"
-#include "model/slots.h"
+#include "config/slots.h"
 #include "train/checkpoint.h"
 #include "train/evaluate.h"
 #include "train/metrics_log.h"
@@ -119,7 +119,7 @@ nlohmann::json inspect_checkpoint(const std::string& path) {
   r["path"] = path;
   r["file_bytes"] = fs::file_size(path, ec);
   r["format_version"] = std::atoi(ck.metadata.at("format_version").c_str());
-  r["kind"] = cfg.model.kind;
+  r["kind"] = option_name(cfg.model.kind);
   r["step"] = lm.step;
   r["checksum_fnv1a64"] = ck.metadata.count("checksum_fnv1a64") ? ck.metadata.at("checksum_fnv1a64") : "";
   if (ck.metadata.count("val_loss")) r["val_loss"] = std::strtof(ck.metadata.at("val_loss").c_str(), nullptr);
@@ -132,7 +132,7 @@ nlohmann::json inspect_checkpoint(const std::string& path) {
   r["model"] = {{"n_layers", cfg.model.n_layers},   {"d_model", cfg.model.d_model},
                 {"n_heads", cfg.model.n_heads},     {"d_ff", cfg.model.mlp ? cfg.ff_dim() : 0},
                 {"mlp", cfg.model.mlp},
-                {"block_size", cfg.model.block_size}, {"positions", cfg.model.positions},
+                {"block_size", cfg.model.block_size}, {"positions", option_name(cfg.model.positions)},
                 {"tie_embeddings", cfg.model.tie_embeddings}, {"bias", cfg.model.bias},
                 {"dropout", cfg.model.dropout}};
   json slots = json::array();
@@ -340,12 +340,12 @@ nlohmann::json inspect_run(const std::string& run_dir) {
     data += fmt::format(" ({} symbols, length {}..{}, {} held out)", cfg.data.n_symbols, cfg.data.min_len,
                         cfg.data.max_len, cfg.data.n_val);
   r["config"] = {{"path", cfg_path},
-                 {"kind", cfg.model.kind},
+                 {"kind", option_name(cfg.model.kind)},
                  {"n_layers", cfg.model.n_layers},
                  {"d_model", cfg.model.d_model},
                  {"n_heads", cfg.model.n_heads},
                  {"attention", cfg.model.attention.type},
-                 {"positions", cfg.model.positions},
+                 {"positions", option_name(cfg.model.positions)},
                  {"data", data},
                  {"steps", cfg.train.steps},
                  {"batch_size", cfg.train.batch_size},
@@ -488,7 +488,7 @@ nlohmann::json dump_forward(const std::string& checkpoint, const std::string& te
   if (T_in > lm.config.model.block_size)
     user_error("--input has {} tokens; the model's block_size is {}", T_in, lm.config.model.block_size);
   Model& model = *lm.model;
-  const bool seq2seq = lm.config.model.kind == "encoder_decoder";
+  const bool seq2seq = lm.config.model.kind == ModelConfig::Kind::encoder_decoder;
   // An encoder_decoder reads the input as its source; its decoder gets the separator followed by the
   // model's own greedy output (up to the end token), so the maps show what it attends to as it answers.
   Batch batch;

@@ -121,7 +121,7 @@ void check_options(const SampleOptions& opt) {
 std::vector<std::vector<int>> generate_batch(Model& model, const std::vector<std::vector<int>>& prompts,
                                              const SampleOptions& opt, Rng& rng) {
   check_options(opt);
-  if (model.config().kind != "decoder") user_error("generate: the model is a {}, not a decoder", model.config().kind);
+  if (model.config().kind != ModelConfig::Kind::decoder) user_error("generate: the model is a {}, not a decoder", option_name(model.config().kind));
   if (prompts.empty() || prompts[0].empty()) user_error("generation needs a non-empty prompt");
   const int B = int(prompts.size()), Lp = int(prompts[0].size());
   for (const auto& p : prompts)
@@ -175,7 +175,7 @@ std::vector<int> generate(Model& model, const std::vector<int>& prompt, const Sa
 
 std::vector<int> beam_generate(Model& model, const std::vector<int>& prompt, const SampleOptions& opt) {
   check_options(opt);
-  if (model.config().kind != "decoder") user_error("generate: the model is a {}, not a decoder", model.config().kind);
+  if (model.config().kind != ModelConfig::Kind::decoder) user_error("generate: the model is a {}, not a decoder", option_name(model.config().kind));
   if (prompt.empty()) user_error("generation needs a non-empty prompt");
   if (!model.has_cache()) user_error("beam search needs an attention variant with an incremental cache");
   const int W = opt.beam_width, V = model.vocab_size(), Lp = int(prompt.size()), block = model.config().block_size;
@@ -194,8 +194,8 @@ std::vector<int> beam_generate(Model& model, const std::vector<int>& prompt, con
 
 std::vector<int> beam_translate(Model& model, const std::vector<int>& src, int start_token, const SampleOptions& opt) {
   check_options(opt);
-  if (model.config().kind != "encoder_decoder")
-    user_error("translate: the model is a {}, not an encoder_decoder", model.config().kind);
+  if (model.config().kind != ModelConfig::Kind::encoder_decoder)
+    user_error("translate: the model is a {}, not an encoder_decoder", option_name(model.config().kind));
   if (src.empty()) user_error("translate: empty source");
   if (!model.has_cache()) user_error("beam search needs an attention variant with an incremental cache");
   const int V = model.vocab_size(), block = model.config().block_size, S = int(src.size()), W = opt.beam_width;
@@ -214,8 +214,8 @@ std::vector<int> beam_translate(Model& model, const std::vector<int>& src, int s
 std::vector<int> translate(Model& model, const std::vector<int>& src, int start_token, const SampleOptions& opt,
                            Rng& rng) {
   check_options(opt);
-  if (model.config().kind != "encoder_decoder")
-    user_error("translate: the model is a {}, not an encoder_decoder", model.config().kind);
+  if (model.config().kind != ModelConfig::Kind::encoder_decoder)
+    user_error("translate: the model is a {}, not an encoder_decoder", option_name(model.config().kind));
   if (src.empty()) user_error("translate: empty source");
   const int V = model.vocab_size(), block = model.config().block_size, S = int(src.size());
   if (S > block) user_error("source of {} tokens exceeds model.block_size {}", S, block);

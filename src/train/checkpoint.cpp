@@ -110,7 +110,7 @@ std::map<std::string, std::string> model_metadata(const Config& cfg, const Token
                                                   int n_classes) {
   std::map<std::string, std::string> m = {{"format", "attnlab"},
                                           {"format_version", std::to_string(kCheckpointFormatVersion)},
-                                          {"kind", cfg.model.kind},
+                                          {"kind", option_name(cfg.model.kind)},
                                           {"step", std::to_string(step)},
                                           {"config", dump_config(cfg)},
                                           {"n_classes", std::to_string(n_classes)}};
@@ -171,7 +171,7 @@ LoadedModel load_model(const CheckpointFile& ck, const std::string& path) {
   {
     const ModelConfig& m = lm.config.model;
     const uint64_t C = uint64_t(m.d_model), V = uint64_t(lm.tokenizer.size());
-    uint64_t need = V * C + (m.positions == "learned" ? uint64_t(m.block_size) * C : 0) +
+    uint64_t need = V * C + (m.positions == ModelConfig::Positions::learned ? uint64_t(m.block_size) * C : 0) +
                     (m.mlp ? uint64_t(m.n_layers) * 2 * uint64_t(lm.config.ff_dim()) * C : 0);
     uint64_t have = 0;
     for (const auto& [name, t] : ck.tensors) have += t.data.size();

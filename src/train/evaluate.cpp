@@ -12,7 +12,7 @@ std::vector<int> answer_seq2seq(Model& model, const TaskDataset& task, const std
                                 SampleOptions opt, Rng& rng) {
   opt.stop_token = task.end_id();
   std::vector<int> out;
-  if (model.config().kind == "encoder_decoder") {
+  if (model.config().kind == ModelConfig::Kind::encoder_decoder) {
     out = translate(model, input, task.sep_id(), opt, rng);
   } else {
     std::vector<int> prompt = input;
@@ -30,7 +30,7 @@ std::vector<int> decode_output(Model& model, const TaskDataset& task, const std:
   opt.beam_width = beam_width;
   opt.length_penalty = length_penalty;
   // a decoder's prompt is the input and the separator; the row holds batch_T() + 1 tokens
-  opt.max_new_tokens = model.config().kind == "encoder_decoder"
+  opt.max_new_tokens = model.config().kind == ModelConfig::Kind::encoder_decoder
                            ? task.batch_T()
                            : std::max(1, task.batch_T() + 1 - int(input.size() + 1));
   Rng rng(0);  // unused by greedy decoding and beam search

@@ -201,7 +201,7 @@ void Run::open_console() {
                          omp_get_max_threads(), gemm_backend()));
   con_->line(fmt::format("data: {}", data_->describe()));
   con_->line(fmt::format("model: {} | {} layers, d_model {}, {} heads, attention {} | {:.2f} M parameters",
-                         cfg_.model.kind, cfg_.model.n_layers, cfg_.model.d_model, cfg_.model.n_heads,
+                         option_name(cfg_.model.kind), cfg_.model.n_layers, cfg_.model.d_model, cfg_.model.n_heads,
                          cfg_.model.attention.type, double(model_->params().count()) / 1e6));
   con_->line(fmt::format("train: {} steps × {} sequences × {} tokens{} | run dir {}", cfg_.train.steps,
                          cfg_.train.batch_size, T_, S_ > 0 ? fmt::format(" (source {})", S_) : "", dir_));

@@ -425,13 +425,13 @@ TEST_CASE("factory: text for decoder and encoder") {
   cfg.data.task = "text";
   cfg.data.path = f.path;
   cfg.model.block_size = 16;
-  cfg.model.kind = "decoder";
+  cfg.model.kind = ModelConfig::Kind::decoder;
   auto dec = make_dataset(cfg);
   REQUIRE(dynamic_cast<TextDataset*>(dec.get()) != nullptr);
   CHECK(dec->tokenizer().find("<mask>") == -1);
-  cfg.model.kind = "encoder";
+  cfg.model.kind = ModelConfig::Kind::encoder;
   auto enc = make_dataset(cfg);
   CHECK(enc->tokenizer().find("<mask>") >= 0);
-  cfg.model.kind = "encoder_decoder";
+  cfg.model.kind = ModelConfig::Kind::encoder_decoder;
   CHECK_THROWS_AS(make_dataset(cfg), UserError);
 }

@@ -701,7 +701,7 @@ TEST_CASE("factory: task options and datasets from a config") {
   cfg.data.max_len = 40;
   cfg.data.n_val = 32;
   cfg.train.seed = 5;
-  cfg.model.kind = "encoder";
+  cfg.model.kind = ModelConfig::Kind::encoder;
   cfg.model.block_size = 40;
   const TaskOptions o = task_options(cfg);
   CHECK(o.name == "needle");
@@ -718,7 +718,7 @@ TEST_CASE("factory: task options and datasets from a config") {
   cfg.data.task = "addition";
   cfg.data.n_digits = 4;
   cfg.model.block_size = 64;
-  cfg.model.kind = "encoder_decoder";
+  cfg.model.kind = ModelConfig::Kind::encoder_decoder;
   auto add = make_dataset(cfg);
   CHECK(dynamic_cast<TaskDataset&>(*add).batch_S() == 9);
 }

@@ -362,13 +362,13 @@ namespace {
 
 ModelConfig tiny_decoder(int n_heads, int n_kv_heads, int block_size) {
   ModelConfig mc;
-  mc.kind = "decoder";
+  mc.kind = ModelConfig::Kind::decoder;
   mc.n_layers = 2;
   mc.d_model = 32;
   mc.n_heads = n_heads;
   mc.d_ff = 64;
   mc.block_size = block_size;
-  mc.positions = "rope";
+  mc.positions = ModelConfig::Positions::rope;
   mc.attention.type = "causal";
   mc.attention.n_kv_heads = n_kv_heads;
   mc.decoder_self = mc.attention;

@@ -15,10 +15,18 @@
 
 namespace attnlab::test {
 
+// A closed-set model option from its config spelling (the tests name kinds and positions so).
+template <class E>
+E option(const std::string& name) {
+  E value{};
+  REQUIRE(option_from_name(name, value));
+  return value;
+}
+
 // A tiny model of `kind`: 2 layers, 2 heads.
 inline ModelConfig tiny_config(const std::string& kind, int d_model, int d_ff, int block_size) {
   ModelConfig m;
-  m.kind = kind;
+  m.kind = option<ModelConfig::Kind>(kind);
   m.n_layers = 2;
   m.d_model = d_model;
   m.n_heads = 2;

@@ -22,7 +22,7 @@ ModelConfig tiny(const std::string& positions = "learned", bool tied = true, int
   m.n_heads = 2;
   m.d_ff = 12;
   m.block_size = 6;
-  m.positions = positions;
+  m.positions = test::option<ModelConfig::Positions>(positions);
   m.tie_embeddings = tied;
   m.attention.n_kv_heads = n_kv_heads;
   return m;

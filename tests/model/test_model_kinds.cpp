@@ -40,7 +40,7 @@ Batch make_batch(const ModelConfig& mc, int n_classes, Rng& rng) {
     b.y[2] = -1;
     for (int t = 3; t < 5; t++) b.y[5 + t] = -1;  // row 1's padding carries no loss
   }
-  if (mc.kind == "encoder_decoder") {
+  if (mc.kind == ModelConfig::Kind::encoder_decoder) {
     b.S = 6;
     b.src = random_ids(b.B * b.S, rng);
     b.src_len = {6, 4};
@@ -88,10 +88,10 @@ TEST_CASE("encoder_decoder: gradients, pre-LN, shared embeddings, tied head") {
 
 TEST_CASE("encoder_decoder: gradients, post-LN, separate embeddings, untied head, sinusoidal, smoothing") {
   ModelConfig m = tiny("encoder_decoder");
-  m.norm = "post";
+  m.norm = ModelConfig::Norm::post;
   m.share_embeddings = false;
   m.tie_embeddings = false;
-  m.positions = "sinusoidal";
+  m.positions = ModelConfig::Positions::sinusoidal;
   m.n_encoder_layers = 1;
   check_gradients(m, 0, 0.1f);
 }
@@ -115,7 +115,7 @@ TEST_CASE("encoder_decoder: gradients through the bottleneck (no cross-attention
 
 TEST_CASE("decoder: post-LN gradients, and post-LN has no final layernorm") {
   ModelConfig m = tiny("decoder");
-  m.norm = "post";
+  m.norm = ModelConfig::Norm::post;
   check_gradients(m);
   Model model(m, V, 1);
   CHECK_FALSE(has_param(model, "lnf.w"));
@@ -147,7 +147,7 @@ TEST_CASE("model.mlp false: attention-only blocks in every stack, gradients of e
   // post-LN too: the sublayer's layernorm goes with it
   ModelConfig m = tiny("decoder");
   m.mlp = false;
-  m.norm = "post";
+  m.norm = ModelConfig::Norm::post;
   check_gradients(m);
 }
 

@@ -1,5 +1,6 @@
 // Attention slots: which ones a model kind has, and the AttentionSpec a slot's
-// resolved config gives.
+// resolved config gives. Schema, not model code: the config loader checks each used
+// slot's spec against its variant, and the model builds its modules from the same specs.
 //
 //   decoder:          model.decoder.self_attention (causal)
 //   encoder:          model.encoder.self_attention (no mask)
@@ -13,7 +14,7 @@
 
 namespace attnlab {
 
-std::vector<std::string> model_slots(const std::string& kind);
+std::vector<std::string> model_slots(ModelConfig::Kind kind);
 const AttentionConfig& slot_config(const ModelConfig& m, const std::string& slot);
 // The spec of `slot` in layer `layer` (name "<slot short>" is set by the caller as needed).
 AttentionSpec slot_spec(const ModelConfig& m, const std::string& slot, int layer);
