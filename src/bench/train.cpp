@@ -75,11 +75,10 @@ TrainBench bench_train(const Config& cfg, int steps, int warmup) {
   r.threads = omp_get_max_threads();
   auto data = make_dataset(cfg);
   const int B = cfg.train.batch_size;
-  const auto* task = dynamic_cast<const TaskDataset*>(data.get());
   // padded row length (and source length for an encoder_decoder); the FLOP estimate below is the
   // decoder's, applied to those rows
-  const int T = task ? task->batch_T() + task->batch_S() : cfg.model.block_size;
-  Model model(cfg.model, data->tokenizer().size(), uint64_t(cfg.train.seed), task ? task->n_classes() : 0);
+  const int T = data->row_length(cfg.model.block_size) + data->source_length();
+  Model model(cfg.model, data->tokenizer().size(), uint64_t(cfg.train.seed), data->n_classes());
   AdamW opt(model.params(), cfg.train);
   Rng rng(uint64_t(cfg.train.seed)), drop(1);
   Batch batch;

@@ -68,8 +68,7 @@ void check_decode_cell(const Experiment& exp, const Config& cfg) {
 void check_train_cell(const FileReader& r, const Config& cfg) {
   const Experiment& exp = r.exp;
   const auto data = make_dataset(cfg);  // checks the task against the model (lengths, block_size, vocabulary)
-  const auto* task = dynamic_cast<const TaskDataset*>(data.get());
-  std::vector<std::string> task_metrics = task ? task->metrics() : std::vector<std::string>{"loss", "ppl", "token_acc"};
+  std::vector<std::string> task_metrics = data->metrics();
   const auto& tc = cfg.train;
   for (const auto& m : exp.metrics) {
     const auto [mname, step] = split_metric(r.path, m);

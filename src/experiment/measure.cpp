@@ -293,7 +293,7 @@ Measurements measure_checkpoint(const Experiment& exp, const std::string& checkp
   LoadedModel lm = load_model(checkpoint);
   const Config& cfg = lm.config;
   const auto data = make_dataset(cfg);
-  const auto* task = dynamic_cast<const TaskDataset*>(data.get());
+  const TaskDataset* task = data->task();
   if (!task) user_error("measurements need a synthetic task; '{}' trains on data.task '{}'", checkpoint, cfg.data.task);
   const int B = std::min<int>(exp.measure_examples, int(task->eval_set(Split::val).size()));
   if (exp.needs("mirror_weight")) measure_mirror(*lm.model, *task, B, out);

@@ -496,7 +496,7 @@ nlohmann::json dump_forward(const std::string& checkpoint, const std::string& te
   std::vector<int> dec_ids = ids, output;
   if (seq2seq) {
     const auto data = make_dataset(lm.config);
-    const auto* task = dynamic_cast<const TaskDataset*>(data.get());
+    const TaskDataset* task = data->task();
     if (!task) user_error("--input: an encoder_decoder checkpoint needs its seq2seq task");
     output = decode_output(model, *task, ids);
     dec_ids = {task->sep_id()};
