@@ -2,8 +2,6 @@
 // measurements and a done.json (written atomically, last). Cells run one after the other in this
 // process, or --jobs N at a time as child processes (`attnlab experiment cell`, each in its own
 // process group so that the parent decides how an interrupt reaches them).
-#include <signal.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -19,6 +17,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/process.h"
+#include "core/signals.h"
 #include "core/text.h"
 #include "experiment/internal.h"
 #include "experiment/kinds.h"
@@ -119,15 +118,9 @@ int step_of_checkpoint(const std::string& path) {
 }
 
 // ---- interrupts while child processes run (--jobs > 1) ----
-std::atomic<int> g_interrupts{0};
-void on_interrupt(int) {
-  if (g_interrupts.fetch_add(1) == 0) {
-    static const char msg[] = "\ninterrupt: the running cells save a checkpoint and stop (interrupt again to abort)\n";
-    (void)!::write(STDERR_FILENO, msg, sizeof msg - 1);
-  } else {
-    ::_exit(130);
-  }
-}
+// Set while run_launched runs: the first SIGINT/SIGTERM asks the cells to stop, a second aborts (130).
+const StopSignals* g_stop = nullptr;
+bool interrupted() { return g_stop && g_stop->requested(); }
 
 }  // namespace
 
@@ -274,13 +267,13 @@ void run_here(Progress& pr, const std::vector<size_t>& todo) {
 // One worker of run_launched: takes the next cell until none is left or the run stops.
 void launch_worker(Progress& pr, const std::vector<size_t>& todo, size_t& next) {
   const Experiment& exp = pr.exp;
-  const std::function<bool()> stop = [] { return g_interrupts.load() > 0; };
+  const std::function<bool()> stop = [] { return interrupted(); };
   while (true) {
     size_t i;
     Clock::time_point t0;
     {
       std::lock_guard<std::mutex> lock(pr.mu);
-      if (next >= todo.size() || pr.interrupted || !pr.failure.empty() || g_interrupts.load() > 0) return;
+      if (next >= todo.size() || pr.interrupted || !pr.failure.empty() || interrupted()) return;
       i = todo[next++];
       t0 = Clock::now();
       pr.start(i, t0);
@@ -294,7 +287,7 @@ void launch_worker(Progress& pr, const std::vector<size_t>& todo, size_t& next) 
     }
     std::lock_guard<std::mutex> lock(pr.mu);
     pr.running.erase(i);
-    if (rc == 130 || (rc != 0 && g_interrupts.load() > 0)) {
+    if (rc == 130 || (rc != 0 && interrupted())) {
       pr.interrupted = true;
       pr.print(fmt::format("cell {} interrupted: its checkpoint is saved", exp.cells[i].name));
     } else if (!why.empty()) {
@@ -312,20 +305,15 @@ void launch_worker(Progress& pr, const std::vector<size_t>& todo, size_t& next) 
 
 // The cells `jobs` at a time through the launcher; the first interrupt asks them to stop.
 void run_launched(Progress& pr, const std::vector<size_t>& todo) {
-  g_interrupts = 0;
-  struct sigaction sa {}, old_int {}, old_term {};
-  sa.sa_handler = on_interrupt;
-  sigemptyset(&sa.sa_mask);
-  sa.sa_flags = SA_RESTART;
-  ::sigaction(SIGINT, &sa, &old_int);
-  ::sigaction(SIGTERM, &sa, &old_term);
+  const StopSignals signals(
+      true, "\ninterrupt: the running cells save a checkpoint and stop (interrupt again to abort)\n", "", 130);
+  g_stop = &signals;
   size_t next = 0;
   std::vector<std::thread> pool;
   for (int j = 0; j < pr.jobs; j++) pool.emplace_back([&] { launch_worker(pr, todo, next); });
   for (auto& t : pool) t.join();
-  ::sigaction(SIGINT, &old_int, nullptr);
-  ::sigaction(SIGTERM, &old_term, nullptr);
-  if (g_interrupts.load() > 0) pr.interrupted = true;
+  g_stop = nullptr;
+  if (signals.requested()) pr.interrupted = true;
 }
 
 }  // namespace
