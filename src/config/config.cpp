@@ -33,6 +33,10 @@ struct Where {
 struct Field {
   std::string key, type, doc;
   bool quoted = false;  // printed as a quoted YAML string
+  // Left out of dump_config while the key has its default value: for keys added after configs
+  // were first embedded in checkpoints, so that a run that does not use the key writes the same
+  // bytes (config.yaml, checkpoints) as before the key existed.
+  bool omit_default = false;
   std::function<void(Config&, const YAML::Node&, const Where&)> set;
   std::function<std::string(const Config&)> get;
 };
@@ -301,6 +305,15 @@ const std::vector<Field>& schema() {
                           "Optimizer steps."));
     v.push_back(int_field("train.batch_size", [](Config& c) -> auto& { return c.train.batch_size; }, 1,
                           1 << 20, "Sequences per step."));
+    {
+      Field f = int_field("train.grad_accum", [](Config& c) -> auto& { return c.train.grad_accum; }, 1, 1 << 20,
+                          "Gradient accumulation: each step's train.batch_size sequences are split into this "
+                          "many micro-batches of consecutive rows, run one after the other, their gradients "
+                          "summed in order with weights 1/(real targets in the whole batch); one optimizer "
+                          "step per batch. Must divide train.batch_size. 1 = the whole batch at once.");
+      f.omit_default = true;
+      v.push_back(std::move(f));
+    }
     // no upper bound: an absurd rate is the NaN/Inf guard's job (train.on_nan), and a test's
     v.push_back(dbl_field("train.lr", [](Config& c) -> auto& { return c.train.lr; }, 0.0, INFINITY, true,
                           "Peak learning rate."));
@@ -508,6 +521,9 @@ void validate(const Config& c, const std::string& origin, const Locations& loc) 
     bad("data.path", "expected the path of a text file (data.task is 'text'), got nothing");
   if (c.data.min_len > c.data.max_len)
     bad("data.min_len", fmt::format("expected at most data.max_len ({}), got {}", c.data.max_len, c.data.min_len));
+  if (c.train.batch_size % c.train.grad_accum != 0)
+    bad("train.grad_accum", fmt::format("expected a divisor of train.batch_size ({}), got {}", c.train.batch_size,
+                                        c.train.grad_accum));
   if (c.train.min_lr > c.train.lr)
     bad("train.min_lr", fmt::format("expected at most train.lr ({}), got {}", c.train.lr, c.train.min_lr));
 }
@@ -566,6 +582,7 @@ std::string dump_config(const Config& cfg) {
   };
   for (const auto& f : schema()) {
     if (unused_slot(f.key)) continue;  // only the slots this model kind has
+    if (f.omit_default && f.get(cfg) == f.get(Config{})) continue;
     std::vector<std::string> parts;
     std::stringstream ks(f.key);
     for (std::string p; std::getline(ks, p, '.');) parts.push_back(p);

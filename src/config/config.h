@@ -71,7 +71,8 @@ struct DataConfig {
 
 struct TrainConfig {
   int steps = 1000;
-  int batch_size = 16;
+  int batch_size = 16;                  // the global batch: sequences per optimizer step
+  int grad_accum = 1;                   // micro-batches per step (divides batch_size)
   double lr = 1e-3;
   double min_lr = 1e-4;
   int warmup_steps = 100;

@@ -103,11 +103,12 @@ float Loss::forward(const float* logits, const int* targets, int rows, int width
   return loss;
 }
 
-const float* Loss::backward() {
+const float* Loss::backward(int denom) {
   ATTNLAB_CHECK(count_ > 0);
+  ATTNLAB_CHECK(denom == 0 || denom >= count_);
   zero(dlogits_, size_t(rows_) * width_);
   cross_entropy_backward(dlogits_.data(), probs_.data(), targets_.data(), rows_, width_, -1, smoothing_,
-                         1.0f / float(count_));
+                         1.0f / float(denom > 0 ? denom : count_));
   return dlogits_.data();
 }
 

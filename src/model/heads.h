@@ -70,8 +70,11 @@ class Loss {
  public:
   float forward(const float* logits, const int* targets, int rows, int width, float smoothing, bool train,
                 const char* what);
-  // d(mean loss)/d(logits) [rows, width]; only after a forward that counted a target.
-  const float* backward();
+  // d(loss)/d(logits) [rows, width] for loss = (sum of the counted targets' losses) / denom;
+  // denom = 0 means count(), the gradient of the mean. A larger denom (the targets of a whole batch
+  // of which this forward saw one micro-batch) weights this part as its share of that batch's mean.
+  // Only after a forward that counted a target.
+  const float* backward(int denom = 0);
   int count() const { return count_; }
   int correct() const { return correct_; }  // counted targets where argmax == target (eval forwards)
   void clear() { count_ = correct_ = 0; }

@@ -154,13 +154,18 @@ float Model::forward(const Batch& batch, bool train, Rng* rng, float label_smoot
   return loss_.forward(logits, batch.y.data(), N, V_, label_smoothing, train, "vocabulary");
 }
 
+int Model::count_targets(const Batch& batch) const {
+  const std::vector<int>& t = K_ > 0 ? batch.cls : batch.y;
+  return int(std::count_if(t.begin(), t.end(), [](int v) { return v != -1; }));
+}
+
 // The forward in reverse: loss -> head -> Decoder or Encoder -> (encoder_decoder) the encoder,
 // which receives d(memory) from cross-attention or, with the bottleneck, through the mean pooling.
-void Model::backward() {
+void Model::backward(int denom) {
   ATTNLAB_CHECK(train_);
   if (loss_.count() == 0) return;
   const int B = B_, T = T_, S = S_, C = C_;
-  const float* dlogits = loss_.backward();
+  const float* dlogits = loss_.backward(denom);
   zero(dh_, size_t(B) * T * C);
   head_->backward(dh_.data(), dlogits);
   if (!dec_) {

@@ -42,8 +42,12 @@ class Model {
   // Decoder (or encoder) convenience: ids [B,T], targets [B,T] (-1 = no loss) or null.
   float forward(const int* ids, const int* targets, int B, int T, bool train, Rng* rng,
                 float label_smoothing = 0.0f);
-  // Gradients of the last forward's mean loss, ADDED into the parameters' .g.
-  void backward();
+  // Gradients of the last forward's loss, ADDED into the parameters' .g. The loss is the sum over
+  // its counted targets divided by denom; denom = 0 (the default) divides by loss_count(), the mean.
+  // Gradient accumulation passes the count of the whole batch (train/grad_accum.h).
+  void backward(int denom = 0);
+  // The targets forward() would count in `batch` (y or, for a classifier, cls entries ≠ -1).
+  int count_targets(const Batch& batch) const;
 
   // ---- incremental decoding (decoder, or the decoder of an encoder_decoder) ----
   // encoder_decoder: encode(src [B,S], src_len [B] or null) first; the decoder then attends to it.
