@@ -12,6 +12,7 @@
 #include "core/gemm.h"
 #include "data/factory.h"
 #include "model/model.h"
+#include "train/grad_accum.h"
 #include "train/optimizer.h"
 
 namespace attnlab {
@@ -82,13 +83,12 @@ TrainBench bench_train(const Config& cfg, int steps, int warmup) {
   AdamW opt(model.params(), cfg.train);
   Rng rng(uint64_t(cfg.train.seed)), drop(1);
   Batch batch;
+  GradAccumulator accum;  // train.grad_accum micro-batches per step, as the trainer runs them
   r.params = model.params().count();
   for (int s = 0; s < warmup + steps; s++) {
     data->next_batch(batch, B, cfg.model.block_size, Split::train, rng);
     const auto t0 = Clock::now();
-    model.params().zero_grad();
-    model.forward(batch, true, &drop);
-    model.backward();
+    accum.run(model, batch, cfg.train.grad_accum, drop, 0.0f);  // zeroes the gradients first
     opt.step(float(cfg.train.lr), clip_scale(grad_norm(model.params()), cfg.train.grad_clip));
     const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     if (s >= warmup) r.step_ms.push_back(ms);

@@ -18,6 +18,7 @@
 #include "core/text.h"
 #include "data/factory.h"
 #include "train/checkpoint.h"
+#include "train/grad_accum.h"
 #include "train/metrics_log.h"
 #include "train/optimizer.h"
 #include "train/resume.h"
@@ -84,6 +85,7 @@ class Run {
   int saved_at_ = -1;      // step of the newest checkpoint written or resumed from
   std::string last_ckpt_;  // its path
   Batch batch_;
+  GradAccumulator accum_;
   int start_step_ = 0;                // the step this loop began at
   Clock::time_point t_start_ = Clock::now(), t_log_ = t_start_;
   long tokens_since_log_ = 0;         // since the last train log line
@@ -203,8 +205,11 @@ void Run::open_console() {
   con_->line(fmt::format("model: {} | {} layers, d_model {}, {} heads, attention {} | {:.2f} M parameters",
                          option_name(cfg_.model.kind), cfg_.model.n_layers, cfg_.model.d_model, cfg_.model.n_heads,
                          cfg_.model.attention.type, double(model_->params().count()) / 1e6));
-  con_->line(fmt::format("train: {} steps × {} sequences × {} tokens{} | run dir {}", cfg_.train.steps,
-                         cfg_.train.batch_size, T_, S_ > 0 ? fmt::format(" (source {})", S_) : "", dir_));
+  const int K = cfg_.train.grad_accum;
+  con_->line(fmt::format("train: {} steps × {} sequences × {} tokens{}{} | run dir {}", cfg_.train.steps,
+                         cfg_.train.batch_size, T_, S_ > 0 ? fmt::format(" (source {})", S_) : "",
+                         K > 1 ? fmt::format(" | {} micro-batches of {}", K, cfg_.train.batch_size / K) : "",
+                         dir_));
 }
 
 TrainSummary Run::loop() {
@@ -240,15 +245,16 @@ double Run::train_step(int done, float lr) {
   const int B = cfg_.train.batch_size;
   Model& model = *model_;
   data_->next_batch(batch_, B, cfg_.model.block_size, Split::train, data_rng_);
-  model.params().zero_grad();
   if (opts_.before_forward) opts_.before_forward(done, model);
-  const float loss = model.forward(batch_, true, &drop_rng_, float(cfg_.train.label_smoothing));
+  // forward and backward over the batch, whole or in train.grad_accum micro-batches
+  const AccumResult ar =
+      accum_.run(model, batch_, cfg_.train.grad_accum, drop_rng_, float(cfg_.train.label_smoothing));
+  const float loss = ar.loss;
   std::string bad;  // why this step cannot be applied
   double gnorm = 0.0;
-  if (!std::isfinite(loss)) {
+  if (!ar.finite) {
     bad = "the loss is " + nonfinite_text(loss);
   } else {
-    model.backward();
     if (opts_.after_backward) opts_.after_backward(done, model);
     gnorm = grad_norm(model.params());  // clipping is applied inside the optimizer step
     if (!std::isfinite(gnorm)) bad = "the gradient norm is " + nonfinite_text(gnorm);
