@@ -33,6 +33,8 @@ constexpr ResumeKey kResumeKeys[] = {
      [](const TrainConfig& f, TrainConfig& t) { t.checkpoint_interval = f.checkpoint_interval; }},
     {"train.keep_checkpoints", [](const TrainConfig& f, TrainConfig& t) { t.keep_checkpoints = f.keep_checkpoints; }},
     {"train.on_nan", [](const TrainConfig& f, TrainConfig& t) { t.on_nan = f.on_nan; }},
+    // the state file does not depend on it: the same batches and the same update, summed in another order
+    {"train.grad_accum", [](const TrainConfig& f, TrainConfig& t) { t.grad_accum = f.grad_accum; }},
 };
 
 // The first line where two YAML dumps differ, as "`a` vs `b`" (empty if equal).
@@ -59,6 +61,11 @@ std::vector<std::string> resume_notes(const Config& before, const Config& cfg) {
     notes.push_back(fmt::format("train.threads {} -> {}: losses are bitwise reproducible only for a fixed thread "
                                 "count",
                                 before.train.threads, cfg.train.threads));
+  if (cfg.train.grad_accum != before.train.grad_accum)
+    notes.push_back(fmt::format("train.grad_accum {} -> {}: the same batches and the same gradient up to float "
+                                "rounding, with other dropout draws; losses are bitwise reproducible only for a "
+                                "fixed train.grad_accum",
+                                before.train.grad_accum, cfg.train.grad_accum));
   return notes;
 }
 
