@@ -304,7 +304,7 @@ const std::vector<Field>& schema() {
     v.push_back(int_field("train.steps", [](Config& c) -> auto& { return c.train.steps; }, 0, INT32_MAX,
                           "Optimizer steps."));
     v.push_back(int_field("train.batch_size", [](Config& c) -> auto& { return c.train.batch_size; }, 1,
-                          1 << 20, "Sequences per step."));
+                          1 << 20, "Sequences per optimizer step (the whole batch, however train.grad_accum splits it)."));
     {
       Field f = int_field("train.grad_accum", [](Config& c) -> auto& { return c.train.grad_accum; }, 1, 1 << 20,
                           "Gradient accumulation: each step's train.batch_size sequences are split into this "
