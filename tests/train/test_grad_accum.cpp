@@ -8,6 +8,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "config/config.h"
@@ -345,4 +346,34 @@ train: {steps: 40, batch_size: 8, grad_accum: 2, lr: 0.003, warmup_steps: 5, eva
     CHECK(s1.steps == 40);
     CHECK(load_config(c + "/config.yaml").train.grad_accum == 1);
   }
+}
+
+TEST_CASE("grad_accum: a NaN in any micro-batch stops or skips the step as with K = 1") {
+  Config cfg = load_config_text(R"(
+model: {n_layers: 1, d_model: 16, n_heads: 2, block_size: 16}
+data: {task: reverse, n_symbols: 4, min_len: 2, max_len: 5, n_val: 20}
+train: {steps: 10, batch_size: 8, grad_accum: 4, lr: 0.003, warmup_steps: 2, eval_interval: 0, threads: 1}
+)",
+                                "test");
+  TrainOptions poison;
+  poison.quiet = true;
+  poison.before_forward = [](int done, Model& m) {
+    if (done == 4) m.params().all()[0].w[0] = std::numeric_limits<float>::quiet_NaN();
+  };
+  std::string err;
+  try {
+    train(cfg, fresh_dir("nan"), poison);
+  } catch (const UserError& e) {
+    err = e.what();
+  }
+  CHECK(err.find("step 4: the loss is nan") == 0);
+  cfg.train.on_nan = "skip";
+  TrainOptions grad;
+  grad.quiet = true;
+  grad.after_backward = [](int done, Model& m) {
+    if (done == 3) m.params().all()[1].g[0] = std::numeric_limits<float>::infinity();
+  };
+  const TrainSummary s = train(cfg, fresh_dir("skip"), grad);
+  CHECK(s.steps == 10);
+  CHECK(s.skipped_steps == 1);
 }
