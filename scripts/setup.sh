@@ -20,6 +20,7 @@ packages=(
   doctest-dev                   # unit tests
   nlohmann-json3-dev            # safetensors headers, metrics.jsonl
   libopenblas-openmp-dev        # GEMMs (the OpenMP build: shares our thread pool)
+  libopenmpi-dev openmpi-bin    # data-parallel training: mpirun -np N attnlab train (docs/distributed.md)
   python3-numpy                 # tests read checkpoints and .npy dumps with NumPy
   python3-matplotlib            # scripts/plot_metrics.py, scripts/plot_attention.py
   python3-venv                  # .venv/ (below)

@@ -25,6 +25,11 @@ struct TrainBench {
   double gemm_peak_gflops = 0.0;    // measured sgemm 1024³ with the same threads
   size_t params = 0;
   long peak_rss_kb = 0;
+  // under mpirun -np N (bench_train's figures are then rank 0's; its tokens/s counts the global batch)
+  int processes = 1;
+  double allreduce_mb_per_step = 0.0;  // gradient bytes each rank sums with the others per step
+  std::vector<double> comm_ms;         // per timed step: rank 0's time inside MPI_Allreduce
+  double median_comm_ms = 0.0;
 };
 
 TrainBench bench_train(const Config& cfg, int steps, int warmup);

@@ -9,6 +9,8 @@
 #include <fstream>
 #include <string>
 
+#include "core/comm.h"
+#include "core/error.h"
 #include "core/gemm.h"
 #include "data/factory.h"
 #include "model/model.h"
@@ -76,6 +78,11 @@ TrainBench bench_train(const Config& cfg, int steps, int warmup) {
   r.threads = omp_get_max_threads();
   auto data = make_dataset(cfg);
   const int B = cfg.train.batch_size;
+  Comm& comm = Comm::world();
+  r.processes = comm.size();
+  if (B % (comm.size() * cfg.train.grad_accum) != 0)
+    throw CollectiveError(fmt::format("train.batch_size {} does not divide into {} processes × train.grad_accum {}",
+                                      B, comm.size(), cfg.train.grad_accum));
   // padded row length (and source length for an encoder_decoder); the FLOP estimate below is the
   // decoder's, applied to those rows
   const int T = data->row_length(cfg.model.block_size) + data->source_length();
@@ -87,13 +94,19 @@ TrainBench bench_train(const Config& cfg, int steps, int warmup) {
   r.params = model.params().count();
   for (int s = 0; s < warmup + steps; s++) {
     data->next_batch(batch, B, cfg.model.block_size, Split::train, rng);
+    comm.reset_counters();
     const auto t0 = Clock::now();
     accum.run(model, batch, cfg.train.grad_accum, drop, 0.0f);  // zeroes the gradients first
     opt.step(float(cfg.train.lr), clip_scale(grad_norm(model.params()), cfg.train.grad_clip));
     const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-    if (s >= warmup) r.step_ms.push_back(ms);
+    if (s >= warmup) {
+      r.step_ms.push_back(ms);
+      r.comm_ms.push_back(comm.allreduce_seconds * 1e3);
+      r.allreduce_mb_per_step = comm.allreduce_bytes / 1e6;
+    }
   }
   r.median_ms = median(r.step_ms);
+  r.median_comm_ms = median(r.comm_ms);
   r.tokens_per_s = double(B) * T / (r.median_ms / 1e3);
   const double L = cfg.model.n_layers, d = cfg.model.d_model, V = data->tokenizer().size();
   const double F = cfg.model.mlp ? (cfg.model.d_ff > 0 ? cfg.model.d_ff : 4 * d) : 0.0;  // model.mlp false: none

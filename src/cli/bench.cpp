@@ -7,6 +7,7 @@
 #include "attention/attention.h"
 #include "cli/commands.h"
 #include "config/config.h"
+#include "core/comm.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/gemm.h"
@@ -246,11 +247,18 @@ Run add_bench(CLI::App& app) {
   tr->add_option("--steps", o->steps, "Timed steps")->check(CLI::PositiveNumber)->capture_default_str();
   tr->add_option("--warmup", o->warmup, "Untimed steps first")->check(CLI::NonNegativeNumber)->capture_default_str();
   Run run_train = [o]() {
-    const Config cfg = load_config(o->config, o->sets);
-    fmt::print("bench train {} | gemm: {}\n", o->config, gemm_backend());
+    Comm& comm = Comm::world();
+    Config cfg;
+    on_every_rank(comm, [&] { cfg = load_config(o->config, o->sets); });
+    if (comm.root()) fmt::print("bench train {} | gemm: {}\n", o->config, gemm_backend());
     TrainBench r = bench_train(cfg, o->steps, o->warmup);
+    if (!comm.root()) return 0;  // rank 0 reports for the job
     std::sort(r.step_ms.begin(), r.step_ms.end());
-    fmt::print("threads            {}\n", r.threads);
+    if (r.processes > 1)
+      fmt::print("processes          {} (MPI) × {} thread{} each; tokens/s below counts the global batch\n",
+                 r.processes, r.threads, r.threads == 1 ? "" : "s");
+    else
+      fmt::print("threads            {}\n", r.threads);
     fmt::print("parameters         {:.2f} M\n", double(r.params) / 1e6);
     fmt::print("steps              {} timed after {} warm-up\n", r.steps, r.warmup);
     fmt::print("ms/step            median {:.1f}  (min {:.1f}, max {:.1f})\n", r.median_ms, r.step_ms.front(),
@@ -259,13 +267,24 @@ Run add_bench(CLI::App& app) {
     fmt::print("GFLOP/step         {:.1f} (nominal)\n", r.flops_per_step / 1e9);
     fmt::print("GFLOP/s            {:.1f}  = {:.0f}% of measured sgemm 1024³ ({:.1f} GFLOP/s)\n", r.gflops,
                100.0 * r.gflops / r.gemm_peak_gflops, r.gemm_peak_gflops);
-    fmt::print("peak RSS           {:.0f} MB\n", double(r.peak_rss_kb) / 1024.0);
+    fmt::print("peak RSS           {:.0f} MB{}\n", double(r.peak_rss_kb) / 1024.0, r.processes > 1 ? " (rank 0)" : "");
+    if (r.processes > 1) {
+      const double gbps = r.median_comm_ms > 0 ? r.allreduce_mb_per_step * 8 / r.median_comm_ms : 0.0;
+      fmt::print("all-reduce         {:.2f} MB of gradients per rank per step, {} call(s) of at most {:.0f} MB\n",
+                 r.allreduce_mb_per_step, (size_t(r.allreduce_mb_per_step * 1e6 / 4) + Comm::kBucketFloats - 1) /
+                     Comm::kBucketFloats, double(Comm::kBucketFloats) * 4 / 1e6);
+      fmt::print("communication      median {:.2f} ms/step = {:.1f}% of the step ({:.2f} Gb/s of buffer; rank 0's time "
+                 "in MPI_Allreduce, waiting for the other ranks included)\n",
+                 r.median_comm_ms, 100.0 * r.median_comm_ms / r.median_ms, gbps);
+    }
     return 0;
   };
   Run gen = add_bench_generate(*sub);
   Run att = add_bench_attention(*sub);
   return [sub, tr, run_train, gen, att]() {
     if (sub->got_subcommand(tr)) return run_train();
+    if (Comm::world().size() > 1)
+      throw CollectiveError("under mpirun only `bench train` runs; the other benchmarks run in one process");
     if (sub->got_subcommand("generate")) return gen();
     return att();
   };

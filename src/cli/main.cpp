@@ -4,11 +4,16 @@
 #include <map>
 
 #include "cli/commands.h"
+#include "core/comm.h"
 #include "core/error.h"
 
 int main(int argc, char** argv) {
+  // under mpirun -np N (N > 1): MPI from here to the end of main (core/comm.h)
+  const attnlab::MpiSession mpi(&argc, &argv);
+  attnlab::Comm& comm = attnlab::Comm::world();
   CLI::App app{"attnlab: an educational transformer trainer with pluggable attention"};
-  app.set_version_flag("--version", std::string("attnlab ") + ATTNLAB_VERSION);
+  app.set_version_flag("--version", std::string("attnlab ") + ATTNLAB_VERSION + " | MPI: " +
+                                        (attnlab::built_with_mpi() ? attnlab::mpi_library() : "not built in"));
   app.require_subcommand(1);
   std::map<CLI::App*, attnlab::cli::Run> runs;
   auto add = [&](attnlab::cli::Run (*f)(CLI::App&)) {
@@ -36,16 +41,36 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    for (auto* sub : app.get_subcommands())
-      if (runs.count(sub)) return runs[sub]();
+    for (auto* sub : app.get_subcommands()) {
+      if (!runs.count(sub)) continue;
+      // train and bench are the commands that run as one job of several processes
+      if (comm.size() > 1 && sub->get_name() != "train" && sub->get_name() != "bench")
+        throw attnlab::CollectiveError(fmt::format(
+            "attnlab {} runs in one process; under mpirun (here {} processes) only `train` and `bench train` run",
+            sub->get_name(), comm.size()));
+      return runs[sub]();
+    }
+    return 2;
+  } catch (const attnlab::ReportedElsewhere&) {
+    return 2;  // another rank printed the error that every rank met
+  } catch (const attnlab::CollectiveError& e) {
+    if (comm.root() || comm.size() == 1 || std::string(e.what()).rfind("rank ", 0) == 0) {
+      std::fflush(stdout);
+      std::fprintf(stderr, "\nerror: %s\n", e.what());
+    }
     return 2;
   } catch (const attnlab::UserError& e) {
     std::fflush(stdout);
+    if (comm.size() > 1) {  // met by this rank alone: the others would wait for it forever
+      std::fprintf(stderr, "\nerror (rank %d of %d, stopping the job): %s\n", comm.rank(), comm.size(), e.what());
+      comm.abort(2);
+    }
     std::fprintf(stderr, "\nerror: %s\n", e.what());
     return 2;
   } catch (const std::exception& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "\ninternal error: %s\n", e.what());
+    if (comm.size() > 1) comm.abort(1);
     return 1;
   }
 }

@@ -4,6 +4,7 @@
 
 #include "cli/commands.h"
 #include "config/config.h"
+#include "core/comm.h"
 #include "core/error.h"
 #include "train/trainer.h"
 
@@ -25,8 +26,10 @@ Run add_train(CLI::App& app) {
                   "Continue the run in RUN_DIR from its latest checkpoint, exactly as if it had not stopped")
       ->option_text("RUN_DIR");
   sub->footer(
-      "Ctrl-C (SIGINT) or SIGTERM: the current step finishes, a checkpoint is saved and the command exits 0;\n"
-      "a second Ctrl-C aborts at once (the last complete checkpoint stays intact).");
+      "Ctrl-C (SIGINT), SIGTERM or SIGUSR1: the current step finishes, a checkpoint is saved and the command exits 0;\n"
+      "a second one aborts at once (the last complete checkpoint stays intact).\n"
+      "Several processes: mpirun -np N attnlab train CONFIG (docs/distributed.md); stop such a job with\n"
+      "kill -USR1 <mpirun's pid>, which mpirun passes on to every process.");
   return [o]() {
     TrainOptions opts;
     opts.handle_signals = true;
@@ -39,7 +42,8 @@ Run add_train(CLI::App& app) {
       return 0;
     }
     if (o->config.empty()) user_error("train needs a CONFIG to start a run, or --resume RUN_DIR to continue one");
-    const Config cfg = load_config(o->config, o->sets);
+    Config cfg;
+    on_every_rank(Comm::world(), [&] { cfg = load_config(o->config, o->sets); });
     std::string dir = o->run_dir;
     if (dir.empty()) dir = (std::filesystem::path("runs") / std::filesystem::path(o->config).stem()).string();
     train(cfg, dir, opts);

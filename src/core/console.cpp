@@ -4,10 +4,13 @@
 
 #include <cstdio>
 
+#include "core/comm.h"
+
 namespace attnlab {
 
 Console::Console(const std::string& log_path, bool quiet)
-    : tty_(!quiet && isatty(STDOUT_FILENO)), quiet_(quiet), log_(log_path, std::ios::app) {}
+    // under mpirun stdout is a pseudo-terminal of mpirun's whatever mpirun's own output is: plain lines
+    : tty_(!quiet && isatty(STDOUT_FILENO) && Comm::world().size() == 1), quiet_(quiet), log_(log_path, std::ios::app) {}
 
 void Console::line(const std::string& s) {
   if (tty_ && live_) std::fputs("\r\033[K", stdout);

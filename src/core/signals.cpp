@@ -40,12 +40,14 @@ StopSignals::StopSignals(bool on, const char* first_note, const char* abort_note
   sa.sa_flags = SA_RESTART;
   ::sigaction(SIGINT, &sa, &old_int_);
   ::sigaction(SIGTERM, &sa, &old_term_);
+  ::sigaction(SIGUSR1, &sa, &old_usr1_);  // mpirun passes SIGUSR1 on to every rank (docs/distributed.md)
 }
 
 StopSignals::~StopSignals() {
   if (!on_) return;
   ::sigaction(SIGINT, &old_int_, nullptr);
   ::sigaction(SIGTERM, &old_term_, nullptr);
+  ::sigaction(SIGUSR1, &old_usr1_, nullptr);
 }
 
 bool StopSignals::requested() const { return on_ && g_signals.load() > 0; }

@@ -1,4 +1,4 @@
-// SIGINT/SIGTERM as a stop request that a loop polls. The first signal prints `first_note` to
+// SIGINT/SIGTERM/SIGUSR1 as a stop request that a loop polls. The first signal prints `first_note` to
 // stderr and sets the request; a second one prints `abort_note` and exits the process at once
 // with `abort_status` (0: 128 + the signal number). Both notes are written as given, from the
 // handler (static strings: the handler keeps the pointers; "" prints nothing).
@@ -19,7 +19,7 @@ class StopSignals {
 
  private:
   bool on_;
-  struct sigaction old_int_ {}, old_term_ {};
+  struct sigaction old_int_ {}, old_term_ {}, old_usr1_ {};
 };
 
 }  // namespace attnlab

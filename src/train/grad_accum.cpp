@@ -75,6 +75,7 @@ void set_grads(ParamStore& store, const std::vector<float>& acc) {
 }
 
 AccumResult GradAccumulator::run(Model& model, const Batch& batch, int K, Rng& drop, float label_smoothing) {
+  if (comm_->size() > 1) return run_ranks(model, batch, K, drop, label_smoothing);
   ATTNLAB_CHECK(K >= 1 && batch.B % K == 0);
   AccumResult r;
   ParamStore& store = model.params();
@@ -109,6 +110,48 @@ AccumResult GradAccumulator::run(Model& model, const Batch& batch, int K, Rng& d
   set_grads(store, acc_);
   advance_dropout_root(drop);
   r.count = N;
+  r.loss = N > 0 ? float(weighted / N) : 0.0f;
+  return r;
+}
+
+// This rank's K micro-batches of the R·K, then the pairs (loss_m, n_m) of all of them and the
+// gradient sum over the ranks. Every collective is reached by every rank whatever its losses are.
+AccumResult GradAccumulator::run_ranks(Model& model, const Batch& batch, int K, Rng& drop,
+                                       float label_smoothing) {
+  const int R = comm_->size(), M = R * K;
+  ATTNLAB_CHECK(K >= 1 && batch.B % M == 0);
+  ParamStore& store = model.params();
+  const int N = model.count_targets(batch), rows = batch.B / M;
+  std::vector<double> mine(2 * size_t(K), 0.0);  // loss_k, n_k of this rank's micro-batches
+  for (int k = 0; k < K; k++) {
+    const int m = comm_->rank() * K + k;
+    slice_rows(batch, m * rows, (m + 1) * rows, micro_);
+    Rng rng = dropout_stream(drop, m);
+    store.zero_grad();
+    int n = 0;
+    const float loss = micro_step(model, micro_, &rng, label_smoothing, N, &n);
+    mine[2 * size_t(k)] = double(loss);
+    mine[2 * size_t(k) + 1] = double(n);
+    if (!std::isfinite(loss)) break;  // the gradients are not used (every rank sees this loss below)
+    if (k == 0) copy_grads(store, acc_);
+    else add_grads(store, acc_);
+  }
+  const std::vector<double> all = comm_->allgather(mine);  // micro-batch m at 2m, 2m + 1
+  advance_dropout_root(drop);
+  AccumResult r;
+  r.count = N;
+  double weighted = 0.0;  // Σ_m loss_m·n_m in m order, as one process sums it
+  for (int m = 0; m < M; m++) {
+    const double loss = all[2 * size_t(m)];
+    if (!std::isfinite(loss)) {
+      r.loss = float(loss);
+      r.finite = false;
+      return r;
+    }
+    weighted += loss * all[2 * size_t(m) + 1];
+  }
+  comm_->allreduce_sum(acc_.data(), acc_.size());
+  set_grads(store, acc_);
   r.loss = N > 0 ? float(weighted / N) : 0.0f;
   return r;
 }

@@ -8,11 +8,17 @@
 //           1/N, N = the real targets of the whole batch; the gradients are then summed in k order
 //           (acc = g_0, acc += g_1, ...), and the root advances by one draw (advance_dropout_root).
 //
-// The pieces are public so that a data-parallel step, where each process runs only some of the
-// micro-batches, can be built from the same parts and give the same bits.
+// Over R processes (Comm, mpirun -np R) the batch is cut into M = R·K micro-batches and rank r
+// runs m = r·K .. r·K + K - 1 (K = train.grad_accum per process), each exactly as micro-batch m of
+// one process with K = M: the same rows, dropout_stream(root, m) and the 1/N scale. The ranks
+// share their (loss_m, n_m) pairs so that every rank forms the batch loss in m order, and sum
+// their gradients with MPI_Allreduce. For R = 2 and K = 1 that sum is g_0 + g_1, the same bits as
+// one process's acc = g_0, acc += g_1 (IEEE addition is commutative); for R > 2 MPI chooses the
+// grouping of the sums, so the bits may differ (docs/distributed.md).
 #pragma once
 #include <vector>
 
+#include "core/comm.h"
 #include "core/param.h"
 #include "core/rng.h"
 #include "data/dataset.h"
@@ -43,11 +49,16 @@ struct AccumResult {
 
 class GradAccumulator {
  public:
-  // Leaves the batch's gradient in the parameters' .g (overwriting what was there). drop is the
-  // dropout root: used directly when K = 1, else forked per micro-batch and advanced once.
+  explicit GradAccumulator(Comm& comm = Comm::world()) : comm_(&comm) {}
+  // Leaves the batch's gradient in the parameters' .g (overwriting what was there), on every
+  // rank. drop is the dropout root: used directly when there is one micro-batch in all, else
+  // forked per micro-batch and advanced once. K micro-batches per rank; the batch's rows must
+  // divide by K × ranks.
   AccumResult run(Model& model, const Batch& batch, int K, Rng& drop, float label_smoothing);
 
  private:
+  AccumResult run_ranks(Model& model, const Batch& batch, int K, Rng& drop, float label_smoothing);
+  Comm* comm_;
   Batch micro_;
   std::vector<float> acc_;  // the running sum over micro-batches, params in store order
 };

@@ -10,6 +10,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "core/comm.h"
 #include "core/console.h"
 #include "core/error.h"
 #include "core/fs.h"
@@ -50,6 +51,7 @@ class Run {
 
   void start_fresh();
   void start_resumed(const ResumePoint& rp);
+  void check_ranks_agree();
   TrainSummary loop();
 
  private:
@@ -72,6 +74,7 @@ class Run {
   std::string previous_checkpoint_note() const;
 
   Config cfg_;
+  Comm& comm_ = Comm::world();  // rank 0 alone writes the run directory and the console
   std::string dir_, ckpt_dir_;
   TrainOptions opts_;
   MetricsLog metrics_;
@@ -96,6 +99,7 @@ class Run {
 void Run::start_fresh() {
   build(uint64_t(cfg_.train.seed));  // data and model first: a bad data file writes nothing
   if (cfg_.data.task == "text") st_.data_sha256 = sha256_file(cfg_.data.path);
+  if (!comm_.root()) return open_console();
   std::error_code ec;
   fs::create_directories(ckpt_dir_, ec);
   if (ec) user_error("cannot create run directory '{}': {}", dir_, ec.message());
@@ -160,8 +164,10 @@ void Run::check_data_file(const std::string& state_path) {
 void Run::start_resumed(const ResumePoint& rp) {
   const CheckpointFile sf = read_state(rp);
   const std::string state_path = state_path_for(rp.ckpt_path);
-  check_writable(dir_, "cannot resume '" + dir_ + "'");
-  check_writable(ckpt_dir_, "cannot resume '" + dir_ + "'");
+  if (comm_.root()) {
+    check_writable(dir_, "cannot resume '" + dir_ + "'");
+    check_writable(ckpt_dir_, "cannot resume '" + dir_ + "'");
+  }
   check_data_file(state_path);
   build(uint64_t(cfg_.train.seed));
   if (!(data_->tokenizer() == rp.tokenizer))
@@ -172,6 +178,9 @@ void Run::start_resumed(const ResumePoint& rp) {
   load_optimizer_state(sf, st_, model_->params(), *opt_, state_path);
   data_rng_.set_state(st_.rng_data);
   drop_rng_.set_state(st_.rng_dropout);
+  saved_at_ = st_.step;
+  last_ckpt_ = rp.ckpt_path;
+  if (!comm_.root()) return open_console();
   // checked: from here on the run directory is written to
   metrics_.truncate_after(st_.step);
   remove_stale_files(dir_, st_.kept);
@@ -181,8 +190,35 @@ void Run::start_resumed(const ResumePoint& rp) {
   con_->line(fmt::format("resume: from step {} ({}), continuing to step {}", st_.step, rp.ckpt_path,
                          cfg_.train.steps));
   for (const auto& n : rp.notes) con_->line("note: " + n);
-  saved_at_ = st_.step;
-  last_ckpt_ = rp.ckpt_path;
+}
+
+// Several processes: each read the config, the data and (on resume) the checkpoint itself, so
+// before the first step they compare what they start from; a difference is an error naming the
+// first rank that differs. Also checks that the batch divides among them.
+void Run::check_ranks_agree() {
+  const int R = comm_.size(), K = cfg_.train.grad_accum, B = cfg_.train.batch_size;
+  if (R == 1) return;
+  if (B % (R * K) != 0)
+    user_error("train.batch_size {} does not divide into {} processes × train.grad_accum {} = {} micro-batches of "
+               "equal size; choose a batch size that is a multiple of {}, or another process count",
+               B, R, K, R * K, R * K);
+  const std::string dump = dump_config(cfg_);
+  uint64_t h = 1469598103934665603ull;  // FNV-1a over the config dump, the weights' checksum and the streams
+  auto mix = [&h](const std::string& t) {
+    for (unsigned char c : t) h = (h ^ c) * 1099511628211ull;
+  };
+  mix(dump);
+  mix(params_checksum(model_->params()));
+  for (uint64_t w : data_rng_.state()) mix(std::to_string(w));
+  for (uint64_t w : drop_rng_.state()) mix(std::to_string(w));
+  mix(std::to_string(st_.step));
+  const std::vector<uint64_t> all = comm_.allgather(h);
+  for (int r = 1; r < R; r++)
+    if (all[size_t(r)] != all[0])
+      user_error("rank {} starts from a different point than rank 0 (its config, data or checkpoint differ): every "
+                 "process must read the same files; on several hosts, keep the config, the data and the run "
+                 "directory on a filesystem that every host sees (docs/distributed.md)",
+                 r);
 }
 
 void Run::build(uint64_t seed) {
@@ -198,24 +234,33 @@ void Run::build(uint64_t seed) {
 
 // train.log and the console, starting with what the run is.
 void Run::open_console() {
+  if (!comm_.root()) {  // ranks > 0: no file, no output
+    con_ = std::make_unique<Console>("", true);
+    return;
+  }
   con_ = std::make_unique<Console>((fs::path(dir_) / "train.log").string(), opts_.quiet);
-  con_->line(fmt::format("attnlab {} | {} | {} threads | gemm: {}", ATTNLAB_VERSION, cfg_.source,
-                         omp_get_max_threads(), gemm_backend()));
+  const int R = comm_.size(), th = omp_get_max_threads();
+  const std::string procs =
+      R > 1 ? fmt::format("{} processes × {} thread{}", R, th, th == 1 ? "" : "s") : fmt::format("{} threads", th);
+  con_->line(fmt::format("attnlab {} | {} | {} | gemm: {}", ATTNLAB_VERSION, cfg_.source, procs, gemm_backend()));
   con_->line(fmt::format("data: {}", data_->describe()));
   con_->line(fmt::format("model: {} | {} layers, d_model {}, {} heads, attention {} | {:.2f} M parameters",
                          option_name(cfg_.model.kind), cfg_.model.n_layers, cfg_.model.d_model, cfg_.model.n_heads,
                          cfg_.model.attention.type, double(model_->params().count()) / 1e6));
-  const int K = cfg_.train.grad_accum;
+  const int M = cfg_.train.grad_accum * R;  // micro-batches per step, over all processes
   con_->line(fmt::format("train: {} steps × {} sequences × {} tokens{}{} | run dir {}", cfg_.train.steps,
                          cfg_.train.batch_size, T_, S_ > 0 ? fmt::format(" (source {})", S_) : "",
-                         K > 1 ? fmt::format(" | {} micro-batches of {}", K, cfg_.train.batch_size / K) : "",
+                         M > 1 ? fmt::format(" | {} micro-batches of {}{}", M, cfg_.train.batch_size / M,
+                                             R > 1 ? fmt::format(", {} per process", M / R) : "")
+                               : "",
                          dir_));
 }
 
 TrainSummary Run::loop() {
   const TrainConfig& tc = cfg_.train;
   if (tc.threads > 0) omp_set_num_threads(tc.threads);
-  const StopSignals signals(opts_.handle_signals, kInterruptNote, kAbortNote);
+  // ranks > 0 keep quiet: rank 0 speaks for the job
+  const StopSignals signals(opts_.handle_signals, comm_.root() ? kInterruptNote : "", comm_.root() ? kAbortNote : "");
   start_step_ = st_.step;
   t_start_ = Clock::now();
   t_log_ = t_start_;
@@ -230,7 +275,9 @@ TrainSummary Run::loop() {
     if ((done % tc.log_interval == 0 || last || done == 1) && st_.loss_count > 0) log_train(done, lr, gnorm);
     if ((tc.eval_interval > 0 && done % tc.eval_interval == 0) || last) evaluate_at(done, last);
     if (tc.checkpoint_interval > 0 && done % tc.checkpoint_interval == 0 && !last) save(done);
-    if (!last && (signals.requested() || (opts_.stop_after && opts_.stop_after(done)))) {
+    if (last) break;
+    const bool stop = signals.requested() || (opts_.stop_after && opts_.stop_after(done));
+    if (comm_.any(stop)) {  // several processes: all stop after the same step
       stopped = true;
       break;
     }
@@ -273,11 +320,13 @@ double Run::train_step(int done, float lr) {
 // A NaN/Inf loss or gradient: stop the run (train.on_nan: stop) or skip the update.
 void Run::skip_step(int done, float lr, const std::string& bad) {
   if (cfg_.train.on_nan == "stop") {
+    if (!comm_.root()) throw ReportedElsewhere();  // every rank saw the same loss; rank 0 reports it
     con_->finish();
     const std::string keep = last_ckpt_.empty() ? "no checkpoint was saved yet"
                                                 : fmt::format("the last good checkpoint is {}", last_ckpt_);
     con_->line(fmt::format("step {}: {}: stopped ({})", done, bad, keep));
-    user_error("step {}: {} (training diverged; lower train.lr, or set train.on_nan: skip); {}", done, bad, keep);
+    throw CollectiveError(
+        fmt::format("step {}: {} (training diverged; lower train.lr, or set train.on_nan: skip); {}", done, bad, keep));
   }
   st_.skipped_steps++;
   con_->line(fmt::format("step {:>6}/{} | {}: update skipped (train.on_nan: skip)", done, cfg_.train.steps, bad));
@@ -311,6 +360,7 @@ void Run::log_train(int done, float lr, double gnorm) {
 
 // An evaluation: the val row and line, and the best weights when the val loss is the lowest yet.
 void Run::evaluate_at(int done, bool last) {
+  if (!comm_.root()) return;  // evaluation is rank 0's (docs/distributed.md)
   EvalOptions eo;  // periodic evaluations decode a sample of the val set; the final one all of it
   eo.max_examples = last ? -1 : 128;
   const EvalReport rep = evaluate(*model_, *data_, cfg_, eo);
@@ -402,6 +452,20 @@ std::string Run::save(int step) {
   st.kept = kept;
   st.model_file = name;
   st.model_checksum = params_checksum(model_->params());
+  if (comm_.size() > 1) {  // every rank applied the same updates to the same weights: check it at each save
+    const std::vector<uint64_t> sums = comm_.allgather(std::stoull(st.model_checksum, nullptr, 16));
+    for (int r = 1; r < comm_.size(); r++)
+      if (sums[size_t(r)] != sums[0])
+        throw std::logic_error(fmt::format("step {}: the weights of rank {} differ from rank 0's (checksum {:016x} vs "
+                                           "{:016x}); the processes no longer train one model",
+                                           step, r, sums[size_t(r)], sums[0]));
+  }
+  if (!comm_.root()) {  // the same bookkeeping as rank 0, nothing written
+    st_.kept = kept;
+    saved_at_ = step;
+    last_ckpt_ = path;
+    return path;
+  }
   try {
     metrics_.sync();  // the rows up to `step` are on disk before a checkpoint claims them
     write_train_state(state_path_for(path), st, model_->params(), *opt_);
@@ -433,6 +497,7 @@ void Run::save_best(int step, float val_loss) {
 
 // One metrics row; a failed append (a full disk) says what the run can continue from.
 void Run::log_row(const nlohmann::json& row) {
+  if (!comm_.root()) return;
   try {
     metrics_.append(row);
   } catch (const UserError& e) {
@@ -454,18 +519,25 @@ TrainSummary train(const Config& cfg, const std::string& run_dir, const TrainOpt
   ignore_file_size_signal();
   if (cfg.train.threads > 0) omp_set_num_threads(cfg.train.threads);
   Run run(cfg, run_dir, opts);
-  run.start_fresh();
+  Comm& comm = Comm::world();
+  on_every_rank(comm, [&] { run.start_fresh(); });
+  on_every_rank(comm, [&] { run.check_ranks_agree(); });
   return run.loop();
 }
 
 TrainSummary resume(const std::string& run_dir, const std::vector<std::string>& overrides,
                     const TrainOptions& opts) {
   ignore_file_size_signal();
-  const ResumePoint rp = check_resume(run_dir, overrides);
-  if (rp.cfg.train.threads > 0) omp_set_num_threads(rp.cfg.train.threads);
-  Run run(rp.cfg, run_dir, opts);
-  run.start_resumed(rp);
-  return run.loop();
+  Comm& comm = Comm::world();
+  std::unique_ptr<Run> run;
+  on_every_rank(comm, [&] {
+    const ResumePoint rp = check_resume(run_dir, overrides);
+    if (rp.cfg.train.threads > 0) omp_set_num_threads(rp.cfg.train.threads);
+    run = std::make_unique<Run>(rp.cfg, run_dir, opts);
+    run->start_resumed(rp);
+  });
+  on_every_rank(comm, [&] { run->check_ranks_agree(); });
+  return run->loop();
 }
 
 }  // namespace attnlab
