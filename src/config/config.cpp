@@ -304,13 +304,16 @@ const std::vector<Field>& schema() {
     v.push_back(int_field("train.steps", [](Config& c) -> auto& { return c.train.steps; }, 0, INT32_MAX,
                           "Optimizer steps."));
     v.push_back(int_field("train.batch_size", [](Config& c) -> auto& { return c.train.batch_size; }, 1,
-                          1 << 20, "Sequences per optimizer step (the whole batch, however train.grad_accum splits it)."));
+                          1 << 20, "Sequences per optimizer step (the whole batch, however train.grad_accum and "
+                                   "mpirun -np split it)."));
     {
       Field f = int_field("train.grad_accum", [](Config& c) -> auto& { return c.train.grad_accum; }, 1, 1 << 20,
                           "Gradient accumulation: each step's train.batch_size sequences are split into this "
                           "many micro-batches of consecutive rows, run one after the other, their gradients "
                           "summed in order with weights 1/(real targets in the whole batch); one optimizer "
-                          "step per batch. Must divide train.batch_size. 1 = the whole batch at once.");
+                          "step per batch. Must divide train.batch_size. 1 = the whole batch at once. Under "
+                          "mpirun -np N it is per process: N times this many micro-batches in all, so "
+                          "train.batch_size must divide by N times it (docs/distributed.md).");
       f.omit_default = true;
       v.push_back(std::move(f));
     }
