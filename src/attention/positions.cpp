@@ -57,7 +57,10 @@ void rope_rotate(float* x, int B, int T, int Hx, int D, int stride, int pos0, fl
 // geometric sequence starting at 2^(−8/H) with that ratio, m_h = 2^(−8(h+1)/H). Otherwise, with
 // P the largest power of two below H, heads 0..P−1 get the P-head slopes and heads P..H−1 get
 // every other slope of the 2P-head sequence, starting with the first: 2^(−8(2k+1)/(2P)),
-// k = h − P. All are powers of two, exact in float.
+// k = h − P. A slope is an exact power of two (exact in float) only when its exponent is an
+// integer: for every head when H ≤ 8. For 9 ≤ H < 16 heads P..H−1 get exponents −(2k+1)/2, and
+// from H = 16 the P-head exponents −8(h+1)/P are fractions too (P = 16: every other head). Those
+// slopes are irrational (2^(−1/2), ...): exp2 in double, rounded once to float.
 float alibi_slope(int h, int H) {
   ATTNLAB_CHECK(H > 0 && h >= 0 && h < H);
   int P = 1;
