@@ -3,7 +3,7 @@
 //   DiffAttn(X) = (softmax(s·Q₁K₁ᵀ) − λ·softmax(s·Q₂K₂ᵀ)) V
 //   λ = exp(λ_q1·λ_k1) − exp(λ_q2·λ_k2) + λ_init,   λ_init = 0.8 − 0.6·exp(−0.3·layer_index)
 //   head_h = (1 − λ_init) · RMSNorm(DiffAttn_h),     out = concat(heads) W_oᵀ + b_o
-// Backward: dD = dO Vᵀ, dλ = −Σ Ã₂ ⊙ dD, and each map's softmax backward with dA₁ = dD,
+// Backward: dD̃ = dO Vᵀ, dD = dD̃ ⊙ m (one dropout mask for D), dλ = −Σ A₂ ⊙ dD, and each map's softmax backward with dA₁ = dD,
 // dA₂ = −λ·dD. The shapes and the full derivation are in differential.h; docs/attention.md has
 // the write-up.
 #include "attention/differential.h"
@@ -142,21 +142,24 @@ void DifferentialAttention::forward(float* out, const float* x_q, const float* x
            keep ? keep + size_t(b) * Tk : nullptr);
     }
 
-  // dropout on both maps: one mask over [B,H,2,Tq,Tk]
-  const float* Ad = drop_.forward(a_, spec_.dropout, train, rng);
-
-  // D = Ã₁ − λÃ₂ ;  O_h = D V_g into the head's 2d columns of O [B,Tq,C]
+  // D = A₁ − λA₂, then dropout on D: one mask m shared by the two maps (m⊙A₁ − λ·m⊙A₂ = m⊙D), so
+  // a dropped position is dropped from both and the subtraction still cancels what they share
   const float lam = lambda_;
+  for (size_t bh = 0; bh < size_t(B) * H; bh++) {
+    const float* A1 = a_.data() + bh * 2 * TT;
+    const float* A2 = A1 + TT;
+    float* Dm = diff_.data() + bh * TT;
+    for (size_t i = 0; i < TT; i++) Dm[i] = A1[i] - lam * A2[i];
+  }
+  const float* Dd = drop_.forward(diff_, spec_.dropout, train, rng);  // D̃
+
+  // O_h = D̃ V_g into the head's 2d columns of O [B,Tq,C]
 #pragma omp parallel for collapse(2) schedule(static) if (work >= kParallelMin)
   for (int b = 0; b < B; b++)
     for (int h = 0; h < H; h++) {
       const int g = h / group;
-      const float* A1 = Ad + (size_t(b) * H + h) * 2 * TT;
-      const float* A2 = A1 + TT;
-      float* Dm = diff_.data() + (size_t(b) * H + h) * TT;
-      for (size_t i = 0; i < TT; i++) Dm[i] = A1[i] - lam * A2[i];
-      sgemm(false, false, Tq, D2, Tk, 1.0f, Dm, Tk, v_.data() + size_t(b) * Tk * Ckv + g * D2, Ckv, 0.0f,
-            o_.data() + size_t(b) * Tq * C + h * D2, C);
+      sgemm(false, false, Tq, D2, Tk, 1.0f, Dd + (size_t(b) * H + h) * TT, Tk,
+            v_.data() + size_t(b) * Tk * Ckv + g * D2, Ckv, 0.0f, o_.data() + size_t(b) * Tq * C + h * D2, C);
     }
   norm_forward(y_.data(), rstd_.data(), o_.data(), B * Tq);
   proj_.out(out, y_.data(), B * Tq);
@@ -205,7 +208,7 @@ void DifferentialAttention::backward(float* dx_q, float* dx_kv, const float* dou
       }
   }
 
-  const float* Ad = drop_.weights(a_);  // Ã
+  const float* Dd = drop_.weights(diff_);  // D̃
   const float lam = lambda_;
   const float scale = scale_;
   ds_.resize(size_t(B) * Hkv_ * 3 * TT);
@@ -222,17 +225,17 @@ void DifferentialAttention::backward(float* dx_q, float* dx_kv, const float* dou
       float* dKg = dk_.data() + size_t(b) * Tk * Ckv + g * D2;
       for (int h = g * group; h < (g + 1) * group; h++) {
         const size_t bh = size_t(b) * H + h;
-        const float* A = a_.data() + bh * 2 * TT;    // A₁, A₂
-        const float* At = Ad + bh * 2 * TT;          // Ã₁, Ã₂
-        const float* Dm = diff_.data() + bh * TT;
+        const float* A = a_.data() + bh * 2 * TT;  // A₁, A₂
+        const float* Dm = Dd + bh * TT;            // D̃
         const float* dOh = do_.data() + size_t(b) * Tq * C + h * D2;
         const float* Qh = q_.data() + size_t(b) * Tq * C + h * D2;
         float* dQh = dq_.data() + size_t(b) * Tq * C + h * D2;
-        // dV_g += Dᵀ dO_h ;  dD = dO_h V_gᵀ
+        // dV_g += D̃ᵀ dO_h ;  dD̃ = dO_h V_gᵀ ;  dD = dD̃ ⊙ m
         pv_backward(dD, dVg, Dm, dOh, Vg, Tq, Tk, D2, C, Ckv);
-        // dλ = −Σ Ã₂ ⊙ dD ;  dÃ₁ = dD ;  dÃ₂ = −λ·dD ; then through the dropout masks
+        drop_.backward(dD, bh * TT, TT);
+        // dλ = −Σ A₂ ⊙ dD ;  dA₁ = dD ;  dA₂ = −λ·dD
         double dl = 0.0;
-        for (size_t i = 0; i < TT; i++) dl -= double(At[TT + i]) * dD[i];
+        for (size_t i = 0; i < TT; i++) dl -= double(A[TT + i]) * dD[i];
         dlam_[bh] = dl;
         for (size_t i = 0; i < TT; i++) {
           dS[0][i] = dD[i];
@@ -240,7 +243,6 @@ void DifferentialAttention::backward(float* dx_q, float* dx_kv, const float* dou
         }
         for (int c = 0; c < 2; c++) {
           // dS = A ⊙ (dA − rowsum(dA ⊙ A)), in place
-          drop_.backward(dS[c], bh * 2 * TT + c * TT, TT);
           softmax_backward_rows(dS[c], A + c * TT, Tq, Tk);
           // dQ_c = s·dS K_c ;  dK_c += s·dSᵀ Q_c
           sgemm(false, false, Tq, d_, Tk, scale, dS[c], Tk, Kg + c * d_, Ckv, 0.0f, dQh + c * d_, C);

@@ -15,8 +15,8 @@
 //   per batch b and head h (kv head g = h / (H/Hkv)), s = 1/√d by default:
 //     A₁ = softmax(s·Q₁K₁ᵀ + M),  A₂ = softmax(s·Q₂K₂ᵀ + M)     [Tq,Tk]  (M: −∞ where masked)
 //     λ  = exp(λ_q1·λ_k1) − exp(λ_q2·λ_k2) + λ_init,  λ_init = 0.8 − 0.6·exp(−0.3·l)
-//     D  = Ã₁ − λ·Ã₂                                            (Ã = dropout(A); Ã = A without)
-//     O_h = D V_g                                               [Tq,2d]
+//     D  = A₁ − λ·A₂ ;  D̃ = dropout(D), one mask m for both maps  (D̃ = D without dropout)
+//     O_h = D̃ V_g                                               [Tq,2d]
 //     Y_h = (1 − λ_init) · RMSNorm(O_h) = (1 − λ_init) · w ⊙ O_h / √(mean(O_h²) + 1e-5)
 //   out = Y W_oᵀ + b_o                                          [B,Tq,C]
 // l = spec.layer_index (from 0; the paper's l − 1 with l ∈ [1, L]). As in the paper ("λ is shared
@@ -27,8 +27,8 @@
 // Backward (per b, h; dY_h from the output projection):
 //     G = (1 − λ_init)·dY_h ;  r = 1/√(mean(O²)+ε) per row
 //     dO = r·(w⊙G) − r³·O·Σ(w⊙G⊙O)/(2d) ;  dw += Σ_rows r·O⊙G           (RMSNorm)
-//     dD = dO V_gᵀ ;  dV_g += Dᵀ dO
-//     dλ += −Σ Ã₂ ⊙ dD ;  dA₁ = dD ⊙ m₁ ;  dA₂ = −λ·dD ⊙ m₂                (m: dropout masks)
+//     dD̃ = dO V_gᵀ ;  dV_g += D̃ᵀ dO ;  dD = dD̃ ⊙ m                        (m: the dropout mask)
+//     dλ += −Σ A₂ ⊙ dD ;  dA₁ = dD ;  dA₂ = −λ·dD
 //     dS_c = A_c ⊙ (dA_c − rowsum(dA_c ⊙ A_c)) ;  dQ_c = s·dS_c K_c ;  dK_c += s·dS_cᵀ Q_c
 //   and through the exps: dλ_q1 += dλ·e₁·λ_k1, dλ_k1 += dλ·e₁·λ_q1,
 //                         dλ_q2 −= dλ·e₂·λ_k2, dλ_k2 −= dλ·e₂·λ_q2   (e_c = exp(λ_qc·λ_kc)).
@@ -38,7 +38,7 @@
 // non-causal: |p − r| < w). A query with no visible key gets zero maps, O = 0, Y = 0.
 // Cost: the GEMMs of scaled_dot_product with 2H heads of width d (B·Tq·Tk·C multiply-adds for the
 // scores and as many for D V), the softmax work of 2H maps; memory 3·B·H·Tq·Tk floats for A₁, A₂
-// and D (twice the maps again with dropout). The KV cache holds the rotated K and V.
+// and D (with dropout, a mask and D̃: 2·B·H·Tq·Tk more). The KV cache holds the rotated K and V.
 #pragma once
 #include "attention/attention.h"
 #include "attention/projections.h"
@@ -86,8 +86,8 @@ class DifferentialAttention : public Attention {
   float lambda_ = 0.0f, e1_ = 0.0f, e2_ = 0.0f;
   std::vector<float> q_, k_, v_;      // rotated Q [B,Tq,C], K [B,Tk,Ckv]; V [B,Tk,Ckv]
   std::vector<float> a_;              // both maps [B,H,2,Tq,Tk]
-  WeightDropout drop_;                // dropout masks and dropped maps Ã (dropout > 0 only)
-  std::vector<float> diff_;           // D = Ã₁ − λÃ₂ [B,H,Tq,Tk]
+  WeightDropout drop_;                // the dropout mask and D̃ (dropout > 0 only)
+  std::vector<float> diff_;           // D = A₁ − λA₂ [B,H,Tq,Tk] (before dropout)
   std::vector<float> o_, rstd_, y_;   // O [B,Tq,C], 1/rms [B,Tq,H], Y [B,Tq,C]
   std::vector<float> dy_, do_, dq_, dk_, dv_, ds_;  // gradients; ds_: per (b, kv head) scratch
   std::vector<double> dlam_;          // per (b, h) partial dλ, summed in a fixed order

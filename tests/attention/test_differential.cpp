@@ -7,7 +7,8 @@
 //   b) λ_init per layer, and the maps against a direct computation: attention_weights() is
 //      A₁ − λA₂, and with λ forced to 0 it is softmax(s·Q₁K₁ᵀ), rows summing to 1;
 //   c) incremental decoding equals the full forward; causality; key padding; empty rows;
-//   d) determinism across thread counts, backward accumulation; e) configuration errors.
+//   d) determinism across thread counts, backward accumulation, one dropout mask for both maps;
+//   e) configuration errors.
 #include <doctest/doctest.h>
 #include <omp.h>
 
@@ -431,6 +432,43 @@ TEST_CASE("differential: parameters, shapes and initialisation") {
   CHECK(store2.find("blocks.1.attn.norm_w") == nullptr);
   CHECK(store2.all().size() == expect.size() - 1);
   CHECK_FALSE(plain.headwise_norm());
+}
+
+// Dropout draws one mask for D = A₁ − λA₂, i.e. the same mask for both maps (docs/attention.md). Made
+// visible by two identical maps and λ = 1: D = 0, so with a shared mask D̃ = 0 and the output is
+// the output bias alone, in training as in evaluation; separate masks per map would keep A₁ where
+// they drop A₂ and give outputs of order one.
+TEST_CASE("differential: dropout drops a position from both maps at once") {
+  const int B = 2, T = 6, C = 16, H = 2, d = C / (2 * H);
+  AttentionSpec s = diff_spec(C, H, H, true);
+  s.dropout = 0.5f;
+  Harness hn(s, 21);
+  // Q₂ = Q₁ and K₂ = K₁: copy the first half's rows of W_q, W_k (and biases) into the second half
+  for (const char* w : {"w_q", "w_k"})
+    for (int h = 0; h < H; h++)
+      for (int e = 0; e < d; e++)
+        for (int c = 0; c < C; c++)
+          hn.param(w).w[size_t(h * 2 * d + d + e) * C + c] = hn.param(w).w[size_t(h * 2 * d + e) * C + c];
+  for (const char* b : {"b_q", "b_k"})
+    for (int h = 0; h < H; h++)
+      for (int e = 0; e < d; e++) hn.param(b).w[h * 2 * d + d + e] = hn.param(b).w[h * 2 * d + e];
+  // λ = exp(λ_q1·λ_k1) − exp(0) + λ_init = 1 with λ_q1·λ_k1 = ln(2 − λ_init)
+  auto* da = dynamic_cast<DifferentialAttention*>(hn.attn.get());
+  REQUIRE(da != nullptr);
+  for (const char* n : {"lambda_q1", "lambda_k1", "lambda_q2", "lambda_k2"})
+    std::fill(hn.param(n).w.begin(), hn.param(n).w.end(), 0.0f);
+  hn.param("lambda_q1").w[0] = std::log(2.0f - da->lambda_init());
+  hn.param("lambda_k1").w[0] = 1.0f;
+  Rng rng(22);
+  const std::vector<float> x = random_normal(size_t(B) * T * C, rng);
+  std::vector<float> out(x.size());
+  Rng drop(23);
+  hn.attn->forward(out.data(), x.data(), x.data(), B, T, T, AttnMask{}, true, &drop);
+  CHECK(std::fabs(da->lambda() - 1.0f) < 1e-6f);
+  const std::vector<float>& b_o = hn.param("b_o").w;
+  double err = 0.0;
+  for (size_t i = 0; i < out.size(); i++) err = std::max(err, double(std::fabs(out[i] - b_o[i % C])));
+  CHECK(err < 1e-3);  // separate masks: about 1
 }
 
 TEST_CASE("differential: bitwise deterministic across thread counts, and backward adds") {
