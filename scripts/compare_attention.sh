@@ -2,6 +2,7 @@
 # Trains the same small char-level LM once per attention variant (same data,
 # seed, size and steps) and prints a table of final validation losses.
 #   scripts/compare_attention.sh [CORPUS] [extra --set ...]
+# Each run goes to runs/compare/<variant>, replacing what an earlier comparison left there.
 # CORPUS defaults to tinyshakespeare.txt in $ATTNLAB_DATA_DIR (an absolute path), or in data/
 # when that is unset (scripts/get_data.sh tinyshakespeare writes data/tinyshakespeare.txt).
 set -euo pipefail
@@ -21,7 +22,7 @@ for spec in "scaled_dot_product" "bahdanau" "luong score=dot" "luong score=gener
   dir=runs/compare/$(echo "$spec" | tr ' =' '__')
   mkdir -p runs/compare
   start=$(date +%s.%N)
-  "$bin" train configs/compare/char_lm_small.yaml "${sets[@]}" --run-dir "$dir" > "$dir.log" 2>&1 || {
+  "$bin" train configs/compare/char_lm_small.yaml "${sets[@]}" --run-dir "$dir" --overwrite > "$dir.log" 2>&1 || {
     echo "| $spec | failed (see $dir.log) | |"; continue; }
   end=$(date +%s.%N)
   val=$(grep -o 'val loss [0-9.]*' "$dir.log" | tail -n 1 | cut -d' ' -f3)

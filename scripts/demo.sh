@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/build.sh --target attnlab
 run=runs/demo
-./build/attnlab train configs/default.yaml --run-dir "$run"
+./build/attnlab train configs/default.yaml --run-dir "$run" --overwrite  # the demo's own run: a rerun replaces it
 ckpt="$run/checkpoints/$(cat "$run/checkpoints/latest")"
 echo
 echo "The trained model on dates it has not been shown (greedy decoding):"

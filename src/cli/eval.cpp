@@ -10,6 +10,7 @@
 #include "data/factory.h"
 #include "train/checkpoint.h"
 #include "train/evaluate.h"
+#include "train/run_dir.h"
 
 namespace attnlab::cli {
 
@@ -21,7 +22,10 @@ Run add_eval(CLI::App& app) {
   };
   auto o = std::make_shared<Opts>();
   auto* sub = app.add_subcommand("eval", "Print a checkpoint's task metrics on the val or test split");
-  sub->add_option("checkpoint", o->checkpoint, "A .safetensors checkpoint written by `attnlab train`")->required();
+  sub->add_option("checkpoint", o->checkpoint,
+                  "A .safetensors checkpoint written by `attnlab train`, or a run directory (its best checkpoint, "
+                  "else its latest)")
+      ->required();
   sub->add_option("--split", o->split, "val or test (text data: val only)")
       ->check(CLI::IsMember({"val", "test"}))
       ->capture_default_str();
@@ -36,6 +40,9 @@ Run add_eval(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   sub->add_flag("--json", o->json, "Print one JSON object instead of the table");
   return [o]() {
+    const CheckpointArg ck = resolve_checkpoint_arg(o->checkpoint);
+    if (!ck.note.empty()) fmt::print(stderr, "note: {}\n", ck.note);  // stdout: the table or the JSON alone
+    o->checkpoint = ck.path;
     LoadedModel lm = load_model(o->checkpoint);
     const int threads = o->threads > 0 ? o->threads : lm.config.train.threads;
     if (threads > 0) omp_set_num_threads(threads);

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "core/console.h"
 #include "core/error.h"
 #include "experiment/experiment.h"
 
@@ -69,6 +70,7 @@ RunExperimentOptions run_options(const ExperimentArgs& o, const Experiment& exp,
   ro.print = [&live_on](const std::string& s) {
     if (live_on) std::fputs("\r\033[K", stdout);
     live_on = false;
+    set_live_line(false);
     std::fputs((s + "\n").c_str(), stdout);
     std::fflush(stdout);
   };
@@ -77,6 +79,7 @@ RunExperimentOptions run_options(const ExperimentArgs& o, const Experiment& exp,
       std::fputs(("\r\033[K" + s).c_str(), stdout);
       std::fflush(stdout);
       live_on = true;
+      set_live_line(true);  // an error ends this line first (cli/main.cpp)
     };
   if (o.jobs > 1) ro.launch = cell_process_launcher(exp, o.file, out, o.jobs, o.sets);
   return ro;

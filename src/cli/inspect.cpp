@@ -15,7 +15,10 @@ Run add_inspect(CLI::App& app) {
   };
   auto o = std::make_shared<Opts>();
   auto* sub = app.add_subcommand("inspect", "Show what a checkpoint or a run directory holds; dump attention maps");
-  sub->add_option("path", o->path, "A .safetensors checkpoint or a run directory")->required();
+  sub->add_option("path", o->path,
+                  "A .safetensors checkpoint, a run directory, or a run's checkpoints/latest (the checkpoint it "
+                  "names)")
+      ->required();
   sub->add_flag("--json", o->json, "Print JSON for machines instead of text");
   auto* input = sub->add_option("--input", o->input,
                                 "With --dump: text to run one forward pass on (a run directory uses its latest "
@@ -33,14 +36,16 @@ Run add_inspect(CLI::App& app) {
     nlohmann::json r;
     std::string text;
     if (!o->dump.empty()) {
-      const std::string ckpt = is_dir ? latest_checkpoint(o->path) : o->path;
+      const std::string ckpt = is_dir ? latest_checkpoint(o->path) : resolve_checkpoint_arg(o->path).path;
       r = dump_forward(ckpt, o->input, o->dump);
       if (!o->json) text = render_dump(r);
     } else if (is_dir) {
       r = inspect_run(o->path);
       if (!o->json) text = render_run(r);
     } else {
-      r = inspect_checkpoint(o->path);
+      const CheckpointArg ck = resolve_checkpoint_arg(o->path);  // checkpoints/latest: the checkpoint it names
+      if (!ck.note.empty()) std::fprintf(stderr, "note: %s\n", ck.note.c_str());
+      r = inspect_checkpoint(ck.path);
       if (!o->json) text = render_checkpoint(r);
     }
     if (o->json) text = r.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";

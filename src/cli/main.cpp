@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "core/comm.h"
+#include "core/console.h"
 #include "core/error.h"
 
 int main(int argc, char** argv) {
@@ -56,20 +57,23 @@ int main(int argc, char** argv) {
   } catch (const attnlab::CollectiveError& e) {
     if (comm.root() || comm.size() == 1 || std::string(e.what()).rfind("rank ", 0) == 0) {
       std::fflush(stdout);
-      std::fprintf(stderr, "\nerror: %s\n", e.what());
+      attnlab::end_live_line();
+      std::fprintf(stderr, "error: %s\n", e.what());
     }
     return 2;
   } catch (const attnlab::UserError& e) {
     std::fflush(stdout);
+    attnlab::end_live_line();  // an error starts on a line of its own, without a blank line before it
     if (comm.size() > 1) {  // met by this rank alone: the others would wait for it forever
-      std::fprintf(stderr, "\nerror (rank %d of %d, stopping the job): %s\n", comm.rank(), comm.size(), e.what());
+      std::fprintf(stderr, "error (rank %d of %d, stopping the job): %s\n", comm.rank(), comm.size(), e.what());
       comm.abort(2);
     }
-    std::fprintf(stderr, "\nerror: %s\n", e.what());
+    std::fprintf(stderr, "error: %s\n", e.what());
     return 2;
   } catch (const std::exception& e) {
     std::fflush(stdout);
-    std::fprintf(stderr, "\ninternal error: %s\n", e.what());
+    attnlab::end_live_line();
+    std::fprintf(stderr, "internal error: %s\n", e.what());
     if (comm.size() > 1) comm.abort(1);
     return 1;
   }

@@ -9,6 +9,7 @@
 #include "model/generate.h"
 #include "train/checkpoint.h"
 #include "train/evaluate.h"
+#include "train/run_dir.h"
 
 namespace attnlab::cli {
 
@@ -23,7 +24,10 @@ Run add_sample(CLI::App& app) {
   auto o = std::make_shared<Opts>();
   auto* sub = app.add_subcommand(
       "sample", "Generate from a checkpoint: continue a prompt, or answer --input for a seq2seq task");
-  sub->add_option("checkpoint", o->checkpoint, "A .safetensors checkpoint written by `attnlab train`")->required();
+  sub->add_option("checkpoint", o->checkpoint,
+                  "A .safetensors checkpoint written by `attnlab train`, or a run directory (its best checkpoint, "
+                  "else its latest)")
+      ->required();
   sub->add_option("--prompt", o->prompt, "Text to continue (decoder; default: sample.prompt, else a newline)");
   sub->add_option("--input", o->inputs,
                   "Seq2seq task input(s) to answer: an encoder_decoder translates it, a decoder continues "
@@ -39,6 +43,9 @@ Run add_sample(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   sub->add_option("--seed", o->seed, "Random seed for sampling")->default_val(0);
   return [o]() {
+    const CheckpointArg ck = resolve_checkpoint_arg(o->checkpoint);
+    if (!ck.note.empty()) fmt::print(stderr, "note: {}\n", ck.note);  // stdout holds the samples alone
+    o->checkpoint = ck.path;
     LoadedModel lm = load_model(o->checkpoint);
     const SampleConfig& sc = lm.config.sample;
     SampleOptions opt;
@@ -68,8 +75,14 @@ Run add_sample(CLI::App& app) {
       if (task->tokenizer().tokens() != lm.tokenizer.tokens())
         user_error("checkpoint '{}': its vocabulary differs from the one its config's task gives now", o->checkpoint);
       if (o->max_new_tokens < 0) opt.max_new_tokens = task->batch_T();
+      const int block = lm.config.model.block_size;
       for (const auto& in : inputs) {
         const std::vector<int> src = lm.tokenizer.encode(in);
+        // a decoder reads '<input><sep>' and writes its answer in the same block of positions
+        if (kind == "decoder" && int(src.size()) + 1 >= block)
+          user_error("input of {} tokens exceeds what model.block_size {} leaves for it: a decoder reads the "
+                     "input, a separator and its answer in one block, so an input has at most {} tokens",
+                     src.size(), block, block - 2);
         const std::vector<int> out = answer_seq2seq(*lm.model, *task, src, opt, rng);
         std::string note;  // the task's answer when the input is one the task can produce
         try {

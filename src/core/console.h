@@ -24,4 +24,11 @@ class Console {
   std::ofstream log_;
 };
 
+// A live progress line on stdout, open now, is one an error message must end first (else the
+// message would be glued to it on the terminal). Console keeps this up to date; a command with a
+// progress display of its own reports its line with set_live_line.
+void set_live_line(bool live);
+// Ends an open live progress line with a newline on stdout; does nothing when none is open.
+void end_live_line();
+
 }  // namespace attnlab

@@ -160,6 +160,7 @@ CellOutcome run_cell(const Experiment& exp, size_t index, const std::string& out
     }
   }
   if (!same || step < 0) {
+    o.overwrite = true;  // the cell's directory is the runner's own: what a different config left there goes
     const TrainSummary s = train(cfg, dir, o);
     out.interrupted = s.interrupted;
   } else if (step < cfg.train.steps) {

@@ -2,10 +2,12 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 
@@ -60,6 +62,30 @@ std::string latest_checkpoint(const std::string& run_dir) {
   return latest.path;
 }
 
+std::string earlier_run(const std::string& dir) {
+  const fs::path d(dir);
+  std::error_code ec;
+  int checkpoints = 0;
+  bool best = false;
+  for (auto& e : fs::directory_iterator(d / "checkpoints", ec)) {
+    const std::string name = e.path().filename().string();
+    checkpoints += is_step_file(name) && name.find(".state.") == std::string::npos;
+    best = best || name == "best.safetensors";
+  }
+  std::vector<std::string> files;  // what marks a run when it has no checkpoint
+  for (const char* f : {"config.yaml", "metrics.jsonl", "metrics.csv"})
+    if (fs::exists(d / f, ec)) files.push_back(f);
+  const LatestPointer latest = read_latest(dir);
+  if (checkpoints == 0 && !best && !latest.present && files.empty()) return "";
+  std::string at;  // the step of the checkpoint `latest` names, when it names one
+  if (latest.names_file() && is_step_file(latest.name) && latest.name.size() > 5)
+    at = fmt::format(" at step {}", std::atoi(latest.name.c_str() + 5));
+  if (checkpoints > 0 || best)
+    return fmt::format("a run{} with {} checkpoint{}{}", at, checkpoints, checkpoints == 1 ? "" : "s",
+                       best ? " and best.safetensors" : "");
+  return fmt::format("a run without checkpoints ({})", fmt::join(files, ", "));
+}
+
 int clear_earlier_run(const std::string& dir) {
   const fs::path ckpt_dir = fs::path(dir) / "checkpoints";
   std::error_code ec;
@@ -74,6 +100,34 @@ int clear_earlier_run(const std::string& dir) {
   }
   fs::remove(fs::path(dir) / "train.log", ec);
   return old;
+}
+
+CheckpointArg resolve_checkpoint_arg(const std::string& arg) {
+  const fs::path p(arg);
+  std::error_code ec;
+  if (fs::is_directory(p, ec)) {
+    const fs::path best = p / "checkpoints" / "best.safetensors";
+    if (fs::is_regular_file(best, ec))
+      return {best.string(), fmt::format("using {}: the run's best checkpoint (lowest val loss)", best.string())};
+    if (!read_latest(arg).present)
+      user_error("'{}' is a directory without checkpoints/best.safetensors or checkpoints/latest: give a "
+                 ".safetensors checkpoint, or the directory of a run that has saved one",
+                 arg);
+    const std::string latest = latest_checkpoint(arg);
+    return {latest, fmt::format("using {}: the run's latest checkpoint (it has no best.safetensors)", latest)};
+  }
+  // checkpoints/latest: a few bytes naming a checkpoint next to it (a large file is taken for a checkpoint)
+  if (p.filename() == "latest" && fs::is_regular_file(p, ec) && fs::file_size(p, ec) < 256) {
+    const std::string name = trim(read_text(arg));
+    if (name.empty() || name.find('/') != std::string::npos)
+      user_error("'{}' is a run's `latest` pointer, but it does not name a checkpoint (it holds '{}')", arg, name);
+    const std::string path = (p.parent_path() / name).string();
+    if (!fs::exists(path, ec))
+      user_error("'{}' is the pointer to a run's latest checkpoint, but the checkpoint it names, '{}', does not exist",
+                 arg, path);
+    return {path, fmt::format("'{}' is the pointer to the run's latest checkpoint: using {}", arg, path)};
+  }
+  return {arg, ""};
 }
 
 void remove_stale_files(const std::string& dir, const std::vector<std::string>& kept) {

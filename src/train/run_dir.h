@@ -30,6 +30,11 @@ LatestPointer read_latest(const std::string& run_dir);
 // The checkpoint `latest` names in run_dir/checkpoints (UserError if there is none).
 std::string latest_checkpoint(const std::string& run_dir);
 
+// What an earlier run left in `dir`, in words for an error message ("a run at step 300 with 1
+// checkpoint"), or "" when there is none: no checkpoint, no metrics, no config.yaml. A new run
+// refuses such a directory unless it is told to replace it (TrainOptions::overwrite).
+std::string earlier_run(const std::string& dir);
+
 // A new run in `dir`: removes `latest` first (a start killed half-way must not leave it naming
 // a removed checkpoint), then the step checkpoints, best weights and temporary files of
 // checkpoints/, then train.log. Returns how many model checkpoints were removed.
@@ -38,6 +43,15 @@ int clear_earlier_run(const std::string& dir);
 // atomic writes, the files of a save that never reached `latest`, and checkpoints rotated out
 // of `kept` whose removal did not happen.
 void remove_stale_files(const std::string& dir, const std::vector<std::string>& kept);
+
+// The checkpoint file meant by the argument of eval / sample / inspect: a checkpoint file as it
+// is; a run directory -> its checkpoints/best.safetensors, else the checkpoint `latest` names;
+// a checkpoints/latest pointer -> the checkpoint it names. `note` says which file was chosen
+// and why when that is not the argument itself ("" otherwise).
+struct CheckpointArg {
+  std::string path, note;
+};
+CheckpointArg resolve_checkpoint_arg(const std::string& arg);
 
 // Adds checkpoint `name` to `kept` (oldest first) and drops the oldest beyond `keep`;
 // returns the dropped names.

@@ -95,8 +95,15 @@ class Run {
   EvalReport final_eval_;             // the evaluation at the last step
 };
 
-// A new run: clears what an earlier run left in the directory.
+// A new run: refuses a directory that holds an earlier run, or with opts.overwrite clears it.
 void Run::start_fresh() {
+  if (comm_.root() && !opts_.overwrite) {
+    const std::string earlier = earlier_run(dir_);
+    if (!earlier.empty())
+      user_error("run directory '{}' already holds {}; continue it with `attnlab train --resume {}`, or add "
+                 "--overwrite to delete it and start afresh (or choose another --run-dir)",
+                 dir_, earlier, dir_);
+  }
   build(uint64_t(cfg_.train.seed));  // data and model first: a bad data file writes nothing
   if (cfg_.data.task == "text") st_.data_sha256 = sha256_file(cfg_.data.path);
   if (!comm_.root()) return open_console();
@@ -110,9 +117,8 @@ void Run::start_fresh() {
   write_file_atomic((fs::path(dir_) / "config.yaml").string(), dump_config(cfg_));
   open_console();
   if (old > 0)
-    con_->line(fmt::format("note: replaced an earlier run in {} ({} checkpoint{}); `attnlab train --resume "
-                           "RUN_DIR` continues a run instead",
-                           dir_, old, old == 1 ? "" : "s"));
+    con_->line(fmt::format("note: --overwrite: deleted an earlier run in {} ({} checkpoint{})", dir_, old,
+                           old == 1 ? "" : "s"));
 }
 
 // The training state next to the checkpoint, checked against it and against train.steps.
@@ -407,9 +413,15 @@ TrainSummary Run::finish(int done, bool stopped) {
     con_->line(fmt::format("interrupted at step {}: resume with `attnlab train --resume {}`", done, dir_));
     return sum;
   }
-  con_->line(fmt::format("done: {} steps in {} | val loss {:.4f} | best {:.4f} at step {} | checkpoint {}", done,
-                         fmt_duration(st_.elapsed_s + seconds), sum.val_loss, sum.best_val_loss, sum.best_step,
-                         sum.checkpoint));
+  // train.steps 0 evaluates nothing; a val loss that was never finite has no best
+  const std::string val =
+      done == 0 ? std::string("no evaluation (train.steps is 0)")
+      : sum.best_step < 0
+          ? fmt::format("val loss {} | no best (no evaluation gave a finite loss)",
+                        std::isfinite(sum.val_loss) ? fmt::format("{:.4f}", sum.val_loss) : nonfinite_text(sum.val_loss))
+          : fmt::format("val loss {:.4f} | best {:.4f} at step {}", sum.val_loss, sum.best_val_loss, sum.best_step);
+  con_->line(fmt::format("done: {} steps in {} | {} | checkpoint {}", done, fmt_duration(st_.elapsed_s + seconds),
+                         val, sum.checkpoint));
   if (st_.skipped_steps > 0)
     con_->line(fmt::format("note: {} step{} skipped because of a NaN/Inf loss or gradient", st_.skipped_steps,
                            st_.skipped_steps == 1 ? " was" : "s were"));

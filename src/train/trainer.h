@@ -47,6 +47,10 @@ struct TrainSummary {
 struct TrainOptions {
   // SIGINT/SIGTERM stop the run cleanly (see above). The CLI sets it; tests drive stop_after.
   bool handle_signals = false;
+  // A run directory that holds an earlier run (earlier_run in train/run_dir.h) is cleared first;
+  // without it, train() refuses such a directory (a UserError naming --resume and --overwrite).
+  // The CLI sets it for `train --overwrite`; the experiment runner when it restarts a cell.
+  bool overwrite = false;
   // Console lines go to train.log only, not to stdout (the experiment runner prints its own progress).
   bool quiet = false;
   // Called after each completed step `done` (1-based, before the end of the run); returning
@@ -56,7 +60,8 @@ struct TrainOptions {
   std::function<void(int done, Model& model)> before_forward, after_backward;
 };
 
-// A new run in run_dir (created). Files of an earlier run there are replaced.
+// A new run in run_dir (created). A directory that holds an earlier run is refused, or with
+// opts.overwrite cleared of that run's checkpoints, metrics and log.
 TrainSummary train(const Config& cfg, const std::string& run_dir, const TrainOptions& opts = {});
 
 // Continues the run in run_dir from its latest checkpoint and training state, using

@@ -69,7 +69,8 @@ while [ "$kills" -lt "$want_kills" ]; do
       cmd=(train --resume "$run")
       resumes=$((resumes + 1))
     else
-      # no complete checkpoint yet: --resume refuses with a clear error; start again
+      # no complete checkpoint yet: --resume refuses with a clear error; start again (--overwrite:
+      # what the killed start wrote is an earlier run, which a new run does not delete unasked)
       if [ -d "$run" ]; then
         set +e
         out=$("$bin" train --resume "$run" 2>&1); rc=$?
@@ -77,7 +78,7 @@ while [ "$kills" -lt "$want_kills" ]; do
         [ "$rc" -eq 2 ] && grep -q '^error: cannot resume' <<<"$out" || fail "resume without a checkpoint: exit $rc: $out"
       fi
       from=""
-      cmd=(train "$cfg" --run-dir "$run" "${small[@]}")
+      cmd=(train "$cfg" --run-dir "$run" "${small[@]}" --overwrite)
       fresh=$((fresh + 1))
     fi
     ATTNLAB_TEST_STALL_WRITE_MS=$stall_ms "$bin" "${cmd[@]}" >"$tmp/out.$trial" 2>&1 &

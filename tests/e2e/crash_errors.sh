@@ -158,7 +158,7 @@ elif [ "$can_setpriv" = 1 ]; then
 fi
 if [ "$(type -t ro)" = function ]; then
   expect_error "cannot start a run in '$tmp/ro': directory '$tmp/ro' is not writable \($cause\)" \
-    ro "$bin" train "$cfg" --run-dir "$tmp/ro" "${mid[@]}"
+    ro "$bin" train "$cfg" --run-dir "$tmp/ro" "${mid[@]}" --overwrite
   expect_error "cannot resume '$tmp/ro': directory '$tmp/ro' is not writable \($cause\)" \
     ro "$bin" train --resume "$tmp/ro" --set train.steps=40
   expect_error "cannot create run directory '$tmp/roparent/run': $cause" \

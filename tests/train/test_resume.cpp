@@ -19,6 +19,7 @@
 #include "inspect/inspect.h"
 #include "train/optimizer.h"
 #include "train/metrics_log.h"
+#include "train/run_dir.h"
 #include "train/run_state.h"
 #include "train/trainer.h"
 
@@ -371,12 +372,40 @@ TEST_CASE("checkpoints: the last K with their state files, best.safetensors at t
   const TrainState st = read_train_state(state_path_for(ckpt(d, 40)));
   CHECK(st.kept == std::vector<std::string>{"step_0000030.safetensors", "step_0000040.safetensors"});
   CHECK(st.best_step == best_step);
-  // a new run in the same directory replaces the old run's files
+  // a new run in the same directory is refused, naming both ways out, and touches nothing ...
   cfg.train.steps = 10;
-  train(cfg, d);
+  const std::string log_before = slurp(d + "/train.log"), metrics_before = slurp(d + "/metrics.jsonl");
+  const std::string refused = "run directory '" + d + "' already holds a run at step 40 with 2 checkpoints and "
+                              "best.safetensors; continue it with `attnlab train --resume " + d +
+                              "`, or add --overwrite to delete it and start afresh (or choose another --run-dir)";
+  CHECK_THROWS_WITH_AS(train(cfg, d), refused.c_str(), UserError);
+  CHECK(fs::exists(ckpt(d, 40)));
+  CHECK(slurp(d + "/checkpoints/latest") == "step_0000040.safetensors\n");
+  CHECK(slurp(d + "/train.log") == log_before);
+  CHECK(slurp(d + "/metrics.jsonl") == metrics_before);
+  // ... and with overwrite it replaces the old run's files
+  TrainOptions overwrite;
+  overwrite.overwrite = true;
+  train(cfg, d, overwrite);
   CHECK_FALSE(fs::exists(ckpt(d, 40)));
   CHECK(read_metrics(d + "/metrics.jsonl").back()["step"] == 10);
-  CHECK(slurp(d + "/train.log").find("replaced an earlier run") != std::string::npos);
+  CHECK(slurp(d + "/train.log").find("note: --overwrite: deleted an earlier run in " + d + " (2 checkpoints)") !=
+        std::string::npos);
+}
+
+TEST_CASE("earlier_run: what counts as an earlier run, in words") {
+  const std::string d = fresh_dir("earlier");
+  CHECK(earlier_run(d) == "");  // absent
+  fs::create_directories(d + "/checkpoints");
+  spit(d + "/notes.txt", "mine");
+  CHECK(earlier_run(d) == "");  // empty, or files that are not a run's
+  spit(d + "/config.yaml", "model: {}\n");
+  spit(d + "/metrics.jsonl", "");
+  CHECK(earlier_run(d) == "a run without checkpoints (config.yaml, metrics.jsonl)");
+  spit(d + "/checkpoints/step_0000005.safetensors", "x");
+  spit(d + "/checkpoints/step_0000005.state.safetensors", "x");
+  spit(d + "/checkpoints/latest", "step_0000005.safetensors\n");
+  CHECK(earlier_run(d) == "a run at step 5 with 1 checkpoint");
 }
 
 TEST_CASE("on_nan: stop names the step and keeps the last good checkpoint - skip skips the update") {
@@ -401,6 +430,7 @@ TEST_CASE("on_nan: stop names the step and keeps the last good checkpoint - skip
     grad.after_backward = [](int done, Model& m) {
       if (done == 3) m.params().all()[1].g[0] = std::numeric_limits<float>::infinity();
     };
+    grad.overwrite = true;  // the stopped run above is in d
     const std::string e2 = error_of([&] { train(cfg, d, grad); });
     CHECK(e2.find("step 3: the gradient norm is inf") != std::string::npos);
     CHECK(e2.find("no checkpoint was saved yet") != std::string::npos);
@@ -411,6 +441,7 @@ TEST_CASE("on_nan: stop names the step and keeps the last good checkpoint - skip
     grad.after_backward = [](int done, Model& m) {
       if (done == 7 || done == 8) m.params().all()[1].g[0] = std::numeric_limits<float>::quiet_NaN();
     };
+    grad.overwrite = true;
     const TrainSummary s = train(cfg, d, grad);
     CHECK(s.steps == 40);
     CHECK(s.skipped_steps == 2);
