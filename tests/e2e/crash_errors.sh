@@ -204,7 +204,7 @@ if [ "$can_setpriv" = 1 ]; then
   chmod 000 "$tmp/data.txt"
   expect_error "cannot resume '$tmp/text': cannot read data file '$tmp/data.txt': Permission denied" \
     setpriv --reuid=65534 --regid=65534 --clear-groups "$bin" train --resume "$tmp/text" --set train.steps=30
-  expect_error "cannot read text file '$tmp/data.txt': Permission denied" \
+  expect_error "--set data.path=$tmp/data.txt: key 'data.path': cannot read text file '$tmp/data.txt': Permission denied" \
     setpriv --reuid=65534 --regid=65534 --clear-groups "$bin" train "${text[@]}" --run-dir "$tmp/text_nobody"
   chmod 644 "$tmp/data.txt"
   chown -R 0:0 "$tmp/text"
