@@ -2,6 +2,7 @@
 
 #include "cli/commands.h"
 #include "config/config.h"
+#include "data/factory.h"
 
 namespace attnlab::cli {
 
@@ -17,7 +18,9 @@ Run add_config(CLI::App& app) {
   for (const char* name : {"show", "check"}) {
     auto* s = sub->add_subcommand(name, std::string(name) == "show"
                                             ? "Print the resolved config (every key, defaults filled in)"
-                                            : "Validate a config; exit 0 if it is valid, 2 with the error if not");
+                                            : "Run every check `attnlab train` makes before its first step (the "
+                                              "keys, the task against the model, lengths, the data file); exit 0 "
+                                              "if the config would train, 2 with the error if not");
     s->add_option("config", o->config, "YAML config file")->required();
     s->add_option("--set", o->sets, "Override a key: --set train.lr=3e-4 (repeatable)");
     if (std::string(name) == "show") s->callback([o] { o->show = true; });
@@ -33,8 +36,12 @@ Run add_config(CLI::App& app) {
       return 0;
     }
     const Config cfg = load_config(o->config, o->sets);
-    if (o->show) std::fputs(dump_config(cfg).c_str(), stdout);
-    else std::printf("%s: ok\n", o->config.c_str());
+    if (o->show) {
+      std::fputs(dump_config(cfg).c_str(), stdout);
+      return 0;
+    }
+    make_training_data(cfg);  // the dataset (and its checks) exactly as train builds it
+    std::printf("%s: ok\n", o->config.c_str());
     return 0;
   };
 }

@@ -16,7 +16,9 @@ Run add_gradcheck(CLI::App& app) {
   auto* sub = app.add_subcommand("gradcheck",
                                  "Check an attention variant's backward against finite differences "
                                  "(every mask × head layout × self/cross it supports)");
-  auto* t = sub->add_option("--attention", o->type, "Attention type (see `attnlab config keys`)");
+  std::string names;  // the registry's, as model.attention.type takes them
+  for (const auto& n : attention_types()) names += (names.empty() ? "" : ", ") + n;
+  auto* t = sub->add_option("--attention", o->type, "Attention type: one of " + names)->option_text("TYPE");
   sub->add_flag("--all", o->all, "Every registered type")->excludes(t);
   sub->add_option("--seed", o->seed, "Seed for the inputs and weights")->capture_default_str();
   return [o]() {

@@ -244,10 +244,16 @@ const std::vector<Field>& schema() {
       const std::string p = slot.first;
       const std::string inherit = p == "model.attention" ? "" : " Unset: inherits the `model.attention` value.";
       auto key = [&](const char* k) { return p + "." + k; };
-      v.push_back(str_field(key("type"), [ref](Config& c) -> auto& { return ref(c).type; }, {},
+      {
+        Field f = str_field(key("type"), [ref](Config& c) -> auto& { return ref(c).type; }, {},
                             "Attention variant (registry name, see docs/attention.md). `scaled_dot_product` "
                             "uses the slot's mask (causal in a decoder's self-attention); `causal` and "
-                            "`bidirectional` force it." + inherit));
+                            "`bidirectional` force it. An encoder's self-attention and the cross-attention read "
+                            "the whole sequence, so `causal` is an error there." + inherit);
+        f.type = "";  // the registry's names (the loader checks them against it, with the slot's location)
+        for (const auto& name : attention_types()) f.type += (f.type.empty() ? "" : " | ") + name;
+        v.push_back(std::move(f));
+      }
       v.push_back(int_field(key("n_kv_heads"), [ref](Config& c) -> auto& { return ref(c).n_kv_heads; }, 0, 4096,
                             "Key/value heads: 0 or n_heads = MHA, fewer = GQA, 1 = MQA. Must divide n_heads." + inherit));
       v.push_back(str_field(key("scale"), [ref](Config& c) -> auto& { return ref(c).scale; }, {},
@@ -486,6 +492,22 @@ void inherit_slots(Config& cfg, const Locations& loc) {
   }
 }
 
+// A causal type in a slot that reads a whole sequence (an encoder's self-attention, or the
+// cross-attention over the source): each position would see only the ones before it, and the model
+// trains badly without any other sign. The message names the fix in the slot's terms.
+std::string causal_reader_error(ModelConfig::Kind kind, const std::string& slot, const std::string& type_key,
+                                const std::string& type) {
+  const bool cross = slot == "model.decoder.cross_attention";
+  const std::string inherited = type_key == slot + ".type" ? "" : fmt::format(" (inherited by {})", slot);
+  const std::string reader = cross ? "cross-attention reads the whole source" : "an encoder reads its whole input";
+  if (kind == ModelConfig::Kind::encoder)
+    return fmt::format("'{}' masks future positions, but {}: use bidirectional (or scaled_dot_product, which has "
+                       "no mask in an encoder)", type, reader);
+  return fmt::format("'{}'{} masks future positions, but {}: use scaled_dot_product (causal in the decoder's "
+                     "self-attention only), or set {}.type: {}",
+                     type, inherited, reader, slot, cross ? "scaled_dot_product" : "bidirectional");
+}
+
 // Checks that involve several keys.
 void validate(const Config& c, const std::string& origin, const Locations& loc) {
   auto bad = [&](const std::string& key, const std::string& what) { fail(Where{loc.get(key, origin)}, key, what); };
@@ -516,9 +538,11 @@ void validate(const Config& c, const std::string& origin, const Locations& loc) 
       if (opt == "positions") key = "model.positions";
       bad(key, err.substr(err.find(':') + 2));
     }
+    const std::string type_key = loc.of.count(slot + ".type") ? slot + ".type" : "model.attention.type";
     if (slot == "model.decoder.self_attention" && m.kind == ModelConfig::Kind::decoder && !spec.causal)
-      bad(loc.of.count(slot + ".type") ? slot + ".type" : "model.attention.type",
-          "a decoder is a causal language model; 'bidirectional' would let it see the tokens it predicts");
+      bad(type_key, "a decoder is a causal language model; 'bidirectional' would let it see the tokens it predicts");
+    if (slot != "model.decoder.self_attention" && spec.causal)
+      bad(type_key, causal_reader_error(m.kind, slot, type_key, spec.type));
   }
   if (c.data.task == "text" && c.data.path.empty())
     bad("data.path", "expected the path of a text file (data.task is 'text'), got nothing");
@@ -531,21 +555,49 @@ void validate(const Config& c, const std::string& origin, const Locations& loc) 
     bad("train.min_lr", fmt::format("expected at most train.lr ({}), got {}", c.train.lr, c.train.min_lr));
 }
 
+// An experiment file (configs/experiments/*.yaml: `experiment:`, `base:`, `grid:` ...) given where a
+// training config belongs: say so rather than only that 'experiment' is not a config key.
+void reject_experiment_file(const YAML::Node& root, const std::string& origin) {
+  for (auto it = root.begin(); it != root.end(); ++it)
+    if (it->first.IsScalar() && it->first.Scalar() == "experiment")
+      user_error("{}: unknown key 'experiment': this is an experiment file: run `attnlab experiment run {}`",
+                 where_of(origin, it->first), origin);
+}
+
 Config load_node(const YAML::Node& root, const std::string& origin, const std::vector<std::string>& overrides) {
   Config cfg;
   cfg.source = origin;
   Locations loc;
   if (root.IsDefined() && !root.IsNull()) {
     if (!root.IsMap()) user_error("{}: expected a mapping of keys at the top level", where_of(origin, root));
+    reject_experiment_file(root, origin);
     apply_map(cfg, root, "", origin, loc);
   }
   for (const auto& ov : overrides) apply_override(cfg, ov, loc);
   inherit_slots(cfg, loc);
   validate(cfg, origin, loc);
+  cfg.where = loc.of;
   return cfg;
 }
 
 }  // namespace
+
+void config_error(const Config& cfg, const std::vector<std::string>& keys, const std::string& what) {
+  const std::string* key = keys.empty() ? nullptr : &keys.front();
+  for (const bool by_set : {true, false}) {
+    const auto it = std::find_if(keys.begin(), keys.end(), [&](const std::string& k) {
+      const auto w = cfg.where.find(k);
+      return w != cfg.where.end() && (w->second.rfind("--set ", 0) == 0) == by_set;
+    });
+    if (it != keys.end()) {
+      key = &*it;
+      break;
+    }
+  }
+  if (!key) user_error("{}: {}", cfg.source, what);
+  const auto w = cfg.where.find(*key);
+  fail(Where{w == cfg.where.end() ? cfg.source : w->second}, *key, what);
+}
 
 std::vector<ConfigKey> config_keys() {
   const Config defaults;

@@ -4,8 +4,11 @@
 // read that one schema.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
+
+#include "core/error.h"
 
 namespace attnlab {
 
@@ -110,6 +113,9 @@ struct Config {
   TrainConfig train;
   SampleConfig sample;
   std::string source = "<defaults>";  // where it came from (not a key)
+  // Where each key the user wrote was set: "file:line:col" or "--set key=value" (not a key; for
+  // config_error, so that checks made after loading point at the key as load_config's own do).
+  std::map<std::string, std::string> where;
   int ff_dim() const { return model.d_ff > 0 ? model.d_ff : 4 * model.d_model; }
 };
 
@@ -162,6 +168,23 @@ struct ConfigKey {
 
 // Every key of the schema, in order (for docs and `config show`).
 std::vector<ConfigKey> config_keys();
+
+// A UserError about config keys, raised where only their values are at hand (the dataset
+// constructors). `keys` are the keys at fault, the one whose change most likely fixes it first;
+// what() is the message alone. make_dataset turns it into a config_error.
+struct ConfigKeyError : UserError {
+  ConfigKeyError(std::vector<std::string> k, const std::string& what) : UserError(what), keys(std::move(k)) {}
+  std::vector<std::string> keys;
+};
+template <typename... Args>
+[[noreturn]] void key_error(std::vector<std::string> keys, fmt::format_string<Args...> f, Args&&... args) {
+  throw ConfigKeyError(std::move(keys), fmt::format(f, std::forward<Args>(args)...));
+}
+
+// Throws UserError "WHERE: key 'KEY': WHAT", the form of load_config's own errors. KEY is the first
+// of `keys` set by --set (the user's last word), else the first written in the file, else the
+// first; WHERE is where it was set (cfg.where), else cfg.source.
+[[noreturn]] void config_error(const Config& cfg, const std::vector<std::string>& keys, const std::string& what);
 
 // Load a YAML file and apply `key=value` overrides; validate everything.
 // Errors throw UserError: "FILE:LINE:COL: key 'a.b': expected ..., got ...".

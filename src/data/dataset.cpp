@@ -13,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include "config/config.h"
 #include "core/error.h"
 
 namespace attnlab {
@@ -26,18 +27,31 @@ std::string show_path(const std::string& path) {
   return path.substr(0, kMax) + "...";
 }
 
+// The corpora scripts/get_data.sh fetches are not in the repository: a missing one is the first
+// thing a fresh clone meets, so the error names the command.
+std::string missing_file_hint(const std::string& path) {
+  const std::string name = std::filesystem::path(path).filename().string();
+  if (name == "tinyshakespeare.txt")
+    return "; fetch it with `scripts/get_data.sh tinyshakespeare` (from the repository root, into data/)";
+  return "; point data.path at a text file (`scripts/get_data.sh tinyshakespeare` fetches the Shakespeare "
+         "corpus into data/)";
+}
+
 std::string read_text_file(const std::string& path) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec))
-    user_error("cannot read text file '{}': it is a directory", show_path(path));
+    key_error({"data.path"}, "cannot read text file '{}': it is a directory", show_path(path));
   errno = 0;
   std::ifstream in(path, std::ios::binary);
-  if (!in)
-    user_error("cannot read text file '{}': {}", show_path(path),
-               errno ? std::strerror(errno) : "cannot open it");
+  if (!in) {
+    const int err = errno;
+    key_error({"data.path"}, "cannot read text file '{}': {}{}", show_path(path),
+              err ? std::strerror(err) : "cannot open it",
+              err == ENOENT || !std::filesystem::exists(path, ec) ? missing_file_hint(path) : "");
+  }
   std::ostringstream ss;
   ss << in.rdbuf();
-  if (in.bad()) user_error("cannot read text file '{}': read error", show_path(path));
+  if (in.bad()) key_error({"data.path"}, "cannot read text file '{}': read error", show_path(path));
   return std::move(ss).str();
 }
 
@@ -62,7 +76,7 @@ TextDataset::TextDataset(std::string text, double val_fraction, int block_size, 
 void TextDataset::init(std::string_view text, double val_fraction, int block_size,
                        const Tokenizer* tokenizer) {
   if (kind_ == "encoder_decoder")
-    user_error(
+    key_error({"data.task", "model.kind"},
         "data.task 'text' is character language modelling: it needs model.kind decoder (next-token) or "
         "encoder (masked-token), got encoder_decoder");
   if (kind_ != "decoder" && kind_ != "encoder")
@@ -71,7 +85,7 @@ void TextDataset::init(std::string_view text, double val_fraction, int block_siz
     user_error("text {}: val_fraction must be in (0, 1), got {}", name_, val_fraction);
   if (block_size < 1) user_error("text {}: block_size must be at least 1, got {}", name_, block_size);
   if (kind_ == "encoder" && !(mask_prob_ >= 0.0 && mask_prob_ <= 1.0))
-    user_error("text {}: data.mask_prob must be in [0, 1], got {}", name_, mask_prob_);
+    key_error({"data.mask_prob"}, "text {}: data.mask_prob must be in [0, 1], got {}", name_, mask_prob_);
 
   if (tokenizer) {
     tok_ = *tokenizer;
@@ -99,7 +113,7 @@ void TextDataset::init(std::string_view text, double val_fraction, int block_siz
   if (n_train_ > n) n_train_ = n;  // guards against rounding; cannot happen for val_fraction > 0
   const size_t need = size_t(block_size) + (kind_ == "decoder" ? 1 : 0);
   if (n_train_ < need || n - n_train_ < need)
-    user_error(
+    key_error({"model.block_size", "data.val_fraction"},
         "text {} is too short for block_size {}: {} chars give train {} / val {} "
         "(val_fraction {}), and each split needs at least {} chars",
         name_, block_size, n, n_train_, n - n_train_, val_fraction, need);

@@ -26,7 +26,7 @@ class Addition : public TaskGen {
  public:
   explicit Addition(const TaskOptions& o) : o_(o) {
     if (o.n_digits < 1 || o.n_digits > 18)
-      user_error("data.n_digits must be in 1..18 for task addition, got {}", o.n_digits);
+      key_error({"data.n_digits"}, "data.n_digits must be in 1..18 for task addition, got {}", o.n_digits);
     tok = Tokenizer::from_vocab(".=+0123456789");
     end = tok.id('.');
     sep = tok.id('=');

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "config/config.h"
 #include "core/rng.h"
 #include "data/tasks.h"
 #include "data/tokenizer.h"

@@ -40,12 +40,12 @@ class Mqar : public TaskGen {
   explicit Mqar(const TaskOptions& o) : o_(o), p_(o.n_pairs), L_(o.max_len) {
     const int n = o.n_symbols;
     n_keys_ = n / 2 - 1;
-    if (p_ < 1) user_error("data.n_pairs must be at least 1 for task mqar, got {}", p_);
+    if (p_ < 1) key_error({"data.n_pairs"}, "data.n_pairs must be at least 1 for task mqar, got {}", p_);
     if (n_keys_ < p_)
-      user_error("data.n_symbols = {} gives task mqar {} keys (ids 1..n/2-1), fewer than data.n_pairs = {}; "
+      key_error({"data.n_symbols", "data.n_pairs"}, "data.n_symbols = {} gives task mqar {} keys (ids 1..n/2-1), fewer than data.n_pairs = {}; "
                  "raise data.n_symbols to at least {}", n, n_keys_, p_, 2 * p_ + 2);
     if (L_ < 3 * p_ || L_ > kMaxLenLimit)
-      user_error("data.max_len (the mqar sequence length) must be in {}..{} for data.n_pairs = {} (the pairs "
+      key_error({"data.max_len", "data.n_pairs"}, "data.max_len (the mqar sequence length) must be in {}..{} for data.n_pairs = {} (the pairs "
                  "take 2 n_pairs tokens, the queries n_pairs more), got {}", 3 * p_, kMaxLenLimit, p_, L_);
     std::vector<std::string> names{"_"};
     for (int i = 1; i < n; ++i) names.push_back(fmt::format("{}{}", i < n / 2 ? 'k' : 'v', i));
@@ -93,12 +93,12 @@ class Needle : public TaskGen {
     n_fill_ = n / 2;
     n_keys_ = n / 4;
     n_vals_ = n - n_fill_ - n_keys_;
-    if (p_ < 1) user_error("data.n_pairs must be at least 1 for task needle, got {}", p_);
+    if (p_ < 1) key_error({"data.n_pairs"}, "data.n_pairs must be at least 1 for task needle, got {}", p_);
     if (n_keys_ < p_)
-      user_error("data.n_symbols = {} gives task needle {} keys (a quarter of the vocabulary), fewer than "
+      key_error({"data.n_symbols", "data.n_pairs"}, "data.n_symbols = {} gives task needle {} keys (a quarter of the vocabulary), fewer than "
                  "data.n_pairs = {}; raise data.n_symbols to at least {}", n, n_keys_, p_, 4 * p_);
     if (L_ < 2 * p_ + 1 || L_ > kMaxLenLimit)
-      user_error("data.max_len (the needle sequence length) must be in {}..{} for data.n_pairs = {} (the pairs "
+      key_error({"data.max_len", "data.n_pairs"}, "data.max_len (the needle sequence length) must be in {}..{} for data.n_pairs = {} (the pairs "
                  "take 2 n_pairs tokens, the query one more), got {}", 2 * p_ + 1, kMaxLenLimit, p_, L_);
     std::vector<std::string> names;
     for (int i = 0; i < n; ++i)

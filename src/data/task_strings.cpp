@@ -68,7 +68,7 @@ void for_each_string(int first, int n, int lo, int hi, int step, F&& f) {
 
 void check_symbols(const TaskOptions& o, int lo, int hi) {
   if (o.n_symbols < lo || o.n_symbols > hi)
-    user_error("data.n_symbols must be in {}..{} for task '{}', got {}", lo, hi, o.name, o.n_symbols);
+    key_error({"data.n_symbols"}, "data.n_symbols must be in {}..{} for task '{}', got {}", lo, hi, o.name, o.n_symbols);
 }
 
 // ---------------------------------------------------------------- copy / reverse / sort
@@ -228,7 +228,7 @@ class BalancedParens : public TaskGen {
     hi_ = o.max_len - (o.max_len % 2);
     if (lo_ < 2) lo_ = 2;
     if (lo_ > hi_)
-      user_error("task balanced_parens needs an even length of at least 2 in data.min_len..data.max_len, got {}..{}",
+      key_error({"data.max_len", "data.min_len"}, "task balanced_parens needs an even length of at least 2 in data.min_len..data.max_len, got {}..{}",
                  o.min_len, o.max_len);
     tok = Tokenizer::from_vocab("()");
     sep = tok.add_special("<cls>");
@@ -305,11 +305,11 @@ class BalancedParens : public TaskGen {
 
 void check_lengths(const TaskOptions& o, const std::string& task, int min_allowed, int max_allowed) {
   if (o.min_len < min_allowed)
-    user_error("data.min_len must be at least {} for task '{}', got {}", min_allowed, task, o.min_len);
+    key_error({"data.min_len"}, "data.min_len must be at least {} for task '{}', got {}", min_allowed, task, o.min_len);
   if (o.max_len < o.min_len)
-    user_error("data.max_len ({}) must be at least data.min_len ({})", o.max_len, o.min_len);
+    key_error({"data.max_len", "data.min_len"}, "data.max_len ({}) must be at least data.min_len ({})", o.max_len, o.min_len);
   if (o.max_len > max_allowed)
-    user_error("data.max_len must be at most {} for task '{}', got {}", max_allowed, task, o.max_len);
+    key_error({"data.max_len"}, "data.max_len must be at most {} for task '{}', got {}", max_allowed, task, o.max_len);
 }
 
 void sample_distinct(Rng& rng, int n, int k, std::vector<int>& out, std::vector<int>& scratch) {

@@ -20,6 +20,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "config/config.h"
 #include "core/error.h"
 #include "data/task_gen.h"
 
@@ -128,13 +129,13 @@ TaskDataset::TaskDataset(const TaskOptions& opt, const std::string& model_kind, 
     user_error("model.kind must be decoder, encoder or encoder_decoder, got '{}'", kind_);
   const auto kinds = kinds_for(o.name);
   if (std::find(kinds.begin(), kinds.end(), kind_) == kinds.end())
-    user_error("data.task '{}' is a {} task: it needs model.kind {}{}, got {}", o.name, format_words(fmt_),
+    key_error({"data.task", "model.kind"}, "data.task '{}' is a {} task: it needs model.kind {}{}, got {}", o.name, format_words(fmt_),
                fmt::join(kinds, " or "),
                o.name == "induction" ? " (a bidirectional encoder would see the token it must predict)" : "", kind_);
   if (!(o.val_fraction > 0.0 && o.val_fraction < 0.5))
-    user_error("data.val_fraction must be in (0, 0.5) for a synthetic task (val and test each take that share "
+    key_error({"data.val_fraction"}, "data.val_fraction must be in (0, 0.5) for a synthetic task (val and test each take that share "
                "of the inputs), got {}", o.val_fraction);
-  if (o.n_val < 1) user_error("data.n_val must be at least 1, got {}", o.n_val);
+  if (o.n_val < 1) key_error({"data.n_val"}, "data.n_val must be at least 1, got {}", o.n_val);
 
   gen_ = make_string_task(o);
   if (!gen_) gen_ = make_arith_task(o);
@@ -156,7 +157,7 @@ TaskDataset::TaskDataset(const TaskOptions& opt, const std::string& model_kind, 
       case TaskFormat::labelled: layout = fmt::format("input up to {}", gen_->max_in); break;
       case TaskFormat::classify: layout = fmt::format("[CLS] + input up to {}", gen_->max_in); break;
     }
-    user_error("data.task '{}' needs model.block_size >= {} for model.kind {} ({}), got {}; raise model.block_size{}",
+    key_error({"model.block_size", gen_->length_keys}, "data.task '{}' needs model.block_size >= {} for model.kind {} ({}), got {}; raise model.block_size{}",
                o.name, need, kind_, layout, block_size_,
                gen_->length_keys.empty() ? std::string(" (this task's lengths are fixed)")
                                          : " or lower " + gen_->length_keys);
@@ -175,12 +176,12 @@ void TaskDataset::build_eval_sets() {
     gen_->enumerate([&](const TaskExample& ex) { ++count[int(bucket(ex.input, o.seed, o.val_fraction))]; });
     for (Split s : {Split::val, Split::test})
       if (n_val > count[int(s)])
-        user_error(
-            "data.n_val = {} is larger than the {} share of the input space: data.val_fraction {} of the "
+        key_error(
+            {"data.n_val", "data.val_fraction"}, "data.n_val = {} is larger than the {} share of the input space: data.val_fraction {} of the "
             "inputs of task {} ({}) holds only {}; lower data.n_val or raise data.val_fraction or the task's size",
             o.n_val, split_name(s), o.val_fraction, o.name, space_desc(), count[int(s)]);
     if (count[0] == 0)
-      user_error("data.val_fraction = {} leaves no train inputs for task {} ({}); lower data.val_fraction or "
+      key_error({"data.val_fraction"}, "data.val_fraction = {} leaves no train inputs for task {} ({}); lower data.val_fraction or "
                  "enlarge the task", o.val_fraction, o.name, space_desc());
     pick[0] = 4 * n_val > count[1];
     pick[1] = 4 * n_val > count[2];
@@ -188,13 +189,13 @@ void TaskDataset::build_eval_sets() {
     const double expected = o.val_fraction * double(space);
     const double expected_train = (1.0 - 2.0 * o.val_fraction) * double(space);
     if (4.0 * double(n_val) > expected)
-      user_error(
-          "data.n_val = {} is too large for task {}: data.val_fraction {} of its inputs ({}) is about {:.0f} "
+      key_error(
+          {"data.n_val", "data.val_fraction"}, "data.n_val = {} is too large for task {}: data.val_fraction {} of its inputs ({}) is about {:.0f} "
           "inputs each for val and test, and n_val may be at most a quarter of that; lower data.n_val or raise "
           "data.val_fraction or the task's size",
           o.n_val, o.name, o.val_fraction, space_desc(), expected);
     if (expected_train < 1000.0)
-      user_error("data.val_fraction = {} leaves almost no train inputs for task {} (about {:.0f}; {}); lower "
+      key_error({"data.val_fraction"}, "data.val_fraction = {} leaves almost no train inputs for task {} (about {:.0f}; {}); lower "
                  "data.val_fraction or enlarge the task", o.val_fraction, o.name, expected_train, space_desc());
   }
 
@@ -229,7 +230,7 @@ void TaskDataset::build_eval_sets() {
       TaskExample ex;
       for (uint64_t tries = 0; out.size() < size_t(n_val); ++tries) {
         if (tries == max_tries)
-          user_error("task {}: found only {} distinct {} examples of data.n_val = {} in {} draws; lower data.n_val "
+          key_error({"data.n_val", "data.val_fraction"}, "task {}: found only {} distinct {} examples of data.n_val = {} in {} draws; lower data.n_val "
                      "or raise data.val_fraction", o.name, out.size(), split_name(split), o.n_val, max_tries);
         gen_->draw(r, ex);
         if (bucket(ex.input, o.seed, o.val_fraction) != split || !seen.insert(key_of(ex.input)).second) continue;

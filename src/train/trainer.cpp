@@ -228,7 +228,7 @@ void Run::check_ranks_agree() {
 }
 
 void Run::build(uint64_t seed) {
-  data_ = make_dataset(cfg_);
+  data_ = make_training_data(cfg_);  // the checks `attnlab config check` also makes
   T_ = data_->row_length(cfg_.model.block_size);
   S_ = data_->source_length();
   model_ = std::make_unique<Model>(cfg_.model, data_->tokenizer().size(), seed, data_->n_classes());

@@ -145,3 +145,41 @@ TEST_CASE("config: model.mlp defaults on, reads booleans, and rejects a hidden w
   CHECK_FALSE(load_config_text("model: {mlp: false, d_ff: 0}\n" + kText, "cfg.yaml").model.mlp);
   CHECK(load_config_text("model: {mlp: true, d_ff: 256}\n" + kText, "cfg.yaml").model.d_ff == 256);
 }
+
+TEST_CASE("config: a causal type where the whole sequence is read is an error at the key that set it") {
+  CHECK(error_of("model:\n  kind: encoder\n  attention:\n    type: causal\ndata: {task: parity}\n") ==
+        "cfg.yaml:4:11: key 'model.attention.type': 'causal' masks future positions, but an encoder reads its whole "
+        "input: use bidirectional (or scaled_dot_product, which has no mask in an encoder)");
+  // encoder_decoder: inherited by the encoder slot, or written in it, or in the cross-attention slot
+  const std::string inherited = error_of("model: {kind: encoder_decoder, attention: {type: causal}}\ndata: {task: copy}\n");
+  CHECK(inherited.find("cfg.yaml:1:50: key 'model.attention.type': 'causal' (inherited by model.encoder.self_attention)") == 0);
+  CHECK(inherited.find("set model.encoder.self_attention.type: bidirectional") != std::string::npos);
+  CHECK(error_of("data: {task: copy}\n", {"model.kind=encoder_decoder", "model.encoder.self_attention.type=causal"})
+            .find("--set model.encoder.self_attention.type=causal: key 'model.encoder.self_attention.type'") == 0);
+  CHECK(error_of("data: {task: copy}\n", {"model.kind=encoder_decoder", "model.decoder.cross_attention.type=causal"})
+            .find("cross-attention reads the whole source") != std::string::npos);
+  // the same types where they belong
+  CHECK(error_of("model: {kind: encoder, attention: {type: bidirectional}}\ndata: {task: parity}\n") == "");
+  CHECK(error_of("model: {kind: encoder_decoder, decoder: {self_attention: {type: causal}}}\ndata: {task: copy}\n") ==
+        "");
+}
+
+TEST_CASE("config: an experiment file is named as one, with the command that runs it") {
+  CHECK(error_of("# an experiment\nexperiment: e0\nbase: x.yaml\ngrid: {train.lr: [1, 2]}\n") ==
+        "cfg.yaml:2:1: unknown key 'experiment': this is an experiment file: run `attnlab experiment run cfg.yaml`");
+}
+
+TEST_CASE("config: config_error points at the --set, else the file's line, else the file") {
+  const Config cfg = load_config_text("data:\n  task: copy\n  n_val: 20\n", "cfg.yaml", {"data.max_len=9"});
+  auto error = [&](const std::vector<std::string>& keys) {
+    try {
+      config_error(cfg, keys, "what");
+    } catch (const UserError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  CHECK(error({"data.n_val", "data.max_len"}) == "--set data.max_len=9: key 'data.max_len': what");
+  CHECK(error({"data.min_len", "data.n_val"}) == "cfg.yaml:3:10: key 'data.n_val': what");
+  CHECK(error({"data.min_len"}) == "cfg.yaml: key 'data.min_len': what");
+}

@@ -180,9 +180,9 @@ text=("$src/configs/shakespeare_char.yaml" --set "data.path=$tmp/data.txt" --set
       --set model.n_layers=1 --set model.n_heads=2 --set model.block_size=16 --set train.batch_size=4
       --set train.threads=1 --set train.eval_batches=1 --set train.steps=20 --set train.eval_interval=0
       --set train.checkpoint_interval=10)
-expect_error "cannot read text file '$tmp/nothere.txt': No such file or directory" \
+expect_error "--set data.path=$tmp/nothere.txt: key 'data.path': cannot read text file '$tmp/nothere.txt': No such file or directory" \
   "$bin" train "${text[@]}" --set "data.path=$tmp/nothere.txt" --run-dir "$tmp/t0"
-expect_error "cannot read text file '$tmp': it is a directory" \
+expect_error "--set data.path=$tmp: key 'data.path': cannot read text file '$tmp': it is a directory" \
   "$bin" train "${text[@]}" --set "data.path=$tmp" --run-dir "$tmp/t0"
 "$bin" train "${text[@]}" --run-dir "$tmp/text" >/dev/null 2>&1 || fail "text run"
 want=$(sha256sum "$tmp/data.txt" | cut -d' ' -f1)
@@ -204,7 +204,7 @@ if [ "$can_setpriv" = 1 ]; then
   chmod 000 "$tmp/data.txt"
   expect_error "cannot resume '$tmp/text': cannot read data file '$tmp/data.txt': Permission denied" \
     setpriv --reuid=65534 --regid=65534 --clear-groups "$bin" train --resume "$tmp/text" --set train.steps=30
-  expect_error "cannot read text file '$tmp/data.txt': Permission denied" \
+  expect_error "--set data.path=$tmp/data.txt: key 'data.path': cannot read text file '$tmp/data.txt': Permission denied" \
     setpriv --reuid=65534 --regid=65534 --clear-groups "$bin" train "${text[@]}" --run-dir "$tmp/text_nobody"
   chmod 644 "$tmp/data.txt"
   chown -R 0:0 "$tmp/text"
