@@ -19,4 +19,13 @@ const AttentionConfig& slot_config(const ModelConfig& m, const std::string& slot
 // The spec of `slot` in layer `layer` (name "<slot short>" is set by the caller as needed).
 AttentionSpec slot_spec(const ModelConfig& m, const std::string& slot, int layer);
 
+// One line for summaries (the train banner, `attnlab inspect RUN_DIR`): each slot's attention type
+// with the options that differ from their defaults, e.g. "scaled_dot_product (n_kv_heads 1,
+// window 16)" when every slot of the kind agrees, else "encoder self scaled_dot_product; decoder
+// self scaled_dot_product; decoder cross bahdanau". An encoder_decoder with model.bottleneck has
+// no cross-attention, and the line says so.
+std::string attention_summary(const ModelConfig& m);
+// "2 layers", or for an encoder_decoder "3 encoder + 2 decoder layers".
+std::string layers_summary(const ModelConfig& m);
+
 }  // namespace attnlab

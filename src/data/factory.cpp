@@ -2,6 +2,10 @@
 #include "data/factory.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <map>
 
 #include "cuda/cuda_attention.h"
 
@@ -19,6 +23,27 @@ TaskOptions task_options(const Config& cfg) {
   o.n_digits = cfg.data.n_digits;
   o.seed = uint64_t(cfg.train.seed);
   return o;
+}
+
+std::string describe_data_config(const Config& cfg) {
+  const DataConfig& d = cfg.data;
+  std::vector<std::string> opts;
+  std::string head = d.task;
+  if (d.task == "text") {
+    head += " " + d.path;
+    opts.push_back(fmt::format("val_fraction {}", d.val_fraction));
+    if (cfg.model.kind == ModelConfig::Kind::encoder) opts.push_back(fmt::format("mask_prob {}", d.mask_prob));
+  } else {
+    const auto names = TaskDataset::names();
+    if (std::find(names.begin(), names.end(), d.task) == names.end()) return head;
+    const std::map<std::string, int> value = {{"n_symbols", d.n_symbols}, {"min_len", d.min_len},
+                                              {"max_len", d.max_len},     {"n_pairs", d.n_pairs},
+                                              {"n_digits", d.n_digits}};
+    for (const auto& key : TaskDataset::option_keys(d.task)) opts.push_back(fmt::format("{} {}", key, value.at(key)));
+    opts.push_back(fmt::format("val_fraction {}", d.val_fraction));
+    opts.push_back(fmt::format("n_val {}", d.n_val));
+  }
+  return fmt::format("{} ({})", head, fmt::join(opts, ", "));
 }
 
 std::unique_ptr<Dataset> make_dataset(const Config& cfg) {

@@ -17,5 +17,10 @@ std::unique_ptr<Dataset> make_dataset(const Config& cfg);
 // make_dataset, then whether model.device can run here. Returns the dataset.
 std::unique_ptr<Dataset> make_training_data(const Config& cfg);
 TaskOptions task_options(const Config& cfg);
+// The data a config asks for, in one line, from the config alone (no data is made or read): the
+// task and the values of the options it uses, e.g. "dates (val_fraction 0.1, n_val 200)",
+// "reverse (n_symbols 8, min_len 4, max_len 8, val_fraction 0.1, n_val 200)", "text data/x.txt
+// (val_fraction 0.1)". An unknown task is named as it is.
+std::string describe_data_config(const Config& cfg);
 
 }  // namespace attnlab

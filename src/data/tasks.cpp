@@ -34,14 +34,21 @@ constexpr uint64_t kTestStream = 0x746573745f736574ull;  // "test_set"
 struct TaskInfo {
   const char* name;
   TaskFormat format;
+  std::vector<std::string> keys;  // the data.* options this task's generator reads (besides the split's)
 };
 
 const std::vector<TaskInfo>& registry() {
   static const std::vector<TaskInfo> r = {
-      {"copy", TaskFormat::seq2seq},         {"reverse", TaskFormat::seq2seq},   {"sort", TaskFormat::seq2seq},
-      {"addition", TaskFormat::seq2seq},     {"dates", TaskFormat::seq2seq},     {"mqar", TaskFormat::labelled},
-      {"needle", TaskFormat::labelled},      {"induction", TaskFormat::labelled}, {"parity", TaskFormat::classify},
-      {"balanced_parens", TaskFormat::classify},
+      {"copy", TaskFormat::seq2seq, {"n_symbols", "min_len", "max_len"}},
+      {"reverse", TaskFormat::seq2seq, {"n_symbols", "min_len", "max_len"}},
+      {"sort", TaskFormat::seq2seq, {"n_symbols", "min_len", "max_len"}},
+      {"addition", TaskFormat::seq2seq, {"n_digits"}},
+      {"dates", TaskFormat::seq2seq, {}},
+      {"mqar", TaskFormat::labelled, {"n_symbols", "n_pairs", "max_len"}},
+      {"needle", TaskFormat::labelled, {"n_symbols", "n_pairs", "max_len"}},
+      {"induction", TaskFormat::labelled, {"n_symbols", "min_len", "max_len"}},
+      {"parity", TaskFormat::classify, {"min_len", "max_len"}},
+      {"balanced_parens", TaskFormat::classify, {"min_len", "max_len"}},
   };
   return r;
 }
@@ -101,6 +108,13 @@ std::vector<std::string> TaskDataset::names() {
   std::vector<std::string> v;
   for (const auto& t : registry()) v.push_back(t.name);
   return v;
+}
+
+std::vector<std::string> TaskDataset::option_keys(const std::string& task) {
+  for (const auto& t : registry())
+    if (task == t.name) return t.keys;
+  format_of(task);  // the error for an unknown task
+  return {};
 }
 
 TaskFormat TaskDataset::format_of(const std::string& task) {

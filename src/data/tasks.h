@@ -62,6 +62,9 @@ class TaskDataset : public Dataset {
   static std::vector<std::string> names();                             // every synthetic task
   static std::vector<std::string> kinds_for(const std::string& task);  // also accepts "text"
   static TaskFormat format_of(const std::string& task);               // UserError if unknown
+  // The data.* keys (without "data.") that shape this task's examples, in docs/tasks.md's order;
+  // every task also uses val_fraction and n_val. UserError if unknown.
+  static std::vector<std::string> option_keys(const std::string& task);
 
   TaskFormat format() const;
   const std::string& name() const { return opt_.name; }

@@ -60,6 +60,7 @@ struct Experiment {
   std::vector<ExperimentPlot> plots;
   std::optional<ExperimentSummary> summary;
   std::vector<ExperimentCell> cells;
+  std::vector<std::string> cli_sets;   // the --set overrides of this invocation (results.md records them)
   bool needs(const std::string& measurement) const;  // "mirror_weight", "recall_mass" or "decode"
 };
 

@@ -481,6 +481,7 @@ Experiment load_experiment(const std::string& path, const ExperimentOptions& opt
   FileReader r(path, parse_file(path), opt);
   check_top_keys(path, r.root);
   r.exp.file = path;
+  r.exp.cli_sets = opt.sets;
   for (const FileKey& k : file_keys()) {
     if (r.kind && k.train_only) continue;
     const YAML::Node n = r.root[k.key];

@@ -241,6 +241,13 @@ std::string results_md(const Experiment& exp, const std::vector<std::string>& co
   else
     md += fmt::format("Experiment file `{}`, run: {}; {} of {} cells finished.\n\n", exp.file, exp.run, n_done,
                       exp.cells.size());
+  if (!exp.cli_sets.empty()) {
+    std::vector<std::string> given;
+    for (const auto& e : exp.cli_sets) given.push_back("`--set " + md_field(e) + "`");
+    md += fmt::format("> **Made with command-line overrides**: {}. These numbers are not those of the experiment "
+                      "as `{}` defines it; run it without `--set` for those.\n\n",
+                      fmt::join(given, " "), exp.file);
+  }
   md += md_cells(exp, cols, done);
   if (exp.table) md += md_pivot(exp, done);
   if (exp.summary) md += md_summary(exp, done, out_dir);
@@ -261,7 +268,7 @@ std::string experiment_json(const Experiment& exp, int n_done) {
                      {"log", exp.plots[i].log},
                      {"file", plot_file_name(exp, i)}});
   json ej = {{"experiment", exp.name}, {"run", exp.run}, {"file", exp.file}, {"base", exp.base}, {"grid_keys", exp.grid_keys},
-             {"metrics", exp.metrics}, {"cells", exp.cells.size()}, {"finished", n_done}, {"plots", plots}};
+             {"metrics", exp.metrics}, {"sets", exp.cli_sets}, {"cells", exp.cells.size()}, {"finished", n_done}, {"plots", plots}};
   return ej.dump(2) + "\n";
 }
 

@@ -342,7 +342,8 @@ int run_experiment(const Experiment& exp, const std::string& out_dir, const RunE
   else run_launched(pr, todo);
   const int n_done = write_results(exp, out_dir);
   if (!pr.failure.empty()) user_error("{}", pr.failure);
-  pr.print(fmt::format("{} of {} cells finished: {}", n_done, N, (fs::path(out_dir) / "results.md").string()));
+  pr.print(fmt::format("{} of {} cells finished: {}{}", n_done, N, (fs::path(out_dir) / "results.md").string(),
+                       exp.cli_sets.empty() ? "" : fmt::format(" (made with --set {})", fmt::join(exp.cli_sets, " --set "))));
   if (pr.interrupted) {
     pr.print("interrupted: run the same command again to continue (finished cells are skipped)");
     return 130;

@@ -334,19 +334,18 @@ nlohmann::json inspect_run(const std::string& run_dir) {
   json r;
   r["type"] = "run";
   r["run_dir"] = run_dir;
-  std::string data = cfg.data.task;
-  if (cfg.data.task == "text") data += " " + cfg.data.path;
-  else
-    data += fmt::format(" ({} symbols, length {}..{}, {} held out)", cfg.data.n_symbols, cfg.data.min_len,
-                        cfg.data.max_len, cfg.data.n_val);
+  json slot_types = json::object();  // each slot the kind has -> its type
+  for (const auto& slot : model_slots(cfg.model.kind)) slot_types[slot] = slot_config(cfg.model, slot).type;
   r["config"] = {{"path", cfg_path},
                  {"kind", option_name(cfg.model.kind)},
+                 {"layers", layers_summary(cfg.model)},
                  {"n_layers", cfg.model.n_layers},
                  {"d_model", cfg.model.d_model},
                  {"n_heads", cfg.model.n_heads},
-                 {"attention", cfg.model.attention.type},
+                 {"attention", attention_summary(cfg.model)},
+                 {"attention_slots", slot_types},
                  {"positions", option_name(cfg.model.positions)},
-                 {"data", data},
+                 {"data", describe_data_config(cfg)},
                  {"steps", cfg.train.steps},
                  {"batch_size", cfg.train.batch_size},
                  {"lr", cfg.train.lr},
@@ -425,9 +424,9 @@ std::string render_run(const nlohmann::json& r) {
   auto line = [&](const std::string& s) { o += s + "\n"; };
   const json& c = r["config"];
   line(fmt::format("run          {}", r["run_dir"].get<std::string>()));
-  line(fmt::format("model        {} | {} layers | d_model {} | {} heads | attention {} | positions {}",
-                   c["kind"].get<std::string>(), c["n_layers"].get<int>(), c["d_model"].get<int>(),
-                   c["n_heads"].get<int>(), c["attention"].get<std::string>(), c["positions"].get<std::string>()));
+  line(fmt::format("model        {} | {} | d_model {} | {} heads | positions {} | attention {}",
+                   c["kind"].get<std::string>(), c["layers"].get<std::string>(), c["d_model"].get<int>(),
+                   c["n_heads"].get<int>(), c["positions"].get<std::string>(), c["attention"].get<std::string>()));
   line(fmt::format("data         {}", c["data"].get<std::string>()));
   line(fmt::format("train        {} steps × {} sequences | lr {} {} | seed {}", c["steps"].get<int>(),
                    c["batch_size"].get<int>(), c["lr"].get<double>(), c["schedule"].get<std::string>(),

@@ -93,7 +93,15 @@ EvalReport evaluate(Model& model, const Dataset& data, const Config& cfg, const 
     rep.examples.push_back({task->show(ex.input), task->show(ex.output), task->show(got), ok});
   }
   rep.values["exact_match"] = n > 0 ? double(exact) / n : 0.0;
-  rep.values["greedy_token_acc"] = pos_total > 0 ? double(pos_ok) / double(pos_total) : 0.0;
+  // the position-wise accuracy is named after the decoding that made the outputs: greedy (the name
+  // training logs in metrics.jsonl) or beam search (`eval --beam N`, sample.beam_width)
+  const double token_acc = pos_total > 0 ? double(pos_ok) / double(pos_total) : 0.0;
+  if (opt.beam_width > 1) {
+    std::replace(rep.names.begin(), rep.names.end(), std::string("greedy_token_acc"), std::string("beam_token_acc"));
+    rep.values["beam_token_acc"] = token_acc;
+  } else {
+    rep.values["greedy_token_acc"] = token_acc;
+  }
   keep_declared();
   return rep;
 }

@@ -8,7 +8,8 @@
 //   exact_match      seq2seq: the output decoded from the input alone (greedy, or beam search)
 //                    equals the answer, over the fixed examples of the split
 //   greedy_token_acc seq2seq: share of answer positions (plus the end token) the decoded output
-//                    gets right, position by position
+//                    gets right, position by position; named beam_token_acc instead when the
+//                    outputs come from beam search (beam_width > 1)
 #pragma once
 #include <map>
 #include <string>

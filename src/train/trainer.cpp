@@ -17,6 +17,7 @@
 #include "core/gemm.h"
 #include "core/signals.h"
 #include "core/text.h"
+#include "config/slots.h"
 #include "data/factory.h"
 #include "train/checkpoint.h"
 #include "train/grad_accum.h"
@@ -250,9 +251,10 @@ void Run::open_console() {
       R > 1 ? fmt::format("{} processes × {} thread{}", R, th, th == 1 ? "" : "s") : fmt::format("{} threads", th);
   con_->line(fmt::format("attnlab {} | {} | {} | gemm: {}", ATTNLAB_VERSION, cfg_.source, procs, gemm_backend()));
   con_->line(fmt::format("data: {}", data_->describe()));
-  con_->line(fmt::format("model: {} | {} layers, d_model {}, {} heads, attention {} | {:.2f} M parameters",
-                         option_name(cfg_.model.kind), cfg_.model.n_layers, cfg_.model.d_model, cfg_.model.n_heads,
-                         cfg_.model.attention.type, double(model_->params().count()) / 1e6));
+  con_->line(fmt::format("model: {} | {}, d_model {}, {} heads, positions {} | attention {} | {:.2f} M parameters",
+                         option_name(cfg_.model.kind), layers_summary(cfg_.model), cfg_.model.d_model,
+                         cfg_.model.n_heads, option_name(cfg_.model.positions), attention_summary(cfg_.model),
+                         double(model_->params().count()) / 1e6));
   const int M = cfg_.train.grad_accum * R;  // micro-batches per step, over all processes
   con_->line(fmt::format("train: {} steps × {} sequences × {} tokens{}{} | run dir {}", cfg_.train.steps,
                          cfg_.train.batch_size, T_, S_ > 0 ? fmt::format(" (source {})", S_) : "",
