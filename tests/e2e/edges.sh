@@ -11,11 +11,7 @@
 #     comes while a live progress line is shown starts on a line of its own.
 # Args: ATTNLAB_BINARY SOURCE_DIR
 set -euo pipefail
-bin=$1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-cd "$tmp"
+source "$(dirname "$0")/lib/common.sh" "$@"
 
 # exit 2 and stderr exactly one `error:` line (no blank line before it) that contains $1
 expect_error() {

@@ -6,11 +6,7 @@
 #     config.yaml records the key, which a K = 1 run's config.yaml does not.
 # Args: ATTNLAB_BINARY SOURCE_DIR
 set -euo pipefail
-bin=$1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-cd "$tmp"
+source "$(dirname "$0")/lib/common.sh" "$@"
 
 # one `error:` line on stderr and no other non-empty line, exit 2; the line must contain $1
 expect_error() {

@@ -18,12 +18,7 @@
 # generated text stands in (and ATTNLAB_DATA_DIR set without the file fails).
 # Args: ATTNLAB_BINARY SOURCE_DIR
 set -euo pipefail
-bin=$(readlink -f "$1")
-src=$(readlink -f "$2")
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-cd "$tmp"
+source "$(dirname "$0")/lib/common.sh" "$@"
 cfg=$src/configs/shakespeare_char.yaml
 
 if ! "$bin" --version | grep -q "MPI: Open MPI\|MPI: MPICH\|MPI: Intel"; then
@@ -39,17 +34,7 @@ command -v mpirun >/dev/null || fail "this attnlab is built with MPI but mpirun 
 if [ "$(id -u)" = 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
 mpi=(mpirun --oversubscribe --bind-to none)  # an array, not a function: `$!` must be mpirun itself
 
-corpus=${ATTNLAB_DATA_DIR:-$src/data}/tinyshakespeare.txt
-if [ ! -f "$corpus" ]; then
-  [ -z "${ATTNLAB_DATA_DIR:-}" ] || fail "ATTNLAB_DATA_DIR is set but $corpus is not a file"
-  corpus=$tmp/standin.txt
-  /usr/bin/python3 -c "
-import random
-r = random.Random(7)
-w = 'the of and to a in that is was he for it with as his on be at by i this had not are but from'.split()
-print('\n'.join(' '.join(r.choice(w) for _ in range(r.randint(3, 12))) for _ in range(30000)))" >"$corpus"
-  echo "(the corpus is not here: a generated text stands in for tinyshakespeare.txt)"
-fi
+corpus_or_standin 30000
 common=(--set "data.path=$corpus" --set train.threads=1 --set train.log_interval=1 --set train.eval_interval=8
         --set train.eval_batches=2 --set train.steps=16)
 

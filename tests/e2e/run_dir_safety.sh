@@ -12,11 +12,7 @@
 #     the metrics of the last step and the closing line in train.log.
 # Args: ATTNLAB_BINARY SOURCE_DIR
 set -euo pipefail
-bin=$1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-cd "$tmp"
+source "$(dirname "$0")/lib/common.sh" "$@"
 
 # exit 2 and exactly one line on stderr, an `error:` line that contains each of the other arguments
 expect_error() {

@@ -10,12 +10,7 @@
 #      the final line repeats them; without --set, results.md has no such note.
 # Args: ATTNLAB_BINARY SOURCE_DIR
 set -euo pipefail
-bin=$(readlink -f "$1")
-src=$(readlink -f "$2")
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-cd "$tmp"
+source "$(dirname "$0")/lib/common.sh" "$@"
 has() { grep -qF -e "$2" <<<"$1" || fail "$3: '$2' missing in: $1"; }
 hasnt() { ! grep -qF -e "$2" <<<"$1" || fail "$3: '$2' should not be in: $1"; }
 

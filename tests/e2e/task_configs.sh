@@ -7,12 +7,7 @@
 # has it, a generated text stands in (and ATTNLAB_DATA_DIR set without the file fails).
 # Args: ATTNLAB_BINARY SOURCE_DIR
 set -euo pipefail
-bin=$(readlink -f "$1")
-src=$(readlink -f "$2")
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-cd "$tmp"
+source "$(dirname "$0")/lib/common.sh" "$@"
 
 # the task x kind pairs docs/tasks.md lists
 expected="copy_decoder copy_encoder_decoder reverse_decoder reverse_encoder_decoder sort_decoder
@@ -23,17 +18,7 @@ for name in $expected; do
   [ -f "$src/configs/tasks/$name.yaml" ] || fail "configs/tasks/$name.yaml is missing"
 done
 
-corpus=${ATTNLAB_DATA_DIR:-$src/data}/tinyshakespeare.txt
-if [ ! -f "$corpus" ]; then
-  [ -z "${ATTNLAB_DATA_DIR:-}" ] || fail "ATTNLAB_DATA_DIR is set but $corpus is not a file"
-  corpus=$tmp/standin.txt
-  /usr/bin/python3 -c "
-import random
-r = random.Random(7)
-w = 'the of and to a in that is was he for it with as his on be at by i this had not are but from'.split()
-print('\n'.join(' '.join(r.choice(w) for _ in range(r.randint(3, 12))) for _ in range(3000)))" >"$corpus"
-  echo "(the corpus is not here: a generated text stands in for tinyshakespeare.txt)"
-fi
+corpus_or_standin 3000
 
 n=0
 for cfg in "$src"/configs/tasks/*.yaml; do
