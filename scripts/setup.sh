@@ -1,15 +1,28 @@
 #!/usr/bin/env bash
 # Installs what attnlab needs to build and test: Debian packages, then a Python virtual
-# environment .venv/ at the repository root with safetensors and numpy (the tests that check
-# checkpoints against the reference safetensors implementation run .venv/bin/python).
+# environment .venv/ at the repository root with the Python packages Debian lacks, from the Python
+# package index (never into the system Python):
+#   safetensors, numpy   the reference checkpoint reader the tests compare against
+#   tensorboard          its EventAccumulator reads the events files `attnlab train` writes
+#   tokenizers, sacrebleu  reference tokenizer and BLEU/chrF implementations for the tests
+#   matplotlib           scripts/plot_*.py
+#   torch (CPU use)      scripts/torch_model.py, scripts/import_nanogpt.py and their tests
+# The tests and scripts run .venv/bin/python.
+#   scripts/setup.sh            everything above
+#   scripts/setup.sh --fuzz     also what scripts/fuzz.sh needs (clang 14 and its libFuzzer)
+#   scripts/setup.sh --no-torch everything but torch (about 2.2 GB and a minute to install)
 # Idempotent: packages already installed are skipped; uses sudo when not root.
 set -euo pipefail
 
-# --fuzz: also what scripts/fuzz.sh needs (clang 14 and its libFuzzer)
 extra=()
-if [ "${1:-}" = --fuzz ]; then
-  extra=(clang-14 libfuzzer-14-dev libclang-rt-14-dev)
-fi
+want_torch=1
+for arg in "$@"; do
+  case "$arg" in
+    --fuzz) extra=(clang-14 libfuzzer-14-dev libclang-rt-14-dev) ;;
+    --no-torch) want_torch=0 ;;
+    *) echo "setup: unknown option $arg (expected --fuzz, --no-torch)" >&2; exit 2 ;;
+  esac
+done
 
 packages=(
   cmake g++ make                # toolchain
@@ -24,6 +37,7 @@ packages=(
   python3-numpy                 # tests read checkpoints and .npy dumps with NumPy
   python3-matplotlib            # scripts/plot_metrics.py, scripts/plot_attention.py
   python3-venv                  # .venv/ (below)
+  chromium fonts-dejavu-core    # the headless browser the `attnlab report` test opens pages in
   "${extra[@]}"
 )
 
@@ -47,18 +61,53 @@ else
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# The virtual environment: the reference safetensors package (and numpy for it), from the Python
-# package index; never installed into the system Python.
+# The virtual environment.
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv="$root/.venv"
-if [ ! -x "$venv/bin/python" ]; then
+py="$venv/bin/python"
+if [ ! -x "$py" ]; then
   echo "setup: creating $venv"
   python3 -m venv "$venv"
 fi
-if "$venv/bin/python" -c 'import safetensors, numpy' 2>/dev/null; then
-  echo "setup: .venv has safetensors and numpy"
+pip_install() { "$py" -m pip install -q --disable-pip-version-check "$@"; }
+# module name -> package name
+declare -A pypi=([safetensors]=safetensors [numpy]=numpy [tensorboard]=tensorboard
+                 [tokenizers]=tokenizers [sacrebleu]=sacrebleu [matplotlib]=matplotlib)
+need=()
+for mod in "${!pypi[@]}"; do
+  "$py" -c "import $mod" 2>/dev/null || need+=("${pypi[$mod]}")
+done
+if [ ${#need[@]} -eq 0 ]; then
+  echo "setup: .venv has ${!pypi[*]}"
 else
-  echo "setup: installing safetensors and numpy into .venv"
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check safetensors numpy
+  echo "setup: installing ${need[*]} into .venv"
+  pip_install "${need[@]}"
+fi
+
+# torch for the CPU: the wheel without its CUDA dependency tree (several GB), plus the four
+# shared libraries `import torch` loads and its pure-Python dependencies, at the versions the
+# wheel's own metadata pins.
+if [ "$want_torch" = 1 ]; then
+  if "$py" -c 'import torch' 2>/dev/null; then
+    echo "setup: .venv has torch $("$py" -c 'import torch; print(torch.__version__)')"
+  else
+    echo "setup: installing torch (CPU use, without the CUDA stack) into .venv"
+    pip_install --no-deps 'torch>=2.4,<3'
+    mapfile -t deps < <("$py" - <<'PY'
+import importlib.metadata as m, re
+keep = {"nvidia-cusparselt-cu13", "nvidia-nccl-cu13", "nvidia-nvshmem-cu13", "filelock",
+        "typing-extensions", "sympy", "networkx", "jinja2", "fsspec"}
+for r in m.requires("torch") or []:
+    spec = r.split(";")[0].strip()
+    name = re.split(r"[<>=~!\[ ]", spec)[0].lower()
+    if name in keep:
+        print(spec)
+for extra in ("nvidia-cufile", "mpmath", "markupsafe"):
+    print(extra)
+PY
+)
+    pip_install --no-deps "${deps[@]}"
+    "$py" -c 'import torch' || { echo "setup: torch installed but does not import" >&2; exit 1; }
+  fi
 fi
 echo "setup: done"
