@@ -210,8 +210,19 @@ const std::vector<Field>& schema() {
                           "2022) applied inside self-attention; or none."));
     v.push_back(bool_field("model.tie_embeddings", [](Config& c) -> auto& { return c.model.tie_embeddings; },
                            "Use the token embedding as the output head (weight tying)."));
+    v.push_back(bool_field("model.head_bias", [](Config& c) -> auto& { return c.model.head_bias; },
+                           "A bias vector on the output head (`head.b`, V entries), tied or untied; under "
+                           "model.init torch_default it starts U(±1/√d_model), under gpt2 at 0."));
     v.push_back(bool_field("model.bias", [](Config& c) -> auto& { return c.model.bias; },
                            "Biases in linear layers."));
+    v.push_back(enum_field("model.init", [](Config& c) -> auto& { return c.model.init; },
+                           "How the linear layers start (the attention projections, the MLP, the output "
+                           "head when untied, the classifier head). `gpt2`: weights N(0, 0.02²), the "
+                           "projections into the residual stream 0.02/√(2·n_layers), biases 0 (Radford et "
+                           "al. 2019). `torch_default`: weights and biases U(±1/√fan_in), PyTorch's "
+                           "nn.Linear default. Under both: embeddings N(0, 0.02²), layernorms (1, 0), and "
+                           "the score parameters of bahdanau and luong and differential's λ vectors keep "
+                           "their papers' initialisation (docs/attention.md)."));
     v.push_back(dbl_field("model.dropout", [](Config& c) -> auto& { return c.model.dropout; }, 0.0, 0.99,
                           false, "Dropout on embeddings and on each residual branch (training only)."));
     v.push_back(enum_field("model.norm", [](Config& c) -> auto& { return c.model.norm; },

@@ -133,7 +133,8 @@ nlohmann::json inspect_checkpoint(const std::string& path) {
                 {"n_heads", cfg.model.n_heads},     {"d_ff", cfg.model.mlp ? cfg.ff_dim() : 0},
                 {"mlp", cfg.model.mlp},
                 {"block_size", cfg.model.block_size}, {"positions", option_name(cfg.model.positions)},
-                {"tie_embeddings", cfg.model.tie_embeddings}, {"bias", cfg.model.bias},
+                {"tie_embeddings", cfg.model.tie_embeddings}, {"head_bias", cfg.model.head_bias},
+                {"bias", cfg.model.bias},                 {"init", option_name(cfg.model.init)},
                 {"dropout", cfg.model.dropout}};
   json slots = json::array();
   for (const auto& slot : model_slots(cfg.model.kind)) {
