@@ -381,6 +381,10 @@ const std::vector<Field>& schema() {
     v.push_back(str_field("train.on_nan", [](Config& c) -> auto& { return c.train.on_nan; }, {"stop", "skip"},
                           "A NaN/Inf loss or gradient: `stop` with an error naming the step (the last good "
                           "checkpoint stays), or `skip` the step's update."));
+    v.push_back(bool_field("train.attention_maps", [](Config& c) -> auto& { return c.train.attention_maps; },
+                           "At each evaluation, the attention maps of one fixed validation example: a line of "
+                           "attention_history.jsonl and one TensorBoard image per attention slot and layer "
+                           "(docs/tensorboard.md)."));
     // sample
     v.push_back(int_field("sample.max_new_tokens", [](Config& c) -> auto& { return c.sample.max_new_tokens; },
                           0, 1 << 20, "Default number of tokens `attnlab sample` generates."));

@@ -98,6 +98,7 @@ struct TrainConfig {
   int64_t seed = 1337;
   int threads = 0;                      // 0 = all available
   std::string on_nan = "stop";          // stop | skip: what a NaN/Inf loss or gradient does
+  bool attention_maps = true;           // attention_history.jsonl and TensorBoard images at each evaluation
 };
 
 struct SampleConfig {
