@@ -34,6 +34,7 @@ struct ModelConfig {
   enum class Norm { pre, post };
   enum class Positions { learned, sinusoidal, rope, alibi, none };
   enum class Device { cpu, cuda };
+  enum class Activation { gelu_tanh, gelu };  // the MLP's nonlinearity (gelu: exact, with erf)
 
   Kind kind = Kind::decoder;
   int n_layers = 4;                     // layers per stack
@@ -42,6 +43,7 @@ struct ModelConfig {
   int n_heads = 4;
   int d_ff = 0;                         // 0 = 4 * d_model
   bool mlp = true;                      // false: blocks have no MLP sublayer (attention only)
+  Activation activation = Activation::gelu_tanh;  // MLP nonlinearity; checkpoints without the key: gelu_tanh
   int block_size = 128;                 // maximum context length
   Positions positions = Positions::learned;
   bool tie_embeddings = true;
@@ -133,6 +135,10 @@ struct OptionNames<ModelConfig::Norm> {
 template <>
 struct OptionNames<ModelConfig::Positions> {
   static constexpr const char* names[] = {"learned", "sinusoidal", "rope", "alibi", "none"};
+};
+template <>
+struct OptionNames<ModelConfig::Activation> {
+  static constexpr const char* names[] = {"gelu_tanh", "gelu"};
 };
 template <>
 struct OptionNames<ModelConfig::Device> {
