@@ -202,6 +202,11 @@ const std::vector<Field>& schema() {
     v.push_back(bool_field("model.mlp", [](Config& c) -> auto& { return c.model.mlp; },
                            "An MLP sublayer (and its layernorm) in every block of every stack; false builds "
                            "attention-only blocks (E6's MQAR models), and model.d_ff is then unused."));
+    v.push_back(enum_field("model.activation", [](Config& c) -> auto& { return c.model.activation; },
+                          "The MLP's nonlinearity: `gelu_tanh`, GELU in its tanh approximation (GPT-2; the "
+                          "default, and what checkpoints without this key used), or `gelu`, the exact "
+                          "x·Φ(x) with the error function (PyTorch's default nn.GELU, nanoGPT; "
+                          "scripts/import_nanogpt.py sets it)."));
     v.push_back(int_field("model.block_size", [](Config& c) -> auto& { return c.model.block_size; }, 2,
                           1 << 20, "Maximum context length (tokens) the model is built for."));
     v.push_back(enum_field("model.positions", [](Config& c) -> auto& { return c.model.positions; },

@@ -35,6 +35,7 @@ struct ModelConfig {
   enum class Positions { learned, sinusoidal, rope, alibi, none };
   enum class Device { cpu, cuda };
   enum class Init { gpt2, torch_default };
+  enum class Activation { gelu_tanh, gelu };  // the MLP's nonlinearity (gelu: exact, with erf)
 
   Kind kind = Kind::decoder;
   int n_layers = 4;                     // layers per stack
@@ -43,6 +44,7 @@ struct ModelConfig {
   int n_heads = 4;
   int d_ff = 0;                         // 0 = 4 * d_model
   bool mlp = true;                      // false: blocks have no MLP sublayer (attention only)
+  Activation activation = Activation::gelu_tanh;  // MLP nonlinearity; checkpoints without the key: gelu_tanh
   int block_size = 128;                 // maximum context length
   Positions positions = Positions::learned;
   bool tie_embeddings = true;
@@ -141,6 +143,10 @@ struct OptionNames<ModelConfig::Positions> {
 template <>
 struct OptionNames<ModelConfig::Init> {
   static constexpr const char* names[] = {"gpt2", "torch_default"};
+};
+template <>
+struct OptionNames<ModelConfig::Activation> {
+  static constexpr const char* names[] = {"gelu_tanh", "gelu"};
 };
 template <>
 struct OptionNames<ModelConfig::Device> {

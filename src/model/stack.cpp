@@ -12,7 +12,10 @@ namespace attnlab {
 
 Stack::Stack(const ModelConfig& cfg, const std::string& prefix, const std::string& self_slot,
              const std::string& cross_slot, int n_layers, ParamStore& store, Rng& rng)
-    : C_(cfg.d_model), F_(cfg.d_ff > 0 ? cfg.d_ff : 4 * cfg.d_model), post_(cfg.norm == ModelConfig::Norm::post) {
+    : C_(cfg.d_model),
+      F_(cfg.d_ff > 0 ? cfg.d_ff : 4 * cfg.d_model),
+      post_(cfg.norm == ModelConfig::Norm::post),
+      exact_gelu_(cfg.activation == ModelConfig::Activation::gelu) {
   const int C = C_, F = F_;
   const float resid_std = 0.02f / std::sqrt(2.0f * float(cfg.n_layers));
   const InitScheme scheme = cfg.init == ModelConfig::Init::torch_default ? InitScheme::torch_default : InitScheme::gpt2;
@@ -75,7 +78,8 @@ void Stack::run_f(Sub& s, const float* a, int B, int T, const unsigned char* sel
       break;
     case Kind::mlp:
       linear_forward(s.fc.data(), a, s.fc_w->w.data(), w_or_null(s.fc_b), N, C_, F_);
-      gelu_forward(s.act.data(), s.fc.data(), size_t(N) * F_);
+      if (exact_gelu_) gelu_erf_forward(s.act.data(), s.fc.data(), size_t(N) * F_);
+      else gelu_forward(s.act.data(), s.fc.data(), size_t(N) * F_);
       linear_forward(s.f.data(), s.act.data(), s.proj_w->w.data(), w_or_null(s.proj_b), N, F_, C_);
       break;
   }
@@ -126,7 +130,8 @@ void Stack::back_f(Sub& s, const float* a, float* da, float* dmem, const float* 
       dact_.resize(size_t(N) * F_);
       linear_backward(dact_.data(), s.proj_w->g.data(), g_or_null(s.proj_b), dbranch, s.act.data(),
                       s.proj_w->w.data(), N, F_, C_, /*add_dinp=*/false);
-      gelu_backward_inplace(dact_.data(), s.fc.data(), size_t(N) * F_);
+      if (exact_gelu_) gelu_erf_backward_inplace(dact_.data(), s.fc.data(), size_t(N) * F_);
+      else gelu_backward_inplace(dact_.data(), s.fc.data(), size_t(N) * F_);
       linear_backward(da, s.fc_w->g.data(), g_or_null(s.fc_b), dact_.data(), a, s.fc_w->w.data(), N, C_, F_);
       break;
   }

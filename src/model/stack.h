@@ -1,6 +1,6 @@
 // A stack of transformer layers over rows [B·T, C]. A layer is a list of residual sublayers:
 // self-attention, cross-attention (the decoder of an encoder_decoder), MLP
-// (W2 gelu(W1 x + b1) + b2; absent, with its layernorm, when model.mlp is false). Per sublayer f:
+// (W2 gelu(W1 x + b1) + b2, GELU's tanh form or the exact one per model.activation; absent, with its layernorm, when model.mlp is false). Per sublayer f:
 //   norm: pre    out = x + drop(f(LN(x)))         (GPT-2; the model adds a final LN)
 //   norm: post   out = LN(x + drop(f(x)))         (Vaswani et al. 2017; no final LN)
 // Initialisation (model.init, init_linear in attention/attention.h): gpt2: weights N(0, 0.02),
@@ -59,6 +59,7 @@ class Stack {
 
   int C_, F_;
   bool post_;
+  bool exact_gelu_;  // model.activation: gelu (erf) instead of gelu_tanh
   std::vector<Sub> subs_;
   int B_ = 0, T_ = 0, S_ = 0;
   const float* out_ = nullptr;

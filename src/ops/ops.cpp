@@ -279,6 +279,39 @@ void gelu_backward_inplace(float* d, const float* x_, size_t n) {
 #pragma GCC diagnostic pop
 
 // ---------------------------------------------------------------------------
+// GELU (exact, with erf: PyTorch's nn.GELU() default, nanoGPT)
+//   forward:  y = x Φ(x),  Φ(x) = ½ (1 + erf(x/√2))
+//   backward: dy/dx = Φ(x) + x φ(x),  φ(x) = exp(−x²/2) / √(2π);   ∂L/∂x = dout · dy/dx
+// Scalar libm erf/exp: only models that ask for it (imported ones) pay for them.
+// ---------------------------------------------------------------------------
+
+namespace {
+constexpr double kInvSqrt2 = 0.70710678118654752440;
+constexpr double kInvSqrt2Pi = 0.39894228040143267794;
+inline float gelu_erf_value(float x) { return float(0.5 * double(x) * (1.0 + std::erf(double(x) * kInvSqrt2))); }
+inline float gelu_erf_slope(float x) {
+  const double xd = x;
+  return float(0.5 * (1.0 + std::erf(xd * kInvSqrt2)) + xd * kInvSqrt2Pi * std::exp(-0.5 * xd * xd));
+}
+}  // namespace
+
+void gelu_erf_forward(float* out, const float* inp, size_t n) {
+#pragma omp parallel for schedule(static) if (n >= (size_t)kParallelMin)
+  for (long i = 0; i < long(n); i++) out[i] = gelu_erf_value(inp[i]);
+}
+
+void gelu_erf_backward(float* dinp, const float* inp, const float* dout, size_t n) {
+  if (!dinp) return;
+#pragma omp parallel for schedule(static) if (n >= (size_t)kParallelMin)
+  for (long i = 0; i < long(n); i++) dinp[i] += gelu_erf_slope(inp[i]) * dout[i];
+}
+
+void gelu_erf_backward_inplace(float* d, const float* x, size_t n) {
+#pragma omp parallel for schedule(static) if (n >= (size_t)kParallelMin)
+  for (long i = 0; i < long(n); i++) d[i] = gelu_erf_slope(x[i]) * d[i];
+}
+
+// ---------------------------------------------------------------------------
 // softmax over the last dim
 //   forward:  p = exp(x - max x) / Σ exp(x - max x)   (attention_core's masked row, unmasked)
 //   backward: ∂p_i/∂x_j = p_i (δ_ij - p_j)  ⇒  ∂L/∂x = p ⊙ (dout - Σ_c dout_c p_c)

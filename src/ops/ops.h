@@ -38,6 +38,12 @@ void gelu_backward(float* dinp, const float* inp, const float* dout, size_t n);
 // In place: d holds ∂L/∂out on entry and ∂L/∂x on exit (overwritten, not added).
 void gelu_backward_inplace(float* d, const float* x, size_t n);
 
+// ---- GELU, exact form: x Φ(x) = ½ x (1 + erf(x/√2))   over n elements (model.activation: gelu)
+void gelu_erf_forward(float* out, const float* inp, size_t n);
+void gelu_erf_backward(float* dinp, const float* inp, const float* dout, size_t n);
+// In place, as gelu_backward_inplace.
+void gelu_erf_backward_inplace(float* d, const float* x, size_t n);
+
 // ---- softmax over the last dim: out[N,C] = exp(inp - max) / Σ exp(inp - max)
 void softmax_forward(float* out, const float* inp, int N, int C);
 // dinp[N,C] += out ⊙ (dout - Σ_c dout·out)

@@ -417,6 +417,46 @@ TEST_CASE("gelu: known values") {
   CHECK(std::fabs(y[4]) < 1e-6);
 }
 
+TEST_CASE("gradcheck: gelu_erf (exact GELU)") {
+  const size_t n = 37;
+  Rng rng(31);
+  Vec inp = random_normal(n, rng, 2.0f), up = random_normal(n, rng), out(n);
+  inp[0] = 0.0f;
+  inp[1] = -5.0f;
+  inp[2] = 5.0f;
+  auto loss = [&] {
+    gelu_erf_forward(out.data(), inp.data(), n);
+    return dot_double(out, up);
+  };
+  AccumGrad dinp(n, rng);  // checks that the backward adds into what was there
+  gelu_erf_backward(dinp.data(), inp.data(), up.data(), n);
+  expect_grad_ok(gradcheck(inp, dinp.grad(), loss), "gelu_erf dinp");
+}
+
+// x·Φ(x) from the closed form (Python: 0.5*x*(1+math.erf(x/math.sqrt(2)))); the tanh form differs
+// from it by up to ~1e-3 (0.8411920 at x = 1), so these values also tell the two apart.
+TEST_CASE("gelu_erf: known values, and the in-place backward equals the accumulating one") {
+  Vec x = {0.0f, 1.0f, -1.0f, 3.0f, -10.0f}, y(5);
+  gelu_erf_forward(y.data(), x.data(), x.size());
+  CHECK(y[0] == 0.0f);
+  CHECK(y[1] == doctest::Approx(0.8413447460685429).epsilon(1e-6));
+  CHECK(y[2] == doctest::Approx(-0.15865525393145707).epsilon(1e-6));
+  CHECK(y[3] == doctest::Approx(2.99595030590511).epsilon(1e-6));
+  CHECK(std::fabs(y[4]) < 1e-6);
+  Rng rng(32);
+  const size_t n = 1000;
+  Vec xs = random_normal(n, rng, 2.0f), d = random_normal(n, rng), acc(n, 0.0f);
+  gelu_erf_backward(acc.data(), xs.data(), d.data(), n);
+  Vec inplace = d;
+  gelu_erf_backward_inplace(inplace.data(), xs.data(), n);
+  CHECK(inplace == acc);
+  // slope at 0 is Φ(0) = ½; at 1, Φ(1) + φ(1)
+  Vec one = {0.0f, 1.0f}, g = {1.0f, 1.0f};
+  gelu_erf_backward_inplace(g.data(), one.data(), 2);
+  CHECK(g[0] == doctest::Approx(0.5).epsilon(1e-7));
+  CHECK(g[1] == doctest::Approx(0.8413447460685429 + 0.24197072451914337).epsilon(1e-6));
+}
+
 // The MLP backward's write-mode pair must give what the add-mode functions give into zeroed
 // buffers (the model switched to them to skip the zeroing passes).
 TEST_CASE("gelu_backward_inplace and linear_backward(add_dinp=false) equal the accumulating forms") {
