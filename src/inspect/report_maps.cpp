@@ -1,0 +1,249 @@
+// The report's attention maps: the best checkpoint's on the held-out example (a forward pass that
+// keeps every attention module's weights, as `inspect --dump` does), the frames of
+// attention_history.jsonl, and the decoded seq2seq examples.
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "attention/attention.h"
+#include "core/error.h"
+#include "core/text.h"
+#include "data/factory.h"
+#include "data/tasks.h"
+#include "inspect/inspect.h"
+#include "inspect/report.h"
+#include "model/model.h"
+#include "train/checkpoint.h"
+#include "train/evaluate.h"
+
+namespace fs = std::filesystem;
+
+namespace attnlab::report_detail {
+
+using json = nlohmann::json;
+
+namespace {
+
+constexpr int kMaxPositions = 64;  // query and key positions shown (attention_history.jsonl's cut)
+
+std::vector<int> cut(std::vector<int> v) {
+  if (v.size() > size_t(kMaxPositions)) v.resize(size_t(kMaxPositions));
+  return v;
+}
+
+// The held-out example as a batch of one row: val example 0 of a task, laid out as the model kind
+// reads it, or the first min(block_size, 64) tokens of the validation text.
+Batch example_batch(const LoadedModel& lm, const Dataset& data) {
+  const Config& cfg = lm.config;
+  Batch b;
+  b.B = 1;
+  const TaskDataset* task = data.task();
+  const auto kind = cfg.model.kind;
+  if (!task) {  // text: the split of TextDataset (the first (1 - val_fraction) of the tokens are train)
+    const std::vector<int> ids = lm.tokenizer.encode(read_text(cfg.data.path));
+    const size_t n_train = std::min(ids.size(), size_t(std::floor((1.0 - cfg.data.val_fraction) * double(ids.size()))));
+    const size_t n = std::min({ids.size() - n_train, size_t(cfg.model.block_size), size_t(kMaxPositions)});
+    b.x.assign(ids.begin() + ptrdiff_t(n_train), ids.begin() + ptrdiff_t(n_train + n));
+  } else {
+    const TaskExample& ex = task->eval_set(Split::val).at(0);
+    const TaskFormat f = task->format();
+    if (kind == ModelConfig::Kind::encoder_decoder) {
+      b.src = cut(ex.input);
+      b.x = {task->sep_id()};
+      b.x.insert(b.x.end(), ex.output.begin(), ex.output.end());
+    } else if (f == TaskFormat::seq2seq) {  // decoder: input sep output
+      b.x = ex.input;
+      b.x.push_back(task->sep_id());
+      b.x.insert(b.x.end(), ex.output.begin(), ex.output.end());
+    } else if (f == TaskFormat::classify) {
+      b.x = {task->sep_id()};
+      b.x.insert(b.x.end(), ex.input.begin(), ex.input.end());
+    } else {
+      b.x = ex.input;
+    }
+  }
+  b.x = cut(b.x);
+  b.T = int(b.x.size());
+  if (kind == ModelConfig::Kind::encoder) b.x_len = {b.T};
+  if (!b.src.empty()) {
+    b.S = int(b.src.size());
+    b.src_len = {b.S};
+  }
+  return b;
+}
+
+std::vector<std::string> labels(const Tokenizer& tok, const std::vector<int>& ids) {
+  std::vector<std::string> out;
+  for (int id : ids) out.push_back(display_token(tok.tokens().at(size_t(id))));
+  return out;
+}
+
+// Axis labels of a map of `slot`: a cross-attention's queries are the decoder's tokens, its keys
+// the source; an encoder's self-attention in an encoder_decoder reads the source.
+void axes(const std::string& slot, const std::vector<std::string>& tokens, const std::vector<std::string>& src,
+          std::vector<std::string>& q, std::vector<std::string>& k) {
+  const bool cross = slot.find("cross") != std::string::npos;
+  const bool enc_src = slot.rfind("encoder", 0) == 0 && !src.empty();
+  q = enc_src ? src : tokens;
+  k = cross || enc_src ? src : tokens;
+}
+
+std::vector<std::string> fit(std::vector<std::string> v, int n) {
+  v.resize(size_t(std::max(0, n)));
+  return v;
+}
+
+}  // namespace
+
+nlohmann::json best_maps(const std::string& ckpt) {
+  LoadedModel lm = load_model(ckpt);
+  json r = {{"checkpoint", ckpt}, {"step", lm.step}, {"groups", json::array()}, {"notes", json::array()}};
+  std::unique_ptr<Dataset> data;
+  try {
+    data = make_dataset(lm.config);
+  } catch (const UserError& e) {  // e.g. the text file of data.path is not on this machine
+    r["notes"].push_back(fmt::format("no held-out example: the run's data cannot be made here ({})", e.what()));
+    return r;
+  }
+  const Batch batch = example_batch(lm, *data);
+  const std::vector<std::string> tokens = labels(lm.tokenizer, batch.x), src = labels(lm.tokenizer, batch.src);
+  r["example"] = {{"tokens", tokens}, {"src_tokens", src.empty() ? json(nullptr) : json(src)}};
+  Model& model = *lm.model;
+  const auto named = model.named_attention();
+  for (auto& [label, a] : named) a->keep_weights(true);
+  model.forward(batch, false, nullptr);
+  for (auto& [label, a] : named) {
+    const std::vector<float> w = a->attention_weights();
+    const size_t us = label.rfind("_L");
+    const std::string slot = label.substr(0, us);
+    const int layer = std::atoi(label.c_str() + us + 2), H = a->spec().n_heads;
+    std::vector<std::string> q, k;
+    axes(slot, tokens, src, q, k);
+    const int Tq = int(q.size()), Tk = int(k.size());
+    json g = {{"key", label}, {"slot", slot}, {"layer", layer}, {"type", a->spec().type}, {"heads", H},
+              {"rows", Tq}, {"cols", Tk}, {"q_tokens", q}, {"k_tokens", k}, {"png", json::array()}};
+    if (w.size() != size_t(H) * Tq * Tk) {
+      g["note"] = fmt::format("attention type '{}' keeps no per-head weights for this input: no map", a->spec().type);
+    } else {
+      for (int h = 0; h < H; h++) g["png"].push_back(heatmap_png(w.data() + size_t(h) * Tq * Tk, Tq, Tk));
+    }
+    r["groups"].push_back(g);
+  }
+  for (auto& [label, a] : named) a->keep_weights(false);
+  return r;
+}
+
+namespace {
+
+// One line of attention_history.jsonl, its maps checked against their sizes.
+struct HistoryLine {
+  int step = 0;
+  json example, maps;
+};
+
+std::vector<HistoryLine> read_history(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) user_error("cannot read '{}'", path);
+  std::vector<HistoryLine> out;
+  std::string line;
+  int n = 0;
+  while (std::getline(in, line)) {
+    n++;
+    if (trim(line).empty()) continue;
+    json j = json::parse(line, nullptr, false);
+    if (j.is_discarded()) {
+      if (in.peek() == EOF) break;  // a torn last line (a run killed mid-write)
+      user_error("{}:{}: not a JSON object; the file is damaged (delete it to report without the history)", path,
+                 n);
+    }
+    if (!j.contains("step") || !j.contains("maps") || !j["maps"].is_array() || !j.contains("example"))
+      user_error("{}:{}: a line needs \"step\", \"example\" and \"maps\"", path, n);
+    out.push_back({j["step"].get<int>(), j["example"], j["maps"]});
+  }
+  return out;
+}
+
+json frame_maps(const HistoryLine& h, const std::string& path) {
+  json maps = json::object();
+  for (const auto& m : h.maps) {
+    const std::string key = fmt::format("{}_L{}", m.at("slot").get<std::string>(), m.at("layer").get<int>());
+    const int H = m.at("heads").get<int>(), R = m.at("rows").get<int>(), C = m.at("cols").get<int>();
+    const std::string bytes = base64_decode(m.at("u8").get<std::string>(), fmt::format("{} step {} {}", path, h.step, key));
+    if (bytes.size() != size_t(H) * R * C)
+      user_error("{}: step {}, {}: {} bytes of weights, expected heads × rows × cols = {}", path, h.step, key,
+                 bytes.size(), size_t(H) * R * C);
+    json pngs = json::array();
+    for (int hd = 0; hd < H; hd++)
+      pngs.push_back(heatmap_png_u8(reinterpret_cast<const uint8_t*>(bytes.data()) + size_t(hd) * R * C, R, C));
+    maps[key] = pngs;
+  }
+  return maps;
+}
+
+}  // namespace
+
+nlohmann::json history_frames(const std::string& path, size_t budget) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return {{"present", false}};
+  const std::vector<HistoryLine> lines = read_history(path);
+  json r = {{"present", true}, {"total", lines.size()}, {"frames", json::array()}, {"groups", json::array()}};
+  if (lines.empty()) {
+    r["kept"] = 0;
+    return r;
+  }
+  const json& ex = lines.front().example;
+  std::vector<std::string> tokens, src;
+  for (const auto& t : ex.value("tokens", json::array())) tokens.push_back(display_token(t.get<std::string>()));
+  if (ex.contains("src_tokens") && ex["src_tokens"].is_array())
+    for (const auto& t : ex["src_tokens"]) src.push_back(display_token(t.get<std::string>()));
+  r["example"] = {{"tokens", tokens}, {"src_tokens", src.empty() ? json(nullptr) : json(src)}};
+  for (const auto& m : lines.front().maps) {
+    const std::string slot = m.at("slot").get<std::string>();
+    std::vector<std::string> q, k;
+    axes(slot, tokens, src, q, k);
+    const int R = m.at("rows").get<int>(), C = m.at("cols").get<int>();
+    r["groups"].push_back({{"key", fmt::format("{}_L{}", slot, m.at("layer").get<int>())}, {"slot", slot},
+                           {"layer", m.at("layer")}, {"heads", m.at("heads")}, {"rows", R}, {"cols", C},
+                           {"q_tokens", fit(q, R)}, {"k_tokens", fit(k, C)}});
+  }
+  // frames evenly spaced over the run (the first and the last always), as many as the budget allows
+  const json first = frame_maps(lines.front(), path);
+  size_t frame_bytes = 1;
+  for (const auto& [key, pngs] : first.items())
+    for (const auto& p : pngs) frame_bytes += p.get_ref<const std::string&>().size();
+  const size_t n = lines.size();
+  const size_t kept = std::min(n, std::max<size_t>(2, budget / frame_bytes));
+  std::vector<size_t> pick;
+  for (size_t i = 0; i < kept; i++) {
+    const size_t idx = kept == 1 ? 0 : size_t(std::llround(double(i) * double(n - 1) / double(kept - 1)));
+    if (pick.empty() || pick.back() != idx) pick.push_back(idx);
+  }
+  for (size_t idx : pick)
+    r["frames"].push_back({{"step", lines[idx].step}, {"maps", idx == 0 ? first : frame_maps(lines[idx], path)}});
+  r["kept"] = pick.size();
+  return r;
+}
+
+nlohmann::json decoded_examples(const std::string& ckpt, int n) {
+  LoadedModel lm = load_model(ckpt);
+  std::unique_ptr<Dataset> data;
+  try {
+    data = make_dataset(lm.config);
+  } catch (const UserError&) {
+    return nullptr;
+  }
+  const TaskDataset* task = data->task();
+  if (!task || task->format() != TaskFormat::seq2seq) return nullptr;
+  json out = json::array();
+  const auto& examples = task->eval_set(Split::val);
+  for (size_t i = 0; i < std::min(examples.size(), size_t(std::max(0, n))); i++) {
+    const TaskExample& ex = examples[i];
+    const std::vector<int> got = decode_output(*lm.model, *task, ex.input);
+    out.push_back({{"input", task->show(ex.input)}, {"reference", task->show(ex.output)},
+                   {"output", task->show(got)}, {"match", got == ex.output}});
+  }
+  return out;
+}
+
+}  // namespace attnlab::report_detail
