@@ -20,7 +20,7 @@ namespace attnlab {
 
 struct ReportOptions {
   int decoded_examples = 5;                    // seq2seq: val examples decoded greedily
-  size_t history_budget = size_t(6) << 20;     // bytes of history maps (PNG, base64) at most
+  size_t history_budget = size_t(4) << 20;     // bytes of history maps (PNG, base64) at most
 };
 
 nlohmann::json collect_report(const std::string& run_dir, const ReportOptions& opt = {});

@@ -57,6 +57,8 @@ svg.heatmap .frame{fill:none;stroke:#9fb0c2;stroke-width:.8}
 padding:8px 0;z-index:2;border-bottom:1px solid var(--line)}
 .player input{flex:1;max-width:640px}.player button{font:inherit;padding:3px 12px;border-radius:5px;
 border:1px solid #9fb0c2;background:#f0f4f8;cursor:pointer}
+.tip{position:absolute;display:none;background:#1d2733;color:#fff;font:12px ui-monospace,monospace;
+padding:3px 8px;border-radius:4px;pointer-events:none;z-index:5}
 #history-step{font-weight:600;min-width:160px}
 .legendbar{display:inline-block;width:140px;height:10px;vertical-align:middle;border:1px solid #c5d0db;
 background:linear-gradient(90deg,#fff,#deebf7,#9ecae1,#4292c6,#08519c,#081d58)}
@@ -298,9 +300,28 @@ const char* kScript = R"JS(
         s.value = +s.value + 1; show(+s.value);
       }, 450);
     });
+    var want = /frame=(\d+)/.exec(location.hash);  // report.html#frame=N opens at evaluation N
+    if (want) s.value = Math.min(+want[1], d.frames.length - 1);
     show(+s.value);
     document.body.setAttribute('data-history-frames', String(d.frames.length));
   }
+  var tip = document.createElement('div');  // the query and key under the pointer
+  tip.className = 'tip';
+  document.body.appendChild(tip);
+  document.querySelectorAll('svg.heatmap').forEach(function (svg) {
+    var q = JSON.parse(svg.getAttribute('data-q')), k = JSON.parse(svg.getAttribute('data-k'));
+    var im = svg.querySelector('image');
+    im.addEventListener('mousemove', function (e) {
+      var r = im.getBoundingClientRect();
+      var i = Math.min(q.length - 1, Math.floor((e.clientY - r.top) / r.height * q.length));
+      var j = Math.min(k.length - 1, Math.floor((e.clientX - r.left) / r.width * k.length));
+      tip.textContent = 'query ' + i + ' \u201c' + q[i] + '\u201d \u2192 key ' + j + ' \u201c' + k[j] + '\u201d';
+      tip.style.left = (e.pageX + 14) + 'px';
+      tip.style.top = (e.pageY + 14) + 'px';
+      tip.style.display = 'block';
+    });
+    im.addEventListener('mouseleave', function () { tip.style.display = 'none'; });
+  });
   document.body.setAttribute('data-report-ready', '1');
 })();
 )JS";

@@ -114,7 +114,10 @@ std::string svg_heatmap(const std::string& png_b64, const std::vector<std::strin
   const int rows = int(q_tokens.size()), cols = int(k_tokens.size());
   const int longest = std::max({rows, cols, 1});
   const double cell = std::clamp(std::floor(320.0 / longest), 6.0, 24.0);
-  const double font = std::min(11.0, cell - 0.5);
+  // long sequences: a label every `stride` tokens, large enough to read (the page's tooltip names
+  // the query and key under the pointer)
+  const int stride = cell >= 9 ? 1 : int(std::ceil(9.0 / cell));
+  const double font = stride > 1 ? 8.0 : std::min(11.0, cell - 0.5);
   size_t ql = 1, kl = 1;
   for (const auto& t : q_tokens) ql = std::max(ql, glyphs(t));
   for (const auto& t : k_tokens) kl = std::max(kl, glyphs(t));
@@ -123,12 +126,13 @@ std::string svg_heatmap(const std::string& png_b64, const std::vector<std::strin
   const double w = left + cols * cell + 2, h = top + rows * cell + 2;
   std::string o = fmt::format(
       "<svg class=\"heatmap\" data-key=\"{}\" data-head=\"{}\" width=\"{:.0f}\" height=\"{:.0f}\" viewBox=\"0 0 "
-      "{:.0f} {:.0f}\" style=\"font-size:{:.1f}px\">",
-      key, head, w, h, w, h, font);
-  for (int i = 0; i < rows; i++)
+      "{:.0f} {:.0f}\" style=\"font-size:{:.1f}px\" data-q=\"{}\" data-k=\"{}\">",
+      key, head, w, h, w, h, font, html_escape(nlohmann::json(q_tokens).dump()),
+      html_escape(nlohmann::json(k_tokens).dump()));
+  for (int i = 0; i < rows; i += stride)
     o += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"end\" dominant-baseline=\"central\">{}</text>",
                      left - 3, top + (i + 0.5) * cell, html_escape(q_tokens[size_t(i)]));
-  for (int j = 0; j < cols; j++)
+  for (int j = 0; j < cols; j += stride)
     o += fmt::format("<text transform=\"translate({:.1f},{:.1f}) rotate(-90)\" dominant-baseline=\"central\">{}"
                      "</text>",
                      left + (j + 0.5) * cell, top - 3, html_escape(k_tokens[size_t(j)]));

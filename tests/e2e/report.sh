@@ -21,7 +21,7 @@ browse() {  # browse PAGE OUT_PREFIX [chromium args...]: DOM to OUT.dom, log to 
   local page=$1 out=$2
   shift 2
   timeout 60 "$chrome" --headless=new --no-sandbox --disable-gpu --no-first-run --user-data-dir="$tmp/profile" \
-    --enable-logging=stderr --v=0 "$@" "file://$page" >"$out.dom" 2>"$out.log" || fail "chromium on $page: $(tail -3 "$out.log")"
+    --enable-logging=stderr --v=0 "$@" "file://$page#frame=0" >"$out.dom" 2>"$out.log" || fail "chromium on $page: $(tail -3 "$out.log")"
 }
 
 # a tiny encoder_decoder seq2seq run: 4 evaluations, decoded examples, a history of maps

@@ -4,7 +4,8 @@
       the script finished; each curve has as many points as metrics.jsonl has rows (train rows
       with a loss: train loss and lr; val rows: val loss and every val metric); every slot ×
       layer × head of the model (from `attnlab inspect --dump`'s tokens.json) has a map; the
-      history slider has one frame per val row (when the run has attention_history.jsonl).
+      history slider has one frame per val row and, the page opened at #frame=0, its script has
+      put the first evaluation's maps in place (when the run has attention_history.jsonl).
   check_page.py console LOG               Chromium's log (--enable-logging=stderr): no console
       message at all (the page logs nothing; an uncaught error is logged as a console message).
   check_page.py screenshot PNG             the screenshot is not blank: many distinct colours.
@@ -29,6 +30,9 @@ class Dom(HTMLParser):
         self.maps = {"maps": set(), "history": set()}
         self.body = {}
         self.slider = None
+        self.hrefs = {}
+        self.history_json = ""
+        self.in_data = False
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
@@ -43,6 +47,18 @@ class Dom(HTMLParser):
             self.maps[self.section].add((a["data-key"], int(a["data-head"])))
         elif tag == "input" and a.get("id") == "history-slider":
             self.slider = a
+        elif tag == "image" and self.section == "history":
+            self.hrefs[(a["data-key"], int(a["data-head"]))] = a["href"]
+        elif tag == "script" and a.get("id") == "history-data":
+            self.in_data = True
+
+    def handle_data(self, data):
+        if self.in_data:
+            self.history_json += data
+
+    def handle_endtag(self, tag):
+        if tag == "script":
+            self.in_data = False
 
 
 def dom(path, run, dump):
@@ -79,6 +95,12 @@ def dom(path, run, dump):
         if frames != len(val) or int(d.slider["max"]) + 1 != len(val):
             fail(f"history: {frames} frames, slider max {d.slider['max']}; metrics.jsonl has {len(val)} val rows")
         print(f"history: slider with {frames} frames = val rows, {len(d.maps['history'])} maps")
+        # opened at #frame=0, the script has swapped every history map to the first evaluation's
+        first = json.loads(d.history_json)["frames"][0]["maps"]
+        for (key, head), href in d.hrefs.items():
+            if href != "data:image/png;base64," + first[key][head]:
+                fail(f"history map {key} head {head} does not show frame 0 (the slider's script did not swap it)")
+        print(f"history: the script swapped all {len(d.hrefs)} maps to frame 0")
 
 
 def console(path):
@@ -92,8 +114,8 @@ def screenshot(path):
     import numpy as np
     from matplotlib import image
     img = image.imread(path)
-    px = (img[..., :3] * 255).round().astype(np.uint8).reshape(-1, 3)
-    colours = len(np.unique(px, axis=0))
+    px = (img[..., :3] * 255).round().astype(np.uint32).reshape(-1, 3)
+    colours = len(np.unique(px[:, 0] << 16 | px[:, 1] << 8 | px[:, 2]))
     ink = float((px.min(1) < 235).mean())
     if colours < 64 or ink < 0.02:
         fail(f"screenshot {path} looks blank: {colours} colours, {ink:.1%} of pixels not near white")
