@@ -65,7 +65,8 @@ struct Series {
 std::string svg_chart(const std::string& title, const std::vector<Series>& series, bool log_y,
                       const std::string& id);
 std::string svg_heatmap(const std::string& png_b64, const std::vector<std::string>& q_tokens,
-                        const std::vector<std::string>& k_tokens, const std::string& key, int head);
+                        const std::vector<std::string>& k_tokens, const std::string& key, int head,
+                        int box_rows = 0, int box_cols = 0);  // box: room for the largest history frame
 
 }  // namespace report_detail
 }  // namespace attnlab

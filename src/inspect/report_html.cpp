@@ -215,7 +215,8 @@ std::string map_groups(const json& groups, F png_of) {
     else
       for (int h = 0; h < g["heads"].get<int>(); h++)
         o += "<figure class=\"head\">" +
-             svg_heatmap(png_of(g, h), strings(g["q_tokens"]), strings(g["k_tokens"]), g["key"].get<std::string>(), h) +
+             svg_heatmap(png_of(g, h), strings(g["q_tokens"]), strings(g["k_tokens"]), g["key"].get<std::string>(), h,
+                         g.value("rows", 0), g.value("cols", 0)) +
              fmt::format("<figcaption>head {}</figcaption></figure>", h);
     o += "</div></div>";
   }
@@ -223,10 +224,10 @@ std::string map_groups(const json& groups, F png_of) {
 }
 
 std::string example_line(const json& ex) {
-  std::string o = "<p>Held-out example (val example 0): ";
+  std::string o = "<p>Held-out example (the start of the validation data): ";
   if (ex.contains("src_tokens") && ex["src_tokens"].is_array())
     o += "source <span class=\"mono\">" + esc(fmt::format("{}", fmt::join(strings(ex["src_tokens"]), " "))) +
-         "</span>, decoder ";
+         "</span>, decoder (the separator, then the model's own greedy answer) ";
   return o + "<span class=\"mono\">" + esc(fmt::format("{}", fmt::join(strings(ex["tokens"]), " "))) +
          "</span>. Rows are queries, columns keys; colour ∝ √weight <span class=\"legendbar\"></span> 0 → 1.</p>";
 }
@@ -267,7 +268,8 @@ std::string history_section(const json& r) {
     const std::string key = g["key"].get<std::string>();
     return last.contains(key) ? last[key][size_t(hd)].get<std::string>() : std::string();
   });
-  json data = {{"frames", h["frames"]}};
+  json data = {{"frames", json::array()}};
+  for (const auto& f : h["frames"]) data["frames"].push_back({{"step", f["step"]}, {"maps", f["maps"]}, {"lab", f["lab"]}});
   std::string text = data.dump();
   for (size_t p = 0; (p = text.find("</", p)) != std::string::npos; p += 3) text.replace(p, 2, "<\\/");
   o += "<script type=\"application/json\" id=\"history-data\">" + text + "</script>";
@@ -280,13 +282,21 @@ const char* kScript = R"JS(
   if (el) {
     var d = JSON.parse(el.textContent), s = document.getElementById('history-slider');
     var lab = document.getElementById('history-step'), play = document.getElementById('history-play');
-    var imgs = document.querySelectorAll('#history image.map-img'), timer = null;
+    var maps = document.querySelectorAll('#history svg.heatmap'), timer = null;
     var show = function (i) {
       var f = d.frames[i];
       lab.textContent = 'step ' + f.step + '  (' + (i + 1) + ' of ' + d.frames.length + ')';
-      for (var k = 0; k < imgs.length; k++) {
-        var m = f.maps[imgs[k].getAttribute('data-key')];
-        if (m) imgs[k].setAttribute('href', 'data:image/png;base64,' + m[+imgs[k].getAttribute('data-head')]);
+      for (var k = 0; k < maps.length; k++) {  // the map, its size and its token labels
+        var svg = maps[k], key = svg.getAttribute('data-key'), m = f.maps[key], tl = f.lab[key];
+        if (!m) continue;
+        var c = +svg.getAttribute('data-cell'), im = svg.querySelector('image'), fr = svg.querySelector('.frame');
+        im.setAttribute('href', 'data:image/png;base64,' + m[+svg.getAttribute('data-head')]);
+        [im, fr].forEach(function (e) { e.setAttribute('width', tl[1].length * c); e.setAttribute('height', tl[0].length * c); });
+        svg.setAttribute('data-q', JSON.stringify(tl[0]));
+        svg.setAttribute('data-k', JSON.stringify(tl[1]));
+        svg.querySelectorAll('text').forEach(function (t) {
+          t.textContent = tl[t.getAttribute('class') === 'q' ? 0 : 1][+t.getAttribute('data-i')] || '';
+        });
       }
     };
     var stop = function () { clearInterval(timer); timer = null; play.textContent = '\u25b6 play'; };
@@ -309,9 +319,9 @@ const char* kScript = R"JS(
   tip.className = 'tip';
   document.body.appendChild(tip);
   document.querySelectorAll('svg.heatmap').forEach(function (svg) {
-    var q = JSON.parse(svg.getAttribute('data-q')), k = JSON.parse(svg.getAttribute('data-k'));
     var im = svg.querySelector('image');
     im.addEventListener('mousemove', function (e) {
+      var q = JSON.parse(svg.getAttribute('data-q')), k = JSON.parse(svg.getAttribute('data-k'));
       var r = im.getBoundingClientRect();
       var i = Math.min(q.length - 1, Math.floor((e.clientY - r.top) / r.height * q.length));
       var j = Math.min(k.length - 1, Math.floor((e.clientX - r.left) / r.width * k.length));

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "attention/attention.h"
 #include "core/error.h"
@@ -32,44 +33,36 @@ std::vector<int> cut(std::vector<int> v) {
   return v;
 }
 
-// The held-out example as a batch of one row: val example 0 of a task, laid out as the model kind
-// reads it, or the first min(block_size, 64) tokens of the validation text.
-Batch example_batch(const LoadedModel& lm, const Dataset& data) {
+// The held-out example as a batch of one row, as the trainer's attention_history.jsonl takes it and
+// `attnlab inspect --dump` runs it: the first min(block_size, 64) tokens of the validation text, or
+// val example 0's input (cut to as many); a decoder or an encoder reads it as it is, an
+// encoder_decoder as its source, its decoder getting the separator and the model's greedy answer.
+Batch example_batch(LoadedModel& lm, const Dataset& data) {
   const Config& cfg = lm.config;
+  const size_t n = size_t(std::min(cfg.model.block_size, kMaxPositions));
   Batch b;
   b.B = 1;
   const TaskDataset* task = data.task();
-  const auto kind = cfg.model.kind;
+  std::vector<int> ids;
   if (!task) {  // text: the split of TextDataset (the first (1 - val_fraction) of the tokens are train)
-    const std::vector<int> ids = lm.tokenizer.encode(read_text(cfg.data.path));
-    const size_t n_train = std::min(ids.size(), size_t(std::floor((1.0 - cfg.data.val_fraction) * double(ids.size()))));
-    const size_t n = std::min({ids.size() - n_train, size_t(cfg.model.block_size), size_t(kMaxPositions)});
-    b.x.assign(ids.begin() + ptrdiff_t(n_train), ids.begin() + ptrdiff_t(n_train + n));
+    const std::vector<int> all = lm.tokenizer.encode(read_text(cfg.data.path));
+    const size_t n_train = std::min(all.size(), size_t(std::floor((1.0 - cfg.data.val_fraction) * double(all.size()))));
+    ids.assign(all.begin() + ptrdiff_t(n_train), all.begin() + ptrdiff_t(n_train + std::min(n, all.size() - n_train)));
   } else {
-    const TaskExample& ex = task->eval_set(Split::val).at(0);
-    const TaskFormat f = task->format();
-    if (kind == ModelConfig::Kind::encoder_decoder) {
-      b.src = cut(ex.input);
-      b.x = {task->sep_id()};
-      b.x.insert(b.x.end(), ex.output.begin(), ex.output.end());
-    } else if (f == TaskFormat::seq2seq) {  // decoder: input sep output
-      b.x = ex.input;
-      b.x.push_back(task->sep_id());
-      b.x.insert(b.x.end(), ex.output.begin(), ex.output.end());
-    } else if (f == TaskFormat::classify) {
-      b.x = {task->sep_id()};
-      b.x.insert(b.x.end(), ex.input.begin(), ex.input.end());
-    } else {
-      b.x = ex.input;
-    }
+    ids = task->eval_set(Split::val).at(0).input;
+    if (ids.size() > n) ids.resize(n);
   }
-  b.x = cut(b.x);
-  b.T = int(b.x.size());
-  if (kind == ModelConfig::Kind::encoder) b.x_len = {b.T};
-  if (!b.src.empty()) {
-    b.S = int(b.src.size());
+  b.x = ids;
+  if (task && cfg.model.kind == ModelConfig::Kind::encoder_decoder) {
+    b.src = ids;
+    b.S = int(ids.size());
     b.src_len = {b.S};
+    const std::vector<int> out = decode_output(*lm.model, *task, ids);
+    b.x = {task->sep_id()};
+    b.x.insert(b.x.end(), out.begin(), out.end());
+    b.x = cut(b.x);
   }
+  b.T = int(b.x.size());
   return b;
 }
 
@@ -164,21 +157,32 @@ std::vector<HistoryLine> read_history(const std::string& path) {
   return out;
 }
 
+// One line as the page's script reads it: {"example", "maps": {key: [PNG per head]}, "lab": {key:
+// [query tokens, key tokens]}}.
 json frame_maps(const HistoryLine& h, const std::string& path) {
-  json maps = json::object();
+  std::vector<std::string> tokens, src;
+  for (const auto& t : h.example.value("tokens", json::array())) tokens.push_back(display_token(t.get<std::string>()));
+  if (h.example.contains("src_tokens") && h.example["src_tokens"].is_array())
+    for (const auto& t : h.example["src_tokens"]) src.push_back(display_token(t.get<std::string>()));
+  json maps = json::object(), lab = json::object();
   for (const auto& m : h.maps) {
-    const std::string key = fmt::format("{}_L{}", m.at("slot").get<std::string>(), m.at("layer").get<int>());
+    const std::string slot = m.at("slot").get<std::string>(), key = fmt::format("{}_L{}", slot, m.at("layer").get<int>());
     const int H = m.at("heads").get<int>(), R = m.at("rows").get<int>(), C = m.at("cols").get<int>();
     const std::string bytes = base64_decode(m.at("u8").get<std::string>(), fmt::format("{} step {} {}", path, h.step, key));
-    if (bytes.size() != size_t(H) * R * C)
+    if (H < 1 || R < 1 || C < 1 || bytes.size() != size_t(H) * R * C)
       user_error("{}: step {}, {}: {} bytes of weights, expected heads × rows × cols = {}", path, h.step, key,
-                 bytes.size(), size_t(H) * R * C);
+                 bytes.size(), size_t(std::max(H, 0)) * std::max(R, 0) * std::max(C, 0));
     json pngs = json::array();
     for (int hd = 0; hd < H; hd++)
       pngs.push_back(heatmap_png_u8(reinterpret_cast<const uint8_t*>(bytes.data()) + size_t(hd) * R * C, R, C));
     maps[key] = pngs;
+    std::vector<std::string> q, k;
+    axes(slot, tokens, src, q, k);
+    lab[key] = {fit(q, R), fit(k, C)};
   }
-  return maps;
+  return {{"example", {{"tokens", tokens}, {"src_tokens", src.empty() ? json(nullptr) : json(src)}}},
+          {"maps", maps},
+          {"lab", lab}};
 }
 
 }  // namespace
@@ -192,25 +196,10 @@ nlohmann::json history_frames(const std::string& path, size_t budget) {
     r["kept"] = 0;
     return r;
   }
-  const json& ex = lines.front().example;
-  std::vector<std::string> tokens, src;
-  for (const auto& t : ex.value("tokens", json::array())) tokens.push_back(display_token(t.get<std::string>()));
-  if (ex.contains("src_tokens") && ex["src_tokens"].is_array())
-    for (const auto& t : ex["src_tokens"]) src.push_back(display_token(t.get<std::string>()));
-  r["example"] = {{"tokens", tokens}, {"src_tokens", src.empty() ? json(nullptr) : json(src)}};
-  for (const auto& m : lines.front().maps) {
-    const std::string slot = m.at("slot").get<std::string>();
-    std::vector<std::string> q, k;
-    axes(slot, tokens, src, q, k);
-    const int R = m.at("rows").get<int>(), C = m.at("cols").get<int>();
-    r["groups"].push_back({{"key", fmt::format("{}_L{}", slot, m.at("layer").get<int>())}, {"slot", slot},
-                           {"layer", m.at("layer")}, {"heads", m.at("heads")}, {"rows", R}, {"cols", C},
-                           {"q_tokens", fit(q, R)}, {"k_tokens", fit(k, C)}});
-  }
   // frames evenly spaced over the run (the first and the last always), as many as the budget allows
-  const json first = frame_maps(lines.front(), path);
+  json frame = frame_maps(lines.front(), path);
   size_t frame_bytes = 1;
-  for (const auto& [key, pngs] : first.items())
+  for (const auto& [key, pngs] : frame["maps"].items())
     for (const auto& p : pngs) frame_bytes += p.get_ref<const std::string&>().size();
   const size_t n = lines.size();
   const size_t kept = std::min(n, std::max<size_t>(2, budget / frame_bytes));
@@ -219,8 +208,25 @@ nlohmann::json history_frames(const std::string& path, size_t budget) {
     const size_t idx = kept == 1 ? 0 : size_t(std::llround(double(i) * double(n - 1) / double(kept - 1)));
     if (pick.empty() || pick.back() != idx) pick.push_back(idx);
   }
-  for (size_t idx : pick)
-    r["frames"].push_back({{"step", lines[idx].step}, {"maps", idx == 0 ? first : frame_maps(lines[idx], path)}});
+  // the groups, sized for the largest frame (an encoder_decoder's answer changes length as it learns)
+  std::map<std::string, std::pair<int, int>> box;
+  for (size_t idx : pick) {
+    if (idx != 0) frame = frame_maps(lines[idx], path);
+    frame["step"] = lines[idx].step;
+    for (const auto& [key, qk] : frame["lab"].items()) {
+      auto& b = box[key];
+      b = {std::max(b.first, int(qk[0].size())), std::max(b.second, int(qk[1].size()))};
+    }
+    r["frames"].push_back(frame);
+  }
+  const json& last = r["frames"].back();
+  r["example"] = last["example"];
+  for (const auto& m : lines[pick.back()].maps) {
+    const std::string key = fmt::format("{}_L{}", m.at("slot").get<std::string>(), m.at("layer").get<int>());
+    r["groups"].push_back({{"key", key}, {"slot", m.at("slot")}, {"layer", m.at("layer")}, {"heads", m.at("heads")},
+                           {"rows", box[key].first}, {"cols", box[key].second},
+                           {"q_tokens", last["lab"][key][0]}, {"k_tokens", last["lab"][key][1]}});
+  }
   r["kept"] = pick.size();
   return r;
 }

@@ -110,37 +110,43 @@ std::string svg_chart(const std::string& title, const std::vector<Series>& serie
 }
 
 std::string svg_heatmap(const std::string& png_b64, const std::vector<std::string>& q_tokens,
-                        const std::vector<std::string>& k_tokens, const std::string& key, int head) {
+                        const std::vector<std::string>& k_tokens, const std::string& key, int head, int box_rows,
+                        int box_cols) {
   const int rows = int(q_tokens.size()), cols = int(k_tokens.size());
-  const int longest = std::max({rows, cols, 1});
+  const int br = std::max(rows, box_rows), bc = std::max(cols, box_cols);  // room for every frame
+  const int longest = std::max({br, bc, 1});
   const double cell = std::clamp(std::floor(320.0 / longest), 6.0, 24.0);
   // long sequences: a label every `stride` tokens, large enough to read (the page's tooltip names
   // the query and key under the pointer)
   const int stride = cell >= 9 ? 1 : int(std::ceil(9.0 / cell));
   const double font = stride > 1 ? 8.0 : std::min(11.0, cell - 0.5);
-  size_t ql = 1, kl = 1;
+  size_t ql = 3, kl = 3;  // room for labels of at least 3 glyphs (a history frame may have longer ones)
   for (const auto& t : q_tokens) ql = std::max(ql, glyphs(t));
   for (const auto& t : k_tokens) kl = std::max(kl, glyphs(t));
   const double left = 6 + font * 0.65 * double(std::min<size_t>(ql, 12)),
                top = 6 + font * 0.65 * double(std::min<size_t>(kl, 12));
-  const double w = left + cols * cell + 2, h = top + rows * cell + 2;
+  const double w = left + bc * cell + 2, h = top + br * cell + 2;
+  auto label = [](const std::vector<std::string>& t, int i) {
+    return i < int(t.size()) ? html_escape(t[size_t(i)]) : std::string();
+  };
   std::string o = fmt::format(
-      "<svg class=\"heatmap\" data-key=\"{}\" data-head=\"{}\" width=\"{:.0f}\" height=\"{:.0f}\" viewBox=\"0 0 "
-      "{:.0f} {:.0f}\" style=\"font-size:{:.1f}px\" data-q=\"{}\" data-k=\"{}\">",
-      key, head, w, h, w, h, font, html_escape(nlohmann::json(q_tokens).dump()),
+      "<svg class=\"heatmap\" data-key=\"{}\" data-head=\"{}\" data-cell=\"{}\" width=\"{:.0f}\" "
+      "height=\"{:.0f}\" viewBox=\"0 0 {:.0f} {:.0f}\" style=\"font-size:{:.1f}px\" data-q=\"{}\" data-k=\"{}\">",
+      key, head, cell, w, h, w, h, font, html_escape(nlohmann::json(q_tokens).dump()),
       html_escape(nlohmann::json(k_tokens).dump()));
-  for (int i = 0; i < rows; i += stride)
-    o += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"end\" dominant-baseline=\"central\">{}</text>",
-                     left - 3, top + (i + 0.5) * cell, html_escape(q_tokens[size_t(i)]));
-  for (int j = 0; j < cols; j += stride)
-    o += fmt::format("<text transform=\"translate({:.1f},{:.1f}) rotate(-90)\" dominant-baseline=\"central\">{}"
-                     "</text>",
-                     left + (j + 0.5) * cell, top - 3, html_escape(k_tokens[size_t(j)]));
+  for (int i = 0; i < br; i += stride)
+    o += fmt::format("<text class=\"q\" data-i=\"{}\" x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"end\" "
+                     "dominant-baseline=\"central\">{}</text>",
+                     i, left - 3, top + (i + 0.5) * cell, label(q_tokens, i));
+  for (int j = 0; j < bc; j += stride)
+    o += fmt::format("<text class=\"k\" data-i=\"{}\" transform=\"translate({:.1f},{:.1f}) rotate(-90)\" "
+                     "dominant-baseline=\"central\">{}</text>",
+                     j, left + (j + 0.5) * cell, top - 3, label(k_tokens, j));
   o += fmt::format("<image class=\"map-img\" data-key=\"{}\" data-head=\"{}\" x=\"{:.1f}\" y=\"{:.1f}\" "
                    "width=\"{:.1f}\" height=\"{:.1f}\" preserveAspectRatio=\"none\" href=\"data:image/png;base64,{}\"/>",
                    key, head, left, top, cols * cell, rows * cell, png_b64);
-  o += fmt::format("<rect class=\"frame\" x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\"/>", left, top,
-                   cols * cell, rows * cell);
+  o += fmt::format("<rect class=\"frame\" x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\"/>", left,
+                   top, cols * cell, rows * cell);
   return o + "</svg>";
 }
 
