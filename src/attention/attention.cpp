@@ -2,10 +2,25 @@
 // operations every variant with a cache shares (attention.h).
 #include "attention/attention.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "core/error.h"
 #include "core/permute.h"
 
 namespace attnlab {
+
+void init_linear(Param* w, Param* b, int fan_in, InitScheme scheme, Rng& rng, float gpt2_std) {
+  if (scheme == InitScheme::gpt2) {
+    for (auto& x : w->w) x = gpt2_std * rng.normal();
+    if (b) std::fill(b->w.begin(), b->w.end(), 0.0f);
+    return;
+  }
+  const float bound = 1.0f / std::sqrt(float(std::max(1, fan_in)));
+  for (Param* p : {w, b})
+    if (p)
+      for (auto& x : p->w) x = bound * (2.0f * rng.uniform() - 1.0f);
+}
 
 Attention::Attention(AttentionSpec spec)
     : spec_(std::move(spec)), H_(spec_.n_heads), Hkv_(kv_heads(spec_)) {

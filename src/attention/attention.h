@@ -29,6 +29,12 @@ enum class AttnPositions { none, rope, alibi };  // positions applied inside att
 enum class AttnScore { dot, general, concat };   // luong's score function
 enum class AttnImpl { naive, flash, automatic }; // scaled_dot_product family; config name "auto"
 enum class AttnDevice { cpu, cuda };             // where a tiled kernel runs
+// How the linear layers start (model.init; docs/config.md):
+//   gpt2           W ~ N(0, 0.02²) (0.02/√(2·n_layers) for the projections that write into the
+//                  residual stream), b = 0 (Radford et al. 2019, as nanoGPT)
+//   torch_default  W, b ~ U(−1/√fan_in, +1/√fan_in), fan_in = the layer's input width
+//                  (PyTorch's nn.Linear.reset_parameters)
+enum class InitScheme { gpt2, torch_default };
 const char* name_of(AttnPositions p);
 const char* name_of(AttnScore s);
 const char* name_of(AttnImpl i);
@@ -61,7 +67,14 @@ struct AttentionSpec {
   bool diff_norm = true;        // differential: headwise RMSNorm and (1 − λ_init) scaling (E7 turns it off)
   AttnImpl impl = AttnImpl::automatic;  // scaled_dot_product family: naive | flash | auto
   AttnDevice device = AttnDevice::cpu;  // where a tiled kernel runs (model.device)
+  InitScheme init = InitScheme::gpt2;   // the projections' initialisation (model.init)
 };
+
+// Initialises a linear layer y = x Wᵀ + b with W [out, fan_in] and the optional bias b [out]
+// under `scheme`; gpt2_std is the normal's standard deviation under gpt2. Draws W then b (b only
+// under torch_default: under gpt2 it stays 0), so gpt2 draws exactly what it drew before the
+// schemes existed.
+void init_linear(Param* w, Param* b, int fan_in, InitScheme scheme, Rng& rng, float gpt2_std);
 
 // What a variant supports, so configs are checked before a model is built.
 struct AttentionInfo {

@@ -8,9 +8,6 @@
 namespace attnlab {
 
 namespace {
-void init_normal(Param* p, Rng& rng, float std) {
-  for (auto& x : p->w) x = std * rng.normal();
-}
 const float* w_or_null(const Param* p) { return p ? p->w.data() : nullptr; }
 float* g_or_null(Param* p) { return p ? p->g.data() : nullptr; }
 }  // namespace
@@ -28,10 +25,11 @@ Projections::Projections(const AttentionSpec& spec, int kv_width, ParamStore& st
     b_v = store.add(n + ".b_v", {Ckv}, ParamKind::bias);
     b_o = store.add(n + ".b_o", {C}, ParamKind::bias);
   }
-  init_normal(w_q, rng, 0.02f);
-  init_normal(w_k, rng, 0.02f);
-  init_normal(w_v, rng, 0.02f);
-  init_normal(w_o, rng, 0.02f / std::sqrt(2.0f * float(std::max(1, spec.n_layers))));
+  const InitScheme s = spec.init;
+  init_linear(w_q, b_q, C, s, rng, 0.02f);
+  init_linear(w_k, b_k, C, s, rng, 0.02f);
+  init_linear(w_v, b_v, C, s, rng, 0.02f);
+  init_linear(w_o, b_o, C, s, rng, 0.02f / std::sqrt(2.0f * float(std::max(1, spec.n_layers))));
 }
 
 void Projections::qkv(std::vector<float>& Q, std::vector<float>& K, std::vector<float>& V, const float* x_q,

@@ -5,8 +5,9 @@
 //
 // Parameters, registered in this order: "<name>.w_q" [C,C], ".w_k" [Ckv,C], ".w_v" [Ckv,C],
 // ".w_o" [C,C], then (when spec.bias) ".b_q" [C], ".b_k" [Ckv], ".b_v" [Ckv], ".b_o" [C].
-// Initialisation (GPT-2): weights N(0, 0.02²), drawn in the order q, k, v, o; W_o, which writes
-// into the residual stream, uses 0.02/√(2·n_layers); biases 0.
+// Initialisation (spec.init, init_linear in attention.h), in the order q, k, v, o: gpt2: weights
+// N(0, 0.02²), W_o, which writes into the residual stream, 0.02/√(2·n_layers), biases 0;
+// torch_default: weights and biases U(±1/√C) (every projection reads a C-wide input).
 // Backward: that of `linear` (ops.h), adding into dx_q, dx_kv and the parameters' gradients.
 #pragma once
 #include "attention/attention.h"

@@ -161,11 +161,16 @@ void bench_flash_core(const AttentionBenchOptions& o, const std::string& type, i
   const long base = current_rss_kb();
   call();
   if (probe && base >= 0) r.peak_extra_mb = double(rss_hwm_kb() - base) / 1024.0;
-  for (int w = 1; w < o.warmup; w++) call();
+  if (o.on_call) o.on_call();
+  for (int w = 1; w < o.warmup; w++) {
+    call();
+    if (o.on_call) o.on_call();
+  }
   for (int i = 0; i < o.repeats; i++) {
     const auto t0 = Clock::now();
     call();
     r.ms.push_back(ms_since(t0));
+    if (o.on_call) o.on_call();
   }
 }
 }  // namespace
@@ -194,6 +199,8 @@ std::vector<AttentionBenchRow> bench_attention(const AttentionBenchOptions& o,
         r.skipped = true;
         r.note = fmt::format("needs about {:.0f} MB of n×n buffers > --max-mem-gb {}", r.est_mb, o.max_mem_gb);
         rows.push_back(r);
+        if (o.on_call)
+          for (int c = 0; c < std::max(1, o.warmup) + o.repeats; c++) o.on_call();  // the calls it would have made
         if (on_row) on_row(r);
         continue;
       }
@@ -215,13 +222,18 @@ std::vector<AttentionBenchRow> bench_attention(const AttentionBenchOptions& o,
         const long base = current_rss_kb();
         call();  // first call: allocates and touches the module's buffers
         if (probe && base >= 0) r.peak_extra_mb = double(rss_hwm_kb() - base) / 1024.0;
-        for (int w = 1; w < o.warmup; w++) call();
+        if (o.on_call) o.on_call();
+        for (int w = 1; w < o.warmup; w++) {
+          call();
+          if (o.on_call) o.on_call();
+        }
         for (int i = 0; i < o.repeats; i++) {
           std::fill(dx.begin(), dx.end(), 0.0f);
           store.zero_grad();
           const auto t0 = Clock::now();
           call();
           r.ms.push_back(ms_since(t0));
+          if (o.on_call) o.on_call();
         }
       }
       r.median_ms = median(r.ms);

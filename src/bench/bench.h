@@ -32,7 +32,8 @@ struct TrainBench {
   double median_comm_ms = 0.0;
 };
 
-TrainBench bench_train(const Config& cfg, int steps, int warmup);
+// on_step (optional) is called after every step, warm-up included, outside the timed part.
+TrainBench bench_train(const Config& cfg, int steps, int warmup, const std::function<void()>& on_step = {});
 double measure_gemm_gflops(int n, int reps);
 double median(std::vector<double> v);
 long peak_rss_kb();
@@ -57,6 +58,7 @@ struct AttentionBenchOptions {
   int repeats = 5, warmup = 1;      // timed calls; untimed calls before (≥ 1: the first measures memory)
   double max_mem_gb = 8.0;          // skip a (type, n) whose estimated buffers exceed this
   uint64_t seed = 1;
+  std::function<void()> on_call;   // optional: after each call (warm-up and timed), outside the timing
 };
 
 struct AttentionBenchRow {
@@ -106,6 +108,7 @@ struct GenerateBenchOptions {
   int repeats = 3;
   bool run_cache = true, run_no_cache = true;
   uint64_t seed = 1;
+  std::function<void()> on_repeat;  // optional: after each generation (warm-up and timed), outside the timing
 };
 struct GenerateBenchMode {
   bool cache = false;

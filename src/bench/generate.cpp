@@ -97,6 +97,7 @@ GenerateBench bench_generate(Model& model, const GenerateBenchOptions& o) {
       }
     };
     once(std::min(o.tokens, 8));  // warm-up: threads, first buffers
+    if (o.on_repeat) o.on_repeat();
     for (int r = 0; r < o.repeats; r++) {
       const bool probe = r == 0 && reset_rss_hwm();
       const long base = current_rss_kb();
@@ -104,6 +105,7 @@ GenerateBench bench_generate(Model& model, const GenerateBenchOptions& o) {
       once(o.tokens);
       m.seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
       if (probe && base >= 0) m.peak_extra_mb = double(rss_hwm_kb() - base) / 1024.0;
+      if (o.on_repeat) o.on_repeat();
     }
     const double med = median(m.seconds);
     m.tokens_per_s = double(o.batch) * o.tokens / med;

@@ -70,7 +70,7 @@ double measure_gemm_gflops(int n, int reps) {
   return 2.0 * double(n) * n * n / median(t) / 1e9;
 }
 
-TrainBench bench_train(const Config& cfg, int steps, int warmup) {
+TrainBench bench_train(const Config& cfg, int steps, int warmup, const std::function<void()>& on_step) {
   if (cfg.train.threads > 0) omp_set_num_threads(cfg.train.threads);
   TrainBench r;
   r.steps = steps;
@@ -104,6 +104,7 @@ TrainBench bench_train(const Config& cfg, int steps, int warmup) {
       r.comm_ms.push_back(comm.allreduce_seconds * 1e3);
       r.allreduce_mb_per_step = comm.allreduce_bytes / 1e6;
     }
+    if (on_step) on_step();
   }
   r.median_ms = median(r.step_ms);
   r.median_comm_ms = median(r.comm_ms);

@@ -6,6 +6,7 @@
 
 #include "attention/attention.h"
 #include "cli/commands.h"
+#include "core/progress.h"
 #include "config/config.h"
 #include "core/comm.h"
 #include "core/error.h"
@@ -56,7 +57,7 @@ Run add_bench_generate(CLI::App& bench) {
     std::string source;
     std::vector<std::string> sets;
     GenerateBenchOptions g;
-    bool no_cache = false, cache_only = false;
+    bool no_cache = false, cache_only = false, quiet = false;
     int threads = 0, vocab = 0, context = 0;
   };
   auto o = std::make_shared<Opts>();
@@ -77,6 +78,7 @@ Run add_bench_generate(CLI::App& bench) {
                   "(random) tokens, ms/token median of --repeats, and read the cache size (E8)");
   sub->add_option("--vocab", o->vocab,
                   "Vocabulary size of a CONFIG's random model (default: build the config's dataset to learn it)");
+  sub->add_flag("--quiet", o->quiet, "No progress line on stderr");
   return [o]() {
     const std::string& src = o->source;
     const bool is_config = src.size() > 5 && (src.substr(src.size() - 5) == ".yaml" || src.substr(src.size() - 4) == ".yml");
@@ -118,7 +120,11 @@ Run add_bench_generate(CLI::App& bench) {
                mc.decoder_self.type, is_config ? " (random weights)" : "");
     fmt::print("decode             batch {}, prompt {} token(s), {} new tokens, temperature 1, {} repeat(s)\n",
                g.batch, g.prompt_len, g.tokens, g.repeats);
+    ProgressMeter meter("bench generate", long(g.run_cache + g.run_no_cache) * (g.repeats + 1), "generations",
+                        o->quiet);
+    g.on_repeat = [&meter] { meter.tick(); };
     const GenerateBench r = bench_generate(*model, g);
+    meter.done();
     for (const auto& m : r.modes) {
       fmt::print("{:<18} {:.1f} tokens/s  {:.3f} ms/token  (median of {}; peak extra RSS {})\n",
                  m.cache ? "cache" : "no-cache", m.tokens_per_s, m.ms_per_token, m.seconds.size(),
@@ -138,6 +144,7 @@ Run add_bench_attention(CLI::App& bench) {
   struct Opts {
     AttentionBenchOptions a;
     int threads = 0;
+    bool quiet = false;
     std::string csv, device = "cpu", dtype = "f32";
   };
   auto o = std::make_shared<Opts>();
@@ -173,6 +180,7 @@ Run add_bench_attention(CLI::App& bench) {
   sub->add_option("--dtype", o->dtype, "cuda: f32 or bf16 inputs (fp32 accumulation)")
       ->check(CLI::IsMember({"f32", "bf16"}))
       ->capture_default_str();
+  sub->add_flag("--quiet", o->quiet, "No progress line on stderr");
   return [o]() {
     if (o->threads > 0) omp_set_num_threads(o->threads);
     if (o->device == "cuda") {
@@ -196,7 +204,7 @@ Run add_bench_attention(CLI::App& bench) {
       }
       return 0;
     }
-    const AttentionBenchOptions& a = o->a;
+    AttentionBenchOptions a = o->a;
     check_attention_bench(a);
     const int kvh = a.kv_heads > 0 ? a.kv_heads : a.heads;
     if (!o->csv.empty()) write_file_atomic(o->csv, attention_bench_csv(a, {}));  // fail early if unwritable
@@ -210,7 +218,11 @@ Run add_bench_attention(CLI::App& bench) {
     fmt::print("{:<20} {:>6} {:>6} {:>10} {:>10} {:>9} {:>9} {:>9} {:>14}\n", "type", "mask", "n", "ms median",
                "ms min", "proj ms", "GFLOP", "GFLOP/s", "peak extra MB");
     std::vector<AttentionBenchRow> done;
+    ProgressMeter meter("bench attention", long(a.types.size() * a.lengths.size()) * (std::max(1, a.warmup) + a.repeats),
+                        "calls", o->quiet);
+    a.on_call = [&meter] { meter.tick(); };
     auto on_row = [&](const AttentionBenchRow& r) {
+      meter.clear();
       const auto& info = attention_registry().at(r.type).info;
       const bool causal = info.force_causal >= 0 ? info.force_causal == 1 : a.causal;
       if (r.skipped) {
@@ -225,6 +237,7 @@ Run add_bench_attention(CLI::App& bench) {
       if (!o->csv.empty()) write_file_atomic(o->csv, attention_bench_csv(a, done));
     };
     bench_attention(a, on_row);
+    meter.done();
     if (!o->csv.empty()) fmt::print("\nwrote {}\n", o->csv);
     return 0;
   };
@@ -237,6 +250,7 @@ Run add_bench(CLI::App& app) {
     std::string config;
     std::vector<std::string> sets;
     int steps = 20, warmup = 3;
+    bool quiet = false;
   };
   auto o = std::make_shared<Opts>();
   auto* sub = app.add_subcommand("bench", "Benchmarks (docs/performance.md)");
@@ -246,12 +260,16 @@ Run add_bench(CLI::App& app) {
   tr->add_option("--set", o->sets, "Override a key (repeatable)");
   tr->add_option("--steps", o->steps, "Timed steps")->check(CLI::PositiveNumber)->capture_default_str();
   tr->add_option("--warmup", o->warmup, "Untimed steps first")->check(CLI::NonNegativeNumber)->capture_default_str();
+  tr->add_flag("--quiet", o->quiet, "No progress line on stderr");
   Run run_train = [o]() {
     Comm& comm = Comm::world();
     Config cfg;
     on_every_rank(comm, [&] { cfg = load_config(o->config, o->sets); });
     if (comm.root()) fmt::print("bench train {} | gemm: {}\n", o->config, gemm_backend());
-    TrainBench r = bench_train(cfg, o->steps, o->warmup);
+    // rank 0 shows the progress of the job (its sgemm probe at the end is not counted)
+    ProgressMeter meter("bench train", o->steps + o->warmup, "steps", o->quiet || !comm.root());
+    TrainBench r = bench_train(cfg, o->steps, o->warmup, [&meter] { meter.tick(); });
+    meter.done();
     if (!comm.root()) return 0;  // rank 0 reports for the job
     std::sort(r.step_ms.begin(), r.step_ms.end());
     if (r.processes > 1)

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "core/progress.h"
 #include "core/error.h"
 #include "data/factory.h"
 #include "train/checkpoint.h"
@@ -17,7 +18,7 @@ namespace attnlab::cli {
 Run add_eval(CLI::App& app) {
   struct Opts {
     std::string checkpoint, split = "val";
-    bool json = false;
+    bool json = false, quiet = false;
     int examples = -1, show = 8, beam = -1, threads = 0;
   };
   auto o = std::make_shared<Opts>();
@@ -39,6 +40,7 @@ Run add_eval(CLI::App& app) {
   sub->add_option("--threads", o->threads, "OpenMP threads (default: train.threads, else all)")
       ->check(CLI::NonNegativeNumber);
   sub->add_flag("--json", o->json, "Print one JSON object instead of the table");
+  sub->add_flag("--quiet", o->quiet, "No progress line on stderr");
   return [o]() {
     const CheckpointArg ck = resolve_checkpoint_arg(o->checkpoint);
     if (!ck.note.empty()) fmt::print(stderr, "note: {}\n", ck.note);  // stdout: the table or the JSON alone
@@ -55,7 +57,13 @@ Run add_eval(CLI::App& app) {
     opt.max_examples = o->examples;
     opt.beam_width = o->beam > 0 ? o->beam : lm.config.sample.beam_width;
     opt.length_penalty = float(lm.config.sample.length_penalty);
+    ProgressMeter meter(fmt::format("eval {}", o->split), 0, "batches and examples", o->quiet);
+    opt.progress = [&meter](long, long total) {
+      meter.set_total(total);
+      meter.tick();
+    };
     const EvalReport rep = evaluate(*lm.model, *data, lm.config, opt);
+    meter.done();
     if (o->json) {
       nlohmann::json j = {{"checkpoint", o->checkpoint}, {"step", lm.step},   {"task", rep.task},
                           {"split", o->split},           {"kind", option_name(lm.config.model.kind)}};

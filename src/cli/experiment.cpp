@@ -23,7 +23,7 @@ struct ExperimentArgs {
   std::string file, out, target;
   std::vector<std::string> sets;
   int jobs = 1, index = -1;
-  bool no_plot = false, dry_run = false, strict = false;
+  bool no_plot = false, dry_run = false, strict = false, quiet = false;
 };
 
 // `experiment show`: print results.md
@@ -74,7 +74,8 @@ RunExperimentOptions run_options(const ExperimentArgs& o, const Experiment& exp,
     std::fputs((s + "\n").c_str(), stdout);
     std::fflush(stdout);
   };
-  if (isatty(STDOUT_FILENO))
+  ro.quiet = o.quiet;
+  if (isatty(STDOUT_FILENO) && !o.quiet)
     ro.live = [&live_on](const std::string& s) {
       std::fputs(("\r\033[K" + s).c_str(), stdout);
       std::fflush(stdout);
@@ -123,6 +124,7 @@ Run add_experiment(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   run->add_option("--set", o->sets, "Override a config key in every cell: --set train.steps=100 (repeatable)");
   run->add_flag("--no-plot", o->no_plot, "Do not call scripts/plot_experiment.py");
+  run->add_flag("--quiet", o->quiet, "No progress lines (cell i/N, steps, ETA); a line per finished cell still");
   run->add_flag("--dry-run", o->dry_run, "Check the file and every cell's config, list the cells, run nothing");
   run->add_flag("--strict", o->strict,
                 "Exit 1 unless every cell finished, every `pass` figure is 1 and every summary check passed");

@@ -3,6 +3,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/progress.h"
 #include "inspect/inspect.h"
 #include "train/run_dir.h"
 
@@ -11,7 +12,7 @@ namespace attnlab::cli {
 Run add_inspect(CLI::App& app) {
   struct Opts {
     std::string path, input, dump;
-    bool json = false;
+    bool json = false, quiet = false;
   };
   auto o = std::make_shared<Opts>();
   auto* sub = app.add_subcommand("inspect", "Show what a checkpoint or a run directory holds; dump attention maps");
@@ -26,6 +27,7 @@ Run add_inspect(CLI::App& app) {
   auto* dump = sub->add_option("--dump", o->dump,
                                "With --input: directory (created) for logits.npy, attn_<slot>_L<i>.npy and "
                                "tokens.json");
+  sub->add_flag("--quiet", o->quiet, "With --dump: no progress line on stderr");
   input->needs(dump);
   dump->needs(input);
   return [o]() {
@@ -37,7 +39,12 @@ Run add_inspect(CLI::App& app) {
     std::string text;
     if (!o->dump.empty()) {
       const std::string ckpt = is_dir ? latest_checkpoint(o->path) : resolve_checkpoint_arg(o->path).path;
-      r = dump_forward(ckpt, o->input, o->dump);
+      ProgressMeter meter("inspect --dump", 0, "stages", o->quiet);
+      r = dump_forward(ckpt, o->input, o->dump, [&meter](long done, long total, const std::string& what) {
+        meter.set_total(total);
+        meter.tick(done > 0 ? 1 : 0, what);
+      });
+      meter.done();
       if (!o->json) text = render_dump(r);
     } else if (is_dir) {
       r = inspect_run(o->path);

@@ -15,7 +15,7 @@ Run add_train(CLI::App& app) {
   struct Opts {
     std::string config, run_dir, resume;
     std::vector<std::string> sets;
-    bool overwrite = false;
+    bool overwrite = false, quiet = false;
   };
   auto o = std::make_shared<Opts>();
   auto* sub = app.add_subcommand("train", "Train a model from a YAML config, or resume a run");
@@ -28,6 +28,7 @@ Run add_train(CLI::App& app) {
                   "earlier run is refused unless --overwrite is given");
   sub->add_flag("--overwrite", o->overwrite,
                 "Delete the earlier run in the run directory (checkpoints, metrics, train.log) and start afresh");
+  sub->add_flag("--quiet", o->quiet, "Nothing on stdout (no progress, no summary); train.log still gets every line");
   sub->add_option("--resume", o->resume,
                   "Continue the run in RUN_DIR from its latest checkpoint, exactly as if it had not stopped")
       ->option_text("RUN_DIR");
@@ -46,6 +47,7 @@ Run add_train(CLI::App& app) {
     TrainOptions opts;
     opts.handle_signals = true;
     opts.overwrite = o->overwrite;
+    opts.quiet = o->quiet;
     if (!o->resume.empty()) {
       if (!o->config.empty())
         user_error("train --resume continues the run with its own config.yaml; drop the CONFIG argument ('{}')",

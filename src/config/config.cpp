@@ -210,8 +210,19 @@ const std::vector<Field>& schema() {
                           "2022) applied inside self-attention; or none."));
     v.push_back(bool_field("model.tie_embeddings", [](Config& c) -> auto& { return c.model.tie_embeddings; },
                            "Use the token embedding as the output head (weight tying)."));
+    v.push_back(bool_field("model.head_bias", [](Config& c) -> auto& { return c.model.head_bias; },
+                           "A bias vector on the output head (`head.b`, V entries), tied or untied; under "
+                           "model.init torch_default it starts U(±1/√d_model), under gpt2 at 0."));
     v.push_back(bool_field("model.bias", [](Config& c) -> auto& { return c.model.bias; },
                            "Biases in linear layers."));
+    v.push_back(enum_field("model.init", [](Config& c) -> auto& { return c.model.init; },
+                           "How the linear layers start (the attention projections, the MLP, the output "
+                           "head when untied, the classifier head). `gpt2`: weights N(0, 0.02²), the "
+                           "projections into the residual stream 0.02/√(2·n_layers), biases 0 (Radford et "
+                           "al. 2019). `torch_default`: weights and biases U(±1/√fan_in), PyTorch's "
+                           "nn.Linear default. Under both: embeddings N(0, 0.02²), layernorms (1, 0), and "
+                           "the score parameters of bahdanau and luong and differential's λ vectors keep "
+                           "their papers' initialisation (docs/attention.md)."));
     v.push_back(dbl_field("model.dropout", [](Config& c) -> auto& { return c.model.dropout; }, 0.0, 0.99,
                           false, "Dropout on embeddings and on each residual branch (training only)."));
     v.push_back(enum_field("model.norm", [](Config& c) -> auto& { return c.model.norm; },
@@ -370,6 +381,10 @@ const std::vector<Field>& schema() {
     v.push_back(str_field("train.on_nan", [](Config& c) -> auto& { return c.train.on_nan; }, {"stop", "skip"},
                           "A NaN/Inf loss or gradient: `stop` with an error naming the step (the last good "
                           "checkpoint stays), or `skip` the step's update."));
+    v.push_back(bool_field("train.attention_maps", [](Config& c) -> auto& { return c.train.attention_maps; },
+                           "At each evaluation, the attention maps of one fixed validation example: a line of "
+                           "attention_history.jsonl and one TensorBoard image per attention slot and layer "
+                           "(docs/tensorboard.md)."));
     // sample
     v.push_back(int_field("sample.max_new_tokens", [](Config& c) -> auto& { return c.sample.max_new_tokens; },
                           0, 1 << 20, "Default number of tokens `attnlab sample` generates."));

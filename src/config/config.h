@@ -34,6 +34,7 @@ struct ModelConfig {
   enum class Norm { pre, post };
   enum class Positions { learned, sinusoidal, rope, alibi, none };
   enum class Device { cpu, cuda };
+  enum class Init { gpt2, torch_default };
 
   Kind kind = Kind::decoder;
   int n_layers = 4;                     // layers per stack
@@ -45,7 +46,9 @@ struct ModelConfig {
   int block_size = 128;                 // maximum context length
   Positions positions = Positions::learned;
   bool tie_embeddings = true;
+  bool head_bias = false;               // a bias on the output head (tied or not)
   bool bias = true;
+  Init init = Init::gpt2;               // how the linear layers start
   double dropout = 0.0;                 // residual and embedding dropout
   Norm norm = Norm::pre;                // layernorm placement
   bool share_embeddings = true;         // encoder_decoder: one token embedding for both stacks
@@ -95,6 +98,7 @@ struct TrainConfig {
   int64_t seed = 1337;
   int threads = 0;                      // 0 = all available
   std::string on_nan = "stop";          // stop | skip: what a NaN/Inf loss or gradient does
+  bool attention_maps = true;           // attention_history.jsonl and TensorBoard images at each evaluation
 };
 
 struct SampleConfig {
@@ -133,6 +137,10 @@ struct OptionNames<ModelConfig::Norm> {
 template <>
 struct OptionNames<ModelConfig::Positions> {
   static constexpr const char* names[] = {"learned", "sinusoidal", "rope", "alibi", "none"};
+};
+template <>
+struct OptionNames<ModelConfig::Init> {
+  static constexpr const char* names[] = {"gpt2", "torch_default"};
 };
 template <>
 struct OptionNames<ModelConfig::Device> {

@@ -17,6 +17,7 @@
 //      encoder_decoder: not supported (UserError).
 //  * TaskDataset: a synthetic task generated from a seed (tasks.h, docs/tasks.md).
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -91,6 +92,10 @@ class TextDataset : public Dataset {
   bool has_split(Split split) const override { return split != Split::test; }
   size_t train_size() const { return n_train_; }
   size_t val_size() const { return ids_.size() - n_train_; }
+  // The first n token ids of the val split (fewer when it is shorter).
+  std::vector<int> val_prefix(size_t n) const {
+    return {ids_.begin() + long(n_train_), ids_.begin() + long(n_train_ + std::min(n, val_size()))};
+  }
   const std::string& model_kind() const { return kind_; }
   int mask_id() const { return mask_id_; }  // encoder: the id of "<mask>"; decoder: -1
 

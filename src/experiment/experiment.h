@@ -125,6 +125,7 @@ struct RunExperimentOptions {
   std::function<int(size_t index, const std::function<bool()>& stop)> launch;
   std::function<void(const std::string&)> print;       // a finished progress line
   std::function<void(const std::string&)> live;        // a line overwritten in place (may be null)
+  bool quiet = false;                                   // no "cell i/N ... | ETA" lines (print still gets the rest)
 };
 // Runs every cell not done yet with progress lines, then writes the results. Returns 0, or 130
 // when interrupted.

@@ -214,7 +214,7 @@ struct Progress {
   int start(size_t i, Clock::time_point t0) {
     const int pos = ++position;
     running[i] = t0;
-    print(fmt::format("cell {}/{} ({}) | ETA {}", pos, N, label(i), eta()));
+    if (!opt.quiet) print(fmt::format("cell {}/{} ({}) | ETA {}", pos, N, label(i), eta()));
     return pos;
   }
   // cell i finished: its line with its metrics, and the results tables updated

@@ -133,7 +133,8 @@ nlohmann::json inspect_checkpoint(const std::string& path) {
                 {"n_heads", cfg.model.n_heads},     {"d_ff", cfg.model.mlp ? cfg.ff_dim() : 0},
                 {"mlp", cfg.model.mlp},
                 {"block_size", cfg.model.block_size}, {"positions", option_name(cfg.model.positions)},
-                {"tie_embeddings", cfg.model.tie_embeddings}, {"bias", cfg.model.bias},
+                {"tie_embeddings", cfg.model.tie_embeddings}, {"head_bias", cfg.model.head_bias},
+                {"bias", cfg.model.bias},                 {"init", option_name(cfg.model.init)},
                 {"dropout", cfg.model.dropout}};
   json slots = json::array();
   for (const auto& slot : model_slots(cfg.model.kind)) {
@@ -479,7 +480,8 @@ std::string render_run(const nlohmann::json& r) {
   return o;
 }
 
-nlohmann::json dump_forward(const std::string& checkpoint, const std::string& text, const std::string& dir) {
+nlohmann::json dump_forward(const std::string& checkpoint, const std::string& text, const std::string& dir,
+                            const DumpProgress& progress) {
   LoadedModel lm = load_model(checkpoint);
   if (text.empty()) user_error("--input is empty: give some text to run the model on");
   const std::vector<int> ids = lm.tokenizer.encode(text);  // UserError names an unknown character
@@ -493,10 +495,18 @@ nlohmann::json dump_forward(const std::string& checkpoint, const std::string& te
   Batch batch;
   batch.B = 1;
   std::vector<int> dec_ids = ids, output;
+  // stages: [decoding], the forward pass, logits.npy, one file per attention layer
+  const long n_stages = (seq2seq ? 1 : 0) + 2 + long(model.named_attention().size());
+  long stage = 0;
+  auto next_stage = [&](const std::string& what) {
+    if (progress) progress(stage, n_stages, what);
+    stage++;
+  };
   if (seq2seq) {
     const auto data = make_dataset(lm.config);
     const TaskDataset* task = data->task();
     if (!task) user_error("--input: an encoder_decoder checkpoint needs its seq2seq task");
+    next_stage("decoding the answer");
     output = decode_output(model, *task, ids);
     dec_ids = {task->sep_id()};
     dec_ids.insert(dec_ids.end(), output.begin(), output.end());
@@ -512,6 +522,7 @@ nlohmann::json dump_forward(const std::string& checkpoint, const std::string& te
   if (ec || !fs::is_directory(dir, ec)) user_error("cannot create the dump directory '{}': {}", dir, ec.message());
   const auto named = model.named_attention();
   for (auto& [label, a] : named) a->keep_weights(true);
+  next_stage("forward pass");
   model.forward(batch, false, nullptr);
   const int V = model.n_classes() > 0 ? model.n_classes() : model.vocab_size();
   const int rows = model.n_classes() > 0 ? 1 : T;
@@ -533,6 +544,7 @@ nlohmann::json dump_forward(const std::string& checkpoint, const std::string& te
     r["decoder_ids"] = dec_ids;
     r["output"] = lm.tokenizer.decode(output);
   }
+  next_stage("logits.npy");
   write_npy((fs::path(dir) / "logits.npy").string(), model.logits(), {rows, V});
   r["logits"] = {{"file", "logits.npy"}, {"shape", {rows, V}}};
   json attn = json::array(), notes = json::array();
@@ -542,6 +554,7 @@ nlohmann::json dump_forward(const std::string& checkpoint, const std::string& te
     const bool enc = label.rfind("encoder", 0) == 0, cross = label.find("cross") != std::string::npos;
     const int Tq = enc || !seq2seq ? (enc ? T_in : T) : T, Tk = enc ? T_in : (cross ? T_in : T);
     const std::string name = fmt::format("attn_{}.npy", label);
+    next_stage(name);
     if (w.empty()) {
       notes.push_back(fmt::format("{}: attention type '{}' kept no weights for this input; {} not written", label,
                                   a->spec().type, name));

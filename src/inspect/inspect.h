@@ -12,6 +12,7 @@
 // Every problem (missing or corrupt file, not a run directory, text outside the
 // vocabulary, ...) is a UserError naming the file and the problem.
 #pragma once
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -29,7 +30,10 @@ std::string sparkline(const std::vector<double>& values, int width = 60);
 
 // One forward pass of the checkpoint's model on `text`; writes the files into dir
 // (created) and returns what it wrote (for --json and the summary).
-nlohmann::json dump_forward(const std::string& checkpoint, const std::string& text, const std::string& dir);
+// progress (optional) is called before each stage: (stages done, stages in all, what comes next).
+using DumpProgress = std::function<void(long done, long total, const std::string& what)>;
+nlohmann::json dump_forward(const std::string& checkpoint, const std::string& text, const std::string& dir,
+                            const DumpProgress& progress = {});
 std::string render_dump(const nlohmann::json& report);
 
 // The short name of an attention slot in file names: model.decoder.self_attention -> decoder_self.

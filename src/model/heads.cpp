@@ -34,21 +34,22 @@ const float* LMHead::forward(const float* h, int B, int T, const int*) {
   N_ = B * T;
   h_ = h;
   logits_.resize(size_t(N_) * V_);
-  linear_forward(logits_.data(), h, w_->w.data(), nullptr, N_, C_, V_);
+  linear_forward(logits_.data(), h, w_->w.data(), w_or_null(b_), N_, C_, V_);
   return logits_.data();
 }
 
 void LMHead::backward(float* dh, const float* dlogits) {
-  linear_backward(dh, w_->g.data(), nullptr, dlogits, h_, w_->w.data(), N_, C_, V_);
+  linear_backward(dh, w_->g.data(), g_or_null(b_), dlogits, h_, w_->w.data(), N_, C_, V_);
 }
 
 // ---------------------------------------------------------------- ClassifierHead
 
-ClassifierHead::ClassifierHead(const std::string& pool, int n_classes, int C, ParamStore& store, Rng& rng)
+ClassifierHead::ClassifierHead(const std::string& pool, int n_classes, int C, InitScheme init, ParamStore& store,
+                               Rng& rng)
     : first_(pool == "first"), K_(n_classes), C_(C) {
   w_ = store.add("cls_head.w", {K_, C}, ParamKind::weight);
-  fill_normal(w_, rng, 0.02f);
   b_ = store.add("cls_head.b", {K_}, ParamKind::bias);
+  init_linear(w_, b_, C, init, rng, 0.02f);
 }
 
 const float* ClassifierHead::forward(const float* h, int B, int T, const int* len) {

@@ -1,13 +1,15 @@
 // What sits on top of a stack's (final-normed) output h [B,T,C]: a head that turns it into
 // logits, and the cross-entropy loss of those logits.
 //
-//   LMHead          logits[b,t] = W h[b,t]                 [B·T, V]  (W may be the token embedding)
+//   LMHead          logits[b,t] = W h[b,t] (+ b)           [B·T, V]  (W may be the token embedding;
+//                                                                   b with model.head_bias)
 //   ClassifierHead  logits[b]   = W pool(h[b]) + bias      [B, K]    pool: first position or the
 //                                                                    mean over the real positions
 #pragma once
 #include <string>
 #include <vector>
 
+#include "attention/attention.h"
 #include "core/param.h"
 #include "core/rng.h"
 
@@ -35,7 +37,8 @@ class Head {
 
 class LMHead final : public Head {
  public:
-  LMHead(Param* w, int vocab_size, int C) : w_(w), V_(vocab_size), C_(C) {}
+  // b (model.head_bias) may be null
+  LMHead(Param* w, Param* b, int vocab_size, int C) : w_(w), b_(b), V_(vocab_size), C_(C) {}
   const float* forward(const float* h, int B, int T, const int* len) override;
   void backward(float* dh, const float* dlogits) override;
   int rows() const override { return N_; }
@@ -43,14 +46,16 @@ class LMHead final : public Head {
 
  private:
   Param* w_;
+  Param* b_;
   int V_, C_, N_ = 0;
   const float* h_ = nullptr;
 };
 
 class ClassifierHead final : public Head {
  public:
-  // registers cls_head.w (N(0, 0.02)) and cls_head.b (0); pool: "first" | "mean"
-  ClassifierHead(const std::string& pool, int n_classes, int C, ParamStore& store, Rng& rng);
+  // registers cls_head.w and cls_head.b, initialised by init_linear under `init` (gpt2: N(0, 0.02),
+  // 0); pool: "first" | "mean"
+  ClassifierHead(const std::string& pool, int n_classes, int C, InitScheme init, ParamStore& store, Rng& rng);
   const float* forward(const float* h, int B, int T, const int* len) override;
   void backward(float* dh, const float* dlogits) override;
   int rows() const override { return B_; }

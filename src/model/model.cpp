@@ -1,6 +1,7 @@
 #include "model/model.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "core/error.h"
 #include "core/permute.h"
@@ -37,15 +38,21 @@ Model::Model(const ModelConfig& cfg, int vocab_size, uint64_t seed, int n_classe
     dec_ = std::make_unique<Decoder>(cfg_, "decoder.", Embedding(cfg_, V_, tok, pos), cfg_.n_layers,
                                      !cfg_.bottleneck, store_, rng);
   }
+  const InitScheme init = cfg_.init == ModelConfig::Init::torch_default ? InitScheme::torch_default : InitScheme::gpt2;
   if (K_ > 0) {
-    head_ = std::make_unique<ClassifierHead>(cfg_.pool, K_, C, store_, rng);
+    head_ = std::make_unique<ClassifierHead>(cfg_.pool, K_, C, init, store_, rng);
   } else {
-    Param* w = tok;
+    // an untied head is a linear layer (init_linear); a tied one reuses the embedding, and its
+    // bias alone (model.head_bias) starts under the scheme
+    Param* w = cfg_.tie_embeddings ? tok : store_.add("head.w", {V_, C}, ParamKind::weight);
+    Param* b = cfg_.head_bias ? store_.add("head.b", {V_}, ParamKind::bias) : nullptr;
     if (!cfg_.tie_embeddings) {
-      w = store_.add("head.w", {V_, C}, ParamKind::weight);
-      fill_normal(w, rng, 0.02f);
+      init_linear(w, b, C, init, rng, 0.02f);
+    } else if (b && init == InitScheme::torch_default) {
+      const float bound = 1.0f / std::sqrt(float(C));
+      for (auto& x : b->w) x = bound * (2.0f * rng.uniform() - 1.0f);
     }
-    head_ = std::make_unique<LMHead>(w, V_, C);
+    head_ = std::make_unique<LMHead>(w, b, V_, C);
   }
 }
 

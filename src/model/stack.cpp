@@ -15,6 +15,7 @@ Stack::Stack(const ModelConfig& cfg, const std::string& prefix, const std::strin
     : C_(cfg.d_model), F_(cfg.d_ff > 0 ? cfg.d_ff : 4 * cfg.d_model), post_(cfg.norm == ModelConfig::Norm::post) {
   const int C = C_, F = F_;
   const float resid_std = 0.02f / std::sqrt(2.0f * float(cfg.n_layers));
+  const InitScheme scheme = cfg.init == ModelConfig::Init::torch_default ? InitScheme::torch_default : InitScheme::gpt2;
   auto norm = [&](Sub& s, const std::string& name) {
     s.ln_w = store.add(name + ".w", {C}, ParamKind::norm);
     s.ln_b = store.add(name + ".b", {C}, ParamKind::norm);
@@ -38,11 +39,11 @@ Stack::Stack(const ModelConfig& cfg, const std::string& prefix, const std::strin
     Sub s{Kind::mlp};
     norm(s, p + ".ln2");
     s.fc_w = store.add(p + ".mlp.fc.w", {F, C}, ParamKind::weight);
-    fill_normal(s.fc_w, rng, 0.02f);
     s.fc_b = cfg.bias ? store.add(p + ".mlp.fc.b", {F}, ParamKind::bias) : nullptr;
+    init_linear(s.fc_w, s.fc_b, C, scheme, rng, 0.02f);
     s.proj_w = store.add(p + ".mlp.proj.w", {C, F}, ParamKind::weight);
-    fill_normal(s.proj_w, rng, resid_std);
     s.proj_b = cfg.bias ? store.add(p + ".mlp.proj.b", {C}, ParamKind::bias) : nullptr;
+    init_linear(s.proj_w, s.proj_b, F, scheme, rng, resid_std);
     subs_.push_back(std::move(s));
   }
 }

@@ -3,8 +3,9 @@
 // (W2 gelu(W1 x + b1) + b2; absent, with its layernorm, when model.mlp is false). Per sublayer f:
 //   norm: pre    out = x + drop(f(LN(x)))         (GPT-2; the model adds a final LN)
 //   norm: post   out = LN(x + drop(f(x)))         (Vaswani et al. 2017; no final LN)
-// Initialisation (GPT-2): weights N(0, 0.02), biases 0, layernorm (1, 0); the projections that
-// write into the residual stream (attention output, MLP W2) use N(0, 0.02/√(2·n_layers)).
+// Initialisation (model.init, init_linear in attention/attention.h): gpt2: weights N(0, 0.02),
+// biases 0, the projections that write into the residual stream (attention output, MLP W2)
+// N(0, 0.02/√(2·n_layers)); torch_default: weights and biases U(±1/√fan_in). Layernorms (1, 0).
 #pragma once
 #include <memory>
 #include <string>

@@ -48,11 +48,21 @@ EvalReport evaluate(Model& model, const Dataset& data, const Config& cfg, const 
   Batch batch;
   double loss_sum = 0.0;
   long counted = 0, correct = 0;
+  const bool decoding = task && task->format() == TaskFormat::seq2seq && opt.decode;
+  const long n_decode = !decoding ? 0
+                        : opt.max_examples < 0 ? long(task->eval_set(opt.split).size())
+                                                : std::min<long>(opt.max_examples, long(task->eval_set(opt.split).size()));
+  const long work = cfg.train.eval_batches + n_decode;
+  long worked = 0;
+  auto tick = [&] {
+    if (opt.progress) opt.progress(++worked, work);
+  };
   for (int i = 0; i < cfg.train.eval_batches; i++) {
     data.next_batch(batch, cfg.train.batch_size, cfg.model.block_size, opt.split, rng);
     loss_sum += model.forward(batch, false, nullptr);
     counted += model.loss_count();
     correct += model.correct_count();
+    tick();
   }
   const double loss = loss_sum / cfg.train.eval_batches;
   const double acc = counted > 0 ? double(correct) / double(counted) : 0.0;
@@ -69,7 +79,7 @@ EvalReport evaluate(Model& model, const Dataset& data, const Config& cfg, const 
     rep.values = std::move(declared);
     std::erase_if(rep.names, [&](const std::string& n) { return !rep.values.count(n); });
   };
-  if (!task || task->format() != TaskFormat::seq2seq || !opt.decode) {
+  if (!decoding) {
     keep_declared();
     return rep;
   }
@@ -91,6 +101,7 @@ EvalReport evaluate(Model& model, const Dataset& data, const Config& cfg, const 
       pos_total++;
     }
     rep.examples.push_back({task->show(ex.input), task->show(ex.output), task->show(got), ok});
+    tick();
   }
   rep.values["exact_match"] = n > 0 ? double(exact) / n : 0.0;
   // the position-wise accuracy is named after the decoding that made the outputs: greedy (the name

@@ -11,6 +11,7 @@
 //                    gets right, position by position; named beam_token_acc instead when the
 //                    outputs come from beam search (beam_width > 1)
 #pragma once
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -35,6 +36,8 @@ struct EvalOptions {
   bool decode = true;     // seq2seq: run the decoding metrics
   int beam_width = 1;
   float length_penalty = 1.0f;
+  // called after each loss batch and each decoded example: (done, total)
+  std::function<void(long, long)> progress;
 };
 
 struct EvalReport {

@@ -19,6 +19,7 @@
 #include "core/text.h"
 #include "config/slots.h"
 #include "data/factory.h"
+#include "train/attention_history.h"
 #include "train/checkpoint.h"
 #include "train/grad_accum.h"
 #include "train/metrics_log.h"
@@ -26,6 +27,7 @@
 #include "train/resume.h"
 #include "train/run_dir.h"
 #include "train/run_state.h"
+#include "train/tensorboard.h"
 
 namespace fs = std::filesystem;
 
@@ -48,7 +50,7 @@ class Run {
  public:
   Run(const Config& cfg, const std::string& run_dir, const TrainOptions& opts)
       : cfg_(cfg), dir_(run_dir), ckpt_dir_((fs::path(run_dir) / "checkpoints").string()), opts_(opts),
-        metrics_(run_dir) {}
+        metrics_(run_dir), board_(run_dir), history_(run_dir) {}
 
   void start_fresh();
   void start_resumed(const ResumePoint& rp);
@@ -79,6 +81,8 @@ class Run {
   std::string dir_, ckpt_dir_;
   TrainOptions opts_;
   MetricsLog metrics_;
+  TensorBoardLog board_;      // events.out.tfevents.*: the metrics rows, the config, the maps
+  AttentionHistory history_;  // attention_history.jsonl
   std::unique_ptr<Console> con_;
   std::unique_ptr<Dataset> data_;
   std::unique_ptr<Model> model_;
@@ -115,7 +119,9 @@ void Run::start_fresh() {
   check_writable(ckpt_dir_, "cannot start a run in '" + dir_ + "'");
   const int old = clear_earlier_run(dir_);
   metrics_.reset();
+  history_.reset();
   write_file_atomic((fs::path(dir_) / "config.yaml").string(), dump_config(cfg_));
+  board_.start_fresh(dump_config(cfg_));
   open_console();
   if (old > 0)
     con_->line(fmt::format("note: --overwrite: deleted an earlier run in {} ({} checkpoint{})", dir_, old,
@@ -190,9 +196,12 @@ void Run::start_resumed(const ResumePoint& rp) {
   if (!comm_.root()) return open_console();
   // checked: from here on the run directory is written to
   metrics_.truncate_after(st_.step);
+  history_.truncate_after(st_.step);
   remove_stale_files(dir_, st_.kept);
   const std::string cfg_path = (fs::path(dir_) / "config.yaml").string();
-  if (read_text(cfg_path) != dump_config(cfg_)) write_file_atomic(cfg_path, dump_config(cfg_));
+  const bool cfg_changed = read_text(cfg_path) != dump_config(cfg_);
+  if (cfg_changed) write_file_atomic(cfg_path, dump_config(cfg_));
+  board_.start_resumed(st_.step, dump_config(cfg_), cfg_changed);
   open_console();
   con_->line(fmt::format("resume: from step {} ({}), continuing to step {}", st_.step, rp.ckpt_path,
                          cfg_.train.steps));
@@ -391,6 +400,8 @@ void Run::evaluate_at(int done, bool last) {
   con_->line(fmt::format("step {:>6}/{} | val loss {:.4f}{}{}", done, cfg_.train.steps, vl, extra,
                          best ? " (best)" : ""));
   log_row(row);
+  if (cfg_.train.attention_maps) history_.record(done, *model_, *data_, cfg_, board_);
+  board_.flush();
   if (last) final_eval_ = rep;
   t_log_ = Clock::now();  // evaluation time is not training throughput
 }
@@ -411,6 +422,7 @@ TrainSummary Run::finish(int done, bool stopped) {
   sum.best_val_loss = st_.best_val_loss;
   sum.skipped_steps = st_.skipped_steps;
   sum.checkpoint = saved_at_ == done ? last_ckpt_ : save(done);
+  if (comm_.root()) board_.flush();
   if (stopped) {
     con_->line(fmt::format("interrupted at step {}: resume with `attnlab train --resume {}`", done, dir_));
     return sum;
@@ -482,6 +494,7 @@ std::string Run::save(int step) {
   }
   try {
     metrics_.sync();  // the rows up to `step` are on disk before a checkpoint claims them
+    board_.flush();
     write_train_state(state_path_for(path), st, model_->params(), *opt_);
     write_checkpoint(path, model_->params(), model_metadata(cfg_, data_->tokenizer(), step, model_->n_classes()));
     write_file_atomic((fs::path(ckpt_dir_) / "latest").string(), name + "\n");
@@ -514,6 +527,7 @@ void Run::log_row(const nlohmann::json& row) {
   if (!comm_.root()) return;
   try {
     metrics_.append(row);
+    board_.row(row);
   } catch (const UserError& e) {
     user_error("{}; {}", e.what(), previous_checkpoint_note());
   }
