@@ -1,5 +1,5 @@
-// The report's attention maps: the best checkpoint's on the held-out example (a forward pass that
-// keeps every attention module's weights, as `inspect --dump` does), the frames of
+// The report's attention maps: the best checkpoint's on the held-out example (the trainer's own
+// example and forward pass, train/attention_history.h, at full precision), the frames of
 // attention_history.jsonl, and the decoded seq2seq examples.
 #include <algorithm>
 #include <cmath>
@@ -16,6 +16,7 @@
 #include "inspect/report.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
+#include "train/attention_history.h"
 #include "train/evaluate.h"
 
 namespace fs = std::filesystem;
@@ -26,49 +27,9 @@ using json = nlohmann::json;
 
 namespace {
 
-constexpr int kMaxPositions = 64;  // query and key positions shown (attention_history.jsonl's cut)
-
-std::vector<int> cut(std::vector<int> v) {
-  if (v.size() > size_t(kMaxPositions)) v.resize(size_t(kMaxPositions));
-  return v;
-}
-
-// The held-out example as a batch of one row, as the trainer's attention_history.jsonl takes it and
-// `attnlab inspect --dump` runs it: the first min(block_size, 64) tokens of the validation text, or
-// val example 0's input (cut to as many); a decoder or an encoder reads it as it is, an
-// encoder_decoder as its source, its decoder getting the separator and the model's greedy answer.
-Batch example_batch(LoadedModel& lm, const Dataset& data) {
-  const Config& cfg = lm.config;
-  const size_t n = size_t(std::min(cfg.model.block_size, kMaxPositions));
-  Batch b;
-  b.B = 1;
-  const TaskDataset* task = data.task();
-  std::vector<int> ids;
-  if (!task) {  // text: the split of TextDataset (the first (1 - val_fraction) of the tokens are train)
-    const std::vector<int> all = lm.tokenizer.encode(read_text(cfg.data.path));
-    const size_t n_train = std::min(all.size(), size_t(std::floor((1.0 - cfg.data.val_fraction) * double(all.size()))));
-    ids.assign(all.begin() + ptrdiff_t(n_train), all.begin() + ptrdiff_t(n_train + std::min(n, all.size() - n_train)));
-  } else {
-    ids = task->eval_set(Split::val).at(0).input;
-    if (ids.size() > n) ids.resize(n);
-  }
-  b.x = ids;
-  if (task && cfg.model.kind == ModelConfig::Kind::encoder_decoder) {
-    b.src = ids;
-    b.S = int(ids.size());
-    b.src_len = {b.S};
-    const std::vector<int> out = decode_output(*lm.model, *task, ids);
-    b.x = {task->sep_id()};
-    b.x.insert(b.x.end(), out.begin(), out.end());
-    b.x = cut(b.x);
-  }
-  b.T = int(b.x.size());
-  return b;
-}
-
-std::vector<std::string> labels(const Tokenizer& tok, const std::vector<int>& ids) {
+std::vector<std::string> labels(const std::vector<std::string>& tokens) {
   std::vector<std::string> out;
-  for (int id : ids) out.push_back(display_token(tok.tokens().at(size_t(id))));
+  for (const auto& t : tokens) out.push_back(display_token(t));
   return out;
 }
 
@@ -99,31 +60,36 @@ nlohmann::json best_maps(const std::string& ckpt) {
     r["notes"].push_back(fmt::format("no held-out example: the run's data cannot be made here ({})", e.what()));
     return r;
   }
-  const Batch batch = example_batch(lm, *data);
-  const std::vector<std::string> tokens = labels(lm.tokenizer, batch.x), src = labels(lm.tokenizer, batch.src);
-  r["example"] = {{"tokens", tokens}, {"src_tokens", src.empty() ? json(nullptr) : json(src)}};
-  Model& model = *lm.model;
-  const auto named = model.named_attention();
-  for (auto& [label, a] : named) a->keep_weights(true);
-  model.forward(batch, false, nullptr);
-  for (auto& [label, a] : named) {
-    const std::vector<float> w = a->attention_weights();
+  // the example and the forward pass of the trainer's attention_history.jsonl, at full precision
+  const std::vector<int> ids = attention_example(*data, lm.config.model.block_size);
+  if (ids.empty()) {
+    r["notes"].push_back("no held-out example: the data has no validation example");
+    return r;
+  }
+  const AttentionSnapshot snap = attention_snapshot(*lm.model, *data, ids);
+  const std::vector<std::string> tokens = labels(snap.tokens), src = labels(snap.src_tokens);
+  r["example"] = {{"tokens", tokens}, {"src_tokens", snap.has_src ? json(src) : json(nullptr)}};
+  std::map<std::string, const AttentionMap*> by_key;
+  for (const auto& m : snap.maps) by_key[fmt::format("{}_L{}", m.slot, m.layer)] = &m;
+  for (auto& [label, a] : lm.model->named_attention()) {
     const size_t us = label.rfind("_L");
     const std::string slot = label.substr(0, us);
     const int layer = std::atoi(label.c_str() + us + 2), H = a->spec().n_heads;
     std::vector<std::string> q, k;
     axes(slot, tokens, src, q, k);
-    const int Tq = int(q.size()), Tk = int(k.size());
     json g = {{"key", label}, {"slot", slot}, {"layer", layer}, {"type", a->spec().type}, {"heads", H},
-              {"rows", Tq}, {"cols", Tk}, {"q_tokens", q}, {"k_tokens", k}, {"png", json::array()}};
-    if (w.size() != size_t(H) * Tq * Tk) {
+              {"q_tokens", q}, {"k_tokens", k}, {"png", json::array()}};
+    const auto it = by_key.find(label);
+    if (it == by_key.end()) {
       g["note"] = fmt::format("attention type '{}' keeps no per-head weights for this input: no map", a->spec().type);
     } else {
-      for (int h = 0; h < H; h++) g["png"].push_back(heatmap_png(w.data() + size_t(h) * Tq * Tk, Tq, Tk));
+      const AttentionMap& m = *it->second;
+      g["q_tokens"] = fit(q, m.rows);
+      g["k_tokens"] = fit(k, m.cols);
+      for (int h = 0; h < m.heads; h++) g["png"].push_back(heatmap_png(m.w.data() + size_t(h) * m.rows * m.cols, m.rows, m.cols));
     }
     r["groups"].push_back(g);
   }
-  for (auto& [label, a] : named) a->keep_weights(false);
   return r;
 }
 
