@@ -53,7 +53,10 @@ std::string svg_chart(const std::string& title, const std::vector<Series>& serie
   if (x0 > x1) x0 = 0, x1 = 1, y0 = 0, y1 = 1;
   x0 = std::min(x0, 0.0);
   if (x1 <= x0) x1 = x0 + 1;
-  if (y1 - y0 < 1e-12) y0 -= 0.5, y1 += 0.5;
+  if (!(y1 - y0 > 1e-9 * std::max(1.0, std::fabs(y0)))) {  // one value (or all equal): a band around it
+    const double half = std::max(0.5, std::fabs(y0) * 0.1);
+    y0 -= half, y1 += half;
+  }
   const double pad = (y1 - y0) * 0.05;
   y0 -= pad, y1 += pad;
   const double pw = kW - kLeft - kRight, ph = kH - kTop - kBottom;

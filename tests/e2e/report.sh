@@ -4,7 +4,8 @@
 # every curve has as many points as metrics.jsonl has rows, every slot × layer × head map of the
 # best checkpoint is there, and the history slider has one frame per evaluation. A page with a
 # script error must be caught by the same console check (proved on a broken copy). Also: bad
-# arguments exit 2 with one error: line, and decoder / encoder runs get a page too.
+# arguments exit 2 with one error: line, decoder / encoder runs get a page too, and a diverged
+# run's page says failed.
 # Args: ATTNLAB_BINARY SOURCE_DIR
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh" "$@"
@@ -75,4 +76,14 @@ grep -q 'class="heatmap"' "$tmp/dec/report.html" || fail "no map in the decoder 
   --set train.eval_interval=5 --set train.threads=1 --set model.d_model=16 --set data.n_val=5 >/dev/null
 "$bin" report "$tmp/enc" >/dev/null || fail "report of an encoder run"
 grep -q 'data-key="encoder_self_L0"' "$tmp/enc/report.html" || fail "no encoder map in the encoder run's page"
+# a run that diverged: the status says failed, and a chart of one huge value draws without an error
+set +e
+"$bin" train "$src/configs/tasks/reverse_decoder.yaml" --run-dir "$tmp/nan" --set train.steps=50 --set train.lr=1e4 \
+  --set train.warmup_steps=0 --set train.eval_interval=5 --set train.checkpoint_interval=5 --set train.threads=1 \
+  --set model.d_model=16 --set data.n_val=5 >/dev/null 2>&1
+set -e
+"$bin" report "$tmp/nan" >/dev/null || fail "report of a failed run"
+grep -q 'data-state="failed"' "$tmp/nan/report.html" || fail "the diverged run's page does not say failed"
+browse "$tmp/nan/report.html" "$tmp/nan_page" --dump-dom
+"$py" "$check" console "$tmp/nan_page.log" >/dev/null || fail "the diverged run's page: $(grep CONSOLE "$tmp/nan_page.log" | head -2)"
 echo "report: ok"
