@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The demo: install, build, train configs/default.yaml (an encoder-decoder learns to turn dates
 # written by people into ISO dates, about 40 seconds of training on 2 cores), then show what it
-# learned and where its decoder looks in the input.
+# learned and where its decoder looks in the input, and write the run's HTML report (its path last).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -27,3 +27,6 @@ if /usr/bin/python3 -c "import matplotlib, numpy" 2>/dev/null; then
 fi
 echo "Checkpoint: $ckpt    Metrics: $run/metrics.jsonl"
 echo "More: ./build/attnlab eval $ckpt --split test    ./build/attnlab sample $ckpt --input \"march 3, 1987\""
+# the run on one page: curves, evaluations, decoded dates and the attention maps (also as they formed)
+./build/attnlab report "$run" >/dev/null
+echo "Report (one HTML file, open it in a browser): $(readlink -f "$run/report.html")"

@@ -15,5 +15,6 @@ Run add_inspect(CLI::App& app);
 Run add_gradcheck(CLI::App& app);
 Run add_eval(CLI::App& app);
 Run add_experiment(CLI::App& app);
+Run add_report(CLI::App& app);
 
 }  // namespace attnlab::cli

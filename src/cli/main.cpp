@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   add(attnlab::cli::add_inspect);
   add(attnlab::cli::add_gradcheck);
   add(attnlab::cli::add_experiment);
+  add(attnlab::cli::add_report);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
