@@ -88,7 +88,7 @@ def parse_config(text):
 # way: docs/config.md); each attention slot inherits what it does not set from model.attention.
 MODEL_DEFAULTS = {"n_layers": "4", "n_encoder_layers": "0", "d_model": "128", "n_heads": "4", "d_ff": "0",
                   "mlp": "true", "activation": "gelu_tanh", "block_size": "128", "positions": "learned",
-                  "tie_embeddings": "true", "bias": "true", "norm": "pre", "share_embeddings": "true",
+                  "tie_embeddings": "true", "head_bias": "false", "bias": "true", "norm": "pre", "share_embeddings": "true",
                   "bottleneck": "false", "pool": "first"}
 ATTENTION_DEFAULTS = {"type": "scaled_dot_product", "n_kv_heads": "0", "scale": "inv_sqrt_dk", "window": "0",
                       "rope_base": "10000.0"}
@@ -340,7 +340,10 @@ def build_classes():
                 self.cls_head = Lin(info.n_classes, C, True)
                 self.pool = m["pool"]
             elif not _bool(m["tie_embeddings"]):
-                self.head = Lin(V, C, False)
+                self.head = Lin(V, C, _bool(m["head_bias"]))
+            elif _bool(m["head_bias"]):  # a tied head with a bias of its own: tensor head.b alone
+                self.head = nn.Module()
+                self.head.b = param(V)
 
         def embed(self, table, stack, ids):
             x = table[ids]
@@ -362,7 +365,8 @@ def build_classes():
             return None if lens is None else torch.arange(T)[None, :] < torch.as_tensor(lens)[:, None]
 
         def lm_head(self, h):
-            return F.linear(h, self.head.w if hasattr(self, "head") else self.tok_emb)
+            head = getattr(self, "head", None)
+            return F.linear(h, getattr(head, "w", self.tok_emb), getattr(head, "b", None))
 
         def forward(self, ids, src=None, x_len=None, src_len=None):
             if self.kind == "encoder_decoder":
