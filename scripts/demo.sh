@@ -21,8 +21,8 @@ dots=$(date -d "$y-$m-$d" '+%d.%m.%Y')
 ./build/attnlab sample "$ckpt" --input "$long" --input "$short" --input "$words" --input "$dots" | sed 's/^/  /'
 echo
 ./build/attnlab inspect "$ckpt" --input "$long" --dump "$run/attention" >/dev/null
-if /usr/bin/python3 -c "import matplotlib, numpy" 2>/dev/null; then
-  png=$(/usr/bin/python3 scripts/plot_attention.py "$run/attention" --layers 1 -o "$run/cross_attention.png")
+if .venv/bin/python -c "import matplotlib, numpy" 2>/dev/null; then
+  png=$(.venv/bin/python scripts/plot_attention.py "$run/attention" --layers 1 -o "$run/cross_attention.png")
   echo "Where the decoder looks while it writes the answer (cross-attention, layer 1): $png"
 fi
 echo "Checkpoint: $ckpt    Metrics: $run/metrics.jsonl"

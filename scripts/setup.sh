@@ -35,7 +35,7 @@ packages=(
   libopenblas-openmp-dev        # GEMMs (the OpenMP build: shares our thread pool)
   libopenmpi-dev openmpi-bin    # data-parallel training: mpirun -np N attnlab train (docs/distributed.md)
   python3-numpy                 # tests read checkpoints and .npy dumps with NumPy
-  python3-matplotlib            # scripts/plot_metrics.py, scripts/plot_attention.py
+  python3-matplotlib            # the plot scripts under /usr/bin/python3 too (the venv has its own)
   python3-venv                  # .venv/ (below)
   chromium fonts-dejavu-core    # the headless browser the `attnlab report` test opens pages in
   "${extra[@]}"

@@ -373,12 +373,17 @@ PlotCommand plot_command(const Experiment& exp, const std::string& out_dir) {
     return q + "'";
   };
   const std::string shown = script.empty() ? "scripts/plot_experiment.py" : script;
-  pc.command = fmt::format("/usr/bin/python3 {} {}", quote(shown), quote(out_dir));
+  // the repository's virtual environment (scripts/setup.sh puts matplotlib there), else Debian's
+  std::string py = "/usr/bin/python3";
+  if (!script.empty()) {
+    const fs::path venv = fs::path(script).parent_path() / ".." / ".venv" / "bin" / "python";
+    if (fs::exists(venv, ec)) py = venv.lexically_normal().string();
+  }
+  pc.command = fmt::format("{} {} {}", quote(py), quote(shown), quote(out_dir));
   if (exp.plots.empty()) pc.why_not = "the experiment file has no `plot:`";
   else if (script.empty()) pc.why_not = "scripts/plot_experiment.py was not found next to the experiment file";
-  else if (!fs::exists("/usr/bin/python3", ec) ||
-           std::system("/usr/bin/python3 -c 'import matplotlib' >/dev/null 2>&1") != 0)
-    pc.why_not = "/usr/bin/python3 with matplotlib is not available (apt-get install python3-matplotlib)";
+  else if (!fs::exists(py, ec) || std::system((quote(py) + " -c 'import matplotlib' >/dev/null 2>&1").c_str()) != 0)
+    pc.why_not = py + " with matplotlib is not available (run scripts/setup.sh)";
   return pc;
 }
 

@@ -1,15 +1,13 @@
 #!/usr/bin/env bash
 # scripts/plot_metrics.py and scripts/plot_attention.py make PNGs from a real (tiny) run and
-# its attention dump, and fail with one `error:` line on a bad directory. Exits 77 (skipped)
-# without matplotlib. Args: ATTNLAB_BINARY SOURCE_DIR
+# its attention dump, and fail with one `error:` line on a bad directory. They run with the
+# repository's .venv/bin/python (scripts/setup.sh installs matplotlib there); without it: exit 77
+# (skipped), or a failure under CI (tests/e2e/lib/venv.sh). Args: ATTNLAB_BINARY SOURCE_DIR
 set -euo pipefail
 bin=$1
 src=$2
-py=/usr/bin/python3
-if ! $py -c 'import matplotlib, numpy' 2>/dev/null; then
-  echo "SKIP: matplotlib or numpy is not installed for $py (apt install python3-matplotlib)"
-  exit 77
-fi
+source "$(dirname "$0")/lib/venv.sh"
+venv_python "$src" matplotlib numpy
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
