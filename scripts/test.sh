@@ -2,8 +2,10 @@
 # The test command: install dependencies, build, run every test (unit + end-to-end).
 #   scripts/test.sh [CTEST ARGS...]             Release build in build/, every test
 #   scripts/test.sh --sanitize [CTEST ARGS...]  AddressSanitizer + UBSan build in build-sanitize/,
-#                                               unit and e2e tests (not the `experiments` or `cuda`
-#                                               labels); see docs/reliability.md, "Sanitizers"
+#                                               unit and e2e tests (not the `experiments`, `cuda`
+#                                               or `python` labels: the last checks Python scripts
+#                                               against `inspect --dump`, which other e2e tests run
+#                                               sanitized); see docs/reliability.md, "Sanitizers"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--sanitize" ]; then
@@ -22,7 +24,7 @@ if [ "${1:-}" = "--sanitize" ]; then
   export ASAN_OPTIONS="halt_on_error=1:abort_on_error=1:detect_leaks=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_string_checks=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
   export UBSAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
   cd build-sanitize
-  ctest --output-on-failure -j "$(nproc 2>/dev/null || echo 2)" -LE 'experiments|cuda' "$@"
+  ctest --output-on-failure -j "$(nproc 2>/dev/null || echo 2)" -LE 'experiments|cuda|python' "$@"
   exit
 fi
 scripts/setup.sh
