@@ -46,12 +46,11 @@ std::string zlib_stored(const std::string& raw) {
   return z;
 }
 
-}  // namespace
-
-std::string encode_png(const std::vector<uint8_t>& pixels, int height, int width, int channels) {
-  if (height <= 0 || width <= 0 || (channels != 1 && channels != 3))
-    throw std::invalid_argument("encode_png: height and width must be positive, channels 1 or 3");
-  const size_t stride = size_t(width) * channels;
+// The file: 8-bit samples of `bytes_per_pixel` bytes in colour type `colour_type`, a PLTE chunk
+// when `palette` is not empty.
+std::string png_file(const std::vector<uint8_t>& pixels, int height, int width, int bytes_per_pixel, char colour_type,
+                     const std::vector<uint8_t>& palette) {
+  const size_t stride = size_t(width) * bytes_per_pixel;
   if (pixels.size() != stride * size_t(height))
     throw std::invalid_argument("encode_png: pixel count does not match height × width × channels");
   std::string raw;
@@ -63,12 +62,29 @@ std::string encode_png(const std::vector<uint8_t>& pixels, int height, int width
   std::string ihdr;
   put_be32(ihdr, uint32_t(width));
   put_be32(ihdr, uint32_t(height));
-  ihdr += {char(8), char(channels == 1 ? 0 : 2), 0, 0, 0};  // bit depth, colour type, compression, filter, interlace
+  ihdr += {char(8), colour_type, 0, 0, 0};  // bit depth, colour type, compression, filter, interlace
   std::string out = "\x89PNG\r\n\x1a\n";
   chunk(out, "IHDR", ihdr);
+  if (!palette.empty()) chunk(out, "PLTE", std::string(palette.begin(), palette.end()));
   chunk(out, "IDAT", zlib_stored(raw));
   chunk(out, "IEND", "");
   return out;
+}
+
+}  // namespace
+
+std::string encode_png(const std::vector<uint8_t>& pixels, int height, int width, int channels) {
+  if (height <= 0 || width <= 0 || (channels != 1 && channels != 3))
+    throw std::invalid_argument("encode_png: height and width must be positive, channels 1 or 3");
+  return png_file(pixels, height, width, channels, char(channels == 1 ? 0 : 2), {});
+}
+
+std::string encode_png_indexed(const std::vector<uint8_t>& indices, int height, int width,
+                               const std::vector<uint8_t>& palette) {
+  if (height <= 0 || width <= 0) throw std::invalid_argument("encode_png_indexed: height and width must be positive");
+  if (palette.empty() || palette.size() % 3 != 0 || palette.size() > 3 * 256)
+    throw std::invalid_argument("encode_png_indexed: the palette must hold 1 to 256 RGB triples");
+  return png_file(indices, height, width, 1, char(3), palette);
 }
 
 }  // namespace attnlab

@@ -14,4 +14,11 @@ namespace attnlab {
 // dimension is not positive.
 std::string encode_png(const std::vector<uint8_t>& pixels, int height, int width, int channels);
 
+// The PNG file of a `height` × `width` image of palette indices (one byte per pixel, row-major)
+// with `palette` the RGB triples of up to 256 colours (colour type 3). Throws
+// std::invalid_argument on a size mismatch or a palette that is empty, longer than 256 colours or
+// not a multiple of 3 bytes.
+std::string encode_png_indexed(const std::vector<uint8_t>& indices, int height, int width,
+                               const std::vector<uint8_t>& palette);
+
 }  // namespace attnlab

@@ -17,4 +17,9 @@ enum class UnderMinute {
 // "3m05s" and "1h02m" from a minute on; below, as `under` says.
 std::string fmt_duration(double seconds, UnderMinute under = UnderMinute::whole);
 
+// Standard base64 (RFC 4648, with padding) and its inverse; a character outside the alphabet is a
+// UserError naming `what`.
+std::string base64_encode(const std::string& bytes);
+std::string base64_decode(const std::string& text, const std::string& what);
+
 }  // namespace attnlab

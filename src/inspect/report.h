@@ -30,11 +30,7 @@ nlohmann::json write_report(const std::string& run_dir, const std::string& out, 
 // ---- pieces shared by the report's files ----
 namespace report_detail {
 
-// Standard base64 (with padding) and its inverse (UserError naming `what` on bad input).
-std::string base64_encode(const std::string& bytes);
-std::string base64_decode(const std::string& text, const std::string& what);
-// An 8-bit palette PNG of w×h indices (row-major) with `palette` (3 bytes per entry, ≤ 256).
-std::string png_indexed(const std::vector<uint8_t>& idx, int w, int h, const std::vector<uint8_t>& palette);
+// (base64_encode / base64_decode: core/text.h; palette PNGs: encode_png_indexed in core/png.h)
 // The heatmap palettes: sequential (0 = no weight, 255 = all of it) and diverging (128 = 0).
 const std::vector<uint8_t>& palette_sequential();
 const std::vector<uint8_t>& palette_diverging();

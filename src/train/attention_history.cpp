@@ -11,6 +11,7 @@
 
 #include "core/fs.h"
 #include "core/png.h"
+#include "core/text.h"
 #include "data/tasks.h"
 #include "train/evaluate.h"
 
@@ -86,23 +87,6 @@ AttentionSnapshot attention_snapshot(Model& model, const Dataset& data, const st
   return s;
 }
 
-std::string base64(const std::string& in) {
-  static const char* a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  for (size_t i = 0; i < in.size(); i += 3) {
-    const size_t n = std::min<size_t>(3, in.size() - i);
-    uint32_t v = uint32_t(uint8_t(in[i])) << 16;
-    if (n > 1) v |= uint32_t(uint8_t(in[i + 1])) << 8;
-    if (n > 2) v |= uint32_t(uint8_t(in[i + 2]));
-    out.push_back(a[(v >> 18) & 63]);
-    out.push_back(a[(v >> 12) & 63]);
-    out.push_back(n > 1 ? a[(v >> 6) & 63] : '=');
-    out.push_back(n > 2 ? a[v & 63] : '=');
-  }
-  return out;
-}
-
 namespace {
 uint8_t to_u8(float w) { return uint8_t(std::lround(255.0f * std::clamp(std::isfinite(w) ? w : 0.0f, 0.0f, 1.0f))); }
 }  // namespace
@@ -114,7 +98,7 @@ nlohmann::ordered_json attention_history_line(int step, const AttentionSnapshot&
     std::string bytes(m.w.size(), '\0');
     for (size_t i = 0; i < m.w.size(); i++) bytes[i] = char(to_u8(m.w[i]));
     maps.push_back({{"slot", m.slot}, {"layer", m.layer}, {"heads", m.heads}, {"rows", m.rows},
-                    {"cols", m.cols}, {"u8", base64(bytes)}});
+                    {"cols", m.cols}, {"u8", base64_encode(bytes)}});
   }
   ojson ex = {{"tokens", snap.tokens}, {"src_tokens", snap.has_src ? ojson(snap.src_tokens) : ojson(nullptr)}};
   return {{"step", step}, {"example", ex}, {"maps", maps}};

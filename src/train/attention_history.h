@@ -41,7 +41,6 @@ std::vector<int> attention_example(const Dataset& data, int block_size);
 // One forward pass (no dropout) on `ids`, keeping every attention module's weights.
 AttentionSnapshot attention_snapshot(Model& model, const Dataset& data, const std::vector<int>& ids);
 nlohmann::ordered_json attention_history_line(int step, const AttentionSnapshot& snap);
-std::string base64(const std::string& bytes);
 
 // A map as a grayscale image: the heads side by side (head 0 on the left) with a 2-pixel gray
 // gap, white = weight 1, black = 0, each cell a square of pixels, as large as makes the image

@@ -100,3 +100,33 @@ TEST_CASE("png: signature, chunk CRCs, stored zlib blocks and the pixels back") 
   CHECK_THROWS_AS(encode_png({1, 2, 3}, 2, 2, 1), std::invalid_argument);
   CHECK_THROWS_AS(encode_png({}, 0, 2, 1), std::invalid_argument);
 }
+
+TEST_CASE("png: palette images carry IHDR colour type 3, the PLTE chunk and the indices") {
+  const std::vector<uint8_t> palette = {0, 0, 0, 255, 255, 255, 200, 10, 10};
+  const std::vector<uint8_t> idx = {0, 1, 2, 2, 1, 0};
+  const std::string png = encode_png_indexed(idx, 2, 3, palette);
+  std::vector<std::string> types;
+  size_t at = 8;
+  while (at < png.size()) {
+    const uint32_t n = be32(png, at);
+    REQUIRE(at + 12 + n <= png.size());
+    const std::string type = png.substr(at + 4, 4);
+    CHECK(be32(png, at + 8 + n) == crc32(png.data() + at + 4, 4 + n));
+    if (type == "IHDR") {
+      CHECK(be32(png, at + 8) == 3u);   // width
+      CHECK(be32(png, at + 12) == 2u);  // height
+      CHECK(png[at + 17] == 3);         // indexed colour
+    }
+    if (type == "PLTE") CHECK(png.substr(at + 8, n) == std::string(palette.begin(), palette.end()));
+    if (type == "IDAT") {  // one stored block: 2 rows of (filter byte, 3 indices)
+      const std::string raw = png.substr(at + 8 + 2 + 5, 8);
+      CHECK(raw == std::string("\0\0\1\2\0\2\1\0", 8));
+    }
+    types.push_back(type);
+    at += 12 + n;
+  }
+  CHECK(types == std::vector<std::string>{"IHDR", "PLTE", "IDAT", "IEND"});
+  CHECK_THROWS_AS(encode_png_indexed(idx, 2, 3, {}), std::invalid_argument);
+  CHECK_THROWS_AS(encode_png_indexed(idx, 2, 3, {1, 2}), std::invalid_argument);
+  CHECK_THROWS_AS(encode_png_indexed(idx, 3, 3, palette), std::invalid_argument);
+}

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <filesystem>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/error.h"
 #include "core/fs.h"
@@ -42,4 +44,18 @@ TEST_CASE("text: trim and read_text") {
   sync_file(dir + "/log");
   sync_file(dir + "/missing");  // nothing to sync is not an error
   fs::remove_all(dir);
+}
+
+TEST_CASE("base64: RFC 4648 section 10 vectors, and back") {
+  const std::vector<std::pair<std::string, std::string>> vectors = {
+      {"", ""},           {"f", "Zg=="},         {"fo", "Zm8="},          {"foo", "Zm9v"},
+      {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"}, {std::string("\xff\x00\x10", 3), "/wAQ"}};
+  for (const auto& [bytes, text] : vectors) {
+    CHECK(base64_encode(bytes) == text);
+    CHECK(base64_decode(text, "test") == bytes);
+  }
+  std::string all;
+  for (int i = 0; i < 256; i++) all += char(i);
+  CHECK(base64_decode(base64_encode(all), "test") == all);
+  CHECK_THROWS_AS(base64_decode("Zm9v!", "test"), UserError);
 }

@@ -122,17 +122,6 @@ TEST_CASE("tensorboard: a resume keeps the records up to its step, each (tag, st
   fs::remove_all(dir);
 }
 
-TEST_CASE("attention_history: base64 (RFC 4648 section 10 vectors)") {
-  CHECK(base64("") == "");
-  CHECK(base64("f") == "Zg==");
-  CHECK(base64("fo") == "Zm8=");
-  CHECK(base64("foo") == "Zm9v");
-  CHECK(base64("foob") == "Zm9vYg==");
-  CHECK(base64("fooba") == "Zm9vYmE=");
-  CHECK(base64("foobar") == "Zm9vYmFy");
-  CHECK(base64(std::string("\xff\x00\x10", 3)) == "/wAQ");
-}
-
 TEST_CASE("attention_history: the maps of every slot of an encoder_decoder, rows summing to 1") {
   Config cfg = load_config_text(R"(
 model: {kind: encoder_decoder, n_layers: 2, d_model: 16, n_heads: 2, block_size: 16}
