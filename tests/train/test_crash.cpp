@@ -21,17 +21,13 @@
 #include "train/metrics_log.h"
 #include "train/run_state.h"
 #include "train/trainer.h"
+#include "temp_dir.h"
 
 using namespace attnlab;
 namespace fs = std::filesystem;
 
 namespace {
 
-std::string fresh_dir(const std::string& name) {
-  std::string tmpl = (fs::temp_directory_path() / ("attnlab_crash_" + name + "_XXXXXX")).string();
-  if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed for " + tmpl);
-  return tmpl;
-}
 
 std::string slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -120,7 +116,7 @@ TEST_CASE("sha256: the FIPS 180-4 test vectors, and files across the read buffer
   CHECK(sha256_hex(std::string(56, 'a')) == "b35439a4ac6f0948b6d6f9e3c6af0f5f590ce20f1bde7090ef7970686ec6738a");
   CHECK(sha256_hex(std::string(64, 'a')) == "ffe054fe7ae0cb6dc65c3af9b61d5209f439851db43d0ba5997337df154668eb");
 
-  const std::string dir = fresh_dir("sha");
+  const std::string dir = test::temp_dir("sha");
   std::string big;
   for (int i = 0; i < 200000; i++) big.push_back(char('a' + i * 7 % 26));  // > the 64 KiB read buffer
   spit(dir + "/big.txt", big);
@@ -131,7 +127,7 @@ TEST_CASE("sha256: the FIPS 180-4 test vectors, and files across the read buffer
 }
 
 TEST_CASE("data file: its SHA-256 is in the state; a changed file stops the resume, the original resumes") {
-  const std::string dir = fresh_dir("data"), data = dir + "/corpus.txt", run = dir + "/run";
+  const std::string dir = test::temp_dir("data"), data = dir + "/corpus.txt", run = dir + "/run";
   std::string text;
   for (int i = 0; i < 300; i++) text += (i % 3 ? "to be or not " : "that is it ");
   spit(data, text);
@@ -163,7 +159,7 @@ TEST_CASE("data file: its SHA-256 is in the state; a changed file stops the resu
 }
 
 TEST_CASE("training state: data_sha256 must be 64 lowercase hex digits when present") {
-  const std::string dir = fresh_dir("badsha"), run = dir + "/run";
+  const std::string dir = test::temp_dir("badsha"), run = dir + "/run";
   Config cfg = tiny(5);
   train(cfg, run, quiet());
   const std::string state = run + "/checkpoints/step_0000005.state.safetensors";
@@ -186,7 +182,7 @@ TEST_CASE("training state: data_sha256 must be 64 lowercase hex digits when pres
 }
 
 TEST_CASE("resume: leftovers of a killed save or rotation are removed, and the run ends as a straight one") {
-  const std::string dir = fresh_dir("leftovers"), a = dir + "/a", b = dir + "/b";
+  const std::string dir = test::temp_dir("leftovers"), a = dir + "/a", b = dir + "/b";
   const Config cfg = tiny(20);
   train(cfg, a, quiet());
   TrainOptions stop = quiet();
@@ -224,7 +220,7 @@ TEST_CASE("resume: leftovers of a killed save or rotation are removed, and the r
 }
 
 TEST_CASE("full disk: failed atomic writes and metrics appends leave the files as they were") {
-  const std::string dir = fresh_dir("fsize");
+  const std::string dir = test::temp_dir("fsize");
   spit(dir + "/f.txt", "old content\n");
   {
     const FileSizeLimit limit(1000);
@@ -250,7 +246,7 @@ TEST_CASE("full disk: failed atomic writes and metrics appends leave the files a
 }
 
 TEST_CASE("full disk: a checkpoint that cannot be written is a clear error; the previous one resumes") {
-  const std::string dir = fresh_dir("ckfull"), a = dir + "/a", b = dir + "/b";
+  const std::string dir = test::temp_dir("ckfull"), a = dir + "/a", b = dir + "/b";
   const Config cfg = tiny(15);
   train(cfg, a, quiet());
   const std::string ck = b + "/checkpoints/";

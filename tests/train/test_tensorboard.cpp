@@ -19,16 +19,12 @@
 #include "model/model.h"
 #include "train/attention_history.h"
 #include "train/tensorboard.h"
+#include "temp_dir.h"
 
 using namespace attnlab;
 namespace fs = std::filesystem;
 
 namespace {
-std::string temp_dir(const std::string& name) {
-  std::string tmpl = (fs::temp_directory_path() / ("attnlab_test_" + name + "_XXXXXX")).string();
-  if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed for " + tmpl);
-  return tmpl;
-}
 std::vector<std::string> events_files(const std::string& dir) {
   std::vector<std::string> out;
   for (const auto& e : fs::directory_iterator(dir))
@@ -95,7 +91,7 @@ TEST_CASE("tensorboard: the scalars of metrics rows") {
 }
 
 TEST_CASE("tensorboard: a resume keeps the records up to its step, each (tag, step) once, in one file") {
-  const std::string dir = temp_dir("tb");
+  const std::string dir = test::temp_dir("tb");
   {
     TensorBoardLog tb(dir);
     tb.start_fresh("a: 1\n");
@@ -162,7 +158,7 @@ data: {task: reverse, n_symbols: 4, min_len: 3, max_len: 6, n_val: 5}
 }
 
 TEST_CASE("attention_history: a resume drops the lines after its step and a torn last line") {
-  const std::string dir = temp_dir("hist");
+  const std::string dir = test::temp_dir("hist");
   AttentionHistory h(dir);
   std::ofstream(h.path()) << "{\"step\":5,\"maps\":[]}\n{\"step\":10,\"maps\":[]}\n{\"step\":15,\"maps\":[]}\n{\"st";
   h.truncate_after(10);

@@ -14,17 +14,12 @@
 #include "inspect/inspect.h"
 #include "train/optimizer.h"
 #include "train/trainer.h"
+#include "temp_dir.h"
 
 using namespace attnlab;
 namespace fs = std::filesystem;
 
 namespace {
-// A new, empty private directory (mkdtemp: unique even when other checkouts run these tests at once).
-std::string temp_dir(const std::string& name) {
-  std::string tmpl = (fs::temp_directory_path() / ("attnlab_test_" + name + "_XXXXXX")).string();
-  if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed for " + tmpl);
-  return tmpl;
-}
 
 Config task_config() {
   Config c = load_config_text(R"(
@@ -147,7 +142,7 @@ TEST_CASE("schedule: linear warm-up, cosine to min_lr, constant, inverse square 
 }
 
 TEST_CASE("checkpoint: round trip restores config, tokenizer and identical logits") {
-  const std::string dir = temp_dir("ckpt");
+  const std::string dir = test::temp_dir("ckpt");
   Config cfg = task_config();
   cfg.model.tie_embeddings = false;
   Tokenizer tok = Tokenizer::from_vocab(".=abcd");
@@ -176,7 +171,7 @@ TEST_CASE("checkpoint: round trip restores config, tokenizer and identical logit
 }
 
 TEST_CASE("checkpoint: a model without MLPs round-trips, and inspect says it has none") {
-  const std::string dir = temp_dir("nomlp");
+  const std::string dir = test::temp_dir("nomlp");
   Config cfg = task_config();
   cfg.model.mlp = false;
   Tokenizer tok = Tokenizer::from_vocab(".=abcd");
@@ -206,7 +201,7 @@ TEST_CASE("checkpoint: a model without MLPs round-trips, and inspect says it has
 }
 
 TEST_CASE("checkpoint: corruption and truncation are detected and named") {
-  const std::string dir = temp_dir("corrupt");
+  const std::string dir = test::temp_dir("corrupt");
   Config cfg = task_config();
   Tokenizer tok = Tokenizer::from_vocab(".=abcd");
   Model model(cfg.model, tok.size(), 5);
@@ -245,7 +240,7 @@ TEST_CASE("checkpoint: corruption and truncation are detected and named") {
 }
 
 TEST_CASE("checkpoint: a shape mismatch with the model is an error") {
-  const std::string dir = temp_dir("shape");
+  const std::string dir = test::temp_dir("shape");
   Config cfg = task_config();
   Model a(cfg.model, 6, 1);
   cfg.model.d_model = 8;
@@ -259,7 +254,7 @@ TEST_CASE("train: same seed and threads give identical losses - a different seed
   Config cfg = task_config();
   cfg.train.threads = 2;  // the parallel loops too (the other tests use 1: fast on a busy machine)
   cfg.train.steps = 15;
-  const std::string d1 = temp_dir("det1"), d2 = temp_dir("det2"), d3 = temp_dir("det3");
+  const std::string d1 = test::temp_dir("det1"), d2 = test::temp_dir("det2"), d3 = test::temp_dir("det3");
   train(cfg, d1);
   train(cfg, d2);
   cfg.train.seed = 99;
@@ -272,7 +267,7 @@ TEST_CASE("train: same seed and threads give identical losses - a different seed
 
 TEST_CASE("train: run directory holds config, metrics, log, and the last K checkpoints with a latest pointer") {
   Config cfg = task_config();
-  const std::string d = temp_dir("rundir");
+  const std::string d = test::temp_dir("rundir");
   TrainSummary s = train(cfg, d);
   CHECK(fs::exists(d + "/config.yaml"));
   CHECK(fs::exists(d + "/train.log"));
@@ -296,7 +291,7 @@ TEST_CASE("train: the loss falls on the reversal task") {
   cfg.train.steps = 300;
   cfg.train.checkpoint_interval = 0;
   cfg.train.eval_interval = 0;
-  const std::string d = temp_dir("learn");
+  const std::string d = test::temp_dir("learn");
   train(cfg, d);
   const auto tr = losses(d + "/metrics.jsonl", "train"), val = losses(d + "/metrics.jsonl", "val");
   REQUIRE(tr.size() > 3);
