@@ -90,16 +90,15 @@ void write_file_atomic(const std::string& path, const std::string& content) {
   sync_parent_dir(path);
 }
 
-void append_line(const std::string& path, const std::string& line) {
-  const std::string text = line + "\n";
+void append_bytes(const std::string& path, std::string_view data) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) user_error("cannot append to '{}': {}", path, std::strerror(errno));
   struct stat sb {};
   const off_t before = ::fstat(fd, &sb) == 0 ? sb.st_size : -1;
   size_t off = 0;
   int err = 0;
-  while (off < text.size()) {
-    const ssize_t w = ::write(fd, text.data() + off, text.size() - off);
+  while (off < data.size()) {
+    const ssize_t w = ::write(fd, data.data() + off, data.size() - off);
     if (w < 0 && errno == EINTR) continue;
     if (w <= 0) {
       err = w < 0 ? errno : EIO;
@@ -111,6 +110,8 @@ void append_line(const std::string& path, const std::string& line) {
   ::close(fd);
   if (err != 0) user_error("cannot append to '{}': {}", path, std::strerror(err));
 }
+
+void append_line(const std::string& path, const std::string& line) { append_bytes(path, line + "\n"); }
 
 void sync_file(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);

@@ -1,7 +1,8 @@
-// Writes that are whole or absent: atomic file replacement, whole-line appends, fsync.
+// Writes that are whole or absent: atomic file replacement, whole appends (a line, a record), fsync.
 // Every failure is a UserError that names the file and the cause.
 #pragma once
 #include <string>
+#include <string_view>
 
 namespace attnlab {
 
@@ -11,8 +12,10 @@ namespace attnlab {
 // `path` and the cause. Test hook: ATTNLAB_TEST_STALL_WRITE_MS=N pauses each such write
 // halfway for N ms (unset: no effect), for tests that kill a process mid-write.
 void write_file_atomic(const std::string& path, const std::string& content);
-// Appends `line` and a newline with one write to an O_APPEND descriptor (the file is created
-// if missing). A failed or short write cuts the file back to its previous length: no half line.
+// Appends `data` with one write to an O_APPEND descriptor (the file is created if missing). A
+// failed or short write cuts the file back to its previous length: no torn record.
+void append_bytes(const std::string& path, std::string_view data);
+// append_bytes(path, line + "\n"): the line and its newline in one write, so no half line.
 void append_line(const std::string& path, const std::string& line);
 // fsync a file (a missing file is fine: nothing to sync).
 void sync_file(const std::string& path);

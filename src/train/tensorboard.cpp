@@ -1,11 +1,8 @@
 #include "train/tensorboard.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -143,28 +140,6 @@ std::vector<fs::path> events_files(const std::string& dir) {
     if (e.is_regular_file(ec) && is_events_file(e.path())) out.push_back(e.path());
   std::sort(out.begin(), out.end());  // by name: by the time each was started, as TensorBoard reads them
   return out;
-}
-
-// Appends `data` with one write; a failed or short write cuts the file back (no torn record).
-void append_bytes(const std::string& path, const std::string& data) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) user_error("cannot write TensorBoard events file '{}': {}", path, std::strerror(errno));
-  struct stat st {};
-  const off_t before = ::fstat(fd, &st) == 0 ? st.st_size : -1;
-  size_t done = 0;
-  int err = 0;
-  while (done < data.size()) {
-    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      err = n < 0 ? errno : ENOSPC;
-      break;
-    }
-    done += size_t(n);
-  }
-  if (err != 0 && before >= 0 && ::ftruncate(fd, before) != 0) { /* the reader stops at the torn record */ }
-  ::close(fd);
-  if (err != 0) user_error("cannot write TensorBoard events file '{}': {}", path, std::strerror(err));
 }
 
 }  // namespace
