@@ -97,6 +97,7 @@ class Run {
   int start_step_ = 0;                // the step this loop began at
   Clock::time_point t_start_ = Clock::now(), t_log_ = t_start_;
   long tokens_since_log_ = 0;         // since the last train log line
+  double tokens_run_ = 0.0;           // padded tokens of this run's batches (data.batch_tokens varies them)
   EvalReport final_eval_;             // the evaluation at the last step
 };
 
@@ -331,6 +332,7 @@ double Run::train_step(int done, float lr) {
     if (!std::isfinite(gnorm)) bad = "the gradient norm is " + nonfinite_text(gnorm);
   }
   tokens_since_log_ += long(batch_.B) * (batch_.T + batch_.S);
+  tokens_run_ += double(batch_.B) * (batch_.T + batch_.S);
   if (!bad.empty()) {
     skip_step(done, lr, bad);
   } else {
@@ -423,8 +425,9 @@ TrainSummary Run::finish(int done, bool stopped) {
   sum.steps = done;
   sum.interrupted = stopped;
   sum.seconds = seconds;
-  sum.tokens_per_s =
-      seconds > 0 ? double(done - sum.start_step) * cfg_.train.batch_size * (T_ + S_) / seconds : 0.0;
+  const double tokens = cfg_.data.batch_tokens > 0 ? tokens_run_
+                                                   : double(done - sum.start_step) * cfg_.train.batch_size * (T_ + S_);
+  sum.tokens_per_s = seconds > 0 ? tokens / seconds : 0.0;
   sum.train_loss = st_.last_train_loss;
   sum.val_loss = st_.last_val_loss;
   sum.best_step = st_.best_step;

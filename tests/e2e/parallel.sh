@@ -68,6 +68,18 @@ done
 grep -q "batches within 120 padded tokens (data.batch_tokens)" bt1/train.log || fail "batch_tokens log: $(cat bt1/train.log)"
 cmp <(grep -o '"loss":[^,]*' bt1/metrics.jsonl) <(grep -o '"loss":[^,]*' bt2/metrics.jsonl) || fail "batch_tokens runs differ"
 cmp -s <(grep -o '"loss":[^,]*' bt1/metrics.jsonl) <(grep -o '"loss":[^,]*' tsv/metrics.jsonl) && fail "batch_tokens changed nothing"
+# grad_accum 2 and, when MPI is built in, mpirun -np 2: the same rows cut into equal halves, so -np 2
+# gives the bits of one process with grad_accum 2 (docs/distributed.md)
+bt=(--quiet --set data.batch_tokens=120 --set train.eval_interval=6 --set train.grad_accum=2)
+"$bin" train tsv.yaml --run-dir acc "${bt[@]}"
+grep -q "2 micro-batches of equal rows" acc/train.log || fail "grad_accum log: $(cat acc/train.log)"
+if "$bin" --version | grep -q "MPI: Open MPI" && command -v mpirun >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
+  mpirun --oversubscribe --bind-to none -np 2 "$bin" train tsv.yaml --run-dir np2 "${bt[@]}" --set train.grad_accum=1
+  strip() { grep -o '"loss":[^,]*\|"grad_norm":[^,]*\|"chrf":[^,]*' "$1/metrics.jsonl"; }
+  [ "$(strip acc | grep -c grad_norm)" -ge 2 ] || fail "no train rows in acc/metrics.jsonl"
+  cmp <(strip acc) <(strip np2) || fail "mpirun -np 2 with data.batch_tokens differs from grad_accum 2"
+fi
 expect_error "data.batch_tokens = 20 cannot hold 1 row of the longest pair" "$bin" train tsv.yaml --run-dir bad --quiet \
   --set data.batch_tokens=20
 expect_error "data.batch_tokens is for data.task parallel" "$bin" config check tsv.yaml --set data.task=reverse \
