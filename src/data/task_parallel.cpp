@@ -8,9 +8,9 @@
 //   split   u = mix(FNV-1a(seed, source line bytes)) in [0,1): u < val_fraction -> val, u <
 //           2 val_fraction -> test, else train. Equal sources land in the same split. val and test
 //           keep their first n_val pairs in file order.
-//   tokens  parallel_tokenizer() below: THE place that chooses the tokenizer (chars now: one byte a
-//           token, one vocabulary for both sides from the train lines, plus <sep> <end> <pad> <unk>;
-//           a byte of a val/test line the train lines lack is <unk>).
+//   tokens  parallel_tokenizer() and parallel_encode() below: THE place that chooses the tokens
+//           (chars now: one byte a token, one vocabulary for both sides from the train lines, plus
+//           <sep> <end> <pad> <unk>; a byte of a val/test line the train lines lack is <unk>).
 //   length  a pair whose source or target is longer than data.max_len tokens is dropped; the
 //           count is in describe() (the data: line of train.log).
 #include <fmt/format.h>
@@ -105,13 +105,27 @@ Split split_of(const std::string& source, uint64_t seed, double val_fraction) {
   return u < val_fraction ? Split::val : u < 2.0 * val_fraction ? Split::test : Split::train;
 }
 
-// The tokenizer of parallel data, from its train lines (both sides): the one place to change it.
+// The tokens of parallel data, the one place that chooses them (BPE would go here): the tokenizer
+// from the train lines (both sides), and the encoding of one side of a pair with it, where a piece
+// the tokenizer lacks becomes <unk> (counted in *n_unk).
 Tokenizer parallel_tokenizer(const std::vector<const Pair*>& train) {
   std::string text;
   for (const Pair* p : train) text += p->src, text += p->tgt;
   Tokenizer tok = Tokenizer::build(text);
   for (const char* s : {"<sep>", "<end>", "<pad>", "<unk>"}) tok.add_special(s);
   return tok;
+}
+
+std::vector<int> parallel_encode(const Tokenizer& tok, const std::string& text, long* n_unk) {
+  const int unk = tok.find("<unk>");
+  std::vector<int> ids;
+  ids.reserve(text.size());
+  for (char c : text) {
+    const bool known = tok.contains(c);
+    *n_unk += !known;
+    ids.push_back(known ? tok.id(c) : unk);
+  }
+  return ids;
 }
 
 class Parallel : public TaskGen {
@@ -130,7 +144,6 @@ class Parallel : public TaskGen {
     sep = tok.find("<sep>");
     end = tok.find("<end>");
     pad = tok.find("<pad>");
-    unk_ = tok.find("<unk>");
     format = TaskFormat::seq2seq;
     length_keys = "data.max_len";
     n_lines_ = long(pairs.size());
@@ -138,8 +151,8 @@ class Parallel : public TaskGen {
       auto& out = split_[int(s)];
       for (const Pair* p : in_split[int(s)]) {  // every line is checked, so that `dropped` counts them all
         TaskExample ex;
-        ex.input = encode(p->src);
-        ex.output = encode(p->tgt);
+        ex.input = parallel_encode(tok, p->src, &n_unk_);
+        ex.output = parallel_encode(tok, p->tgt, &n_unk_);
         ex.line = p->line;
         if (int(ex.input.size()) > o.max_len || int(ex.output.size()) > o.max_len) {
           ++dropped_;
@@ -187,23 +200,12 @@ class Parallel : public TaskGen {
   static std::string key_of(const std::vector<int>& ids) {
     return std::string(reinterpret_cast<const char*>(ids.data()), ids.size() * sizeof(int));
   }
-  std::vector<int> encode(const std::string& text) {
-    std::vector<int> ids;
-    ids.reserve(text.size());
-    for (char c : text) {
-      const bool known = tok.contains(c);
-      n_unk_ += !known;
-      ids.push_back(known ? tok.id(c) : unk_);
-    }
-    return ids;
-  }
 
   TaskOptions o_;
   std::vector<TaskExample> split_[3];  // train, val, test (Split's order)
   std::unordered_map<int, std::string> targets_;  // line -> target text, for BLEU and chrF
   std::unordered_map<std::string, std::vector<int>> answers_;  // source ids -> the first target
   long n_lines_ = 0, dropped_ = 0, n_unk_ = 0;
-  int unk_ = -1;
 };
 
 }  // namespace
