@@ -124,6 +124,8 @@ Field dbl_field(std::string key, DblRef ref, double lo, double hi, bool lo_open,
   return f;
 }
 
+Field omitted(Field f) { return f.omit_default = true, f; }  // a key newer than saved configs: see omit_default
+
 Field bool_field(std::string key, BoolRef ref, std::string doc) {
   Field f;
   f.key = key;
@@ -294,13 +296,17 @@ const std::vector<Field>& schema() {
     }
     // data
     v.push_back(str_field("data.task", [](Config& c) -> auto& { return c.data.task; },
-                          
                           {"text", "copy", "reverse", "sort", "addition", "dates", "mqar", "needle", "induction",
-                           "parity", "balanced_parens"},
+                           "parity", "balanced_parens", "parallel"},
                           "Training data: a text file (char-level) or a synthetic task (docs/tasks.md). Each "
                           "task names the model kinds it suits; another kind is a config error."));
     v.push_back(str_field("data.path", [](Config& c) -> auto& { return c.data.path; }, {},
-                          "text: the file to read. Relative paths are taken from the current directory."));
+                          "text: the file to read. parallel: a TSV file, source<TAB>target per line. Relative "
+                          "paths are taken from the current directory."));
+    v.push_back(omitted(str_field("data.src_path", [](Config& c) -> auto& { return c.data.src_path; }, {},
+                                  "parallel: the source sentences, one per line (instead of data.path).")));
+    v.push_back(omitted(str_field("data.tgt_path", [](Config& c) -> auto& { return c.data.tgt_path; }, {},
+                                  "parallel: the target sentences, line i translating line i of data.src_path.")));
     v.push_back(dbl_field("data.val_fraction", [](Config& c) -> auto& { return c.data.val_fraction; }, 0.0,
                           0.5, true,
                           "text: the last share of the file used for validation. reverse/sort: share of "
@@ -312,7 +318,8 @@ const std::vector<Field>& schema() {
     v.push_back(int_field("data.min_len", [](Config& c) -> auto& { return c.data.min_len; }, 1, 4096,
                           "Symbol tasks: shortest input (parity/balanced_parens: string length)."));
     v.push_back(int_field("data.max_len", [](Config& c) -> auto& { return c.data.max_len; }, 1, 4096,
-                          "Symbol tasks: longest input. mqar/needle: the sequence length."));
+                          "Symbol tasks: longest input. mqar/needle: the sequence length. parallel: longer "
+                          "pairs (source or target, in tokens) are dropped."));
     v.push_back(int_field("data.n_val", [](Config& c) -> auto& { return c.data.n_val; }, 1, 1 << 20,
                           "Synthetic tasks: examples in the val set and in the test set (each)."));
     v.push_back(int_field("data.n_pairs", [](Config& c) -> auto& { return c.data.n_pairs; }, 1, 1 << 16,
@@ -322,6 +329,9 @@ const std::vector<Field>& schema() {
     v.push_back(dbl_field("data.mask_prob", [](Config& c) -> auto& { return c.data.mask_prob; }, 0.0, 1.0, true,
                           "text with an encoder: share of positions chosen for masked-token prediction "
                           "(of those: 80% <mask>, 10% a random token, 10% unchanged)."));
+    v.push_back(omitted(int_field("data.batch_tokens", [](Config& c) -> auto& { return c.data.batch_tokens; }, 0,
+                        INT32_MAX, "parallel: train batches of pairs of similar length, as many as fit in this many "
+                        "padded source + target tokens (docs/tasks.md). 0 = train.batch_size rows.")));
     // train
     v.push_back(int_field("train.steps", [](Config& c) -> auto& { return c.train.steps; }, 0, INT32_MAX,
                           "Optimizer steps."));

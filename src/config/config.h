@@ -65,7 +65,7 @@ struct ModelConfig {
 
 struct DataConfig {
   std::string task = "text";            // text | copy | reverse | sort | addition | dates | mqar | needle |
-                                        // induction | parity | balanced_parens
+                                        // induction | parity | balanced_parens | parallel
   std::string path;                     // text: the file to read
   double val_fraction = 0.1;
   int n_symbols = 8;                    // alphabet / vocabulary size of the symbol tasks
@@ -75,6 +75,8 @@ struct DataConfig {
   int n_pairs = 4;                      // mqar / needle: key-value pairs per sequence
   int n_digits = 3;                     // addition: digits per operand
   double mask_prob = 0.15;              // text with an encoder: share of positions masked (MLM)
+  std::string src_path, tgt_path;       // parallel: source and target files, one sentence per line
+  int batch_tokens = 0;                 // parallel: train batches by token budget (0 = train.batch_size rows)
 };
 
 struct TrainConfig {

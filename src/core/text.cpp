@@ -6,6 +6,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -18,6 +19,27 @@ std::string read_text(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+std::vector<std::string> read_lines(const std::string& path, const std::string& what) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) user_error("{} '{}': is a directory, expected a text file", what, path);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) user_error("{} '{}': cannot be read (no such file, or no permission)", what, path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) user_error("{} '{}': reading failed", what, path);
+  const std::string text = ss.str();
+  std::vector<std::string> lines;
+  for (size_t i = 0; i < text.size();) {
+    size_t j = text.find('\n', i);
+    if (j == std::string::npos) j = text.size();
+    size_t e = j;
+    if (e > i && text[e - 1] == '\r') --e;
+    lines.push_back(text.substr(i, e - i));
+    i = j + 1;
+  }
+  return lines;
 }
 
 std::string trim(std::string s) {

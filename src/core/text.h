@@ -1,11 +1,16 @@
 // Small text helpers: whole-file reads, trimming, durations for people.
 #pragma once
 #include <string>
+#include <vector>
 
 namespace attnlab {
 
 // The whole file ("" if it cannot be read).
 std::string read_text(const std::string& path);
+// The lines of a file (a text file of one item per line): each without its '\n' and a '\r' before
+// it; a last line without '\n' counts, a final '\n' starts no line. UserError naming `what` and
+// the path when the file cannot be read.
+std::vector<std::string> read_lines(const std::string& path, const std::string& what);
 // `s` without leading and trailing whitespace.
 std::string trim(std::string s);
 

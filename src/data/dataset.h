@@ -71,6 +71,9 @@ class Dataset {
   // The synthetic task behind the data (its examples, special tokens and answers, for seq2seq
   // decoding), or nullptr for text.
   virtual const TaskDataset* task() const { return nullptr; }
+  // data.batch_tokens > 0: a train batch of rows of similar length within a budget of padded
+  // tokens (TaskDataset, parallel task); here a UserError: other data has no such batches.
+  virtual void next_token_batch(Batch& batch, int tokens, int multiple, Rng& rng) const;
 };
 
 class TextDataset : public Dataset {

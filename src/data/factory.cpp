@@ -21,6 +21,9 @@ TaskOptions task_options(const Config& cfg) {
   o.n_val = cfg.data.n_val;
   o.n_pairs = cfg.data.n_pairs;
   o.n_digits = cfg.data.n_digits;
+  o.path = cfg.data.path;
+  o.src_path = cfg.data.src_path;
+  o.tgt_path = cfg.data.tgt_path;
   o.seed = uint64_t(cfg.train.seed);
   return o;
 }
@@ -35,7 +38,9 @@ std::string describe_data_config(const Config& cfg) {
     if (cfg.model.kind == ModelConfig::Kind::encoder) opts.push_back(fmt::format("mask_prob {}", d.mask_prob));
   } else {
     const auto names = TaskDataset::names();
-    if (std::find(names.begin(), names.end(), d.task) == names.end()) return head;
+    if (d.task != "parallel" && std::find(names.begin(), names.end(), d.task) == names.end()) return head;
+    if (d.task == "parallel") head += " " + (d.path.empty() ? d.src_path + " + " + d.tgt_path : d.path);
+    if (d.batch_tokens > 0) opts.push_back(fmt::format("batch_tokens {}", d.batch_tokens));
     const std::map<std::string, int> value = {{"n_symbols", d.n_symbols}, {"min_len", d.min_len},
                                               {"max_len", d.max_len},     {"n_pairs", d.n_pairs},
                                               {"n_digits", d.n_digits}};
@@ -48,6 +53,9 @@ std::string describe_data_config(const Config& cfg) {
 
 std::unique_ptr<Dataset> make_dataset(const Config& cfg) {
   try {
+    if (cfg.data.batch_tokens > 0 && cfg.data.task != "parallel")
+      key_error({"data.batch_tokens"}, "data.batch_tokens is for data.task parallel (sentence pairs from files); "
+                "task {} has rows of one size: set it to 0 and use train.batch_size", cfg.data.task);
     if (cfg.data.task == "text")
       return std::make_unique<TextDataset>(cfg.data.path, cfg.data.val_fraction, cfg.model.block_size,
                                            option_name(cfg.model.kind), cfg.data.mask_prob);

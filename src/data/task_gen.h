@@ -66,12 +66,18 @@ class TaskGen {
   // seq2seq: the correct output; UserError when `input` is not an input of this task.
   virtual std::vector<int> answer(const std::vector<int>& input) const { return {}; }
   virtual std::string describe() const = 0;  // the task-specific part of TaskDataset::describe
+  // File-backed tasks (parallel): the fixed examples of a split (train: all of them; val and test:
+  // at most n_val each), which TaskDataset uses instead of drawing; nullptr for generated tasks.
+  virtual const std::vector<TaskExample>* examples(Split split) const { return nullptr; }
+  // The text BLEU and chrF score an output against: the decoded answer, or the file's line.
+  virtual std::string reference(const TaskExample& ex) const { return tok.decode(ex.output); }
 };
 
 // Each returns nullptr when the name is not one of its tasks; UserError on bad options.
 std::unique_ptr<TaskGen> make_string_task(const TaskOptions& o);  // copy reverse sort induction parity balanced_parens
 std::unique_ptr<TaskGen> make_arith_task(const TaskOptions& o);   // addition dates
 std::unique_ptr<TaskGen> make_recall_task(const TaskOptions& o);  // mqar needle
+std::unique_ptr<TaskGen> make_parallel_task(const TaskOptions& o);  // parallel (task_parallel.cpp)
 
 // Option checks shared by the generators (messages name the data.* key).
 void check_lengths(const TaskOptions& o, const std::string& task, int min_allowed, int max_allowed);

@@ -49,6 +49,7 @@ const std::vector<TaskInfo>& registry() {
       {"induction", TaskFormat::labelled, {"n_symbols", "min_len", "max_len"}},
       {"parity", TaskFormat::classify, {"min_len", "max_len"}},
       {"balanced_parens", TaskFormat::classify, {"min_len", "max_len"}},
+      {"parallel", TaskFormat::seq2seq, {"max_len"}},
   };
   return r;
 }
@@ -106,7 +107,8 @@ TaskDataset::TaskDataset(TaskDataset&&) noexcept = default;
 
 std::vector<std::string> TaskDataset::names() {
   std::vector<std::string> v;
-  for (const auto& t : registry()) v.push_back(t.name);
+  for (const auto& t : registry())
+    if (std::string(t.name) != "parallel") v.push_back(t.name);  // read from files, not generated
   return v;
 }
 
@@ -154,6 +156,7 @@ TaskDataset::TaskDataset(const TaskOptions& opt, const std::string& model_kind, 
   gen_ = make_string_task(o);
   if (!gen_) gen_ = make_arith_task(o);
   if (!gen_) gen_ = make_recall_task(o);
+  if (!gen_) gen_ = make_parallel_task(o);
   ATTNLAB_CHECK(gen_ != nullptr);
 
   const int need = std::max(batch_T(), batch_S());
@@ -181,6 +184,12 @@ TaskDataset::TaskDataset(const TaskOptions& opt, const std::string& model_kind, 
 
 void TaskDataset::build_eval_sets() {
   const auto& o = opt_;
+  if (gen_->examples(Split::val)) {  // a file-backed task: its splits are fixed lists
+    val_ = *gen_->examples(Split::val);
+    test_ = *gen_->examples(Split::test);
+    sort_by_length();
+    return;
+  }
   const uint64_t space = gen_->space();
   const uint64_t n_val = uint64_t(o.n_val);
   const auto space_desc = [&] { return fmt::format("{}: {} inputs", gen_->describe(), show_space(space)); };
@@ -265,7 +274,7 @@ int TaskDataset::max_output_len() const { return gen_->max_out; }
 
 std::vector<std::string> TaskDataset::metrics() const {
   switch (format()) {
-    case TaskFormat::seq2seq: return {"loss", "ppl", "token_acc", "exact_match", "greedy_token_acc"};
+    case TaskFormat::seq2seq: return {"loss", "ppl", "token_acc", "exact_match", "greedy_token_acc", "bleu", "chrf"};
     case TaskFormat::labelled: return {"loss", "ppl", "label_acc"};
     default: return {"loss", "class_acc"};
   }
@@ -278,11 +287,17 @@ const std::vector<TaskExample>& TaskDataset::eval_set(Split split) const {
 }
 
 bool TaskDataset::in_split(const std::vector<int>& input, Split split) const {
+  if (const auto* fixed = gen_->examples(split))
+    return std::any_of(fixed->begin(), fixed->end(), [&](const TaskExample& ex) { return ex.input == input; });
   return bucket(input, opt_.seed, opt_.val_fraction) == split;
 }
 
 TaskExample TaskDataset::sample_train(Rng& rng) const {
   TaskExample ex;
+  if (gen_->examples(Split::train)) {  // a file-backed task: every example it draws is a train one
+    gen_->draw(rng, ex);
+    return ex;
+  }
   do gen_->draw(rng, ex);  // redraw the whole example until its input is a train input
   while (bucket(ex.input, opt_.seed, opt_.val_fraction) != Split::train);
   return ex;
@@ -295,6 +310,7 @@ std::vector<int> TaskDataset::answer(const std::vector<int>& input) const {
 }
 
 std::string TaskDataset::show(const std::vector<int>& ids) const { return gen_->tok.decode(ids); }
+std::string TaskDataset::reference(const TaskExample& ex) const { return gen_->reference(ex); }
 
 int TaskDataset::batch_T() const {
   switch (format()) {
@@ -362,6 +378,18 @@ void TaskDataset::next_batch(Batch& batch, int B, int T, Split split, Rng& rng) 
     user_error("context too short for task {} with model.kind {}: rows need {} tokens, got T = {}; raise "
                "model.block_size{}", opt_.name, kind_, batch_T(), T,
                gen_->length_keys.empty() ? std::string() : " or lower " + gen_->length_keys);
+  prepare(batch, B, T, batch_S());
+  for (int b = 0; b < B; ++b) {
+    if (split == Split::train) {
+      add_row(batch, b, sample_train(rng));
+    } else {
+      const auto& set = eval_set(split);
+      add_row(batch, b, set[size_t(rng.below(set.size()))]);
+    }
+  }
+}
+
+void TaskDataset::prepare(Batch& batch, int B, int T, int S) const {
   const bool classify = format() == TaskFormat::classify;
   batch.B = B;
   batch.T = T;
@@ -371,7 +399,7 @@ void TaskDataset::next_batch(Batch& batch, int B, int T, Split split, Rng& rng) 
   else
     batch.y.assign(size_t(B) * size_t(T), -1);
   batch.x_len.assign(size_t(B), 0);
-  batch.S = batch_S();
+  batch.S = S;
   if (batch.S > 0) {
     batch.src.assign(size_t(B) * size_t(batch.S), gen_->pad);
     batch.src_len.assign(size_t(B), 0);
@@ -383,20 +411,14 @@ void TaskDataset::next_batch(Batch& batch, int B, int T, Split split, Rng& rng) 
     batch.cls.assign(size_t(B), -1);
   else
     batch.cls.clear();
-  for (int b = 0; b < B; ++b) {
-    if (split == Split::train) {
-      add_row(batch, b, sample_train(rng));
-    } else {
-      const auto& set = eval_set(split);
-      add_row(batch, b, set[size_t(rng.below(set.size()))]);
-    }
-  }
 }
 
 std::string TaskDataset::describe() const {
-  return fmt::format("task {} ({}, model.kind {}): {}, {} possible inputs, val_fraction {}, val {} / test {} examples, "
+  const bool fixed = gen_->examples(Split::train) != nullptr;
+  return fmt::format("task {} ({}, model.kind {}): {}, {}{}val_fraction {}, val {} / test {} examples, "
                      "vocab {}, rows of {} tokens{}, seed {}",
-                     opt_.name, format_words(format()), kind_, gen_->describe(), show_space(gen_->space()),
+                     opt_.name, format_words(format()), kind_, gen_->describe(),
+                     fixed ? "" : show_space(gen_->space()), fixed ? "" : " possible inputs, ",
                      opt_.val_fraction, val_.size(), test_.size(), gen_->tok.size(), batch_T(),
                      batch_S() > 0 ? fmt::format(" (source {})", batch_S()) : std::string(), opt_.seed);
 }

@@ -37,6 +37,8 @@ struct TaskOptions {
   int n_val = 256;               // size of the fixed val set and of the fixed test set
   int n_pairs = 4;               // mqar / needle
   int n_digits = 3;              // addition
+  std::string path;              // parallel: one TSV file, source<TAB>target per line
+  std::string src_path, tgt_path;  // parallel: or two files, one sentence per line
   uint64_t seed = 1234;
 };
 
@@ -46,6 +48,7 @@ struct TaskExample {
   std::vector<int> labels;  // labelled: size == input.size(), labels[i] = token the model must
                             // predict AT position i (for a causal decoder: the next token), -1 = none
   int cls = -1;             // classify: the class
+  int line = -1;            // parallel: the example's line in its file (0-based), else -1
 };
 
 class TaskGen;  // one per task (task_gen.h, internal)
@@ -59,7 +62,7 @@ class TaskDataset : public Dataset {
   ~TaskDataset() override;
   TaskDataset(TaskDataset&&) noexcept;
 
-  static std::vector<std::string> names();                             // every synthetic task
+  static std::vector<std::string> names();  // every synthetic task (not parallel, read from files)
   static std::vector<std::string> kinds_for(const std::string& task);  // also accepts "text"
   static TaskFormat format_of(const std::string& task);               // UserError if unknown
   // The data.* keys (without "data.") that shape this task's examples, in docs/tasks.md's order;
@@ -71,7 +74,7 @@ class TaskDataset : public Dataset {
   const TaskOptions& options() const { return opt_; }
   const std::string& model_kind() const { return kind_; }
   // The metrics train/evaluate.h computes for this task, in display order: seq2seq: loss, ppl,
-  // token_acc, exact_match, greedy_token_acc; labelled: loss, ppl, label_acc; classify: loss, class_acc.
+  // token_acc, exact_match, greedy_token_acc, bleu, chrf; labelled: loss, ppl, label_acc; classify: loss, class_acc.
   std::vector<std::string> metrics() const override;
   int sep_id() const;    // seq2seq: separator (decoder start token in encoder_decoder);
                          // classify: [CLS]; labelled: -1 (none)
@@ -86,6 +89,7 @@ class TaskDataset : public Dataset {
   bool in_split(const std::vector<int>& input, Split split) const;
   std::vector<int> answer(const std::vector<int>& input) const;  // seq2seq: the correct output
   std::string show(const std::vector<int>& ids) const;           // tokenizer decode
+  std::string reference(const TaskExample& ex) const;  // seq2seq: the answer's text for BLEU / chrF
 
   int batch_T() const;  // the padded row length next_batch needs for this model kind
   int batch_S() const;  // encoder_decoder: padded source length; else 0
@@ -100,18 +104,27 @@ class TaskDataset : public Dataset {
   //   encoder + classify:  x = sep input (sep = [CLS] at position 0), cls = the class, y empty
   // Padding: pad_id in x/src, -1 in y; x_len/src_len count the non-padding tokens.
   void next_batch(Batch& batch, int B, int T, Split split, Rng& rng) const override;
+  // parallel (token_batch.cpp): train rows of similar length from a random point of the train
+  // pairs sorted by length, as many as fit in `tokens` padded tokens (rows × (S + T), the batch's
+  // own S and T), rounded down to a multiple of `multiple`. UserError when `tokens` cannot hold
+  // `multiple` rows of the longest pair, or for a generated task.
+  void next_token_batch(Batch& batch, int tokens, int multiple, Rng& rng) const override;
   const Tokenizer& tokenizer() const override;
   std::string describe() const override;
 
  private:
   void build_eval_sets();
   void add_row(Batch& batch, int b, const TaskExample& ex) const;
+  void prepare(Batch& batch, int B, int T, int S) const;  // sizes and padding of an empty batch
+  void sort_by_length();  // file-backed tasks: by_length_
+  int row_tokens(const TaskExample& ex, int* S, int* T) const;  // a row's S and T; returns S + T
 
   TaskOptions opt_;
   std::string kind_;
   int block_size_ = 0;
   std::unique_ptr<TaskGen> gen_;
   std::vector<TaskExample> val_, test_;
+  std::vector<int> by_length_;  // file-backed: train examples by (source, target) length
 };
 
 }  // namespace attnlab

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "data/tasks.h"
+#include "train/text_metrics.h"
 
 namespace attnlab {
 
@@ -88,6 +89,7 @@ EvalReport evaluate(Model& model, const Dataset& data, const Config& cfg, const 
   const auto& examples = task->eval_set(opt.split);
   const int n = opt.max_examples < 0 ? int(examples.size()) : std::min<int>(opt.max_examples, int(examples.size()));
   long exact = 0, pos_total = 0, pos_ok = 0;
+  std::vector<std::string> hyps, refs;  // the decoded outputs and their references, for BLEU and chrF
   for (int i = 0; i < n; i++) {
     const TaskExample& ex = examples[size_t(i)];
     const std::vector<int> got = decode_output(model, *task, ex.input, opt.beam_width, opt.length_penalty);
@@ -101,9 +103,13 @@ EvalReport evaluate(Model& model, const Dataset& data, const Config& cfg, const 
       pos_total++;
     }
     rep.examples.push_back({task->show(ex.input), task->show(ex.output), task->show(got), ok});
+    hyps.push_back(rep.examples.back().predicted);
+    refs.push_back(task->reference(ex));
     tick();
   }
   rep.values["exact_match"] = n > 0 ? double(exact) / n : 0.0;
+  rep.values["bleu"] = corpus_bleu(hyps, refs);  // 0..100, sacreBLEU's scale
+  rep.values["chrf"] = corpus_chrf(hyps, refs);
   // the position-wise accuracy is named after the decoding that made the outputs: greedy (the name
   // training logs in metrics.jsonl) or beam search (`eval --beam N`, sample.beam_width)
   const double token_acc = pos_total > 0 ? double(pos_ok) / double(pos_total) : 0.0;

@@ -10,6 +10,8 @@
 //   greedy_token_acc seq2seq: share of answer positions (plus the end token) the decoded output
 //                    gets right, position by position; named beam_token_acc instead when the
 //                    outputs come from beam search (beam_width > 1)
+//   bleu, chrf       seq2seq: corpus BLEU and chrF (0..100, sacreBLEU's defaults: text_metrics.h) of
+//                    those decoded outputs against the answers (parallel: the target lines as read)
 #pragma once
 #include <functional>
 #include <map>

@@ -97,6 +97,7 @@ class Run {
   int start_step_ = 0;                // the step this loop began at
   Clock::time_point t_start_ = Clock::now(), t_log_ = t_start_;
   long tokens_since_log_ = 0;         // since the last train log line
+  double tokens_run_ = 0.0;           // padded tokens of this run's batches (data.batch_tokens varies them)
   EvalReport final_eval_;             // the evaluation at the last step
 };
 
@@ -214,7 +215,7 @@ void Run::start_resumed(const ResumePoint& rp) {
 void Run::check_ranks_agree() {
   const int R = comm_.size(), K = cfg_.train.grad_accum, B = cfg_.train.batch_size;
   if (R == 1) return;
-  if (B % (R * K) != 0)
+  if (B % (R * K) != 0 && cfg_.data.batch_tokens == 0)  // token batches are cut to a multiple of R·K
     user_error("train.batch_size {} does not divide into {} processes × train.grad_accum {} = {} micro-batches of "
                "equal size; choose a batch size that is a multiple of {}, or another process count",
                B, R, K, R * K, R * K);
@@ -265,9 +266,14 @@ void Run::open_console() {
                          cfg_.model.n_heads, option_name(cfg_.model.positions), attention_summary(cfg_.model),
                          double(model_->params().count()) / 1e6));
   const int M = cfg_.train.grad_accum * R;  // micro-batches per step, over all processes
-  con_->line(fmt::format("train: {} steps × {} sequences × {} tokens{}{} | run dir {}", cfg_.train.steps,
-                         cfg_.train.batch_size, T_, S_ > 0 ? fmt::format(" (source {})", S_) : "",
-                         M > 1 ? fmt::format(" | {} micro-batches of {}{}", M, cfg_.train.batch_size / M,
+  const int tokens = cfg_.data.batch_tokens;  // > 0: batches of varying rows (token_batch.cpp)
+  const std::string rows = tokens > 0 ? fmt::format("batches within {} padded tokens (data.batch_tokens) of rows up "
+                                                    "to {} tokens", tokens, T_)
+                                      : fmt::format("{} sequences × {} tokens", cfg_.train.batch_size, T_);
+  con_->line(fmt::format("train: {} steps × {}{}{} | run dir {}", cfg_.train.steps, rows,
+                         S_ > 0 ? fmt::format(" (source {})", S_) : "",
+                         M > 1 ? fmt::format(" | {} micro-batches of {}{}", M,
+                                             tokens > 0 ? "equal rows" : fmt::format("{}", cfg_.train.batch_size / M),
                                              R > 1 ? fmt::format(", {} per process", M / R) : "")
                                : "",
                          dir_));
@@ -306,9 +312,11 @@ TrainSummary Run::loop() {
 // Step `done` (1-based): a batch, forward, backward and the update, or the skip train.on_nan asks
 // for. Returns the gradient norm (0 when the loss was not finite).
 double Run::train_step(int done, float lr) {
-  const int B = cfg_.train.batch_size;
   Model& model = *model_;
-  data_->next_batch(batch_, B, cfg_.model.block_size, Split::train, data_rng_);
+  if (cfg_.data.batch_tokens > 0)  // rows of similar length within a token budget, a multiple of the micro-batches
+    data_->next_token_batch(batch_, cfg_.data.batch_tokens, cfg_.train.grad_accum * comm_.size(), data_rng_);
+  else
+    data_->next_batch(batch_, cfg_.train.batch_size, cfg_.model.block_size, Split::train, data_rng_);
   if (opts_.before_forward) opts_.before_forward(done, model);
   // forward and backward over the batch, whole or in train.grad_accum micro-batches
   const AccumResult ar =
@@ -323,7 +331,8 @@ double Run::train_step(int done, float lr) {
     gnorm = grad_norm(model.params());  // clipping is applied inside the optimizer step
     if (!std::isfinite(gnorm)) bad = "the gradient norm is " + nonfinite_text(gnorm);
   }
-  tokens_since_log_ += long(B) * (batch_.T + batch_.S);
+  tokens_since_log_ += long(batch_.B) * (batch_.T + batch_.S);
+  tokens_run_ += double(batch_.B) * (batch_.T + batch_.S);
   if (!bad.empty()) {
     skip_step(done, lr, bad);
   } else {
@@ -394,7 +403,9 @@ void Run::evaluate_at(int done, bool last) {
   for (const auto& n : rep.names) {
     if (n == "loss") continue;
     row[n] = rep.get(n);
-    extra += n == "ppl" ? fmt::format(" | ppl {:.3f}", rep.get(n)) : fmt::format(" | {} {:.1f}%", n, 100 * rep.get(n));
+    extra += n == "ppl"                   ? fmt::format(" | ppl {:.3f}", rep.get(n))
+             : n == "bleu" || n == "chrf" ? fmt::format(" | {} {:.2f}", n, rep.get(n))  // 0..100 already
+                                          : fmt::format(" | {} {:.1f}%", n, 100 * rep.get(n));
   }
   row["elapsed_s"] = elapsed();
   con_->line(fmt::format("step {:>6}/{} | val loss {:.4f}{}{}", done, cfg_.train.steps, vl, extra,
@@ -414,8 +425,9 @@ TrainSummary Run::finish(int done, bool stopped) {
   sum.steps = done;
   sum.interrupted = stopped;
   sum.seconds = seconds;
-  sum.tokens_per_s =
-      seconds > 0 ? double(done - sum.start_step) * cfg_.train.batch_size * (T_ + S_) / seconds : 0.0;
+  const double tokens = cfg_.data.batch_tokens > 0 ? tokens_run_
+                                                   : double(done - sum.start_step) * cfg_.train.batch_size * (T_ + S_);
+  sum.tokens_per_s = seconds > 0 ? tokens / seconds : 0.0;
   sum.train_loss = st_.last_train_loss;
   sum.val_loss = st_.last_val_loss;
   sum.best_step = st_.best_step;

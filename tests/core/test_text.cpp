@@ -46,6 +46,27 @@ TEST_CASE("text: trim and read_text") {
   fs::remove_all(dir);
 }
 
+TEST_CASE("text: read_lines keeps empty lines, drops the '\\r' of CRLF, and names an unreadable file") {
+  const std::string dir = fs::temp_directory_path() / ("attnlab_lines_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  using V = std::vector<std::string>;
+  const std::pair<std::string, V> cases[] = {
+      {"a\nb\n", {"a", "b"}},            // a final '\n' starts no line
+      {"a\nb", {"a", "b"}},              // a last line without '\n' counts
+      {"a\r\n\nc\r\n", {"a", "", "c"}},  // CRLF; an empty line is a line
+      {"", {}},
+      {"\n", {""}},
+      {"x\ry\n", {"x\ry"}},            // a '\r' inside a line stays
+  };
+  for (const auto& [text, lines] : cases) {
+    write_file_atomic(dir + "/f", text);
+    CHECK(read_lines(dir + "/f", "data.path") == lines);
+  }
+  CHECK_THROWS_WITH_AS(read_lines(dir + "/missing", "--hyp"), doctest::Contains("--hyp '"), UserError);
+  CHECK_THROWS_WITH_AS(read_lines(dir, "data.path"), doctest::Contains("is a directory"), UserError);
+  fs::remove_all(dir);
+}
+
 TEST_CASE("base64: RFC 4648 section 10 vectors, and back") {
   const std::vector<std::pair<std::string, std::string>> vectors = {
       {"", ""},           {"f", "Zg=="},         {"fo", "Zm8="},          {"foo", "Zm9v"},

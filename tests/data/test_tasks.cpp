@@ -284,7 +284,7 @@ TEST_CASE("tasks: registry, formats and the kinds each suits") {
     CHECK(m.front() == "loss");
     switch (ds.format()) {
       case TaskFormat::seq2seq:
-        CHECK(m == V{"loss", "ppl", "token_acc", "exact_match", "greedy_token_acc"});
+        CHECK(m == V{"loss", "ppl", "token_acc", "exact_match", "greedy_token_acc", "bleu", "chrf"});
         CHECK(ds.sep_id() >= 0);
         CHECK(ds.end_id() >= 0);
         CHECK(ds.sep_id() != ds.end_id());

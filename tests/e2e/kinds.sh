@@ -33,7 +33,7 @@ head -1 "$tmp/ed/metrics.csv" | grep -q "greedy_token_acc" || fail "metrics.csv 
 ck="$tmp/ed/checkpoints/$(cat "$tmp/ed/checkpoints/latest")"
 
 "$bin" eval "$ck" > "$tmp/eval.out"
-for m in loss ppl token_acc exact_match greedy_token_acc; do
+for m in loss ppl token_acc exact_match greedy_token_acc bleu chrf; do
   grep -q "^$m " "$tmp/eval.out" || fail "eval prints $m: $(cat "$tmp/eval.out")"
 done
 "$bin" eval "$ck" --split test --json > "$tmp/eval.json"
@@ -42,8 +42,9 @@ import json, sys
 j = json.load(open(sys.argv[1]))
 assert j["split"] == "test" and j["kind"] == "encoder_decoder" and j["examples"] == 30, j
 m = j["metrics"]
-assert set(m) == {"loss", "ppl", "token_acc", "exact_match", "greedy_token_acc"}, m
+assert set(m) == {"loss", "ppl", "token_acc", "exact_match", "greedy_token_acc", "bleu", "chrf"}, m
 assert all(0.0 <= m[k] <= 1.0 for k in ("token_acc", "exact_match", "greedy_token_acc")), m
+assert all(0.0 <= m[k] <= 100.0 for k in ("bleu", "chrf")), m
 EOF
 "$bin" eval "$ck" --beam 3 --examples 5 | grep -q "decoded      5 examples (beam search, width 3)" || fail "eval --beam"
 
