@@ -16,5 +16,6 @@ Run add_gradcheck(CLI::App& app);
 Run add_eval(CLI::App& app);
 Run add_experiment(CLI::App& app);
 Run add_report(CLI::App& app);
+Run add_tokenizer(CLI::App& app);
 
 }  // namespace attnlab::cli

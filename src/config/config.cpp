@@ -322,6 +322,12 @@ const std::vector<Field>& schema() {
     v.push_back(dbl_field("data.mask_prob", [](Config& c) -> auto& { return c.data.mask_prob; }, 0.0, 1.0, true,
                           "text with an encoder: share of positions chosen for masked-token prediction "
                           "(of those: 80% <mask>, 10% a random token, 10% unchanged)."));
+    v.push_back(str_field("data.tokenizer", [](Config& c) -> auto& { return c.data.tokenizer; }, {"chars", "bpe"},
+                          "text: `chars` (one token per byte, the vocabulary made from the file) or `bpe` "
+                          "(byte-level BPE read from data.tokenizer_file; docs/tokenizer.md)."));
+    v.push_back(str_field("data.tokenizer_file", [](Config& c) -> auto& { return c.data.tokenizer_file; }, {},
+                          "data.tokenizer bpe: the tokenizer JSON file (`attnlab tokenizer train`). Relative "
+                          "paths are taken from the current directory, as data.path."));
     // train
     v.push_back(int_field("train.steps", [](Config& c) -> auto& { return c.train.steps; }, 0, INT32_MAX,
                           "Optimizer steps."));
@@ -566,6 +572,10 @@ void validate(const Config& c, const std::string& origin, const Locations& loc) 
   }
   if (c.data.task == "text" && c.data.path.empty())
     bad("data.path", "expected the path of a text file (data.task is 'text'), got nothing");
+  if (c.data.tokenizer == "bpe" && c.data.tokenizer_file.empty())
+    bad("data.tokenizer_file",
+        "expected the path of a tokenizer JSON file (data.tokenizer is 'bpe'), got nothing; make one with "
+        "`attnlab tokenizer train FILE --vocab-size N -o tok.json`");
   if (c.data.min_len > c.data.max_len)
     bad("data.min_len", fmt::format("expected at most data.max_len ({}), got {}", c.data.max_len, c.data.min_len));
   if (c.train.batch_size % c.train.grad_accum != 0)

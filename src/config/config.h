@@ -75,6 +75,8 @@ struct DataConfig {
   int n_pairs = 4;                      // mqar / needle: key-value pairs per sequence
   int n_digits = 3;                     // addition: digits per operand
   double mask_prob = 0.15;              // text with an encoder: share of positions masked (MLM)
+  std::string tokenizer = "chars";      // text: chars | bpe
+  std::string tokenizer_file;           // bpe: the `tokenizers` JSON file (attnlab tokenizer train)
 };
 
 struct TrainConfig {
