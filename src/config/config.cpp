@@ -297,7 +297,8 @@ const std::vector<Field>& schema() {
                           
                           {"text", "copy", "reverse", "sort", "addition", "dates", "mqar", "needle", "induction",
                            "parity", "balanced_parens"},
-                          "Training data: a text file (char-level) or a synthetic task (docs/tasks.md). Each "
+                          "Training data: a text file (characters or BPE tokens: data.tokenizer) or a synthetic "
+                          "task (docs/tasks.md). Each "
                           "task names the model kinds it suits; another kind is a config error."));
     v.push_back(str_field("data.path", [](Config& c) -> auto& { return c.data.path; }, {},
                           "text: the file to read. Relative paths are taken from the current directory."));
