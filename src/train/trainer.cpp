@@ -394,7 +394,9 @@ void Run::evaluate_at(int done, bool last) {
   for (const auto& n : rep.names) {
     if (n == "loss") continue;
     row[n] = rep.get(n);
-    extra += n == "ppl" ? fmt::format(" | ppl {:.3f}", rep.get(n)) : fmt::format(" | {} {:.1f}%", n, 100 * rep.get(n));
+    extra += n == "ppl"             ? fmt::format(" | ppl {:.3f}", rep.get(n))
+             : n == "loss_per_char" ? fmt::format(" | loss_per_char {:.4f}", rep.get(n))
+                                    : fmt::format(" | {} {:.1f}%", n, 100 * rep.get(n));
   }
   row["elapsed_s"] = elapsed();
   con_->line(fmt::format("step {:>6}/{} | val loss {:.4f}{}{}", done, cfg_.train.steps, vl, extra,

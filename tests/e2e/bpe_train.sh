@@ -23,6 +23,7 @@ train: {steps: 6, batch_size: 4, eval_interval: 3, eval_batches: 2, log_interval
 YAML
 "$bin" train cfg.yaml --run-dir run >out 2>err || { cat out err; fail "training with data.tokenizer bpe failed"; }
 grep -q "loss_per_char" run/metrics.jsonl || { head -5 run/metrics.jsonl; fail "metrics.jsonl has no loss_per_char"; }
+grep -Eq "val loss .* loss_per_char [0-9]+\.[0-9]{4}( |$)" out || { cat out; fail "the val line does not show loss_per_char in nats"; }
 rm tok.json
 "$bin" sample run --max-new-tokens 20 --seed 1 >sample.txt 2>err || { cat err; fail "sample without the tokenizer file failed"; }
 [ "$(wc -c <sample.txt)" -gt 5 ] || fail "sample printed almost nothing"
