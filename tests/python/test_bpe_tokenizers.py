@@ -54,8 +54,10 @@ def main():
     subprocess.run([binary, "tokenizer", "train", corpus, tricky_file, "--vocab-size", "1000", "-o", ours_file,
                     "--quiet"], check=True)
     hf = Tokenizer.from_file(ours_file)
-    if hf.get_vocab_size() != 1000:
-        fail(f"tokenizers reads {hf.get_vocab_size()} tokens from attnlab's file, expected 1000")
+    n_vocab = len(json.load(open(ours_file, encoding="utf-8"))["model"]["vocab"])
+    # 1000 on tinyshakespeare; the small stand-in corpus may run out of pairs before
+    if hf.get_vocab_size() != n_vocab or not 300 <= n_vocab <= 1000:
+        fail(f"tokenizers reads {hf.get_vocab_size()} tokens from attnlab's file of {n_vocab}")
     for name, t, f in [("corpus", text, corpus), ("tricky text", TRICKY, tricky_file)]:
         theirs = hf.encode(t).ids
         compare(f"attnlab's tokenizer on the {name}", attnlab_ids(binary, ours_file, f), theirs)
