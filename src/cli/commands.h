@@ -17,5 +17,6 @@ Run add_eval(CLI::App& app);
 Run add_experiment(CLI::App& app);
 Run add_report(CLI::App& app);
 Run add_score(CLI::App& app);
+Run add_tokenizer(CLI::App& app);
 
 }  // namespace attnlab::cli

@@ -48,7 +48,7 @@ Run add_eval(CLI::App& app) {
     LoadedModel lm = load_model(o->checkpoint);
     const int threads = o->threads > 0 ? o->threads : lm.config.train.threads;
     if (threads > 0) omp_set_num_threads(threads);
-    const auto data = make_dataset(lm.config);
+    const auto data = make_dataset(lm.config, &lm.tokenizer);  // bpe: the checkpoint's tokenizer
     if (data->tokenizer().tokens() != lm.tokenizer.tokens())
       user_error("checkpoint '{}': its vocabulary differs from the one its config's data gives now ({} vs {} tokens)",
                  o->checkpoint, lm.tokenizer.size(), data->tokenizer().size());

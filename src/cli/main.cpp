@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   add(attnlab::cli::add_experiment);
   add(attnlab::cli::add_report);
   add(attnlab::cli::add_score);
+  add(attnlab::cli::add_tokenizer);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -187,9 +187,9 @@ const std::vector<Field>& schema() {
     // model
     v.push_back(enum_field("model.kind", [](Config& c) -> auto& { return c.model.kind; },
                           "Model kind. `decoder`: GPT-style causal language model. `encoder`: BERT-style "
-                          "bidirectional stack with a masked-token head (text), a classification head "
-                          "(parity, balanced_parens) or a per-position head (mqar, needle, induction). "
-                          "`encoder_decoder`: Vaswani et al. 2017, an encoder stack and a decoder stack with "
+                          "bidirectional stack with a masked-token head (text), a classification head (parity, "
+                          "balanced_parens) or a per-position head (mqar, needle, induction). `encoder_decoder`: "
+                          "Vaswani et al. 2017, an encoder stack and a decoder stack with "
                           "cross-attention (seq2seq tasks)."));
     v.push_back(int_field("model.n_layers", [](Config& c) -> auto& { return c.model.n_layers; }, 1, 256,
                           "Number of transformer blocks (per stack in an encoder_decoder)."));
@@ -205,15 +205,15 @@ const std::vector<Field>& schema() {
                            "An MLP sublayer (and its layernorm) in every block of every stack; false builds "
                            "attention-only blocks (E6's MQAR models), and model.d_ff is then unused."));
     v.push_back(enum_field("model.activation", [](Config& c) -> auto& { return c.model.activation; },
-                          "The MLP's nonlinearity: `gelu_tanh`, GELU in its tanh approximation (GPT-2; the "
-                          "default, and what checkpoints without this key used), or `gelu`, the exact "
-                          "x·Φ(x) with the error function (PyTorch's default nn.GELU, nanoGPT; "
+                          "The MLP's nonlinearity: `gelu_tanh`, GELU in its tanh approximation (GPT-2; the default, "
+                          "and what checkpoints without this key used), or `gelu`, the exact x·Φ(x) with the error "
+                          "function (PyTorch's default nn.GELU, nanoGPT; "
                           "scripts/import_nanogpt.py sets it)."));
     v.push_back(int_field("model.block_size", [](Config& c) -> auto& { return c.model.block_size; }, 2,
                           1 << 20, "Maximum context length (tokens) the model is built for."));
     v.push_back(enum_field("model.positions", [](Config& c) -> auto& { return c.model.positions; },
-                          "Position information: a learned table or fixed sinusoids (Vaswani 2017) added to "
-                          "the embeddings; rotary embeddings (Su et al. 2021) or linear biases (Press et al. "
+                          "Position information: a learned table or fixed sinusoids (Vaswani 2017) added to the "
+                          "embeddings; rotary embeddings (Su et al. 2021) or linear biases (Press et al. "
                           "2022) applied inside self-attention; or none."));
     v.push_back(bool_field("model.tie_embeddings", [](Config& c) -> auto& { return c.model.tie_embeddings; },
                            "Use the token embedding as the output head (weight tying)."));
@@ -223,12 +223,12 @@ const std::vector<Field>& schema() {
     v.push_back(bool_field("model.bias", [](Config& c) -> auto& { return c.model.bias; },
                            "Biases in linear layers."));
     v.push_back(enum_field("model.init", [](Config& c) -> auto& { return c.model.init; },
-                           "How the linear layers start (the attention projections, the MLP, the output "
-                           "head when untied, the classifier head). `gpt2`: weights N(0, 0.02²), the "
-                           "projections into the residual stream 0.02/√(2·n_layers), biases 0 (Radford et "
-                           "al. 2019). `torch_default`: weights and biases U(±1/√fan_in), PyTorch's "
-                           "nn.Linear default. Under both: embeddings N(0, 0.02²), layernorms (1, 0), and "
-                           "the score parameters of bahdanau and luong and differential's λ vectors keep "
+                           "How the linear layers start (the attention projections, the MLP, the output head when "
+                           "untied, the classifier head). `gpt2`: weights N(0, 0.02²), the projections into the "
+                           "residual stream 0.02/√(2·n_layers), biases 0 (Radford et al. 2019). `torch_default`: "
+                           "weights and biases U(±1/√fan_in), PyTorch's nn.Linear default. Under both: embeddings "
+                           "N(0, 0.02²), layernorms (1, 0), and the score parameters of bahdanau and luong and "
+                           "differential's λ vectors keep "
                            "their papers' initialisation (docs/attention.md)."));
     v.push_back(dbl_field("model.dropout", [](Config& c) -> auto& { return c.model.dropout; }, 0.0, 0.99,
                           false, "Dropout on embeddings and on each residual branch (training only)."));
@@ -238,16 +238,16 @@ const std::vector<Field>& schema() {
     v.push_back(bool_field("model.share_embeddings", [](Config& c) -> auto& { return c.model.share_embeddings; },
                            "encoder_decoder: one token embedding table for source and target (else two)."));
     v.push_back(bool_field("model.bottleneck", [](Config& c) -> auto& { return c.model.bottleneck; },
-                           "encoder_decoder: no cross-attention; the mean of the encoder output over the "
-                           "source is added to every decoder input (the fixed-vector seq2seq of Sutskever "
+                           "encoder_decoder: no cross-attention; the mean of the encoder output over the source is "
+                           "added to every decoder input (the fixed-vector seq2seq of Sutskever "
                            "et al. 2014, E3's baseline)."));
     v.push_back(str_field("model.pool", [](Config& c) -> auto& { return c.model.pool; }, {"first", "mean"},
                           "encoder classification: pool the first position (a leading separator token, as "
                           "BERT's [CLS]) or the mean over non-padding positions."));
     v.push_back(enum_field("model.device", [](Config& c) -> auto& { return c.model.device; },
-                          "Where the tiled attention kernels run: `cpu`, or `cuda` (a build with "
-                          "-DATTNLAB_CUDA=ON and a visible GPU): flash-path calls of the scaled_dot_product "
-                          "family go to the GPU kernels, copying their inputs and outputs per call (docs/cuda.md); "
+                          "Where the tiled attention kernels run: `cpu`, or `cuda` (a build with -DATTNLAB_CUDA=ON "
+                          "and a visible GPU): flash-path calls of the scaled_dot_product family go to the GPU "
+                          "kernels, copying their inputs and outputs per call (docs/cuda.md); "
                           "everything else stays on the CPU."));
     using ARef = AttentionConfig& (*)(Config&);
     const std::pair<const char*, ARef> slots[] = {
@@ -264,9 +264,9 @@ const std::vector<Field>& schema() {
       auto key = [&](const char* k) { return p + "." + k; };
       {
         Field f = str_field(key("type"), [ref](Config& c) -> auto& { return ref(c).type; }, {},
-                            "Attention variant (registry name, see docs/attention.md). `scaled_dot_product` "
-                            "uses the slot's mask (causal in a decoder's self-attention); `causal` and "
-                            "`bidirectional` force it. An encoder's self-attention and the cross-attention read "
+                            "Attention variant (registry name, see docs/attention.md). `scaled_dot_product` uses the "
+                            "slot's mask (causal in a decoder's self-attention); `causal` and `bidirectional` force "
+                            "it. An encoder's self-attention and the cross-attention read "
                             "the whole sequence, so `causal` is an error there." + inherit);
         f.type = "";  // the registry's names (the loader checks them against it, with the slot's location)
         for (const auto& name : attention_types()) f.type += (f.type.empty() ? "" : " | ") + name;
@@ -298,8 +298,8 @@ const std::vector<Field>& schema() {
     v.push_back(str_field("data.task", [](Config& c) -> auto& { return c.data.task; },
                           {"text", "copy", "reverse", "sort", "addition", "dates", "mqar", "needle", "induction",
                            "parity", "balanced_parens", "parallel"},
-                          "Training data: a text file (char-level) or a synthetic task (docs/tasks.md). Each "
-                          "task names the model kinds it suits; another kind is a config error."));
+                          "Training data: a text file (characters or BPE tokens: data.tokenizer) or a synthetic task "
+                          "(docs/tasks.md). Each task names the model kinds it suits; another kind is a config error."));
     v.push_back(str_field("data.path", [](Config& c) -> auto& { return c.data.path; }, {},
                           "text: the file to read. parallel: a TSV file, source<TAB>target per line. Relative "
                           "paths are taken from the current directory."));
@@ -312,8 +312,8 @@ const std::vector<Field>& schema() {
                           "text: the last share of the file used for validation. reverse/sort: share of "
                           "the input space reserved for validation."));
     v.push_back(int_field("data.n_symbols", [](Config& c) -> auto& { return c.data.n_symbols; }, 2, 65536,
-                          "copy/reverse/sort/induction: alphabet size (letters a..z up to 26, else numbered "
-                          "symbols). mqar/needle: vocabulary size (keys in the lower half, values in the "
+                          "copy/reverse/sort/induction: alphabet size (letters a..z up to 26, else numbered symbols). "
+                          "mqar/needle: vocabulary size (keys in the lower half, values in the "
                           "upper)."));
     v.push_back(int_field("data.min_len", [](Config& c) -> auto& { return c.data.min_len; }, 1, 4096,
                           "Symbol tasks: shortest input (parity/balanced_parens: string length)."));
@@ -332,6 +332,11 @@ const std::vector<Field>& schema() {
     v.push_back(omitted(int_field("data.batch_tokens", [](Config& c) -> auto& { return c.data.batch_tokens; }, 0,
                         INT32_MAX, "parallel: train batches of pairs of similar length, as many as fit in this many "
                         "padded source + target tokens (docs/tasks.md). 0 = train.batch_size rows.")));
+    v.push_back(str_field("data.tokenizer", [](Config& c) -> auto& { return c.data.tokenizer; }, {"chars", "bpe"},
+                          "text: `chars` (one token per byte, the vocabulary made from the file) or `bpe` (byte-level "
+                          "BPE read from data.tokenizer_file; docs/tokenizer.md)."));
+    v.push_back(str_field("data.tokenizer_file", [](Config& c) -> auto& { return c.data.tokenizer_file; }, {},
+                          "data.tokenizer bpe: the JSON file of `attnlab tokenizer train`, relative as data.path."));
     // train
     v.push_back(int_field("train.steps", [](Config& c) -> auto& { return c.train.steps; }, 0, INT32_MAX,
                           "Optimizer steps."));
@@ -340,11 +345,11 @@ const std::vector<Field>& schema() {
                                    "mpirun -np split it)."));
     {
       Field f = int_field("train.grad_accum", [](Config& c) -> auto& { return c.train.grad_accum; }, 1, 1 << 20,
-                          "Gradient accumulation: each step's train.batch_size sequences are split into this "
-                          "many micro-batches of consecutive rows, run one after the other, their gradients "
-                          "summed in order with weights 1/(real targets in the whole batch); one optimizer "
-                          "step per batch. Must divide train.batch_size. 1 = the whole batch at once. Under "
-                          "mpirun -np N it is per process: N times this many micro-batches in all, so "
+                          "Gradient accumulation: each step's train.batch_size sequences are split into this many "
+                          "micro-batches of consecutive rows, run one after the other, their gradients summed in "
+                          "order with weights 1/(real targets in the whole batch); one optimizer step per batch. Must "
+                          "divide train.batch_size. 1 = the whole batch at once. Under mpirun -np N it is per "
+                          "process: N times this many micro-batches in all, so "
                           "train.batch_size must divide by N times it (docs/distributed.md).");
       f.omit_default = true;
       v.push_back(std::move(f));
@@ -358,8 +363,8 @@ const std::vector<Field>& schema() {
                           INT32_MAX, "Linear warm-up from 0 to lr over this many steps."));
     v.push_back(str_field("train.schedule", [](Config& c) -> auto& { return c.train.schedule; },
                           {"cosine", "constant", "inverse_sqrt"},
-                          "Learning-rate schedule after the linear warm-up: `cosine` decay to train.min_lr over "
-                          "the remaining steps, `constant`, or `inverse_sqrt` (lr·√(warmup/step), the "
+                          "Learning-rate schedule after the linear warm-up: `cosine` decay to train.min_lr over the "
+                          "remaining steps, `constant`, or `inverse_sqrt` (lr·√(warmup/step), the "
                           "schedule of Vaswani et al. 2017)."));
     v.push_back(dbl_field("train.weight_decay", [](Config& c) -> auto& { return c.train.weight_decay; }, 0.0,
                           10.0, false,
@@ -576,6 +581,10 @@ void validate(const Config& c, const std::string& origin, const Locations& loc) 
   }
   if (c.data.task == "text" && c.data.path.empty())
     bad("data.path", "expected the path of a text file (data.task is 'text'), got nothing");
+  if (c.data.tokenizer == "bpe" && c.data.tokenizer_file.empty())
+    bad("data.tokenizer_file",
+        "expected the path of a tokenizer JSON file (data.tokenizer is 'bpe'), got nothing; make one with "
+        "`attnlab tokenizer train FILE --vocab-size N -o tok.json`");
   if (c.data.min_len > c.data.max_len)
     bad("data.min_len", fmt::format("expected at most data.max_len ({}), got {}", c.data.max_len, c.data.min_len));
   if (c.train.batch_size % c.train.grad_accum != 0)
@@ -587,13 +596,6 @@ void validate(const Config& c, const std::string& origin, const Locations& loc) 
 
 // An experiment file (configs/experiments/*.yaml: `experiment:`, `base:`, `grid:` ...) given where a
 // training config belongs: say so rather than only that 'experiment' is not a config key.
-void reject_experiment_file(const YAML::Node& root, const std::string& origin) {
-  for (auto it = root.begin(); it != root.end(); ++it)
-    if (it->first.IsScalar() && it->first.Scalar() == "experiment")
-      user_error("{}: unknown key 'experiment': this is an experiment file: run `attnlab experiment run {}`",
-                 where_of(origin, it->first), origin);
-}
-
 Config load_node(const YAML::Node& root, const std::string& origin, const std::vector<std::string>& overrides) {
   Config cfg;
   cfg.source = origin;

@@ -58,12 +58,12 @@ std::string read_text_file(const std::string& path) {
 }  // namespace
 
 TextDataset::TextDataset(const std::string& path, double val_fraction, int block_size,
-                         const std::string& model_kind, double mask_prob)
+                         const std::string& model_kind, double mask_prob, const Tokenizer* tokenizer)
     : kind_(model_kind), mask_prob_(mask_prob) {
   name_ = std::filesystem::path(path).filename().string();
   if (name_.empty()) name_ = path;
   const std::string text = read_text_file(path);
-  init(text, val_fraction, block_size, nullptr);
+  init(text, val_fraction, block_size, tokenizer);
 }
 
 TextDataset::TextDataset(std::string text, double val_fraction, int block_size, const Tokenizer* tokenizer,
@@ -89,8 +89,8 @@ void TextDataset::init(std::string_view text, double val_fraction, int block_siz
 
   if (tokenizer) {
     tok_ = *tokenizer;
-    if (tok_.kind() != Tokenizer::Kind::chars)
-      user_error("text {}: the given tokenizer is of kind {}, text needs chars", name_,
+    if (tok_.kind() == Tokenizer::Kind::symbols)
+      user_error("text {}: the given tokenizer is of kind {}, text needs chars or bpe", name_,
                  Tokenizer::kind_name(tok_.kind()));
     try {
       ids_ = tok_.encode(text);
@@ -114,8 +114,8 @@ void TextDataset::init(std::string_view text, double val_fraction, int block_siz
   const size_t need = size_t(block_size) + (kind_ == "decoder" ? 1 : 0);
   if (n_train_ < need || n - n_train_ < need)
     key_error({"model.block_size", "data.val_fraction"},
-        "text {} is too short for block_size {}: {} chars give train {} / val {} "
-        "(val_fraction {}), and each split needs at least {} chars",
+        "text {} is too short for block_size {}: {} tokens give train {} / val {} "
+        "(val_fraction {}), and each split needs at least {} tokens",
         name_, block_size, n, n_train_, n - n_train_, val_fraction, need);
 }
 
@@ -177,8 +177,9 @@ void TextDataset::next_batch(Batch& batch, int B, int T, Split split, Rng& rng) 
 }
 
 std::string TextDataset::describe() const {
-  std::string d = fmt::format("text {}: {} chars, vocab {}, train {} / val {}", name_, ids_.size(), tok_.size(),
-                               train_size(), val_size());
+  const bool bpe = tok_.kind() == Tokenizer::Kind::bpe;
+  std::string d = fmt::format("text {}: {} {}, vocab {}{}, train {} / val {}", name_, ids_.size(),
+                              bpe ? "tokens" : "chars", tok_.size(), bpe ? " (bpe)" : "", train_size(), val_size());
   if (kind_ == "encoder") d += fmt::format(", masked-token prediction (mask_prob {})", mask_prob_);
   return d;
 }

@@ -2,11 +2,12 @@
 //
 // A Batch (below) holds B rows in the layout of one model kind.
 //
-//  * TextDataset: a text file, char-level. The first (1 - val_fraction) of the
-//    characters are train, the rest val (deterministic split, no shuffling
-//    across the boundary; there is no test split). Batches are B random
-//    windows inside one split, drawn with the given Rng:
-//      decoder: windows of T+1 characters; x = the first T, y = x shifted by one.
+//  * TextDataset: a text file, char-level (one token per byte) or byte-level BPE
+//    (data.tokenizer). The first (1 - val_fraction) of the tokens are train, the
+//    rest val (deterministic split, no shuffling across the boundary; there is no
+//    test split). Batches are B random windows inside one split, drawn with the
+//    given Rng:
+//      decoder: windows of T+1 tokens; x = the first T, y = x shifted by one.
 //      encoder: masked-token prediction (BERT, Devlin et al. 2019) on windows of
 //               T characters: each position is chosen with probability mask_prob
 //               (at least one per row); y = the original token at chosen positions,
@@ -80,8 +81,10 @@ class TextDataset : public Dataset {
  public:
   // Reads `path`; throws UserError if it cannot be read or is too short for one window in each
   // split, if model_kind is not decoder or encoder, or if mask_prob is outside [0, 1].
+  // `tokenizer` (chars or bpe) encodes the text; nullptr builds a chars one from the text.
   TextDataset(const std::string& path, double val_fraction, int block_size,
-              const std::string& model_kind = "decoder", double mask_prob = 0.15);
+              const std::string& model_kind = "decoder", double mask_prob = 0.15,
+              const Tokenizer* tokenizer = nullptr);
   // From text in memory (tests); `tokenizer` may be given to reuse a saved vocabulary, nullptr builds
   // one from the text (for an encoder, "<mask>" is appended when the given tokenizer lacks it).
   // (The tokenizer argument has no default: with one, every 3-argument call would be ambiguous
@@ -100,6 +103,8 @@ class TextDataset : public Dataset {
     return {ids_.begin() + long(n_train_), ids_.begin() + long(n_train_ + std::min(n, val_size()))};
   }
   const std::string& model_kind() const { return kind_; }
+  // text data also reports loss_per_char (nats per byte of text, train/evaluate.cpp)
+  std::vector<std::string> metrics() const override { return {"loss", "ppl", "token_acc", "loss_per_char"}; }
   int mask_id() const { return mask_id_; }  // encoder: the id of "<mask>"; decoder: -1
 
  private:

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 
 #include "cuda/cuda_attention.h"
 
@@ -28,6 +29,17 @@ TaskOptions task_options(const Config& cfg) {
   return o;
 }
 
+Tokenizer make_text_tokenizer(const Config& cfg, std::string_view text) {
+  if (cfg.data.tokenizer != "bpe") return Tokenizer::build(text);
+  try {
+    return Tokenizer::load_bpe_file(cfg.data.tokenizer_file);
+  } catch (const ConfigKeyError&) {
+    throw;
+  } catch (const UserError& e) {
+    throw ConfigKeyError({"data.tokenizer_file"}, e.what());
+  }
+}
+
 std::string describe_data_config(const Config& cfg) {
   const DataConfig& d = cfg.data;
   std::vector<std::string> opts;
@@ -35,6 +47,7 @@ std::string describe_data_config(const Config& cfg) {
   if (d.task == "text") {
     head += " " + d.path;
     opts.push_back(fmt::format("val_fraction {}", d.val_fraction));
+    if (d.tokenizer == "bpe") opts.push_back(fmt::format("tokenizer bpe {}", d.tokenizer_file));
     if (cfg.model.kind == ModelConfig::Kind::encoder) opts.push_back(fmt::format("mask_prob {}", d.mask_prob));
   } else {
     const auto names = TaskDataset::names();
@@ -51,14 +64,17 @@ std::string describe_data_config(const Config& cfg) {
   return fmt::format("{} ({})", head, fmt::join(opts, ", "));
 }
 
-std::unique_ptr<Dataset> make_dataset(const Config& cfg) {
+std::unique_ptr<Dataset> make_dataset(const Config& cfg, const Tokenizer* tokenizer) {
   try {
     if (cfg.data.batch_tokens > 0 && cfg.data.task != "parallel")
       key_error({"data.batch_tokens"}, "data.batch_tokens is for data.task parallel (sentence pairs from files); "
                 "task {} has rows of one size: set it to 0 and use train.batch_size", cfg.data.task);
-    if (cfg.data.task == "text")
+    if (cfg.data.task == "text") {
+      std::optional<Tokenizer> tok;
+      if (cfg.data.tokenizer == "bpe") tok = tokenizer ? *tokenizer : make_text_tokenizer(cfg, {});
       return std::make_unique<TextDataset>(cfg.data.path, cfg.data.val_fraction, cfg.model.block_size,
-                                           option_name(cfg.model.kind), cfg.data.mask_prob);
+                                           option_name(cfg.model.kind), cfg.data.mask_prob, tok ? &*tok : nullptr);
+    }
     return std::make_unique<TaskDataset>(task_options(cfg), option_name(cfg.model.kind), cfg.model.block_size);
   } catch (const ConfigKeyError& e) {
     config_error(cfg, e.keys, e.what());  // the dataset knows the keys, the config where they were written

@@ -2,11 +2,16 @@
 // the chars kind a byte -> id table so encoding is one lookup per byte.
 #include "data/tokenizer.h"
 
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
 
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "data/bpe.h"
 
 namespace attnlab {
 
@@ -42,12 +47,57 @@ Tokenizer::Tokenizer() {
   for (int& v : byte_id_) v = -1;
 }
 
-const char* Tokenizer::kind_name(Kind kind) { return kind == Kind::chars ? "chars" : "symbols"; }
+const char* Tokenizer::kind_name(Kind kind) {
+  return kind == Kind::chars ? "chars" : kind == Kind::symbols ? "symbols" : "bpe";
+}
 
 Tokenizer::Kind Tokenizer::parse_kind(const std::string& name) {
   if (name == "chars") return Kind::chars;
   if (name == "symbols") return Kind::symbols;
-  user_error("tokenizer kind: expected chars or symbols, got '{}'", name);
+  if (name == "bpe") return Kind::bpe;
+  user_error("tokenizer kind: expected chars, symbols or bpe, got '{}'", name);
+}
+
+Tokenizer Tokenizer::from_bpe(const Bpe& model) {
+  Tokenizer t;
+  t.kind_ = Kind::bpe;
+  t.bpe_ = std::make_shared<const Bpe>(model);
+  t.tokens_.reserve(model.vocab().size());
+  t.index_.reserve(model.vocab().size());
+  for (const auto& tok : model.vocab()) t.push(tok);
+  return t;
+}
+
+Tokenizer Tokenizer::from_bpe_json(std::string_view json, const std::string& what) {
+  BpeFile f = bpe_from_json(json, what);
+  Tokenizer t = from_bpe(f.model);
+  for (auto& [id, content] : f.added)
+    if (id >= f.model.size()) t.push(std::move(content));  // in id order, following on (bpe_from_json checks)
+  return t;
+}
+
+Tokenizer Tokenizer::load_bpe_file(const std::string& path) {
+  errno = 0;
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    user_error("cannot read tokenizer file '{}': {}; make one with `attnlab tokenizer train FILE --vocab-size N -o "
+               "{}`", path, errno ? std::strerror(errno) : "cannot open it", path);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return from_bpe_json(ss.str(), "tokenizer file '" + path + "'");
+}
+
+std::string Tokenizer::to_json() const {
+  if (kind_ != Kind::bpe) throw std::logic_error("Tokenizer::to_json: only the bpe kind has a JSON file");
+  std::vector<std::pair<int, std::string>> added;
+  for (int id = bpe_->size(); id < size(); ++id) added.emplace_back(id, tokens_[size_t(id)]);
+  return bpe_to_json(*bpe_, added);
+}
+
+bool Tokenizer::operator==(const Tokenizer& o) const {
+  if (kind_ != o.kind_ || tokens_ != o.tokens_) return false;
+  if (kind_ != Kind::bpe) return true;
+  return bpe_->merges() == o.bpe_->merges() && bpe_->ignore_merges() == o.bpe_->ignore_merges();
 }
 
 bool Tokenizer::is_special_name(std::string_view t) {
@@ -100,6 +150,7 @@ Tokenizer Tokenizer::symbols(std::vector<std::string> tokens) {
 
 Tokenizer Tokenizer::from_tokens(Kind kind, std::vector<std::string> tokens) {
   if (kind == Kind::symbols) return symbols(std::move(tokens));
+  if (kind == Kind::bpe) user_error("tokenizer: a bpe tokenizer is made from its JSON file (merges too), not a token list");
   Tokenizer t;
   for (size_t i = 0; i < tokens.size(); ++i) {
     if (tokens[i].size() != 1 && !is_special_name(tokens[i]))
@@ -120,6 +171,7 @@ int Tokenizer::add_special(const std::string& name) {
 bool Tokenizer::is_special(int id) const {
   if (id < 0 || id >= size())
     throw std::out_of_range(fmt::format("token id {} is outside the vocabulary [0, {})", id, size()));
+  if (kind_ == Kind::bpe && id >= bpe_->size()) return true;
   return is_special_name(tokens_[size_t(id)]);
 }
 
@@ -139,6 +191,10 @@ int Tokenizer::id(char c) const {
 
 std::vector<int> Tokenizer::encode(std::string_view text) const {
   std::vector<int> ids;
+  if (kind_ == Kind::bpe) {
+    bpe_->encode(text, ids);
+    return ids;
+  }
   if (kind_ == Kind::chars) {
     ids.resize(text.size());
     for (size_t k = 0; k < text.size(); ++k) {

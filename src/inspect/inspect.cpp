@@ -13,6 +13,7 @@
 #include "core/fs.h"
 #include "core/npy.h"
 #include "core/text.h"
+#include "data/bpe.h"
 #include "data/factory.h"
 #include "data/tasks.h"
 #include "model/model.h"
@@ -31,6 +32,14 @@ using json = nlohmann::json;
 
 namespace {
 
+// The tokens as JSON can hold them: a bpe token is a byte string (maybe part of a UTF-8
+// character), shown in GPT-2's byte alphabet as the tokenizer file writes it ("Ġthe").
+std::vector<std::string> shown_tokens(const Tokenizer& tok) {
+  std::vector<std::string> out = tok.tokens();
+  if (tok.kind() == Tokenizer::Kind::bpe)
+    for (int id = 0; id < tok.bpe()->size(); ++id) out[size_t(id)] = bpe_to_alphabet(out[size_t(id)]);
+  return out;
+}
 
 
 // Parameter names group into modules: "blocks.<l>.<part>" by layer and part, everything else
@@ -128,7 +137,7 @@ nlohmann::json inspect_checkpoint(const std::string& path) {
                     {"vocab", lm.tokenizer.kind() == Tokenizer::Kind::chars && lm.tokenizer.vocab().size() ==
                                           size_t(lm.tokenizer.size())
                                       ? json(lm.tokenizer.vocab())
-                                      : json(lm.tokenizer.tokens())}};
+                                      : json(shown_tokens(lm.tokenizer))}};
   r["model"] = {{"n_layers", cfg.model.n_layers},   {"d_model", cfg.model.d_model},
                 {"n_heads", cfg.model.n_heads},     {"d_ff", cfg.model.mlp ? cfg.ff_dim() : 0},
                 {"mlp", cfg.model.mlp},
@@ -528,7 +537,8 @@ nlohmann::json dump_forward(const std::string& checkpoint, const std::string& te
   const int rows = model.n_classes() > 0 ? 1 : T;
   auto token_strings = [&](const std::vector<int>& v) {
     json out = json::array();
-    for (int id : v) out.push_back(lm.tokenizer.tokens()[size_t(id)]);
+    const std::vector<std::string> shown = shown_tokens(lm.tokenizer);
+    for (int id : v) out.push_back(shown[size_t(id)]);
     return out;
   };
   json r;

@@ -55,7 +55,7 @@ nlohmann::json best_maps(const std::string& ckpt) {
   json r = {{"checkpoint", ckpt}, {"step", lm.step}, {"groups", json::array()}, {"notes", json::array()}};
   std::unique_ptr<Dataset> data;
   try {
-    data = make_dataset(lm.config);
+    data = make_dataset(lm.config, &lm.tokenizer);
   } catch (const UserError& e) {  // e.g. the text file of data.path is not on this machine
     r["notes"].push_back(fmt::format("no held-out example: the run's data cannot be made here ({})", e.what()));
     return r;
@@ -201,7 +201,7 @@ nlohmann::json decoded_examples(const std::string& ckpt, int n) {
   LoadedModel lm = load_model(ckpt);
   std::unique_ptr<Dataset> data;
   try {
-    data = make_dataset(lm.config);
+    data = make_dataset(lm.config, &lm.tokenizer);
   } catch (const UserError&) {
     return nullptr;
   }

@@ -116,7 +116,11 @@ std::map<std::string, std::string> model_metadata(const Config& cfg, const Token
                                           {"n_classes", std::to_string(n_classes)}};
   bool plain_bytes = tok.kind() == Tokenizer::Kind::chars;
   for (const auto& t : tok.tokens()) plain_bytes = plain_bytes && t.size() == 1;
-  if (plain_bytes) {
+  if (tok.kind() == Tokenizer::Kind::bpe) {
+    // the whole `tokenizers` JSON file (merges too), so sample/eval/inspect need no other file
+    m["tokenizer"] = "bpe";
+    m["tokenizer_json"] = tok.to_json();
+  } else if (plain_bytes) {
     // a char vocabulary without special tokens: its bytes as decimal numbers (readable anywhere)
     std::string vb;
     for (unsigned char c : tok.vocab()) vb += (vb.empty() ? "" : ",") + std::to_string(int(c));
@@ -153,6 +157,8 @@ LoadedModel load_model(const CheckpointFile& ck, const std::string& path) {
       vocab.push_back(char(b));
     }
     lm.tokenizer = Tokenizer::from_vocab(vocab);
+  } else if (kind == "bpe") {
+    lm.tokenizer = Tokenizer::from_bpe_json(need("tokenizer_json"), "checkpoint '" + path + "' (tokenizer_json)");
   } else {
     std::vector<std::string> tokens;
     try {

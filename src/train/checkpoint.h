@@ -6,7 +6,9 @@
 // "data_offsets": [begin, end]} (offsets into the byte buffer after the
 // header) and carries "__metadata__", a string→string map with:
 //   format "attnlab", format_version, kind, step, config (the resolved YAML),
-//   tokenizer "char", vocab_bytes (comma-separated byte values, id order),
+//   tokenizer "char", vocab_bytes (comma-separated byte values, id order), or tokenizer "bpe",
+//   tokenizer_json (the whole `tokenizers` JSON file, docs/tokenizer.md), or tokenizer
+//   "chars"/"symbols", vocab_tokens (a JSON list of the tokens),
 //   checksum_fnv1a64 (FNV-1a 64 of the tensor bytes, hex).
 // Tensors are written in the model's parameter order; tied weights are stored once.
 // Files are written to a temp file, fsynced and renamed: never half-written.

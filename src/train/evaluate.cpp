@@ -58,11 +58,18 @@ EvalReport evaluate(Model& model, const Dataset& data, const Config& cfg, const 
   auto tick = [&] {
     if (opt.progress) opt.progress(++worked, work);
   };
+  double nats = 0.0, text_bytes = 0.0;  // text: loss_per_char = nats / bytes of the predicted tokens
   for (int i = 0; i < cfg.train.eval_batches; i++) {
     data.next_batch(batch, cfg.train.batch_size, cfg.model.block_size, opt.split, rng);
-    loss_sum += model.forward(batch, false, nullptr);
+    const double batch_loss = model.forward(batch, false, nullptr);
+    loss_sum += batch_loss;
     counted += model.loss_count();
     correct += model.correct_count();
+    if (!task) {
+      nats += batch_loss * double(model.loss_count());
+      for (int t : batch.y)
+        if (t >= 0) text_bytes += double(data.tokenizer().tokens()[size_t(t)].size());
+    }
     tick();
   }
   const double loss = loss_sum / cfg.train.eval_batches;
@@ -71,6 +78,7 @@ EvalReport evaluate(Model& model, const Dataset& data, const Config& cfg, const 
   rep.names = data.metrics();
   rep.values["loss"] = loss;
   rep.values["ppl"] = std::exp(std::min(loss, 80.0));
+  if (text_bytes > 0) rep.values["loss_per_char"] = nats / text_bytes;
   // the teacher-forced accuracy over the counted targets, under the name the task uses for it
   for (const char* name : {"token_acc", "label_acc", "class_acc"}) rep.values[name] = acc;
   auto keep_declared = [&] {

@@ -405,6 +405,7 @@ void Run::evaluate_at(int done, bool last) {
     row[n] = rep.get(n);
     extra += n == "ppl"                   ? fmt::format(" | ppl {:.3f}", rep.get(n))
              : n == "bleu" || n == "chrf" ? fmt::format(" | {} {:.2f}", n, rep.get(n))  // 0..100 already
+             : n == "loss_per_char"       ? fmt::format(" | loss_per_char {:.4f}", rep.get(n))
                                           : fmt::format(" | {} {:.1f}%", n, 100 * rep.get(n));
   }
   row["elapsed_s"] = elapsed();
