@@ -88,10 +88,13 @@ Run add_sample(CLI::App& app) {
         const std::vector<int> src = lm.tokenizer.encode(in);
         // a decoder reads '<input><sep>' and writes its answer in the same block of positions
         if (kind == "decoder" && int(src.size()) + 1 >= block)
-          user_error("input of {} tokens exceeds what the model's context of {} tokens (model.block_size, or "
-                     "the rows --set data.* asks for) leaves for it: a decoder reads the input, a separator and "
-                     "its answer in one block, so an input has at most {} tokens",
-                     src.size(), block, block - 2);
+          user_error("input of {} tokens exceeds what {} leaves for it: a decoder reads the input, a separator "
+                     "and its answer in one block, so an input has at most {} tokens",
+                     src.size(),
+                     block == lm.config.model.block_size
+                         ? fmt::format("model.block_size {}", block)
+                         : fmt::format("the model's context {} (raised for the rows --set data.* asks for)", block),
+                     block - 2);
         const std::vector<int> out = answer_seq2seq(*lm.model, *task, src, opt, rng);
         std::string note;  // the task's answer when the input is one the task can produce
         try {
