@@ -149,8 +149,17 @@ CheckpointData checkpoint_data(LoadedModel& lm, const std::string& path, const s
   try {
     if (cfg.data.task == "text") {
       // the checkpoint's tokenizer reads the (new) file; rows stay model.block_size long
-      out.data = std::make_unique<TextDataset>(read_text(cfg.data.path), cfg.data.val_fraction, cfg.model.block_size,
-                                               &lm.tokenizer, kind, cfg.data.mask_prob);
+      try {
+        out.data = std::make_unique<TextDataset>(read_text(cfg.data.path), cfg.data.val_fraction,
+                                                 cfg.model.block_size, &lm.tokenizer, kind, cfg.data.mask_prob);
+      } catch (const ConfigKeyError&) {
+        throw;
+      } catch (const UserError& e) {  // name the file (the dataset was made from its text in memory)
+        std::string what = e.what();
+        const std::string anonymous = "text (in-memory text): ";
+        if (what.rfind(anonymous, 0) == 0) what = what.substr(anonymous.size());
+        user_error("data.path '{}': {}", cfg.data.path, what);
+      }
     } else {
       // no block_size check here: the model's own limit is checked below, with its own words
       out.data = std::make_unique<TaskDataset>(task_options(cfg), kind, INT_MAX / 4);

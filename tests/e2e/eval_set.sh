@@ -89,4 +89,12 @@ assert got == "the" + free[:first] + "\n", (stop, free, got)
 print(f"--stop {stop!r}: {first} of 60 characters kept")
 PY
 expect_error "--set data.\* sets a seq2seq task's data" "$bin" sample text --set data.val_fraction=0.2
+# another text file, read with the checkpoint's own characters
+head -c 3000 "$corpus" > other.txt
+"$bin" eval text --set data.path=other.txt --set data.val_fraction=0.5 --quiet > other.out 2>/dev/null
+grep -q "^overridden   data.path = other.txt (trained with $corpus)" other.out || fail "text override: $(cat other.out)"
+grep -q "^loss " other.out || fail "eval on another text prints its loss: $(cat other.out)"
+printf 'the \x01 of the and to %.0s' $(seq 200) > odd.txt
+expect_error "odd.txt" "$bin" eval text --set data.path=odd.txt
+expect_error "cannot read" "$bin" eval text --set data.path=missing.txt
 echo "eval_set: ok"
