@@ -65,7 +65,7 @@ TEST_CASE("answer_seq2seq: the answer ends where the free decoding first emits t
   CHECK(ended >= 2);  // the end token came up early in some of them: the stop was exercised
 }
 
-TEST_CASE("checkpoint_data: longer rows raise a RoPE model's context; a learned table names its limit") {
+TEST_CASE("checkpoint_data: longer rows raise a RoPE model's context, a learned table names its limit") {
   LoadedModel rope = copy_model("decoder", "rope", 3);
   const CheckpointData cd = checkpoint_data(rope, "rope.safetensors", {"data.min_len=7", "data.max_len=12"});
   const TaskDataset* task = cd.data->task();
