@@ -8,7 +8,7 @@
 #include "cli/commands.h"
 #include "core/progress.h"
 #include "core/error.h"
-#include "data/factory.h"
+#include "train/eval_data.h"
 #include "train/checkpoint.h"
 #include "train/evaluate.h"
 #include "train/run_dir.h"
@@ -18,6 +18,7 @@ namespace attnlab::cli {
 Run add_eval(CLI::App& app) {
   struct Opts {
     std::string checkpoint, split = "val";
+    std::vector<std::string> sets;
     bool json = false, quiet = false;
     int examples = -1, show = 8, beam = -1, threads = 0;
   };
@@ -39,6 +40,9 @@ Run add_eval(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   sub->add_option("--threads", o->threads, "OpenMP threads (default: train.threads, else all)")
       ->check(CLI::NonNegativeNumber);
+  sub->add_option("--set", o->sets,
+                  fmt::format("Evaluate on other data settings: --set data.max_len=16 (repeatable); only {}",
+                              fmt::join(data_override_keys(), ", ")));
   sub->add_flag("--json", o->json, "Print one JSON object instead of the table");
   sub->add_flag("--quiet", o->quiet, "No progress line on stderr");
   return [o]() {
@@ -48,10 +52,8 @@ Run add_eval(CLI::App& app) {
     LoadedModel lm = load_model(o->checkpoint);
     const int threads = o->threads > 0 ? o->threads : lm.config.train.threads;
     if (threads > 0) omp_set_num_threads(threads);
-    const auto data = make_dataset(lm.config, &lm.tokenizer);  // bpe: the checkpoint's tokenizer
-    if (data->tokenizer().tokens() != lm.tokenizer.tokens())
-      user_error("checkpoint '{}': its vocabulary differs from the one its config's data gives now ({} vs {} tokens)",
-                 o->checkpoint, lm.tokenizer.size(), data->tokenizer().size());
+    const CheckpointData cd = checkpoint_data(lm, o->checkpoint, o->sets);
+    for (const auto& n : cd.notes) fmt::print(stderr, "note: {}\n", n);
     EvalOptions opt;
     opt.split = o->split == "test" ? Split::test : Split::val;
     opt.max_examples = o->examples;
@@ -62,18 +64,26 @@ Run add_eval(CLI::App& app) {
       meter.set_total(total);
       meter.tick();
     };
-    const EvalReport rep = evaluate(*lm.model, *data, lm.config, opt);
+    const EvalReport rep = evaluate(*lm.model, *cd.data, cd.config, opt);
     meter.done();
     if (o->json) {
       nlohmann::json j = {{"checkpoint", o->checkpoint}, {"step", lm.step},   {"task", rep.task},
                           {"split", o->split},           {"kind", option_name(lm.config.model.kind)}};
       for (const auto& n : rep.names) j["metrics"][n] = rep.get(n);
       if (rep.has("exact_match")) j["examples"] = int(rep.examples.size()), j["beam_width"] = opt.beam_width;
+      // the numbers as numbers, data.path as text
+      auto value = [](const DataOverride& ov, const std::string& v) {
+        return ov.key == "data.path" ? nlohmann::json(v) : nlohmann::json::parse(v, nullptr, false);
+      };
+      for (const auto& ov : cd.overrides)
+        j["overrides"][ov.key] = {{"value", value(ov, ov.value)}, {"trained", value(ov, ov.trained)}};
       std::puts(j.dump(2).c_str());
       return 0;
     }
     fmt::print("checkpoint   {} (step {})\n", o->checkpoint, lm.step);
     fmt::print("task         {} | {} split | model {}\n", rep.task, o->split, option_name(lm.config.model.kind));
+    for (const auto& ov : cd.overrides)
+      fmt::print("overridden   {} = {} (trained with {})\n", ov.key, ov.value, ov.trained);
     for (const auto& n : rep.names) {
       const double v = rep.get(n);
       const bool pct = n.find("acc") != std::string::npos || n == "exact_match";

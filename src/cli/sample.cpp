@@ -4,10 +4,10 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
-#include "data/factory.h"
 #include "data/tasks.h"
 #include "model/generate.h"
 #include "train/checkpoint.h"
+#include "train/eval_data.h"
 #include "train/evaluate.h"
 #include "train/run_dir.h"
 
@@ -15,8 +15,8 @@ namespace attnlab::cli {
 
 Run add_sample(CLI::App& app) {
   struct Opts {
-    std::string checkpoint, prompt;
-    std::vector<std::string> inputs;
+    std::string checkpoint, prompt, stop;
+    std::vector<std::string> inputs, sets;
     int max_new_tokens = -1, top_k = -1, beam = -1;
     double temperature = -1.0, top_p = -1.0;
     uint64_t seed = 0;
@@ -42,6 +42,12 @@ Run add_sample(CLI::App& app) {
   sub->add_option("--beam", o->beam, "Beam search width; 1 = off (default: sample.beam_width)")
       ->check(CLI::PositiveNumber);
   sub->add_option("--seed", o->seed, "Random seed for sampling")->default_val(0);
+  sub->add_option("--stop", o->stop,
+                  "Text generation: stop once the generated text contains STRING; the output ends just before it");
+  sub->add_option("--set", o->sets,
+                  fmt::format("Seq2seq --input: the task's data settings, e.g. --set data.max_len=16 for longer "
+                              "inputs (repeatable); only {}",
+                              fmt::join(data_override_keys(), ", ")));
   return [o]() {
     const CheckpointArg ck = resolve_checkpoint_arg(o->checkpoint);
     if (!ck.note.empty()) fmt::print(stderr, "note: {}\n", ck.note);  // stdout holds the samples alone
@@ -68,21 +74,27 @@ Run add_sample(CLI::App& app) {
     if (!inputs.empty()) {
       // a seq2seq task: rebuild it from the embedded config for its separator and end tokens
       if (lm.config.data.task == "text") user_error("sample --input: '{}' was trained on text, not a seq2seq task", o->checkpoint);
-      const auto data = make_dataset(lm.config);
-      const TaskDataset* task = data->task();
+      if (!o->stop.empty())
+        user_error("sample --stop is for text generation; a seq2seq answer (--input) ends at the task's end token");
+      // --set: the task with other settings (longer inputs); the model's context grows where its
+      // positions allow
+      const CheckpointData cd = checkpoint_data(lm, o->checkpoint, o->sets);
+      const TaskDataset* task = cd.data->task();
       if (!task || task->format() != TaskFormat::seq2seq)
         user_error("sample --input: task '{}' is not a seq2seq task (it has no output to generate)", lm.config.data.task);
-      if (task->tokenizer().tokens() != lm.tokenizer.tokens())
-        user_error("checkpoint '{}': its vocabulary differs from the one its config's task gives now", o->checkpoint);
       if (o->max_new_tokens < 0) opt.max_new_tokens = task->batch_T();
-      const int block = lm.config.model.block_size;
+      const int block = lm.model->context();
       for (const auto& in : inputs) {
         const std::vector<int> src = lm.tokenizer.encode(in);
         // a decoder reads '<input><sep>' and writes its answer in the same block of positions
         if (kind == "decoder" && int(src.size()) + 1 >= block)
-          user_error("input of {} tokens exceeds what model.block_size {} leaves for it: a decoder reads the "
-                     "input, a separator and its answer in one block, so an input has at most {} tokens",
-                     src.size(), block, block - 2);
+          user_error("input of {} tokens exceeds what {} leaves for it: a decoder reads the input, a separator "
+                     "and its answer in one block, so an input has at most {} tokens",
+                     src.size(),
+                     block == lm.config.model.block_size
+                         ? fmt::format("model.block_size {}", block)
+                         : fmt::format("the model's context {} (raised for the rows --set data.* asks for)", block),
+                     block - 2);
         const std::vector<int> out = answer_seq2seq(*lm.model, *task, src, opt, rng);
         std::string note;  // the task's answer when the input is one the task can produce
         try {
@@ -94,10 +106,13 @@ Run add_sample(CLI::App& app) {
       }
       return 0;
     }
+    if (!o->sets.empty())
+      user_error("sample --set data.* sets a seq2seq task's data for --input; text generation reads no data");
     std::string prompt = !o->prompt.empty() ? o->prompt : sc.prompt;
     if (prompt.empty()) prompt = lm.tokenizer.contains('\n') ? "\n" : lm.tokenizer.decode({0});
+    if (!o->stop.empty()) opt.stop_when = stop_at_text(lm.tokenizer, o->stop);
     const std::vector<int> out = generate(*lm.model, lm.tokenizer.encode(prompt), opt, rng);
-    std::fputs((prompt + lm.tokenizer.decode(out) + "\n").c_str(), stdout);
+    std::fputs((prompt + cut_at_stop(lm.tokenizer.decode(out), o->stop) + "\n").c_str(), stdout);
     return 0;
   };
 }

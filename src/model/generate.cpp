@@ -38,7 +38,24 @@ int sample_logits(const float* logits, int V, float temperature, int top_k, Rng&
   return idx[k - 1];
 }
 
+std::function<bool(const std::vector<int>&)> stop_at_text(const Tokenizer& tok, const std::string& text) {
+  if (text.empty()) user_error("a stop string must not be empty");
+  // the whole generated text each time: a stop string may span several tokens (and a token may
+  // hold more than the stop string); decoding a few hundred tokens per step costs microseconds
+  return [tok, text](const std::vector<int>& out) { return tok.decode(out).find(text) != std::string::npos; };
+}
+
+std::string cut_at_stop(const std::string& generated, const std::string& text) {
+  if (text.empty()) return generated;
+  const size_t at = generated.find(text);
+  return at == std::string::npos ? generated : generated.substr(0, at);
+}
+
 namespace {
+
+bool stops(const SampleOptions& opt, const std::vector<int>& out) {
+  return (!out.empty() && out.back() == opt.stop_token) || (opt.stop_when && opt.stop_when(out));
+}
 
 void log_softmax(const float* lg, int V, std::vector<double>& out) {
   out.resize(V);
@@ -86,7 +103,7 @@ std::vector<int> beam_search(int V, int W, int max_steps, const float* logits, c
     for (size_t c = 0; c < top && int(next.size()) < W; c++) {
       std::vector<int> t = live[cands[c].beam].toks;
       t.push_back(cands[c].tok);
-      if (cands[c].tok == opt.stop_token) {
+      if (stops(opt, t)) {
         finished.push_back({score(cands[c].logp, t.size()), std::move(t)});
         continue;
       }
@@ -126,7 +143,7 @@ std::vector<std::vector<int>> generate_batch(Model& model, const std::vector<std
   const int B = int(prompts.size()), Lp = int(prompts[0].size());
   for (const auto& p : prompts)
     if (int(p.size()) != Lp) user_error("batched generation needs prompts of equal length");
-  const int block = model.config().block_size, V = model.vocab_size();
+  const int block = model.context(), V = model.vocab_size();
   std::vector<std::vector<int>> seqs = prompts, outs(B);
   std::vector<char> stopped(B, 0);
   std::vector<float> last(size_t(B) * V);
@@ -156,7 +173,7 @@ std::vector<std::vector<int>> generate_batch(Model& model, const std::vector<std
       seqs[b].push_back(next[b]);
       if (!stopped[b]) {
         outs[b].push_back(next[b]);
-        if (next[b] == opt.stop_token) stopped[b] = 1;
+        if (stops(opt, outs[b])) stopped[b] = 1;
       }
       all = all && stopped[b];
     }
@@ -178,7 +195,7 @@ std::vector<int> beam_generate(Model& model, const std::vector<int>& prompt, con
   if (model.config().kind != ModelConfig::Kind::decoder) user_error("generate: the model is a {}, not a decoder", option_name(model.config().kind));
   if (prompt.empty()) user_error("generation needs a non-empty prompt");
   if (!model.has_cache()) user_error("beam search needs an attention variant with an incremental cache");
-  const int W = opt.beam_width, V = model.vocab_size(), Lp = int(prompt.size()), block = model.config().block_size;
+  const int W = opt.beam_width, V = model.vocab_size(), Lp = int(prompt.size()), block = model.context();
   if (Lp >= block) user_error("beam search: the prompt ({} tokens) leaves no room in block_size {}", Lp, block);
   std::vector<int> flat;
   for (int w = 0; w < W; w++) flat.insert(flat.end(), prompt.begin(), prompt.end());
@@ -198,7 +215,7 @@ std::vector<int> beam_translate(Model& model, const std::vector<int>& src, int s
     user_error("translate: the model is a {}, not an encoder_decoder", option_name(model.config().kind));
   if (src.empty()) user_error("translate: empty source");
   if (!model.has_cache()) user_error("beam search needs an attention variant with an incremental cache");
-  const int V = model.vocab_size(), block = model.config().block_size, S = int(src.size()), W = opt.beam_width;
+  const int V = model.vocab_size(), block = model.context(), S = int(src.size()), W = opt.beam_width;
   if (S > block) user_error("source of {} tokens exceeds model.block_size {}", S, block);
   std::vector<int> srcs, lens(W, S), starts(W, start_token);
   for (int w = 0; w < W; w++) srcs.insert(srcs.end(), src.begin(), src.end());
@@ -217,7 +234,7 @@ std::vector<int> translate(Model& model, const std::vector<int>& src, int start_
   if (model.config().kind != ModelConfig::Kind::encoder_decoder)
     user_error("translate: the model is a {}, not an encoder_decoder", option_name(model.config().kind));
   if (src.empty()) user_error("translate: empty source");
-  const int V = model.vocab_size(), block = model.config().block_size, S = int(src.size());
+  const int V = model.vocab_size(), block = model.context(), S = int(src.size());
   if (S > block) user_error("source of {} tokens exceeds model.block_size {}", S, block);
   const int max_steps = std::min(opt.max_new_tokens, block);
   if (opt.beam_width > 1) return beam_translate(model, src, start_token, opt);
@@ -244,7 +261,7 @@ std::vector<int> translate(Model& model, const std::vector<int>& src, int start_
     }
     const int next = sample_logits(lg, V, opt.temperature, opt.top_k, rng, opt.top_p);
     out.push_back(next);
-    if (next == opt.stop_token || i + 1 == max_steps) break;
+    if (stops(opt, out) || i + 1 == max_steps) break;
     if (cached) lg = model.forward_cached(&next, 1, 1);
     else batch.x.push_back(next);
   }

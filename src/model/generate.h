@@ -5,8 +5,14 @@
 // an encoder_decoder encodes its source once and its cross-attention reads that memory at every
 // step. Without the cache, every token recomputes the full forward over the last block_size
 // tokens: O(n²) per token, simple and obviously correct, the reference the cached path is tested
-// against. Past block_size a decoder's context slides; the cache cannot follow a sliding window of
-// learned positions, so from then on both paths recompute.
+// against. Past model.context() (model.block_size unless Model::set_context raised it) a decoder's
+// context slides; the cache cannot follow a sliding window of learned positions, so from then on
+// both paths recompute.
+//
+// Stopping: a row ends after it emits stop_token, or once stop_when (if set) returns true for the
+// tokens it has generated so far (stop_at_text: once their decoded text contains a string). Both
+// apply to sampling, batched rows (each row on its own) and beam search (a hypothesis that meets
+// either is finished), with and without the cache.
 //
 // Beam search keeps `beam_width` hypotheses as the rows of one batch. Each step scores every
 // (hypothesis, token) by the summed log-probability, keeps the best `beam_width` that have not
@@ -16,7 +22,11 @@
 #pragma once
 #include <vector>
 
+#include <functional>
+#include <string>
+
 #include "core/rng.h"
+#include "data/tokenizer.h"
 #include "model/model.h"
 
 namespace attnlab {
@@ -27,6 +37,8 @@ struct SampleOptions {
   int top_k = 0;             // 0 = all tokens
   float top_p = 1.0f;        // nucleus: the smallest set of likeliest tokens with mass ≥ top_p
   int stop_token = -1;       // stop after emitting this id (-1 = never)
+  // stop a row once this returns true for the tokens it has generated (prompt excluded); empty = never
+  std::function<bool(const std::vector<int>&)> stop_when;
   bool use_cache = true;     // incremental decoding when the model supports it
   int beam_width = 1;        // > 1: beam search (temperature, top-k and top-p are then unused)
   float length_penalty = 1.0f;
@@ -46,6 +58,13 @@ std::vector<int> translate(Model& model, const std::vector<int>& src, int start_
 // generate / translate call these when beam_width > 1.
 std::vector<int> beam_generate(Model& model, const std::vector<int>& prompt, const SampleOptions& opt);
 std::vector<int> beam_translate(Model& model, const std::vector<int>& src, int start_token, const SampleOptions& opt);
+
+// A stop_when condition: true once tok.decode(generated tokens) contains `text` (non-empty). The
+// decoded text is the generated tokens' alone: a prompt that already holds `text` does not stop.
+std::function<bool(const std::vector<int>&)> stop_at_text(const Tokenizer& tok, const std::string& text);
+// The generated text as `attnlab sample --stop` prints it: everything before the first occurrence
+// of `text` (all of `generated` when it does not occur; `text` empty = no cut).
+std::string cut_at_stop(const std::string& generated, const std::string& text);
 
 // Draw an id from logits[V] with temperature / top-k / top-p (temperature 0 = argmax; ties -> lowest id).
 int sample_logits(const float* logits, int V, float temperature, int top_k, Rng& rng, float top_p = 1.0f);

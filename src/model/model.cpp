@@ -10,7 +10,11 @@
 namespace attnlab {
 
 Model::Model(const ModelConfig& cfg, int vocab_size, uint64_t seed, int n_classes)
-    : cfg_(cfg), V_(vocab_size), C_(cfg.d_model), K_(cfg.kind == ModelConfig::Kind::encoder ? n_classes : 0) {
+    : cfg_(cfg),
+      V_(vocab_size),
+      C_(cfg.d_model),
+      K_(cfg.kind == ModelConfig::Kind::encoder ? n_classes : 0),
+      context_(cfg.block_size) {
   if (V_ < 1) user_error("model: empty vocabulary");
   using Kind = ModelConfig::Kind;
   Rng rng(seed);
@@ -75,6 +79,27 @@ std::vector<Attention*> Model::attention_modules() {
   return out;
 }
 
+int Model::position_limit() const {
+  using P = ModelConfig::Positions;
+  return cfg_.positions == P::learned || cfg_.positions == P::sinusoidal ? cfg_.block_size : 0;
+}
+
+void Model::set_context(int T) {
+  if (T < 1) user_error("model context must be at least 1 token, got {}", T);
+  const int limit = position_limit();
+  if (limit > 0 && T > limit)
+    user_error("rows of {} tokens exceed this model's {} position table of {} (model.block_size); rope, alibi and "
+               "none have no such limit", T, option_name(cfg_.positions), limit);
+  context_ = std::max(T, cfg_.block_size);
+}
+
+// the error for a row longer than context()
+[[noreturn]] static void too_long(const char* what, int T, int context, int block_size) {
+  if (context == block_size) user_error("{} {} exceeds model.block_size {}", what, T, block_size);
+  user_error("{} {} exceeds the model's context {} (model.block_size {}, raised for longer data)", what, T, context,
+             block_size);
+}
+
 void Model::keep_mask(std::vector<unsigned char>& keep, const int* len, int B, int T) {
   keep.resize(size_t(B) * T);
   for (int b = 0; b < B; b++) {
@@ -84,7 +109,7 @@ void Model::keep_mask(std::vector<unsigned char>& keep, const int* len, int B, i
 }
 
 void Model::encode_source(const int* src, const int* src_len, int B, int S, bool train, float p_drop, Rng* rng) {
-  if (S > cfg_.block_size) user_error("source length {} exceeds model.block_size {}", S, cfg_.block_size);
+  if (S > context_) too_long("source length", S, context_, cfg_.block_size);
   if (src_len) keep_mask(src_keep_, src_len, B, S);
   else src_keep_.assign(size_t(B) * S, 1);
   if (src_len) src_len_.assign(src_len, src_len + B);
@@ -124,7 +149,7 @@ float Model::forward(const int* ids, const int* targets, int B, int T, bool trai
 // encoder:                                    x -> Encoder -> head -> loss
 float Model::forward(const Batch& batch, bool train, Rng* rng, float label_smoothing) {
   const int B = batch.B, T = batch.T, N = B * T;
-  if (T > cfg_.block_size) user_error("sequence length {} exceeds model.block_size {}", T, cfg_.block_size);
+  if (T > context_) too_long("sequence length", T, context_, cfg_.block_size);
   if (int(batch.x.size()) != N) user_error("batch: x has {} ids, expected B·T = {}", batch.x.size(), N);
   B_ = B, T_ = T, train_ = train;
   const float p_drop = train ? float(cfg_.dropout) : 0.0f;
@@ -209,7 +234,7 @@ bool Model::has_cache() const { return dec_ && dec_->stack().has_cache(); }
 
 void Model::cache_reset(int B, int capacity) {
   if (!dec_) user_error("incremental decoding needs a decoder (model.kind decoder or encoder_decoder)");
-  if (capacity > cfg_.block_size) user_error("cache capacity {} exceeds model.block_size {}", capacity, cfg_.block_size);
+  if (capacity > context_) too_long("cache capacity", capacity, context_, cfg_.block_size);
   if (seq2seq() && int(mem_keep_cache_.size()) != B * mem_S_)
     user_error("cache_reset: encode() a source batch of {} rows first", B);
   dec_->stack().cache_reset(B, capacity);
@@ -219,8 +244,7 @@ void Model::cache_reset(int B, int capacity) {
 
 const float* Model::forward_cached(const int* ids, int B, int Tn) {
   if (B != cache_B_) user_error("forward_cached: batch {} differs from cache_reset's {}", B, cache_B_);
-  if (cache_len_ + Tn > cfg_.block_size)
-    user_error("sequence length {} exceeds model.block_size {}", cache_len_ + Tn, cfg_.block_size);
+  if (cache_len_ + Tn > context_) too_long("sequence length", cache_len_ + Tn, context_, cfg_.block_size);
   train_ = false;  // no backward through the cached path
   B_ = B, T_ = Tn;
   if (seq2seq()) {

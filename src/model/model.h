@@ -61,6 +61,16 @@ class Model {
   void cache_reorder(const std::vector<int>& rows);
   int cache_len() const { return cache_len_; }
 
+  // ---- how long a row may be ----
+  // The longest row (or source) forward, encode and the cache accept: model.block_size until
+  // set_context raises it. position_limit() is what the positions allow: block_size for a learned
+  // or sinusoidal table, 0 (no limit) for rope, alibi and none, which attend by relative offsets
+  // or not by position at all. set_context(T) lets the model read rows of up to T tokens
+  // (evaluation on longer data, `eval --set data.max_len=...`); UserError when T exceeds the limit.
+  int context() const { return context_; }
+  int position_limit() const;
+  void set_context(int T);
+
   // ---- outputs of the last forward ----
   const float* logits() const { return head_->logits(); }  // [B,T,V], or [B,n_classes]
   int loss_count() const { return loss_.count(); }         // targets counted by the last forward
@@ -83,6 +93,7 @@ class Model {
 
   ModelConfig cfg_;
   int V_, C_, K_;
+  int context_;  // the longest row accepted (context())
   ParamStore store_;
   std::unique_ptr<Encoder> enc_;  // encoder, encoder_decoder
   std::unique_ptr<Decoder> dec_;  // decoder, encoder_decoder

@@ -173,3 +173,102 @@ TEST_CASE("sample_logits: top-p keeps only the nucleus") {
   CHECK(seen_all.size() == 4);
   CHECK(sample_logits(lg, 4, 1.0f, 0, rng, 0.1f) == 0);  // a tiny nucleus is greedy
 }
+
+TEST_CASE("stop_at_text: a stop string spanning several tokens ends sampling, batches and beams where it completes") {
+  const Tokenizer tok = Tokenizer::from_vocab("abcdefg");  // V = 7 one-byte tokens
+  Model dec(tiny("decoder"), V, 12);
+  perturb(dec, 13);
+  SampleOptions o;
+  o.temperature = 0;
+  o.max_new_tokens = 10;
+  Rng r(1);
+  const std::vector<int> prompt{1, 2};
+  const std::vector<int> free = generate(dec, prompt, o, r);
+  REQUIRE(free.size() == 10);
+  const std::string text = tok.decode(free);
+  // tokens 3..5 as the stop string: generation must end at token 5 or earlier (where it first occurs)
+  const std::string stop = text.substr(3, 3);
+  const size_t first = text.find(stop);
+  REQUIRE(first <= 3);
+  const std::vector<int> want(free.begin(), free.begin() + long(first + 3));
+  o.stop_when = stop_at_text(tok, stop);
+  CHECK(generate(dec, prompt, o, r) == want);
+  CHECK(cut_at_stop(tok.decode(want), stop) == text.substr(0, first));
+  CHECK(cut_at_stop("abc", "") == "abc");
+  CHECK(cut_at_stop("abc", "x") == "abc");
+  SampleOptions u = o;  // the uncached path stops at the same token
+  u.use_cache = false;
+  CHECK(generate(dec, prompt, u, r) == want);
+  SampleOptions b = o;  // beam search of width 1 is greedy, stop included
+  b.beam_width = 1;
+  CHECK(beam_generate(dec, prompt, b) == want);
+  // a batch: each row stops on its own, as it would alone
+  const std::vector<std::vector<int>> prompts{prompt, {4, 4}, {6, 0}};
+  const auto rows = generate_batch(dec, prompts, o, r);
+  CHECK(rows[0] == want);
+  for (size_t i = 0; i < prompts.size(); i++) {
+    CHECK(rows[i] == generate(dec, prompts[i], o, r));
+    const std::string t = tok.decode(rows[i]);
+    // it stops exactly where the text first holds the string (or runs to max_new_tokens without it)
+    if (t.find(stop) != std::string::npos) CHECK(tok.decode({rows[i].begin(), rows[i].end() - 1}).find(stop) == std::string::npos);
+    else CHECK(rows[i].size() == 10);
+  }
+  CHECK_THROWS_AS(stop_at_text(tok, ""), UserError);
+}
+
+TEST_CASE("set_context: rope, alibi and no positions read rows past block_size, learned and sinusoidal tables refuse") {
+  for (const char* pos : {"rope", "alibi", "none"}) {
+    CAPTURE(pos);
+    ModelConfig mc = tiny("decoder");  // block_size 12
+    mc.positions = test::option<ModelConfig::Positions>(pos);
+    Model dec(mc, V, 14);
+    perturb(dec, 15);
+    CHECK(dec.position_limit() == 0);
+    std::vector<int> ids(20);
+    for (int i = 0; i < 20; i++) ids[size_t(i)] = (i * 3) % V;
+    CHECK_THROWS_AS(dec.forward(ids.data(), nullptr, 1, 20, false, nullptr), UserError);
+    dec.set_context(24);
+    CHECK(dec.context() == 24);
+    dec.forward(ids.data(), nullptr, 1, 20, false, nullptr);
+    // decoding past the training block: the cache (sized by the context) agrees with the full forward
+    SampleOptions o;
+    o.temperature = 0;
+    o.max_new_tokens = 20;
+    Rng r(1);
+    const auto cached = generate(dec, {1, 2, 3}, o, r);
+    o.use_cache = false;
+    const auto full = generate(dec, {1, 2, 3}, o, r);
+    CHECK(cached.size() == 20);
+    CHECK(cached == full);
+    // and an encoder_decoder reads a source longer than block_size
+    ModelConfig me = tiny("encoder_decoder");
+    me.positions = mc.positions;
+    Model ed(me, V, 16);
+    perturb(ed, 17);
+    std::vector<int> src(18, 3);
+    SampleOptions t;
+    t.temperature = 0;
+    t.max_new_tokens = 16;
+    CHECK_THROWS_AS(translate(ed, src, 0, t, r), UserError);
+    ed.set_context(18);
+    const auto a = translate(ed, src, 0, t, r);
+    t.use_cache = false;
+    CHECK(translate(ed, src, 0, t, r) == a);
+    CHECK(a.size() == 16);
+  }
+  for (const char* pos : {"learned", "sinusoidal"}) {
+    ModelConfig mc = tiny("decoder");
+    mc.positions = test::option<ModelConfig::Positions>(pos);
+    Model dec(mc, V, 14);
+    CHECK(dec.position_limit() == 12);
+    dec.set_context(12);  // up to the table is fine
+    try {
+      dec.set_context(13);
+      FAIL("set_context past a position table must throw");
+    } catch (const UserError& e) {
+      const std::string msg = e.what();
+      CHECK(msg.find("block_size") != std::string::npos);
+      CHECK(msg.find(pos) != std::string::npos);
+    }
+  }
+}
