@@ -11,16 +11,20 @@
 #   scripts/setup.sh            everything above
 #   scripts/setup.sh --fuzz     also what scripts/fuzz.sh needs (clang 14 and its libFuzzer)
 #   scripts/setup.sh --no-torch everything but torch (about 2.2 GB and a minute to install)
+#   scripts/setup.sh --torch-only  torch alone, into an existing .venv (scripts/test.sh runs it
+#                               in the background while the build compiles)
 # Idempotent: packages already installed are skipped; uses sudo when not root.
 set -euo pipefail
 
 extra=()
 want_torch=1
+only_torch=0
 for arg in "$@"; do
   case "$arg" in
     --fuzz) extra=(clang-14 libfuzzer-14-dev libclang-rt-14-dev) ;;
     --no-torch) want_torch=0 ;;
-    *) echo "setup: unknown option $arg (expected --fuzz, --no-torch)" >&2; exit 2 ;;
+    --torch-only) only_torch=1 ;;
+    *) echo "setup: unknown option $arg (expected --fuzz, --no-torch, --torch-only)" >&2; exit 2 ;;
   esac
 done
 
@@ -41,14 +45,25 @@ packages=(
   "${extra[@]}"
 )
 
+root=$(cd "$(dirname "$0")/.." && pwd)
+venv="$root/.venv"
+py="$venv/bin/python"
+pip_install() { "$py" -m pip install -q --disable-pip-version-check "$@"; }
+if [ "$only_torch" = 1 ] && [ ! -x "$py" ]; then
+  echo "setup: --torch-only needs $venv: run scripts/setup.sh --no-torch first" >&2
+  exit 1
+fi
+
 missing=()
-for p in "${packages[@]}"; do
+[ "$only_torch" = 1 ] || for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
     missing+=("$p")
   fi
 done
 
-if [ ${#missing[@]} -eq 0 ]; then
+if [ "$only_torch" = 1 ]; then
+  :
+elif [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all ${#packages[@]} packages present"
 else
   SUDO=""
@@ -62,22 +77,20 @@ else
 fi
 
 # The virtual environment.
-root=$(cd "$(dirname "$0")/.." && pwd)
-venv="$root/.venv"
-py="$venv/bin/python"
 if [ ! -x "$py" ]; then
   echo "setup: creating $venv"
   python3 -m venv "$venv"
 fi
-pip_install() { "$py" -m pip install -q --disable-pip-version-check "$@"; }
 # module name -> package name
 declare -A pypi=([safetensors]=safetensors [numpy]=numpy [tensorboard]=tensorboard
                  [tokenizers]=tokenizers [sacrebleu]=sacrebleu [matplotlib]=matplotlib)
 need=()
-for mod in "${!pypi[@]}"; do
+[ "$only_torch" = 1 ] || for mod in "${!pypi[@]}"; do
   "$py" -c "import $mod" 2>/dev/null || need+=("${pypi[$mod]}")
 done
-if [ ${#need[@]} -eq 0 ]; then
+if [ "$only_torch" = 1 ]; then
+  :
+elif [ ${#need[@]} -eq 0 ]; then
   echo "setup: .venv has ${!pypi[*]}"
 else
   echo "setup: installing ${need[*]} into .venv"

@@ -27,7 +27,18 @@ if [ "${1:-}" = "--sanitize" ]; then
   ctest --output-on-failure -j "$(nproc 2>/dev/null || echo 2)" -LE 'experiments|cuda|python' "$@"
   exit
 fi
-scripts/setup.sh
-scripts/build.sh
+# torch (about 2.2 GB to download and unpack) installs in the background while the build
+# compiles; only the tests need it
+scripts/setup.sh --no-torch
+mkdir -p build
+scripts/setup.sh --torch-only >build/setup-torch.log 2>&1 &
+torch_pid=$!
+build_rc=0
+scripts/build.sh || build_rc=$?
+torch_rc=0
+wait "$torch_pid" || torch_rc=$?
+cat build/setup-torch.log
+[ "$build_rc" = 0 ] || exit "$build_rc"
+[ "$torch_rc" = 0 ] || { echo "test.sh: installing torch failed (above)" >&2; exit "$torch_rc"; }
 cd build
 ctest --output-on-failure -j "$(nproc 2>/dev/null || echo 2)" "$@"

@@ -83,7 +83,7 @@ std::vector<std::string> keys_read(const Config& cfg) {
   return keys;
 }
 
-std::string read_text(const std::string& path) {
+std::string read_data_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) user_error("--set data.path={}: cannot read that file", path);
   std::ostringstream ss;
@@ -150,7 +150,7 @@ CheckpointData checkpoint_data(LoadedModel& lm, const std::string& path, const s
     if (cfg.data.task == "text") {
       // the checkpoint's tokenizer reads the (new) file; rows stay model.block_size long
       try {
-        out.data = std::make_unique<TextDataset>(read_text(cfg.data.path), cfg.data.val_fraction,
+        out.data = std::make_unique<TextDataset>(read_data_file(cfg.data.path), cfg.data.val_fraction,
                                                  cfg.model.block_size, &lm.tokenizer, kind, cfg.data.mask_prob);
       } catch (const ConfigKeyError&) {
         throw;
