@@ -17,7 +17,8 @@ BahdanauAttention::BahdanauAttention(const AttentionSpec& spec, ParamStore& stor
   Param* u_k = store.add(n + ".u_k", {H, D, D}, ParamKind::weight);
   Param* v = store.add(n + ".v", {H, D}, ParamKind::weight);
   // A_h = B_h = I: the score starts as v_hᵀ tanh(q_i + k_j) on the (random) projections;
-  // v = 0 (the paper's appendix B.1): the weights start exactly uniform and v learns first.
+  // v = 0 (the paper's appendix B.1): the weights start exactly uniform; until v moves, A_h, B_h,
+  // W_q, W_k and b_q, b_k get exactly zero gradient (bahdanau.h).
   for (Param* u : {u_q, u_k}) {
     std::fill(u->w.begin(), u->w.end(), 0.0f);
     for (int h = 0; h < H; h++)

@@ -15,7 +15,10 @@
 // appendix B.1, so the weights start exactly uniform over the visible keys; A_h, B_h start at
 // the identity (the score then starts as v_hᵀ tanh(q_i + k_j): W_q, W_k already play the
 // paper's W_a, U_a; A_h, B_h are the paper's form on top of them and, with GQA, give each
-// query head its own view of the shared keys).
+// query head its own view of the shared keys). While v = 0 the score does not depend on q or k:
+// every term of dq, dk carries a factor v (e below), so A_h, B_h, W_q, W_k, b_q and b_k get
+// exactly zero gradient; dv = Σ dS·t does not vanish, and W_v, W_o learn through the uniform
+// weights. The first step moves v (and W_v, W_o); from then on the others get gradients.
 //
 // Backward (per b, h; t_ijd = tanh(a_id + c_jd), recomputed, never stored):
 //     dS from P·V and the softmax (ops/attention_core.h)

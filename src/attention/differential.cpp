@@ -48,8 +48,8 @@ DifferentialAttention::DifferentialAttention(const AttentionSpec& spec, ParamSto
   lk2_ = store.add(n + ".lambda_k2", {d_}, ParamKind::bias);
   norm_w_ = norm_ ? store.add(n + ".norm_w", {2 * d_}, ParamKind::norm) : nullptr;
 
-  // The projections were initialised by Projections (GPT-2); the λ vectors
-  // N(0, 0.1²) and the norm weight 1, as in the paper's code.
+  // The projections were initialised by Projections (model.init's scheme); the λ vectors
+  // N(0, 0.1²) and the norm weight 1 under every scheme, as in the paper's code.
   init_normal(lq1_, rng, 0.1f);
   init_normal(lk1_, rng, 0.1f);
   init_normal(lq2_, rng, 0.1f);

@@ -1,8 +1,10 @@
 // FlashAttention on the CPU: exact softmax attention computed tile by tile, never holding the
 // Tq×Tk score matrix (Dao et al. 2022, "FlashAttention: Fast and Memory-Efficient Exact
-// Attention with IO-Awareness"; the backward and the work partition follow FlashAttention-2,
-// Dao 2023). These are free functions over plain buffers (head-major or token-major), so that
-// another backend (CUDA) can stand in for them behind the same signature.
+// Attention with IO-Awareness"). From FlashAttention-2 (Dao 2023) come the forward's loop order
+// and the backward's D_i = rowsum(dO ∘ O); the backward's work split is attnlab's own: no atomic
+// adds for dQ, but one task per output (FlashBackward below), so results are bitwise the same
+// for any thread count. These are free functions over plain buffers (head-major or token-major),
+// so that another backend (CUDA) can stand in for them behind the same signature.
 //
 // Per batch b and query head h (kv head g = h / (Hq/Hkv)), with S = s·Q_h K_gᵀ + A_h + M:
 //   forward   O_h = softmax_rows(S) V_g        L_h[i] = log Σ_j exp(S[i,j])   (the log-sum-exp)

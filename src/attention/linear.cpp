@@ -70,7 +70,7 @@ LinearAttention::LinearAttention(const AttentionSpec& spec, ParamStore& store, R
   // check_attention_spec (run by the base class) has checked heads, window, positions, dropout
   // and scale
   D_ = spec_.d_model / H_;
-  proj_ = Projections(spec_, Hkv_ * D_, store, rng);  // GPT-2 initialisation, as scaled_dot_product
+  proj_ = Projections(spec_, Hkv_ * D_, store, rng);  // model.init's scheme, as scaled_dot_product
 }
 
 void LinearAttention::forward(float* out, const float* x_q, const float* x_kv, int B, int Tq, int Tk,

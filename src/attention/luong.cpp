@@ -1,5 +1,5 @@
 // Multiplicative attention (Luong, Pham, Manning 2015), per batch b and head h:
-//   forward   S_ij = q_iᵀk_j (dot) | q_iᵀ W_a,h k_j (general) | v_hᵀ tanh(W_c,h [q_i; k_j]) (concat),
+//   forward   S_ij = q_iᵀk_j (dot) | q_iᵀ W_a,h k_j (general) | v_hᵀ tanh(W_a,h [q_i; k_j]) (concat),
 //             P = softmax_rows(S),  O_h = dropout(P) V_g
 //   backward  general: dq̃_i = Σ_j dS_ij k_j with q̃ = W_a,hᵀ q_i, then dq_i = W_a,h dq̃_i,
 //             dW_a,h += Σ_i q_i dq̃_iᵀ; concat as bahdanau
@@ -28,17 +28,18 @@ LuongAttention::LuongAttention(const AttentionSpec& spec, ParamStore& store, Rng
       for (int d = 0; d < D; d++) w_a->w[(size_t(h) * D + d) * D + d] = 1.0f;  // W_a,h = I
     set_score(HeadMap{w_a, D * D, 0, D, /*transposed=*/true}, HeadMap{}, nullptr);
   } else {  // concat
-    // W_c [q; k] = W_c[:, :D] q + W_c[:, D:] k: two per-head maps inside one [D, 2D] matrix
-    Param* w_c = store.add(n + ".w_c", {H, D, 2 * D}, ParamKind::weight);
+    // W_a [q; k] = W_a[:, :D] q + W_a[:, D:] k: two per-head maps inside one [D, 2D] matrix.
+    // It is the paper's W_a (eq. 8); the parameter keeps the name "w_c" that checkpoints hold.
+    Param* w_a = store.add(n + ".w_c", {H, D, 2 * D}, ParamKind::weight);
     Param* v = store.add(n + ".v", {H, D}, ParamKind::weight);
-    std::fill(w_c->w.begin(), w_c->w.end(), 0.0f);
+    std::fill(w_a->w.begin(), w_a->w.end(), 0.0f);
     for (int h = 0; h < H; h++)
       for (int d = 0; d < D; d++) {
-        w_c->w[(size_t(h) * D + d) * 2 * D + d] = 1.0f;      // W_c,h = [I I]
-        w_c->w[(size_t(h) * D + d) * 2 * D + D + d] = 1.0f;
+        w_a->w[(size_t(h) * D + d) * 2 * D + d] = 1.0f;      // W_a,h = [I I]
+        w_a->w[(size_t(h) * D + d) * 2 * D + D + d] = 1.0f;
       }
     std::fill(v->w.begin(), v->w.end(), 0.0f);
-    set_score(HeadMap{w_c, 2 * D * D, 0, 2 * D, false}, HeadMap{w_c, 2 * D * D, D, 2 * D, false}, v);
+    set_score(HeadMap{w_a, 2 * D * D, 0, 2 * D, false}, HeadMap{w_a, 2 * D * D, D, 2 * D, false}, v);
   }
 }
 

@@ -37,7 +37,7 @@ const std::map<std::string, AttentionEntry>& attention_registry() {
                   },
                   flash};
 
-    AttentionInfo bahdanau = info("additive: vᵀ tanh(W_q q + W_k k) per head (Bahdanau et al. 2014)");
+    AttentionInfo bahdanau = info("additive: vᵀ tanh(A q + B k) per head on the projected q, k (Bahdanau et al. 2014)");
     bahdanau.rope = false;
     bahdanau.scale = false;
     r["bahdanau"] = {make_bahdanau, bahdanau};

@@ -21,7 +21,7 @@ ScaledDotProductAttention::ScaledDotProductAttention(const AttentionSpec& spec, 
   // check_attention_spec (run by the base class) has checked heads, window, positions and impl
   D_ = spec_.d_model / H_;
   scale_ = attention_scale(spec_, D_);
-  proj_ = Projections(spec_, Hkv_ * D_, store, rng);  // GPT-2 initialisation
+  proj_ = Projections(spec_, Hkv_ * D_, store, rng);  // model.init's scheme (projections.h)
   rope_ = spec_.positions == AttnPositions::rope;
   alibi_ = spec_.positions == AttnPositions::alibi;
   if (alibi_) {

@@ -49,7 +49,7 @@ inline void tanh_block(float* z, float* u, const float* a, const float* c, int l
 ScoredAttention::ScoredAttention(const AttentionSpec& spec, ParamStore& store, Rng& rng) : Attention(spec) {
   // check_attention_spec (run by the base class) has checked heads, scale, positions and window
   D_ = spec_.d_model / H_;
-  // GPT-2 initialisation, drawn in scaled_dot_product's order (same seed, same projections)
+  // model.init's scheme, drawn in scaled_dot_product's order (same seed, same projections)
   proj_ = Projections(spec_, Hkv_ * D_, store, rng);
   alibi_.assign(H_, 0.0f);
   if (spec_.positions == AttnPositions::alibi)

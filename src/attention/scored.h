@@ -50,7 +50,7 @@ class ScoredAttention : public Attention {
  protected:
   std::vector<std::vector<float>*> cache_buffers() override { return {&kc_, &vc_, &ktc_}; }
   // Registers w_q, w_k, w_v, w_o (and biases) exactly as scaled_dot_product does and draws them
-  // from rng in the same order (GPT-2 init). The variant then registers its own parameters and
+  // from rng in the same order (model.init's scheme, projections.h). The variant then registers its own parameters and
   // calls set_score().
   ScoredAttention(const AttentionSpec& spec, ParamStore& store, Rng& rng);
   // v: null for the dot score, else the [H,D] parameter of the additive score.

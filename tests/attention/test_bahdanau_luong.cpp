@@ -5,7 +5,8 @@
 //   a) finite-difference gradient checks of every input and parameter, causal / none / key
 //      padding × MHA / GQA × self / cross, plus window, ALiBi, dropout, no bias, empty rows;
 //   b) the KV cache against the full forward; causality; key padding;
-//   c) bahdanau with v = 0 gives exactly uniform weights (and its initial state);
+//   c) bahdanau with v = 0 gives exactly uniform weights (and its initial state); at v = 0 (bahdanau
+//      and luong concat) W_q, W_k, their biases and the score's maps get exactly zero gradient;
 //   d) luong dot = scaled_dot_product with scale none; luong concat = bahdanau (w_c = [u_q | u_k]);
 //   e) parameters, initialisation, determinism, configuration errors.
 #include <doctest/doctest.h>
@@ -318,6 +319,70 @@ TEST_CASE("bahdanau: v = 0 gives exactly uniform weights over the visible keys")
   CHECK(std::any_of(h.param("v").g.begin(), h.param("v").g.end(), [](float g) { return g != 0.0f; }));
 }
 
+// At v = 0 the additive score v_hᵀ tanh(a_i + c_j) is 0 whatever q and k are, so nothing that
+// reaches the loss only through the score gets a gradient: every term of dq_i and dk_j carries a
+// factor v (e_ijd = dS_ij v_hd (1 − t²)), hence W_q, W_k, b_q, b_k and the score's own maps
+// (u_q, u_k; luong concat's w_c) get exactly 0, and so does x_q in cross-attention. v does not
+// (dv_h = Σ dS_ij t_ij), nor do W_v, b_v, W_o, b_o (the uniform weights still pass V on). After
+// one step on v alone, every one of them gets a gradient. Parameters random (biases included),
+// so the zeros come from v = 0, not from a special start.
+TEST_CASE("bahdanau/luong concat: at v = 0 W_q, W_k, their biases and the maps get exactly zero gradient") {
+  const int B = 2, Tq = 5, C = 8, H = 2;
+  auto nonzero = [](const std::vector<float>& g) {
+    return std::any_of(g.begin(), g.end(), [](float x) { return x != 0.0f; });
+  };
+  for (const Variant& var : {kVariants[0], kVariants[3]})
+    for (bool self_attn : {true, false}) {
+      INFO(var.label << (self_attn ? " causal self" : " cross with padding"));
+      const int Tk = self_attn ? Tq : 7;
+      const std::vector<unsigned char> keep = keep_mask(B, Tk, self_attn ? std::vector<std::vector<int>>{}
+                                                                         : std::vector<std::vector<int>>{{}, {1, 4}});
+      AttnMask mask;
+      if (!self_attn) mask.key_keep = keep.data();
+      Harness h(variant_spec(var, C, H, 1, self_attn), 95);  // GQA: one KV head for two heads
+      std::vector<float>& v = h.param("v").w;
+      std::fill(v.begin(), v.end(), 0.0f);
+      Rng rng(96);
+      const std::vector<float> x_q = random_normal(size_t(B) * Tq * C, rng);
+      const std::vector<float> x_kv = self_attn ? x_q : random_normal(size_t(B) * Tk * C, rng);
+      const std::vector<float> U = random_normal(x_q.size(), rng);
+      std::vector<float> out(x_q.size()), dx_q(x_q.size()), dx_kv(x_kv.size());
+      auto gradients = [&] {
+        std::fill(dx_q.begin(), dx_q.end(), 0.0f);
+        std::fill(dx_kv.begin(), dx_kv.end(), 0.0f);
+        h.store.zero_grad();
+        h.attn->forward(out.data(), x_q.data(), x_kv.data(), B, Tq, Tk, mask, false, nullptr);
+        h.attn->backward(dx_q.data(), self_attn ? dx_q.data() : dx_kv.data(), U.data());
+      };
+      std::vector<std::string> through_score = {"w_q", "b_q", "w_k", "b_k"};
+      for (const char* n : var.type == "bahdanau" ? std::vector<const char*>{"u_q", "u_k"}
+                                                  : std::vector<const char*>{"w_c"})
+        through_score.push_back(n);
+
+      gradients();
+      for (const std::string& n : through_score) {
+        INFO("v = 0: " << n);
+        for (float g : h.param(n).g) REQUIRE(g == 0.0f);
+      }
+      if (!self_attn)
+        for (float g : dx_q) REQUIRE(g == 0.0f);
+      for (const char* n : {"v", "w_v", "b_v", "w_o", "b_o"}) {
+        INFO("v = 0: " << n);
+        CHECK(nonzero(h.param(n).g));
+      }
+
+      // one gradient step on v alone; now the score depends on q and k, and they learn
+      const std::vector<float> dv = h.param("v").g;
+      for (size_t i = 0; i < v.size(); i++) v[i] -= 0.5f * dv[i];
+      gradients();
+      for (const std::string& n : through_score) {
+        INFO("after one step on v: " << n);
+        CHECK(nonzero(h.param(n).g));
+      }
+      CHECK(nonzero(dx_q));
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // d) luong dot is scaled dot-product attention without the scale
 // ---------------------------------------------------------------------------------------------
@@ -373,7 +438,7 @@ TEST_CASE("luong dot equals scaled_dot_product with scale none") {
 }
 
 TEST_CASE("luong concat with w_c = [u_q | u_k] equals bahdanau") {
-  // W_c [q; k] = W_c[:, :D] q + W_c[:, D:] k: the same score, stored side by side
+  // W_a [q; k] = W_a[:, :D] q + W_a[:, D:] k (Luong's W_a, stored as w_c): the same score, side by side
   const int B = 2, Tq = 5, Tk = 7, C = 16, H = 4, D = 4;
   const std::vector<unsigned char> keep = keep_mask(B, Tk, {{1}, {6}});
   AttnMask mask;
