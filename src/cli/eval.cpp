@@ -71,9 +71,10 @@ Run add_eval(CLI::App& app) {
                           {"split", o->split},           {"kind", option_name(lm.config.model.kind)}};
       for (const auto& n : rep.names) j["metrics"][n] = rep.get(n);
       if (rep.has("exact_match")) j["examples"] = int(rep.examples.size()), j["beam_width"] = opt.beam_width;
-      // the numbers as numbers, data.path as text
+      // the numbers as numbers, data.path (src_path, tgt_path) as text
       auto value = [](const DataOverride& ov, const std::string& v) {
-        return ov.key == "data.path" ? nlohmann::json(v) : nlohmann::json::parse(v, nullptr, false);
+        const bool path = ov.key.size() >= 4 && ov.key.compare(ov.key.size() - 4, 4, "path") == 0;
+        return path ? nlohmann::json(v) : nlohmann::json::parse(v, nullptr, false);
       };
       for (const auto& ov : cd.overrides)
         j["overrides"][ov.key] = {{"value", value(ov, ov.value)}, {"trained", value(ov, ov.trained)}};

@@ -11,6 +11,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "config/fields.h"
 #include "config/slots.h"
 #include "config/yaml_errors.h"
 #include "core/error.h"
@@ -20,166 +21,7 @@ namespace attnlab {
 
 namespace {
 
-// Where a value came from, for error messages: "file:line:col" or "--set a.b=v".
-struct Where {
-  std::string text;
-};
-
-[[noreturn]] void fail(const Where& w, const std::string& key, const std::string& what) {
-  user_error("{}: key '{}': {}", w.text, key, what);
-}
-
-// One schema entry: how to read a YAML scalar into the config and print it back.
-struct Field {
-  std::string key, type, doc;
-  bool quoted = false;  // printed as a quoted YAML string
-  // Left out of dump_config while the key has its default value: for keys added after configs
-  // were first embedded in checkpoints, so that a run that does not use the key writes the same
-  // bytes (config.yaml, checkpoints) as before the key existed.
-  bool omit_default = false;
-  std::function<void(Config&, const YAML::Node&, const Where&)> set;
-  std::function<std::string(const Config&)> get;
-};
-
-using IntRef = std::function<int&(Config&)>;
-using DblRef = std::function<double&(Config&)>;
-using StrRef = std::function<std::string&(Config&)>;
-using BoolRef = std::function<bool&(Config&)>;
-
-std::string fmt_double(double v) {
-  std::string s = fmt::format("{}", v);
-  if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
-  return s;
-}
-
-Field int_field(std::string key, IntRef ref, long long lo, long long hi, std::string doc) {
-  Field f;
-  f.key = key;
-  f.type = hi == INT32_MAX ? fmt::format("int ≥ {}", lo) : fmt::format("int in [{}, {}]", lo, hi);
-  f.doc = std::move(doc);
-  f.set = [key, ref, lo, hi](Config& c, const YAML::Node& n, const Where& w) {
-    long long v;
-    std::string s = scalar_text(n);
-    try {
-      if (!n.IsScalar()) throw YAML::Exception(YAML::Mark(), "");
-      size_t pos = 0;
-      v = std::stoll(s, &pos);
-      if (pos != s.size()) throw std::invalid_argument("trailing");
-    } catch (...) {
-      fail(w, key, fmt::format("expected an integer, got {}", n.IsScalar() ? "'" + s + "'" : s));
-    }
-    if (v < lo || v > hi)
-      fail(w, key, hi == INT32_MAX ? fmt::format("expected an integer ≥ {}, got {}", lo, v)
-                                   : fmt::format("expected an integer in [{}, {}], got {}", lo, hi, v));
-    ref(c) = int(v);
-  };
-  f.get = [ref](const Config& c) { return std::to_string(ref(const_cast<Config&>(c))); };
-  return f;
-}
-
-Field seed_field(std::string key, std::function<int64_t&(Config&)> ref, std::string doc) {
-  Field f;
-  f.key = key;
-  f.type = "int ≥ 0";
-  f.doc = std::move(doc);
-  f.set = [key, ref](Config& c, const YAML::Node& n, const Where& w) {
-    std::string s = scalar_text(n);
-    long long v = -1;
-    try {
-      size_t pos = 0;
-      v = std::stoll(s, &pos);
-      if (pos != s.size() || !n.IsScalar()) v = -1;
-    } catch (...) {
-    }
-    if (v < 0) fail(w, key, fmt::format("expected a non-negative integer, got '{}'", s));
-    ref(c) = v;
-  };
-  f.get = [ref](const Config& c) { return std::to_string(ref(const_cast<Config&>(c))); };
-  return f;
-}
-
-Field dbl_field(std::string key, DblRef ref, double lo, double hi, bool lo_open, std::string doc) {
-  Field f;
-  f.key = key;
-  f.type = std::isinf(hi) ? fmt::format("float {} {}", lo_open ? ">" : "≥", lo)
-                          : fmt::format("float in {}{}, {}]", lo_open ? "(" : "[", lo, hi);
-  f.doc = std::move(doc);
-  const std::string range = f.type.substr(6);
-  f.set = [key, ref, lo, hi, lo_open, range](Config& c, const YAML::Node& n, const Where& w) {
-    std::string s = scalar_text(n);
-    double v;
-    try {
-      if (!n.IsScalar()) throw std::invalid_argument("");
-      size_t pos = 0;
-      v = std::stod(s, &pos);
-      if (pos != s.size()) throw std::invalid_argument("");
-    } catch (...) {
-      fail(w, key, fmt::format("expected a number, got {}", n.IsScalar() ? "'" + s + "'" : s));
-    }
-    if (!std::isfinite(v) || v < lo || v > hi || (lo_open && v == lo))
-      fail(w, key, fmt::format("expected a number {}, got {}", range, s));
-    ref(c) = v;
-  };
-  f.get = [ref](const Config& c) { return fmt_double(ref(const_cast<Config&>(c))); };
-  return f;
-}
-
-Field omitted(Field f) { return f.omit_default = true, f; }  // a key newer than saved configs: see omit_default
-
-Field bool_field(std::string key, BoolRef ref, std::string doc) {
-  Field f;
-  f.key = key;
-  f.type = "bool";
-  f.doc = std::move(doc);
-  f.set = [key, ref](Config& c, const YAML::Node& n, const Where& w) {
-    const std::string s = scalar_text(n);
-    if (s == "true" || s == "True" || s == "yes" || s == "on") ref(c) = true;
-    else if (s == "false" || s == "False" || s == "no" || s == "off") ref(c) = false;
-    else fail(w, key, fmt::format("expected true or false, got '{}'", s));
-  };
-  f.get = [ref](const Config& c) { return ref(const_cast<Config&>(c)) ? "true" : "false"; };
-  return f;
-}
-
-// A string; with `choices` non-empty, one of them.
-Field str_field(std::string key, StrRef ref, std::vector<std::string> choices, std::string doc) {
-  Field f;
-  f.key = key;
-  std::string list;
-  for (const auto& ch : choices) list += (list.empty() ? "" : " | ") + ch;
-  f.type = choices.empty() ? "string" : list;
-  f.doc = std::move(doc);
-  f.quoted = true;
-  f.set = [key, ref, choices, list](Config& c, const YAML::Node& n, const Where& w) {
-    if (!n.IsScalar() && !n.IsNull()) fail(w, key, fmt::format("expected a string, got {}", scalar_text(n)));
-    const std::string s = n.IsNull() ? "" : n.Scalar();
-    if (!choices.empty() && std::find(choices.begin(), choices.end(), s) == choices.end())
-      fail(w, key, fmt::format("expected one of {}, got '{}'", list, s));
-    ref(c) = s;
-  };
-  f.get = [ref](const Config& c) { return ref(const_cast<Config&>(c)); };
-  return f;
-}
-
-// One of a closed set, stored as its enum (OptionNames<E> spells its values).
-template <class Ref>
-Field enum_field(std::string key, Ref ref, std::string doc) {
-  using E = std::decay_t<decltype(ref(std::declval<Config&>()))>;
-  Field f;
-  f.key = key;
-  std::string list;
-  for (const char* ch : OptionNames<E>::names) list += (list.empty() ? "" : " | ") + std::string(ch);
-  f.type = list;
-  f.doc = std::move(doc);
-  f.quoted = true;
-  f.set = [key, ref, list](Config& c, const YAML::Node& n, const Where& w) {
-    if (!n.IsScalar() && !n.IsNull()) fail(w, key, fmt::format("expected a string, got {}", scalar_text(n)));
-    const std::string s = n.IsNull() ? "" : n.Scalar();
-    if (!option_from_name(s, ref(c))) fail(w, key, fmt::format("expected one of {}, got '{}'", list, s));
-  };
-  f.get = [ref](const Config& c) { return option_name(ref(const_cast<Config&>(c))); };
-  return f;
-}
+using namespace config_fields;  // Field and its makers (fields.h)
 
 const std::vector<Field>& schema() {
   static const std::vector<Field> fields = [] {
@@ -333,10 +175,13 @@ const std::vector<Field>& schema() {
                         INT32_MAX, "parallel: train batches of pairs of similar length, as many as fit in this many "
                         "padded source + target tokens (docs/tasks.md). 0 = train.batch_size rows.")));
     v.push_back(str_field("data.tokenizer", [](Config& c) -> auto& { return c.data.tokenizer; }, {"chars", "bpe"},
-                          "text: `chars` (one token per byte, the vocabulary made from the file) or `bpe` (byte-level "
-                          "BPE read from data.tokenizer_file; docs/tokenizer.md)."));
+                          "text and parallel: `chars` (one token per byte, the vocabulary made from the (train) text) "
+                          "or `bpe` (byte-level BPE read from data.tokenizer_file; docs/tokenizer.md)."));
     v.push_back(str_field("data.tokenizer_file", [](Config& c) -> auto& { return c.data.tokenizer_file; }, {},
                           "data.tokenizer bpe: the JSON file of `attnlab tokenizer train`, relative as data.path."));
+    v.push_back(omitted(bool_field("data.shared_vocab", [](Config& c) -> auto& { return c.data.shared_vocab; },
+                                   "parallel: one vocabulary for both sides; false = source and target tokens get "
+                                   "disjoint ids (decoding never emits a source id; docs/tasks.md).")));
     // train
     v.push_back(int_field("train.steps", [](Config& c) -> auto& { return c.train.steps; }, 0, INT32_MAX,
                           "Optimizer steps."));
@@ -585,6 +430,8 @@ void validate(const Config& c, const std::string& origin, const Locations& loc) 
     bad("data.tokenizer_file",
         "expected the path of a tokenizer JSON file (data.tokenizer is 'bpe'), got nothing; make one with "
         "`attnlab tokenizer train FILE --vocab-size N -o tok.json`");
+  if (!c.data.shared_vocab && c.data.task != "parallel")
+    bad("data.shared_vocab", "false is for data.task parallel (a source and a target side); remove the key");
   if (c.data.min_len > c.data.max_len)
     bad("data.min_len", fmt::format("expected at most data.max_len ({}), got {}", c.data.max_len, c.data.min_len));
   if (c.train.batch_size % c.train.grad_accum != 0)

@@ -77,8 +77,9 @@ struct DataConfig {
   double mask_prob = 0.15;              // text with an encoder: share of positions masked (MLM)
   std::string src_path, tgt_path;       // parallel: source and target files, one sentence per line
   int batch_tokens = 0;                 // parallel: train batches by token budget (0 = train.batch_size rows)
-  std::string tokenizer = "chars";      // text: chars | bpe
+  std::string tokenizer = "chars";      // text, parallel: chars | bpe
   std::string tokenizer_file;           // bpe: the `tokenizers` JSON file (attnlab tokenizer train)
+  bool shared_vocab = true;             // parallel: false = disjoint source and target ids
 };
 
 struct TrainConfig {

@@ -25,6 +25,9 @@ TaskOptions task_options(const Config& cfg) {
   o.path = cfg.data.path;
   o.src_path = cfg.data.src_path;
   o.tgt_path = cfg.data.tgt_path;
+  o.tokenizer = cfg.data.tokenizer;
+  o.tokenizer_file = cfg.data.tokenizer_file;
+  o.shared_vocab = cfg.data.shared_vocab;
   o.seed = uint64_t(cfg.train.seed);
   return o;
 }
@@ -52,7 +55,11 @@ std::string describe_data_config(const Config& cfg) {
   } else {
     const auto names = TaskDataset::names();
     if (d.task != "parallel" && std::find(names.begin(), names.end(), d.task) == names.end()) return head;
-    if (d.task == "parallel") head += " " + (d.path.empty() ? d.src_path + " + " + d.tgt_path : d.path);
+    if (d.task == "parallel") {
+      head += " " + (d.path.empty() ? d.src_path + " + " + d.tgt_path : d.path);
+      if (d.tokenizer == "bpe") opts.push_back(fmt::format("tokenizer bpe {}", d.tokenizer_file));
+      if (!d.shared_vocab) opts.push_back("separate source and target vocabularies");
+    }
     if (d.batch_tokens > 0) opts.push_back(fmt::format("batch_tokens {}", d.batch_tokens));
     const std::map<std::string, int> value = {{"n_symbols", d.n_symbols}, {"min_len", d.min_len},
                                               {"max_len", d.max_len},     {"n_pairs", d.n_pairs},
@@ -75,14 +82,16 @@ std::unique_ptr<Dataset> make_dataset(const Config& cfg, const Tokenizer* tokeni
       return std::make_unique<TextDataset>(cfg.data.path, cfg.data.val_fraction, cfg.model.block_size,
                                            option_name(cfg.model.kind), cfg.data.mask_prob, tok ? &*tok : nullptr);
     }
-    return std::make_unique<TaskDataset>(task_options(cfg), option_name(cfg.model.kind), cfg.model.block_size);
+    TaskOptions o = task_options(cfg);
+    if (tokenizer && cfg.data.task == "parallel") o.given_tokenizer = std::make_shared<const Tokenizer>(*tokenizer);
+    return std::make_unique<TaskDataset>(o, option_name(cfg.model.kind), cfg.model.block_size);
   } catch (const ConfigKeyError& e) {
     config_error(cfg, e.keys, e.what());  // the dataset knows the keys, the config where they were written
   }
 }
 
-std::unique_ptr<Dataset> make_training_data(const Config& cfg) {
-  std::unique_ptr<Dataset> data = make_dataset(cfg);
+std::unique_ptr<Dataset> make_training_data(const Config& cfg, const Tokenizer* tokenizer) {
+  std::unique_ptr<Dataset> data = make_dataset(cfg, tokenizer);
   // the attention modules check this too, but only once the model is being built
   if (cfg.model.device == ModelConfig::Device::cuda && !cuda_available())
     config_error(cfg, {"model.device"},

@@ -8,9 +8,11 @@
 //   split   u = mix(FNV-1a(seed, source line bytes)) in [0,1): u < val_fraction -> val, u <
 //           2 val_fraction -> test, else train. Equal sources land in the same split. val and test
 //           keep their first n_val pairs in file order.
-//   tokens  parallel_tokenizer() and parallel_encode() below: THE place that chooses the tokens
-//           (chars now: one byte a token, one vocabulary for both sides from the train lines, plus
-//           <sep> <end> <pad> <unk>; a byte of a val/test line the train lines lack is <unk>).
+//   tokens  parallel_tokenizer() and parallel_encode() below: THE place that chooses the tokens:
+//           data.tokenizer chars (one byte a token, the vocabulary from the train lines; a byte of a
+//           val/test line the train lines lack is <unk>) or bpe (data.tokenizer_file), one
+//           vocabulary for both sides or (data.shared_vocab false) disjoint source and target id
+//           ranges, then <sep> <end> <pad> <unk>. A given tokenizer (a checkpoint's) is used as it is.
 //   length  a pair whose source or target is longer than data.max_len tokens is dropped; the
 //           count is in describe() (the data: line of train.log).
 #include <fmt/format.h>
@@ -105,25 +107,42 @@ Split split_of(const std::string& source, uint64_t seed, double val_fraction) {
   return u < val_fraction ? Split::val : u < 2.0 * val_fraction ? Split::test : Split::train;
 }
 
-// The tokens of parallel data, the one place that chooses them (BPE would go here): the tokenizer
-// from the train lines (both sides), and the encoding of one side of a pair with it, where a piece
-// the tokenizer lacks becomes <unk> (counted in *n_unk).
-Tokenizer parallel_tokenizer(const std::vector<const Pair*>& train) {
-  std::string text;
-  for (const Pair* p : train) text += p->src, text += p->tgt;
-  Tokenizer tok = Tokenizer::build(text);
+// The tokens of parallel data, the one place that chooses them: the tokenizer (a given one, e.g. a
+// checkpoint's, as it is; else chars from the train lines or the BPE of data.tokenizer_file, one
+// vocabulary for both sides or, shared_vocab false, one per side in disjoint id ranges, then
+// <sep> <end> <pad> <unk>), and the encoding of one side of a pair with it, where a byte a chars
+// vocabulary lacks becomes <unk> (counted in *n_unk; BPE reads every byte).
+Tokenizer parallel_tokenizer(const TaskOptions& o, const std::vector<const Pair*>& train) {
+  if (o.given_tokenizer) return *o.given_tokenizer;
+  Tokenizer tok;
+  if (o.tokenizer == "bpe") {
+    Tokenizer file;
+    try {
+      file = Tokenizer::load_bpe_file(o.tokenizer_file);
+    } catch (const UserError& e) {
+      key_error({"data.tokenizer_file"}, "{}", e.what());
+    }
+    const Tokenizer bpe = Tokenizer::from_bpe(*file.bpe());  // the file's own added tokens are not used
+    tok = o.shared_vocab ? bpe : Tokenizer::split(bpe, bpe);
+  } else {
+    std::string src, tgt;
+    for (const Pair* p : train) src += p->src, tgt += p->tgt;
+    tok = o.shared_vocab ? Tokenizer::build(src + tgt) : Tokenizer::split(Tokenizer::build(src), Tokenizer::build(tgt));
+  }
   for (const char* s : {"<sep>", "<end>", "<pad>", "<unk>"}) tok.add_special(s);
   return tok;
 }
 
-std::vector<int> parallel_encode(const Tokenizer& tok, const std::string& text, long* n_unk) {
-  const int unk = tok.find("<unk>");
+std::vector<int> parallel_encode(const Tokenizer& tok, const std::string& text, bool target, long* n_unk) {
+  if (tok.kind() == Tokenizer::Kind::bpe) return target ? tok.encode_target(text) : tok.encode(text);
+  const Tokenizer& side = target && tok.is_split() ? *tok.target() : tok;
+  const int off = target ? tok.target_offset() : 0, unk = tok.find("<unk>");
   std::vector<int> ids;
   ids.reserve(text.size());
   for (char c : text) {
-    const bool known = tok.contains(c);
+    const bool known = side.contains(c);
     *n_unk += !known;
-    ids.push_back(known ? tok.id(c) : unk);
+    ids.push_back(known ? side.id(c) + off : unk);
   }
   return ids;
 }
@@ -140,7 +159,9 @@ class Parallel : public TaskGen {
                   "data.val_fraction {}; give more lines or {} data.val_fraction", s == Split::train ? "train" :
                   s == Split::val ? "val" : "test", files(), pairs.size(), o.val_fraction,
                   s == Split::train ? "lower" : "raise");
-    tok = parallel_tokenizer(in_split[int(Split::train)]);
+    tok = parallel_tokenizer(o, in_split[int(Split::train)]);
+    for (const char* name : {"<sep>", "<end>", "<pad>", "<unk>"})
+      if (tok.find(name) < 0) user_error("the tokenizer of data.task parallel lacks its special token {}", name);
     sep = tok.find("<sep>");
     end = tok.find("<end>");
     pad = tok.find("<pad>");
@@ -151,8 +172,8 @@ class Parallel : public TaskGen {
       auto& out = split_[int(s)];
       for (const Pair* p : in_split[int(s)]) {  // every line is checked, so that `dropped` counts them all
         TaskExample ex;
-        ex.input = parallel_encode(tok, p->src, &n_unk_);
-        ex.output = parallel_encode(tok, p->tgt, &n_unk_);
+        ex.input = parallel_encode(tok, p->src, false, &n_unk_);
+        ex.output = parallel_encode(tok, p->tgt, true, &n_unk_);
         ex.line = p->line;
         if (int(ex.input.size()) > o.max_len || int(ex.output.size()) > o.max_len) {
           ++dropped_;
@@ -189,13 +210,19 @@ class Parallel : public TaskGen {
   }
   std::string describe() const override {
     return fmt::format("{}: {} line pairs, train {} / val {} / test {} used, {} dropped (longer than data.max_len "
-                       "{} tokens){}, char tokens",
+                       "{} tokens){}, {}",
                        files(), n_lines_, split_[0].size(), split_[1].size(), split_[2].size(), dropped_, o_.max_len,
-                       n_unk_ > 0 ? fmt::format(", {} val/test bytes outside the train vocabulary read as <unk>", n_unk_)
-                                  : std::string());
+                       n_unk_ > 0 ? fmt::format(", {} bytes outside the vocabulary read as <unk>", n_unk_)
+                                  : std::string(), vocabulary());
   }
 
  private:
+  std::string vocabulary() const {  // "char tokens", "BPE tokens, separate source (N ids) and target (M ids) vocabularies"
+    const std::string kind = tok.kind() == Tokenizer::Kind::bpe ? "BPE tokens" : "char tokens";
+    if (!tok.is_split()) return kind + ", one vocabulary for both sides";
+    return fmt::format("{}, separate source (ids 0..{}) and target (ids {}..{}) vocabularies", kind,
+                       tok.target_offset() - 1, tok.target_offset(), tok.target_offset() + tok.target()->size() - 1);
+  }
   std::string files() const { return o_.path.empty() ? o_.src_path + " + " + o_.tgt_path : o_.path; }
   static std::string key_of(const std::vector<int>& ids) {
     return std::string(reinterpret_cast<const char*>(ids.data()), ids.size() * sizeof(int));

@@ -39,6 +39,12 @@ struct TaskOptions {
   int n_digits = 3;              // addition
   std::string path;              // parallel: one TSV file, source<TAB>target per line
   std::string src_path, tgt_path;  // parallel: or two files, one sentence per line
+  std::string tokenizer = "chars";  // parallel: chars | bpe (data.tokenizer)
+  std::string tokenizer_file;       // parallel, bpe: the `tokenizers` JSON file
+  bool shared_vocab = true;         // parallel: false = disjoint source and target ids (Tokenizer::split)
+  // parallel: the tokenizer to use as it is (a checkpoint's, specials included) instead of making
+  // one from the train lines or tokenizer_file; null = make one
+  std::shared_ptr<const Tokenizer> given_tokenizer;
   uint64_t seed = 1234;
 };
 

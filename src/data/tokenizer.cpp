@@ -88,14 +88,37 @@ Tokenizer Tokenizer::load_bpe_file(const std::string& path) {
 }
 
 std::string Tokenizer::to_json() const {
-  if (kind_ != Kind::bpe) throw std::logic_error("Tokenizer::to_json: only the bpe kind has a JSON file");
+  if (kind_ != Kind::bpe || target_)
+    throw std::logic_error("Tokenizer::to_json: only the bpe kind has a JSON file (split: one per side)");
   std::vector<std::pair<int, std::string>> added;
   for (int id = bpe_->size(); id < size(); ++id) added.emplace_back(id, tokens_[size_t(id)]);
   return bpe_to_json(*bpe_, added);
 }
 
+Tokenizer Tokenizer::split(const Tokenizer& source, const Tokenizer& target) {
+  for (const Tokenizer* t : {&source, &target}) {
+    if (t->kind() == Kind::symbols || t->kind() != source.kind() || t->is_split())
+      user_error("tokenizer: split vocabularies need two chars or two bpe tokenizers");
+    for (int id = 0; id < t->size(); ++id)
+      if (t->is_special(id)) user_error("tokenizer: split vocabularies are made before their special tokens");
+  }
+  Tokenizer t = source;
+  t.target_ = std::make_shared<const Tokenizer>(target);
+  t.target_offset_ = source.size();
+  for (const auto& tok : target.tokens()) t.tokens_.push_back(tok);  // not indexed: encode reads the source side
+  return t;
+}
+
+std::vector<int> Tokenizer::encode_target(std::string_view text) const {
+  if (!target_) return encode(text);
+  std::vector<int> ids = target_->encode(text);
+  for (int& i : ids) i += target_offset_;
+  return ids;
+}
+
 bool Tokenizer::operator==(const Tokenizer& o) const {
-  if (kind_ != o.kind_ || tokens_ != o.tokens_) return false;
+  if (kind_ != o.kind_ || tokens_ != o.tokens_ || target_offset_ != o.target_offset_) return false;
+  if (bool(target_) != bool(o.target_) || (target_ && !(*target_ == *o.target_))) return false;
   if (kind_ != Kind::bpe) return true;
   return bpe_->merges() == o.bpe_->merges() && bpe_->ignore_merges() == o.bpe_->ignore_merges();
 }
@@ -171,6 +194,7 @@ int Tokenizer::add_special(const std::string& name) {
 bool Tokenizer::is_special(int id) const {
   if (id < 0 || id >= size())
     throw std::out_of_range(fmt::format("token id {} is outside the vocabulary [0, {})", id, size()));
+  if (target_) return id >= target_offset_ + target_->size();
   if (kind_ == Kind::bpe && id >= bpe_->size()) return true;
   return is_special_name(tokens_[size_t(id)]);
 }

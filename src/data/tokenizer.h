@@ -14,6 +14,12 @@
 // ("<mask>", "<sep>"). decode prints them as they are; in the chars kind encode never produces
 // them (it is byte by byte), nor in the bpe kind, so a caller that needs one asks find("<mask>").
 //
+// Split vocabularies (split(source, target), data.shared_vocab false): ids [0, target_offset())
+// are the source tokenizer's, [target_offset(), target_offset() + target()->size()) the target
+// tokenizer's (the same token strings may appear in both ranges), special tokens follow. encode,
+// contains and id read the source side; encode_target the target side (ids offset); decode reads
+// both ranges.
+//
 // tokens() lists every token, index = id. kind() + tokens() describe a tokenizer completely:
 // from_tokens(kind, tokens) rebuilds an identical one (checkpoints store exactly these two); a bpe
 // tokenizer is described by to_json() instead (its merges too).
@@ -48,7 +54,15 @@ class Tokenizer {
   static Tokenizer load_bpe_file(const std::string& path);
   // bpe: the `tokenizers` JSON file of this tokenizer (std::logic_error for the other kinds).
   std::string to_json() const;
-  const Bpe* bpe() const { return bpe_.get(); }  // bpe: the model; else nullptr
+  const Bpe* bpe() const { return bpe_.get(); }  // bpe: the model (split: the source side's); else nullptr
+  // Disjoint id ranges for the two sides of parallel data: source's ids, then target's (offset by
+  // source.size()). Both of one kind (chars or bpe) and without special tokens; UserError otherwise.
+  static Tokenizer split(const Tokenizer& source, const Tokenizer& target);
+  bool is_split() const { return target_ != nullptr; }
+  int target_offset() const { return target_offset_; }     // split: first target id; else 0
+  const Tokenizer* target() const { return target_.get(); }  // split: the target side; else nullptr
+  // split: the target side's ids of `text` (offset); else encode(text).
+  std::vector<int> encode_target(std::string_view text) const;
   static const char* kind_name(Kind kind);              // "chars" | "symbols" | "bpe"
   static Kind parse_kind(const std::string& name);      // UserError on another name
 
@@ -61,6 +75,7 @@ class Tokenizer {
   int add_special(const std::string& name);
   static bool is_special_name(std::string_view token);  // "<...>", at least 3 chars, no whitespace
   bool is_special(int id) const;                         // id < size(); bpe: every id after the BPE vocabulary
+                                                         // (split: after both sides)
   int find(const std::string& token) const;              // its id, or -1
 
   // chars kind: the ordinary bytes in id order (special tokens left out); symbols kind: empty.
@@ -81,6 +96,8 @@ class Tokenizer {
   std::string vocab_;  // chars: ordinary bytes in id order
   int byte_id_[256];   // one-byte tokens -> id, -1 if absent
   std::shared_ptr<const Bpe> bpe_;  // bpe kind: the model (its tokens are tokens_[0, bpe_->size()))
+  std::shared_ptr<const Tokenizer> target_;  // split: the target side (tokens_ holds a copy of its tokens)
+  int target_offset_ = 0;
 };
 
 }  // namespace attnlab

@@ -37,7 +37,8 @@ namespace {
 std::vector<std::string> shown_tokens(const Tokenizer& tok) {
   std::vector<std::string> out = tok.tokens();
   if (tok.kind() == Tokenizer::Kind::bpe)
-    for (int id = 0; id < tok.bpe()->size(); ++id) out[size_t(id)] = bpe_to_alphabet(out[size_t(id)]);
+    for (int id = 0; id < tok.size(); ++id)  // both sides of a split vocabulary; not the special tokens
+      if (!tok.is_special(id)) out[size_t(id)] = bpe_to_alphabet(out[size_t(id)]);
   return out;
 }
 
@@ -138,6 +139,11 @@ nlohmann::json inspect_checkpoint(const std::string& path) {
                                           size_t(lm.tokenizer.size())
                                       ? json(lm.tokenizer.vocab())
                                       : json(shown_tokens(lm.tokenizer))}};
+  if (lm.tokenizer.is_split()) {  // data.shared_vocab false: [first, last] id of each side
+    const int off = lm.tokenizer.target_offset();
+    r["tokenizer"]["source_ids"] = {0, off - 1};
+    r["tokenizer"]["target_ids"] = {off, off + lm.tokenizer.target()->size() - 1};
+  }
   r["model"] = {{"n_layers", cfg.model.n_layers},   {"d_model", cfg.model.d_model},
                 {"n_heads", cfg.model.n_heads},     {"d_ff", cfg.model.mlp ? cfg.ff_dim() : 0},
                 {"mlp", cfg.model.mlp},
@@ -256,6 +262,10 @@ std::string render_checkpoint(const nlohmann::json& r) {
   if (vocab.size() > 80) vocab = vocab.substr(0, 77) + "...";
   line(fmt::format("tokenizer    {}, {} tokens: \"{}\"", r["tokenizer"]["type"].get<std::string>(),
                    r["tokenizer"]["vocab_size"].get<int>(), vocab));
+  if (r["tokenizer"].contains("target_ids"))
+    line(fmt::format("             source ids {}..{}, target ids {}..{} (data.shared_vocab false)",
+                     r["tokenizer"]["source_ids"][0].get<int>(), r["tokenizer"]["source_ids"][1].get<int>(),
+                     r["tokenizer"]["target_ids"][0].get<int>(), r["tokenizer"]["target_ids"][1].get<int>()));
   line("attention");
   for (const auto& a : r["attention"]) {
     std::string s = fmt::format("  {} ({}): {} | {} | heads {}, kv heads {} | scale {} | dropout {} | window {}",

@@ -66,6 +66,20 @@ void log_softmax(const float* lg, int V, std::vector<double>& out) {
   for (int v = 0; v < V; v++) out[v] = double(lg[v]) - lse;
 }
 
+// opt.min_token: rows [n, V] of logits with the ids below min_token at -inf (in place).
+void ban_low_ids(float* logits, int n, int V, const SampleOptions& opt) {
+  const int k = std::min(opt.min_token, V - 1);  // at least one id stays
+  for (int r = 0; r < n && k > 0; r++) std::fill_n(logits + size_t(r) * V, k, -INFINITY);
+}
+
+// logits [n, V] as decoding may read them: `lg` itself, or a copy in `buf` with the banned ids.
+const float* allowed_logits(const float* lg, int n, int V, const SampleOptions& opt, std::vector<float>& buf) {
+  if (opt.min_token <= 0) return lg;
+  buf.assign(lg, lg + size_t(n) * V);
+  ban_low_ids(buf.data(), n, V, opt);
+  return buf.data();
+}
+
 // Beam search once the cache holds W identical rows and `logits` [W,V] are their next-token logits.
 // step(tokens[W]) appends one token per row and returns the new logits [W,V]; reorder(parents[W])
 // makes cache row b a copy of row parents[b].
@@ -86,12 +100,15 @@ std::vector<int> beam_search(int V, int W, int max_steps, const float* logits, c
   std::vector<Hyp> live{Hyp{{}, 0.0}};  // live[i] sits in cache row i (at first all rows are equal)
   std::vector<std::pair<double, std::vector<int>>> finished;
   std::vector<double> ls;
+  std::vector<float> banned;
   for (int s = 0; s < max_steps; s++) {
     std::vector<Cand> cands;
     cands.reserve(live.size() * size_t(V));
+    logits = allowed_logits(logits, W, V, opt, banned);
     for (size_t i = 0; i < live.size(); i++) {
       log_softmax(logits + i * size_t(V), V, ls);
-      for (int v = 0; v < V; v++) cands.push_back({live[i].logp + ls[v], int(i), v});
+      for (int v = std::min(std::max(opt.min_token, 0), V - 1); v < V; v++)
+        cands.push_back({live[i].logp + ls[v], int(i), v});
     }
     const size_t top = std::min(cands.size(), size_t(2 * W));
     std::partial_sort(cands.begin(), cands.begin() + top, cands.end(), [](const Cand& a, const Cand& b) {
@@ -166,6 +183,7 @@ std::vector<std::vector<int>> generate_batch(Model& model, const std::vector<std
       model.forward(ids.data(), nullptr, B, T, false, nullptr);
       take_last(model.logits(), T);
     }
+    ban_low_ids(last.data(), B, V, opt);
     bool all = true;
     for (int b = 0; b < B; b++) {
       next[b] = stopped[b] ? seqs[b].back()
@@ -239,6 +257,7 @@ std::vector<int> translate(Model& model, const std::vector<int>& src, int start_
   const int max_steps = std::min(opt.max_new_tokens, block);
   if (opt.beam_width > 1) return beam_translate(model, src, start_token, opt);
   std::vector<int> out;
+  std::vector<float> banned;
   const bool cached = opt.use_cache && model.has_cache();
   const float* lg = nullptr;
   Batch batch;  // the uncached path: the whole target prefix every step
@@ -259,7 +278,7 @@ std::vector<int> translate(Model& model, const std::vector<int>& src, int start_
       model.forward(batch, false, nullptr);
       lg = model.logits() + size_t(batch.T - 1) * V;
     }
-    const int next = sample_logits(lg, V, opt.temperature, opt.top_k, rng, opt.top_p);
+    const int next = sample_logits(allowed_logits(lg, 1, V, opt, banned), V, opt.temperature, opt.top_k, rng, opt.top_p);
     out.push_back(next);
     if (stops(opt, out) || i + 1 == max_steps) break;
     if (cached) lg = model.forward_cached(&next, 1, 1);

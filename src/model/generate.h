@@ -42,6 +42,9 @@ struct SampleOptions {
   bool use_cache = true;     // incremental decoding when the model supports it
   int beam_width = 1;        // > 1: beam search (temperature, top-k and top-p are then unused)
   float length_penalty = 1.0f;
+  // Ids below this are never emitted (their logits count as -inf in sampling, greedy decoding and
+  // beam search): a split vocabulary's source-only ids (data.shared_vocab false). 0 = none.
+  int min_token = 0;
 };
 
 // Decoder: the new tokens after `prompt` (non-empty), prompt excluded.

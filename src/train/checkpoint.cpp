@@ -106,6 +106,51 @@ void load_params(const CheckpointFile& ck, ParamStore& store, const std::string&
     if (!used.count(name)) user_error("checkpoint '{}': unexpected tensor '{}' for this model", path, name);
 }
 
+namespace {
+
+// A split tokenizer (data.shared_vocab false) as JSON: {"kind": "chars" | "bpe", "source": SIDE,
+// "target": SIDE, "specials": [names after both sides]}; SIDE is the byte values of a chars side
+// (numbers: bytes need not be UTF-8) or the `tokenizers` JSON text of a bpe side.
+std::string split_tokenizer_json(const Tokenizer& tok) {
+  const bool bpe = tok.kind() == Tokenizer::Kind::bpe;
+  auto side = [&](int begin, int end) {
+    if (bpe) return nlohmann::json(begin == 0 ? Tokenizer::from_bpe(*tok.bpe()).to_json()
+                                              : Tokenizer::from_bpe(*tok.target()->bpe()).to_json());
+    nlohmann::json bytes = nlohmann::json::array();
+    for (int id = begin; id < end; ++id) bytes.push_back(int(uint8_t(tok.tokens()[size_t(id)][0])));
+    return bytes;
+  };
+  const int off = tok.target_offset(), end = off + tok.target()->size();
+  nlohmann::json specials = nlohmann::json::array();
+  for (int id = end; id < tok.size(); ++id) specials.push_back(tok.tokens()[size_t(id)]);
+  return nlohmann::json{{"kind", bpe ? "bpe" : "chars"}, {"source", side(0, off)}, {"target", side(off, end)},
+                        {"specials", specials}}.dump();
+}
+
+Tokenizer split_tokenizer_from_json(const std::string& text, const std::string& what) {
+  try {
+    const nlohmann::json j = nlohmann::json::parse(text);
+    const bool bpe = j.at("kind").get<std::string>() == "bpe";
+    auto side = [&](const nlohmann::json& s) {
+      if (bpe) return Tokenizer::from_bpe_json(s.get<std::string>(), what);
+      std::string vocab;
+      for (const auto& b : s) {
+        const int v = b.get<int>();
+        if (v < 0 || v > 255) user_error("{}: a byte value {} outside 0..255", what, v);
+        vocab.push_back(char(v));
+      }
+      return Tokenizer::from_vocab(vocab);
+    };
+    Tokenizer tok = Tokenizer::split(side(j.at("source")), side(j.at("target")));
+    for (const auto& s : j.at("specials")) tok.add_special(s.get<std::string>());
+    return tok;
+  } catch (const nlohmann::json::exception& e) {
+    user_error("{}: not a split tokenizer ({})", what, e.what());
+  }
+}
+
+}  // namespace
+
 std::map<std::string, std::string> model_metadata(const Config& cfg, const Tokenizer& tok, int step,
                                                   int n_classes) {
   std::map<std::string, std::string> m = {{"format", "attnlab"},
@@ -116,7 +161,10 @@ std::map<std::string, std::string> model_metadata(const Config& cfg, const Token
                                           {"n_classes", std::to_string(n_classes)}};
   bool plain_bytes = tok.kind() == Tokenizer::Kind::chars;
   for (const auto& t : tok.tokens()) plain_bytes = plain_bytes && t.size() == 1;
-  if (tok.kind() == Tokenizer::Kind::bpe) {
+  if (tok.is_split()) {
+    m["tokenizer"] = "split";
+    m["tokenizer_split"] = split_tokenizer_json(tok);
+  } else if (tok.kind() == Tokenizer::Kind::bpe) {
     // the whole `tokenizers` JSON file (merges too), so sample/eval/inspect need no other file
     m["tokenizer"] = "bpe";
     m["tokenizer_json"] = tok.to_json();
@@ -128,7 +176,12 @@ std::map<std::string, std::string> model_metadata(const Config& cfg, const Token
     m["vocab_bytes"] = vb;
   } else {
     m["tokenizer"] = Tokenizer::kind_name(tok.kind());
-    m["vocab_tokens"] = nlohmann::json(tok.tokens()).dump();
+    // a byte >= 0x80 alone is not UTF-8, which JSON strings must be: such a token is its value
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& t : tok.tokens())
+      if (t.size() == 1 && uint8_t(t[0]) >= 0x80) list.push_back(int(uint8_t(t[0])));
+      else list.push_back(t);
+    m["vocab_tokens"] = list.dump();
   }
   return m;
 }
@@ -157,14 +210,19 @@ LoadedModel load_model(const CheckpointFile& ck, const std::string& path) {
       vocab.push_back(char(b));
     }
     lm.tokenizer = Tokenizer::from_vocab(vocab);
+  } else if (kind == "split") {
+    lm.tokenizer = split_tokenizer_from_json(need("tokenizer_split"), "checkpoint '" + path + "' (tokenizer_split)");
   } else if (kind == "bpe") {
     lm.tokenizer = Tokenizer::from_bpe_json(need("tokenizer_json"), "checkpoint '" + path + "' (tokenizer_json)");
   } else {
     std::vector<std::string> tokens;
     try {
-      tokens = nlohmann::json::parse(need("vocab_tokens")).get<std::vector<std::string>>();
+      for (const auto& t : nlohmann::json::parse(need("vocab_tokens")).get<std::vector<nlohmann::json>>()) {
+        if (t.is_number_unsigned() && t.get<unsigned>() <= 255) tokens.emplace_back(1, char(t.get<unsigned>()));
+        else tokens.push_back(t.get<std::string>());
+      }
     } catch (const nlohmann::json::exception&) {
-      user_error("checkpoint '{}': metadata 'vocab_tokens' is not a JSON list of strings", path);
+      user_error("checkpoint '{}': metadata 'vocab_tokens' is not a JSON list of strings (and byte values)", path);
     }
     lm.tokenizer = Tokenizer::from_tokens(Tokenizer::parse_kind(kind), std::move(tokens));
   }

@@ -35,6 +35,8 @@ const std::vector<KeyInfo>& allowed() {
       {"data.n_val", [](const DataConfig& d) { return std::to_string(d.n_val); }},
       {"data.val_fraction", [](const DataConfig& d) { return fmt::format("{}", d.val_fraction); }},
       {"data.path", [](const DataConfig& d) { return d.path; }},
+      {"data.src_path", [](const DataConfig& d) { return d.src_path; }},
+      {"data.tgt_path", [](const DataConfig& d) { return d.tgt_path; }},
       {"data.mask_prob", [](const DataConfig& d) { return fmt::format("{}", d.mask_prob); }},
   };
   return keys;
@@ -78,6 +80,8 @@ std::vector<std::string> keys_read(const Config& cfg) {
     return keys;
   }
   for (const auto& k : TaskDataset::option_keys(cfg.data.task)) keys.push_back("data." + k);
+  if (cfg.data.task == "parallel")
+    for (const char* k : {"data.path", "data.src_path", "data.tgt_path"}) keys.push_back(k);
   keys.push_back("data.val_fraction");
   keys.push_back("data.n_val");
   return keys;
@@ -130,6 +134,14 @@ CheckpointData checkpoint_data(LoadedModel& lm, const std::string& path, const s
   }
   for (const auto& s : sets) check_key(s);
   Config cfg = load_config_text(dump_config(lm.config), fmt::format("checkpoint '{}'", path), sets);
+  if (cfg.data.task == "parallel") {  // new files: a TSV file or two files replace the trained ones
+    auto given = [&](const char* key) {
+      return std::any_of(sets.begin(), sets.end(), [&](const std::string& s) { return key_of(s) == key; });
+    };
+    if ((given("data.src_path") || given("data.tgt_path")) && !given("data.path")) cfg.data.path.clear();
+    if (given("data.path") && !given("data.src_path") && !given("data.tgt_path"))
+      cfg.data.src_path.clear(), cfg.data.tgt_path.clear();
+  }
   const Config& trained = lm.config;
   const std::vector<std::string> reads = keys_read(cfg);
   for (const auto& s : sets) {
@@ -162,12 +174,17 @@ CheckpointData checkpoint_data(LoadedModel& lm, const std::string& path, const s
       }
     } else {
       // no block_size check here: the model's own limit is checked below, with its own words
-      out.data = std::make_unique<TaskDataset>(task_options(cfg), kind, INT_MAX / 4);
+      // parallel: the checkpoint's tokenizer reads the (new) files; a byte it lacks is <unk> (chars)
+      TaskOptions o = task_options(cfg);
+      if (cfg.data.task == "parallel") o.given_tokenizer = std::make_shared<const Tokenizer>(lm.tokenizer);
+      out.data = std::make_unique<TaskDataset>(o, kind, INT_MAX / 4);
     }
   } catch (const ConfigKeyError& e) {
     config_error(cfg, e.keys, e.what());
   }
   check_vocabulary(cfg, trained, lm.tokenizer, out.data->tokenizer(), path);
+  if (cfg.data.task == "parallel")  // which pairs were read, and how many bytes became <unk>
+    out.notes.push_back("data: " + out.data->describe());
   if (const TaskDataset* task = out.data->task()) {
     const int need = std::max(task->batch_T(), task->batch_S());
     const int limit = lm.model->position_limit();

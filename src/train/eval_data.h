@@ -3,7 +3,9 @@
 //
 // Only data keys that leave the model as it is may change: the task's lengths (min_len, max_len),
 // n_pairs, n_digits, n_symbols within the checkpoint's vocabulary, the size and share of the eval
-// sets (n_val, val_fraction), and for text the file (path) and the masking rate (mask_prob).
+// sets (n_val, val_fraction), for text the file (path) and the masking rate (mask_prob), and for
+// parallel the files (path, or src_path and tgt_path: setting one form clears the other), read
+// with the checkpoint's tokenizer (a byte a chars vocabulary lacks reads as <unk>).
 // model.*, train.*, sample.* and the data keys that pick the task or its vocabulary are refused
 // with an error that names the key. A setting the model cannot hold is refused with the limit: a
 // learned or sinusoidal position table holds model.block_size positions; rope, alibi and none

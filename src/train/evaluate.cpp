@@ -12,6 +12,8 @@ namespace attnlab {
 std::vector<int> answer_seq2seq(Model& model, const TaskDataset& task, const std::vector<int>& input,
                                 SampleOptions opt, Rng& rng) {
   opt.stop_token = task.end_id();
+  // a split vocabulary (data.shared_vocab false): the answer is target-side, never a source-only id
+  if (task.tokenizer().is_split()) opt.min_token = task.tokenizer().target_offset();
   std::vector<int> out;
   if (model.config().kind == ModelConfig::Kind::encoder_decoder) {
     out = translate(model, input, task.sep_id(), opt, rng);

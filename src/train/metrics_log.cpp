@@ -17,7 +17,8 @@ const std::vector<std::string>& metrics_columns() {
   static const std::vector<std::string> cols = {"step",        "split",     "loss",        "lr",
                                                 "grad_norm",   "tokens_per_s", "elapsed_s", "exact_match",
                                                 "skipped",     "ppl",       "token_acc",   "label_acc",
-                                                "class_acc",   "greedy_token_acc", "bleu", "chrf"};
+                                                "class_acc",   "greedy_token_acc", "bleu", "chrf",
+                                                "loss_per_char"};  // new columns go last: readers by position keep working
   return cols;
 }
 

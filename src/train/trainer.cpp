@@ -58,7 +58,7 @@ class Run {
   TrainSummary loop();
 
  private:
-  void build(uint64_t seed);
+  void build(uint64_t seed, const Tokenizer* tokenizer = nullptr);  // tokenizer: a resumed run's
   void open_console();
   CheckpointFile read_state(const ResumePoint& rp);
   void check_data_file(const std::string& state_path);
@@ -183,7 +183,7 @@ void Run::start_resumed(const ResumePoint& rp) {
     check_writable(ckpt_dir_, "cannot resume '" + dir_ + "'");
   }
   check_data_file(state_path);
-  build(uint64_t(cfg_.train.seed));
+  build(uint64_t(cfg_.train.seed), &rp.tokenizer);  // BPE and parallel: the checkpoint's tokens, not the files'
   if (!(data_->tokenizer() == rp.tokenizer))
     user_error("cannot resume '{}': the data's vocabulary ({} tokens) differs from the checkpoint's ({} "
                "tokens); did the data file change?",
@@ -238,8 +238,8 @@ void Run::check_ranks_agree() {
                  r);
 }
 
-void Run::build(uint64_t seed) {
-  data_ = make_training_data(cfg_);  // the checks `attnlab config check` also makes
+void Run::build(uint64_t seed, const Tokenizer* tokenizer) {
+  data_ = make_training_data(cfg_, tokenizer);  // the checks `attnlab config check` also makes
   T_ = data_->row_length(cfg_.model.block_size);
   S_ = data_->source_length();
   model_ = std::make_unique<Model>(cfg_.model, data_->tokenizer().size(), seed, data_->n_classes());

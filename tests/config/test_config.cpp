@@ -75,13 +75,15 @@ TEST_CASE("config: the resolved dump loads back to the same config") {
   CHECK(b.train.lr == doctest::Approx(0.002));
   // train.grad_accum is written only when it is not 1 (K = 1 checkpoints keep their bytes)
   CHECK(dumped.find("grad_accum:") == std::string::npos);
-  // so are the parallel task's keys (data.src_path, data.tgt_path, data.batch_tokens) while unused;
-  // with every such key set, every key appears in the dump
+  // so are the parallel task's keys (data.src_path, data.tgt_path, data.batch_tokens,
+  // data.shared_vocab) while unused; with every such key set, every key appears in the dump
   CHECK(dumped.find("src_path:") == std::string::npos);
   CHECK(dumped.find("batch_tokens:") == std::string::npos);
+  CHECK(dumped.find("shared_vocab:") == std::string::npos);
   const Config c = load_config_text(
       "model: {d_model: 96, n_heads: 3}\ntrain: {lr: 0.002, seed: 7, grad_accum: 2}\n" + kText, "cfg.yaml",
-      {"data.src_path=s.txt", "data.tgt_path=t.txt", "data.batch_tokens=64"});
+      {"data.task=parallel", "data.src_path=s.txt", "data.tgt_path=t.txt", "data.batch_tokens=64",
+       "data.shared_vocab=false"});
   const std::string all = dump_config(c);
   CHECK(dump_config(load_config_text(all, "dump")) == all);
   for (const auto& k : config_keys()) CHECK(all.find(k.key.substr(k.key.rfind('.') + 1) + ":") != std::string::npos);

@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "data/bpe.h"
 #include "data/tasks.h"
 
 using namespace attnlab;
@@ -144,4 +145,85 @@ TEST_CASE("parallel: token-budget batches keep the budget, repeat for a seed, gr
     Rng r(1);
     CHECK_THROWS_AS(ds.next_token_batch(z, 10, 1, r), UserError);  // less than the longest row
   }
+}
+
+TEST_CASE("split tokenizer: disjoint source and target ids, one decode, specials after both sides") {
+  const Tokenizer src = Tokenizer::build("abc "), tgt = Tokenizer::build("123 ");
+  Tokenizer tok = Tokenizer::split(src, tgt);
+  const int sep = tok.add_special("<sep>");
+  REQUIRE(tok.is_split());
+  CHECK(tok.target_offset() == 4);
+  CHECK(tok.size() == 9);
+  CHECK(sep == 8);
+  CHECK(tok.encode("ab c") == std::vector<int>{1, 2, 0, 3});      // the source side: ' ' a b c
+  CHECK(tok.encode_target("12 3") == std::vector<int>{5, 6, 4, 7});  // the target side, offset by 4
+  CHECK(tok.decode({1, 2, 4, 5, 8}) == "ab 1<sep>");
+  for (int id = 0; id < 8; ++id) CHECK_FALSE(tok.is_special(id));
+  CHECK(tok.is_special(sep));
+  CHECK_THROWS_AS(tok.encode_target("a"), UserError);  // 'a' is not a target token
+  CHECK_FALSE(tok == Tokenizer::split(src, Tokenizer::build("1234 ")));
+  CHECK_THROWS_AS(Tokenizer::split(tok, tgt), UserError);  // specials come after the split
+  // BPE: one model on both sides, the target's ids offset by its size; decode is byte-exact
+  const std::string text = "le chat mange, der Hund schläft \xff\xfe";
+  const Tokenizer bpe = Tokenizer::from_bpe(Bpe::train({text}, 270, nullptr));
+  const Tokenizer both = Tokenizer::split(bpe, bpe);
+  CHECK(both.size() == 2 * bpe.size());
+  const std::vector<int> t = both.encode_target(text);
+  CHECK(std::all_of(t.begin(), t.end(), [&](int i) { return i >= bpe.size(); }));
+  CHECK(both.decode(t) == text);
+  CHECK(both.decode(both.encode(text)) == text);
+}
+
+TEST_CASE("parallel with BPE and separate vocabularies: references are the decoded targets, byte for byte") {
+  std::string s;
+  for (int i = 0; i < 300; ++i)
+    s += fmt::format("{} chats noirs, été {}\t{} ÉTÉ {}\n", i, i % 7, i, std::string(size_t(i % 3 + 1), 'x'));
+  const TempTsv f(s);
+  const std::string tok_path = f.path + ".tok.json";
+  std::ofstream(tok_path, std::ios::binary) << Tokenizer::from_bpe(Bpe::train({s}, 300, nullptr)).to_json();
+  for (bool shared : {true, false}) {
+    CAPTURE(shared);
+    TaskOptions o = options(f.path);
+    o.tokenizer = "bpe";
+    o.tokenizer_file = tok_path;
+    o.shared_vocab = shared;
+    o.max_len = 40;
+    const TaskDataset ds(o, "encoder_decoder", 64);
+    const Tokenizer& tok = ds.tokenizer();
+    CHECK(tok.kind() == Tokenizer::Kind::bpe);
+    CHECK(tok.size() == (shared ? 300 : 600) + 4);  // the specials follow the BPE ids
+    CHECK(ds.sep_id() == tok.size() - 4);
+    CHECK(ds.describe().find(shared ? "BPE tokens, one vocabulary" : "BPE tokens, separate source") !=
+          std::string::npos);
+    for (Split sp : {Split::val, Split::test})
+      for (const auto& ex : ds.eval_set(sp)) {
+        CHECK(tok.decode(ex.output) == ds.reference(ex));  // what BLEU and chrF compare
+        for (int id : ex.output) CHECK((id >= 300) == !shared);
+        for (int id : ex.input) CHECK(id < 300);
+      }
+    // the tokenizer given back (a checkpoint's) makes the same data, without the file
+    TaskOptions again = o;
+    again.tokenizer_file = "/nonexistent/tok.json";
+    again.given_tokenizer = std::make_shared<const Tokenizer>(tok);
+    const TaskDataset ds2(again, "encoder_decoder", 64);
+    CHECK(ds2.tokenizer() == tok);
+    CHECK(ds2.eval_set(Split::val).front().output == ds.eval_set(Split::val).front().output);
+  }
+  std::remove(tok_path.c_str());
+}
+
+TEST_CASE("parallel with chars and separate vocabularies: each side its own bytes") {
+  std::string s;
+  for (int i = 0; i < 200; ++i) s += fmt::format("abc{}\tXYZ\n", i);
+  const TempTsv f(s);
+  TaskOptions o = options(f.path);
+  o.shared_vocab = false;
+  const TaskDataset ds(o, "encoder_decoder", 32);
+  const Tokenizer& tok = ds.tokenizer();
+  REQUIRE(tok.is_split());
+  CHECK(tok.target_offset() == 13);  // a b c 0..9
+  CHECK(tok.target()->vocab() == "XYZ");
+  const TaskExample& ex = ds.eval_set(Split::val).front();
+  CHECK(ex.output == std::vector<int>{13, 14, 15});
+  CHECK(tok.decode(ex.output) == "XYZ");
 }

@@ -272,3 +272,27 @@ TEST_CASE("set_context: rope, alibi and no positions read rows past block_size, 
     }
   }
 }
+
+TEST_CASE("min_token: greedy, sampling and beam search never emit an id below it") {
+  Model ed(tiny("encoder_decoder"), V, 5);
+  perturb(ed, 6);
+  Model dec(tiny("decoder"), V, 5);
+  perturb(dec, 6);
+  SampleOptions o;
+  o.max_new_tokens = 10;
+  Rng r(3);
+  std::set<int> free_ids;  // without the ban the model does emit low ids (so the check below can fail)
+  for (float temp : {0.0f, 1.0f}) {
+    o.temperature = temp;
+    for (int id : translate(ed, {3, 4, 5}, 0, o, r)) free_ids.insert(id);
+  }
+  REQUIRE(*free_ids.begin() < 4);
+  o.min_token = 4;
+  for (int width : {1, 3})
+    for (float temp : {0.0f, 1.0f}) {
+      o.beam_width = width;
+      o.temperature = temp;
+      for (int id : translate(ed, {3, 4, 5}, 0, o, r)) CHECK(id >= 4);
+      for (int id : generate(dec, {1, 2}, o, r)) CHECK(id >= 4);
+    }
+}

@@ -495,7 +495,7 @@ TEST_CASE("metrics.csv: the same rows as metrics.jsonl under a fixed header") {
   std::string header;
   std::getline(in, header);
   CHECK(header == "step,split,loss,lr,grad_norm,tokens_per_s,elapsed_s,exact_match,skipped,ppl,token_acc,label_acc,"
-                  "class_acc,greedy_token_acc,bleu,chrf");
+                  "class_acc,greedy_token_acc,bleu,chrf,loss_per_char");
   const auto rows = read_metrics(d + "/metrics.jsonl");
   size_t n = 0;
   for (std::string line; std::getline(in, line); n++) {
