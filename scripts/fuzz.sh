@@ -46,7 +46,7 @@ if [ ! -f "$build/CMakeCache.txt" ]; then
   launcher=()
   command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
   CC=clang-14 CXX=clang++-14 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DATTNLAB_FUZZ=ON \
-    -DATTNLAB_TESTS=OFF -DATTNLAB_CUDA=OFF "${launcher[@]}" >/dev/null
+    -DATTNLAB_UNITY=ON -DATTNLAB_TESTS=OFF -DATTNLAB_CUDA=OFF "${launcher[@]}" >/dev/null
 fi
 CCACHE_BASEDIR="$root" cmake --build "$build" -j"${FUZZ_JOBS:-2}" --target "${run[@]/#/fuzz_}" >"$build/fuzz-build.log" 2>&1 ||
   { tail -30 "$build/fuzz-build.log" >&2; echo "fuzz.sh: build failed (log: $build/fuzz-build.log)" >&2; exit 1; }
