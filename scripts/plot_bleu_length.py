@@ -10,7 +10,8 @@ Reads DIR/results.csv (one row per finished cell) and its columns bleu_len_<lo>-
 A cell's series label is its value of --series (default model.decoder.cross_attention.type), or
 "bottleneck" when its model.bottleneck is true. Cells sharing a label (seeds) are averaged; the
 error bars are their sample standard deviation. Writes DIR/<experiment>_<metric>_by_length.png,
-and with --markdown prints a table "mean ± sd (n cells)" per label and bucket on stdout.
+and with --markdown prints a table "mean ± sd (n cells)" per label and bucket on stdout
+("mean (1)" where one cell has finished).
 """
 import argparse
 import csv
@@ -50,6 +51,13 @@ def summarize(rows, cols, series_key):
     return out
 
 
+def cell_text(mean, sd, n):
+    """A table cell: "mean ± sd (n)", "mean (1)" for one cell, "–" for none."""
+    if n == 0:
+        return "–"
+    return f"{mean:.1f} (1)" if n == 1 else f"{mean:.1f} ± {sd:.1f} ({n})"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("dir", help="experiment output directory (with results.csv)")
@@ -76,7 +84,7 @@ def main():
         print("| model | " + " | ".join(f"{a.metric.upper() if a.metric == 'bleu' else 'chrF'} {b}" for b in buckets) + " |")
         print("|---|" + "---:|" * len(buckets))
         for label, cells in table.items():
-            print(f"| {label} | " + " | ".join(f"{m:.1f} ± {s:.1f} ({n})" for m, s, n in cells) + " |")
+            print(f"| {label} | " + " | ".join(cell_text(*c) for c in cells) + " |")
 
     import matplotlib
 
