@@ -72,7 +72,7 @@ void check_train_cell(const FileReader& r, const Config& cfg) {
   const auto& tc = cfg.train;
   for (const auto& m : exp.metrics) {
     const auto [mname, step] = split_metric(r.path, m);
-    if (measurement_outputs().count(mname)) continue;
+    if (!measurement_of(mname).empty()) continue;
     if (std::find(task_metrics.begin(), task_metrics.end(), mname) == task_metrics.end())
       user_error("metrics: '{}' is not a metric of data.task '{}' with model.kind '{}' (its metrics: {}; "
                  "measurements: {})",
@@ -90,6 +90,8 @@ void check_train_cell(const FileReader& r, const Config& cfg) {
                "or needle, got {} on {}",
                kind, tname);
   if (exp.needs("decode")) check_decode_cell(exp, cfg);
+  if (exp.needs("bleu_by_length") && (!data->task() || data->task()->format() != TaskFormat::seq2seq))
+    user_error("measurement bleu_by_length needs a seq2seq task (parallel, copy, reverse, ...), got data.task {}", tname);
 }
 
 // A training cell: its config from the base and the overrides, threads capped, checked.

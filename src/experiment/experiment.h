@@ -45,6 +45,17 @@ struct ExperimentSummary {
   std::vector<SummaryCheck> checks;
 };
 
+// `bleu_by_length:` (docs/experiments.md): the final checkpoint decodes the examples of one split
+// (greedy, or beam search with sample.beam_width > 1, as `attnlab eval` does), grouped by source
+// length in tokens into buckets (0, e1], (e1, e2], ...; corpus BLEU and chrF per bucket.
+struct BleuByLength {
+  std::vector<int> edges;         // ascending upper bounds; longer sources are not scored
+  std::string split = "val";      // val or test
+  std::vector<std::string> sets;  // data.KEY=VALUE for the evaluation data (as `attnlab eval --set`)
+  // the bucket's column suffix: "1-20", "21-40", ...
+  std::vector<std::string> labels() const;
+};
+
 struct Experiment {
   std::string name;       // `experiment:`
   std::string file;       // the experiment file
@@ -56,12 +67,13 @@ struct Experiment {
   int measure_examples = 64;
   int decode_context = 2048, decode_tokens = 32, decode_repeats = 5;  // `decode:` (cache_values, decode_ms_per_token)
   int threads = 0;                     // the cells' thread cap: cores / jobs, at least 1
+  std::optional<BleuByLength> bleu_by_length;
   std::optional<ExperimentTable> table;
   std::vector<ExperimentPlot> plots;
   std::optional<ExperimentSummary> summary;
   std::vector<ExperimentCell> cells;
   std::vector<std::string> cli_sets;   // the --set overrides of this invocation (results.md records them)
-  bool needs(const std::string& measurement) const;  // "mirror_weight", "recall_mass" or "decode"
+  bool needs(const std::string& measurement) const;  // "mirror_weight", "recall_mass", "decode", "bleu_by_length"
 };
 
 struct ExperimentOptions {
@@ -96,6 +108,7 @@ RecallMass recall_mass_of(const float* w, int B, int H, int T, const std::vector
 struct Measurements {
   std::map<std::string, std::optional<double>> values;
   std::map<std::string, std::vector<double>> layers;  // the per-layer values behind them
+  std::map<std::string, long> counts;                 // bleu_by_length: examples per bucket ("1-20", "beyond")
   std::vector<std::string> notes;
 };
 Measurements measure_checkpoint(const Experiment& exp, const std::string& checkpoint);

@@ -14,6 +14,7 @@
 #include "core/suggest.h"
 #include "experiment/internal.h"
 #include "experiment/reader.h"
+#include "train/eval_data.h"
 
 namespace fs = std::filesystem;
 
@@ -71,7 +72,7 @@ void read_run(FileReader& r, const YAML::Node& n) {
     for (const auto& k : cell_kinds()) names.push_back(k.name);
     user_error("{}: key 'run': unknown cell kind '{}' (known: {})", r.where(n), r.exp.run, fmt::join(names, ", "));
   }
-  for (const char* k : {"base", "measure", "measure_examples"})
+  for (const char* k : {"base", "measure", "measure_examples", "bleu_by_length"})
     if (r.root[k])
       user_error("{}: key '{}' belongs to training experiments; run: {} computes its figures without a model",
                  r.where(r.root[k]), k, r.exp.run);
@@ -177,7 +178,17 @@ void read_tie(FileReader& r, const YAML::Node& t) {
 // measurement is then taken).
 void read_metrics(FileReader& r, const YAML::Node& n) {
   Experiment& exp = r.exp;
-  exp.metrics = r.scalar_list(n, "metrics");
+  exp.metrics.clear();
+  for (const auto& m : r.scalar_list(n, "metrics")) {  // bleu_by_length, chrf_by_length: a column per bucket
+    if (m != "bleu_by_length" && m != "chrf_by_length") {
+      exp.metrics.push_back(m);
+      continue;
+    }
+    if (!exp.bleu_by_length)
+      user_error("{}: metrics: '{}' needs the key bleu_by_length: {{edges: [...]}} (the buckets of source length)",
+                 r.where(n), m);
+    for (const auto& c : bleu_by_length_columns(*exp.bleu_by_length, m.substr(0, 4))) exp.metrics.push_back(c);
+  }
   if (r.kind) {
     for (const auto& m : exp.metrics)
       if (std::find(r.kind->figures.begin(), r.kind->figures.end(), m) == r.kind->figures.end())
@@ -187,7 +198,7 @@ void read_metrics(FileReader& r, const YAML::Node& n) {
   }
   for (const auto& m : exp.metrics) {
     const auto [name, step] = split_metric(r.path, m);
-    if (!measurement_outputs().count(name)) continue;
+    if (measurement_of(name).empty()) continue;
     if (step >= 0)
       user_error("{}: metrics: '{}': measurements are taken from the final checkpoint only; drop '@{}'", r.where(n), m,
                  step);
@@ -334,6 +345,44 @@ void read_decode(FileReader& r, const YAML::Node& d) {
   }
 }
 
+// `bleu_by_length: {edges: [N, ...], split: val|test, set: [data.KEY=VALUE, ...]}`: the measurement
+// is taken and its columns (bleu_len_*, chrf_len_*) are recorded whether or not metrics name them.
+void read_bleu_by_length(FileReader& r, const YAML::Node& b) {
+  if (!b) return;
+  if (!b.IsMap())
+    user_error("{}: key 'bleu_by_length': expected a mapping {{edges, split, set}}, got {}", r.where(b),
+               describe_node(b));
+  r.only_keys(b, "bleu_by_length", {"edges", "split", "set"});
+  BleuByLength s;
+  if (!b["edges"]) user_error("{}: bleu_by_length: key 'edges' is missing (ascending source lengths in tokens)", r.where(b));
+  for (const auto& e : r.scalar_list(b["edges"], "bleu_by_length.edges")) {
+    char* end = nullptr;
+    const long x = std::strtol(e.c_str(), &end, 10);
+    if (e.empty() || *end != '\0' || x < 1 || x > 1048576 || (!s.edges.empty() && x <= s.edges.back()))
+      user_error("{}: bleu_by_length.edges: expected ascending positive integers (source tokens), got '{}'",
+                 r.where(b["edges"]), e);
+    s.edges.push_back(int(x));
+  }
+  if (const YAML::Node sp = b["split"]) {
+    s.split = r.scalar(sp, "bleu_by_length.split");
+    if (s.split != "val" && s.split != "test")
+      user_error("{}: bleu_by_length.split: expected val or test, got '{}'", r.where(sp), s.split);
+  }
+  if (const YAML::Node st = b["set"])
+    for (const auto& e : r.scalar_list(st, "bleu_by_length.set")) {
+      const auto eq = e.find('=');
+      const std::string key = eq == std::string::npos ? "" : e.substr(0, eq);
+      const auto& keys = data_override_keys();
+      if (std::find(keys.begin(), keys.end(), key) == keys.end())
+        user_error("{}: bleu_by_length.set: '{}': expected data.KEY=VALUE with a key evaluation may change ({})",
+                   r.where(st), e, fmt::join(keys, ", "));
+      s.sets.push_back(e);
+    }
+  r.exp.bleu_by_length = s;
+  for (const char* m : {"bleu", "chrf"})
+    for (const auto& c : bleu_by_length_columns(s, m)) add_once(r.exp.measure, c);
+}
+
 // One top-level key of an experiment file. The keys are read in this order (a key's checks may
 // rely on those before it: tie and table on the grid, table, plot and summary on the metrics).
 struct FileKey {
@@ -352,6 +401,7 @@ const std::vector<FileKey>& file_keys() {
       {"set", "[key=value, ...] or {key: value}", nullptr, false, read_set},
       {"grid", "{key: [values]} or a list of them", nullptr, false, read_grid},
       {"tie", "{key: grid key}", nullptr, false, read_tie},
+      {"bleu_by_length", "{edges, split, set}", nullptr, true, read_bleu_by_length},
       {"metrics", "[column, ...]", "the columns of the results table", false, read_metrics},
       {"measure", "[measurement, ...]", nullptr, true, read_measure},
       {"measure_examples", "int in [1, 100000]", nullptr, true, read_measure_examples},

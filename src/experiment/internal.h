@@ -13,6 +13,14 @@ namespace attnlab {
 // Measurement outputs and the measurement that produces each (measure.cpp); "a, b, ..." of them.
 const std::map<std::string, std::string>& measurement_outputs();
 std::string measurement_names();
+// The measurement an output or column comes from ("" when none): measurement_outputs(), and the
+// bleu_by_length columns bleu_len_<bucket>, chrf_len_<bucket> (bleu_length.cpp).
+std::string measurement_of(const std::string& output);
+bool is_bleu_by_length_column(const std::string& name);
+std::vector<std::string> bleu_by_length_columns(const BleuByLength& b, const std::string& metric);  // "bleu", "chrf"
+// The bucket of a source of `length` tokens: the first edge it does not exceed, -1 past the last.
+int length_bucket(const std::vector<int>& edges, int length);
+void measure_bleu_by_length(const Experiment& exp, const std::string& checkpoint, Measurements& out);
 
 // A value as a file-name part: characters other than letters, digits, '.', '-', '+', '_' become '-'.
 std::string sanitize(const std::string& v);

@@ -42,12 +42,18 @@ const std::map<std::string, std::string>& measurement_outputs() {
 std::string measurement_names() {
   std::string s;
   for (const auto& [k, v] : measurement_outputs()) s += (s.empty() ? "" : ", ") + k;
-  return s;
+  return s + ", bleu_by_length, chrf_by_length";
+}
+
+std::string measurement_of(const std::string& output) {
+  if (is_bleu_by_length_column(output)) return "bleu_by_length";
+  const auto it = measurement_outputs().find(output);
+  return it == measurement_outputs().end() ? "" : it->second;
 }
 
 bool Experiment::needs(const std::string& measurement) const {
   for (const auto& m : measure)
-    if (measurement_outputs().at(m) == measurement) return true;
+    if (measurement_of(m) == measurement) return true;
   return false;
 }
 
@@ -289,6 +295,7 @@ void measure_recall(Model& model, const TaskDataset& task, ModelConfig::Kind mod
 Measurements measure_checkpoint(const Experiment& exp, const std::string& checkpoint) {
   Measurements out;
   if (exp.needs("decode")) measure_decode(exp, checkpoint, out);
+  if (exp.needs("bleu_by_length")) measure_bleu_by_length(exp, checkpoint, out);
   if (!exp.needs("mirror_weight") && !exp.needs("recall_mass")) return out;
   LoadedModel lm = load_model(checkpoint);
   const Config& cfg = lm.config;

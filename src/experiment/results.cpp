@@ -90,7 +90,7 @@ std::optional<double> metric_value(const json& done, const std::string& m) {
   }
   const auto at = m.find('@');
   const std::string name = m.substr(0, at);
-  if (measurement_outputs().count(name)) {
+  if (!measurement_of(name).empty()) {
     if (!done.contains("measurements")) return std::nullopt;  // (const operator[] must not miss)
     const json& v = done["measurements"]["values"];
     if (v.contains(name) && v[name].is_number()) return v[name].get<double>();

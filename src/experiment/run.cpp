@@ -59,7 +59,9 @@ json measurements_json(const Measurements& m) {
     for (double x : xs) a.push_back(std::isfinite(x) ? json(x) : json(nullptr));
     layers[k] = a;
   }
-  return {{"values", v}, {"layers", layers}, {"notes", m.notes}, {"examples_asked", nullptr}};
+  json out = {{"values", v}, {"layers", layers}, {"notes", m.notes}, {"examples_asked", nullptr}};
+  if (!m.counts.empty()) out["counts"] = m.counts;  // bleu_by_length: examples per bucket
+  return out;
 }
 
 // Whether a done.json has every measurement output the experiment asks for.
