@@ -7,14 +7,6 @@
 # Args: ATTNLAB_BINARY SOURCE_DIR
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh" "$@"
-expect_error() {  # expect_error PATTERN CMD...: exit 2 and an error line matching PATTERN
-  local pat=$1; shift
-  set +e
-  out=$("$@" 2>&1); rc=$?
-  set -e
-  [ "$rc" -eq 2 ] || fail "expected exit 2 from '$*', got $rc: $out"
-  grep -q "error:.*$pat" <<<"$out" || fail "expected an error matching '$pat' from '$*': $out"
-}
 
 # copy, L = 6: rows of 6 + separator + 6 + end - 1 = 13 tokens; block_size 13
 cat > copy.yaml <<'YAML'
