@@ -11,7 +11,11 @@
 # FUZZ_JOBS (default 2) sets the build's parallelism; FUZZ_RSS_MB and FUZZ_TIMEOUT the limits.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-build="$root/build-fuzz"
+# FUZZ_BUILD_DIR: another build directory configured with -DATTNLAB_FUZZ=ON, e.g. build-sanitize
+# after `ATTNLAB_SANITIZE_FUZZ=ON scripts/test.sh --sanitize` (CI's sanitizer tier), so the fuzz
+# targets link the library that tier already compiled
+build="${FUZZ_BUILD_DIR:-$root/build-fuzz}"
+case "$build" in /*) ;; *) build="$root/$build" ;; esac
 targets=()
 for f in "$root"/tests/fuzz/fuzz_*.cpp; do
   t=$(basename "$f" .cpp)
@@ -42,7 +46,10 @@ fi
 if ! command -v clang++-14 >/dev/null || ! ls /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1; then
   "$root/scripts/setup.sh" --fuzz
 fi
-if [ ! -f "$build/CMakeCache.txt" ]; then
+if [ -f "$build/CMakeCache.txt" ]; then
+  grep -q '^ATTNLAB_FUZZ:BOOL=ON' "$build/CMakeCache.txt" ||
+    { echo "fuzz.sh: $build is not configured with -DATTNLAB_FUZZ=ON" >&2; exit 2; }
+else
   launcher=()
   command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
   CC=clang-14 CXX=clang++-14 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DATTNLAB_FUZZ=ON \

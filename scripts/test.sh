@@ -10,12 +10,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--sanitize" ]; then
   shift
-  scripts/setup.sh
   # CPU only (CMakeLists.txt refuses ATTNLAB_SANITIZE together with ATTNLAB_CUDA)
   # ATTNLAB_SANITIZE_AREAS (e.g. "core;config;train") limits the unit-test programs built and run;
   # unset: all of them. The e2e tests always run.
-  ATTNLAB_BUILD_DIR=build-sanitize ATTNLAB_CUDA=OFF \
-    ATTNLAB_CMAKE_FLAGS="-DATTNLAB_SANITIZE=ON -DATTNLAB_UNIT_AREAS=${ATTNLAB_SANITIZE_AREAS:-}" scripts/build.sh
+  # ATTNLAB_SANITIZE_FUZZ=ON builds with clang-14 and the fuzz targets' coverage hooks too, so
+  # that `FUZZ_BUILD_DIR=build-sanitize scripts/fuzz.sh` fuzzes from the same build (what CI does:
+  # one sanitizer build instead of two). Default: GCC.
+  flags="-DATTNLAB_SANITIZE=ON -DATTNLAB_UNIT_AREAS=${ATTNLAB_SANITIZE_AREAS:-}"
+  if [ "${ATTNLAB_SANITIZE_FUZZ:-OFF}" = ON ]; then
+    scripts/setup.sh --fuzz
+    export CC=clang-14 CXX=clang++-14
+    flags="$flags -DATTNLAB_FUZZ=ON"
+  else
+    scripts/setup.sh
+  fi
+  ATTNLAB_BUILD_DIR=build-sanitize ATTNLAB_CUDA=OFF ATTNLAB_CMAKE_FLAGS="$flags" scripts/build.sh
   # Every report aborts its process (exit 134), whatever it is: ASan (halt_on_error), UBSan
   # (-fno-sanitize-recover=all, halt_on_error) and LeakSanitizer at each process's exit
   # (detect_leaks); abort_on_error turns the exit into SIGABRT, which doctest reports as a crashed

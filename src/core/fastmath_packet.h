@@ -18,7 +18,7 @@ inline Packet ptanh(const Packet& u) {
   using ei::pmul;
   using ei::pset1;
   constexpr float c3 = -1.0f / 3, c5 = 2.0f / 15, c7 = -17.0f / 315, c9 = 62.0f / 2835,
-                  c11 = -1382.0f / 155925, c13 = 21844.0f / 6081075, c15 = -929569.0f / 638512875,
+                  c11 = -1382.0f / 155925, c13 = 21844.0f / 6081075, c15 = -929569.0f / 638512875.0f,
                   c17 = 6404582.0f / 10854718875.0f;
   const Packet a = ei::pabs(u);
   const Packet a2 = pmul(a, a);

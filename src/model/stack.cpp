@@ -26,7 +26,8 @@ Stack::Stack(const ModelConfig& cfg, const std::string& prefix, const std::strin
   };
   // an attention sublayer: its layernorm `ln`, then the slot's module named `name`
   auto attention = [&](Kind kind, const std::string& slot, int l, const std::string& ln, const std::string& name) {
-    Sub s{kind};
+    Sub s;
+    s.kind = kind;
     norm(s, ln);
     AttentionSpec spec = slot_spec(cfg, slot, l);
     spec.name = name;
@@ -39,7 +40,8 @@ Stack::Stack(const ModelConfig& cfg, const std::string& prefix, const std::strin
     attention(Kind::self_attn, self_slot, l, p + ".ln1", p + ".attn");
     if (!cross_slot.empty()) attention(Kind::cross_attn, cross_slot, l, p + ".lnx", p + ".xattn");
     if (!cfg.mlp) continue;  // attention-only blocks: no ln2, no mlp.* tensors
-    Sub s{Kind::mlp};
+    Sub s;
+    s.kind = Kind::mlp;
     norm(s, p + ".ln2");
     s.fc_w = store.add(p + ".mlp.fc.w", {F, C}, ParamKind::weight);
     s.fc_b = cfg.bias ? store.add(p + ".mlp.fc.b", {F}, ParamKind::bias) : nullptr;

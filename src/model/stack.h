@@ -44,7 +44,7 @@ class Stack {
  private:
   enum class Kind { self_attn, cross_attn, mlp };
   struct Sub {
-    Kind kind;
+    Kind kind = Kind::self_attn;
     Param *ln_w = nullptr, *ln_b = nullptr;
     std::unique_ptr<Attention> attn;                     // self_attn / cross_attn
     Param *fc_w = nullptr, *fc_b = nullptr, *proj_w = nullptr, *proj_b = nullptr;  // mlp

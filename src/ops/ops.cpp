@@ -184,8 +184,10 @@ constexpr float kGeluA = 0.044715f;
 // packet of x goes to u, tanh(u) and the result in registers. The tail of the buffer is copied
 // into a zero-padded packet and takes the same code, so a value's result does not depend on
 // where it sits or on the threads (the backward recomputes exactly the forward's tanh).
+#if defined(__GNUC__) && !defined(__clang__)  // a GCC-only warning
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // see core/fastmath_packet.h
+#endif
 namespace {
 using fastmath::kPacketSize;
 using fastmath::Packet;
@@ -276,7 +278,9 @@ void gelu_backward_inplace(float* d, const float* x_, size_t n) {
         for (int k = 0; k < m; k++) d[i + k] = gb[k] * d[i + k];
       });
 }
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 
 // ---------------------------------------------------------------------------
 // GELU (exact, with erf: PyTorch's nn.GELU() default, nanoGPT)
