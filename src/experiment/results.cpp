@@ -175,7 +175,109 @@ std::string md_cells(const Experiment& exp, const std::vector<std::string>& cols
   return md;
 }
 
-// `table:`: the value column by rows and cols, cells sharing an entry averaged.
+// The mean and the sample standard deviation (n - 1 in the denominator) of some cells' values.
+struct Stat {
+  double mean = 0.0, sd = 0.0;
+  int n = 0;
+};
+Stat stat_of(const std::vector<double>& v) {
+  Stat s;
+  s.n = int(v.size());
+  if (!s.n) return s;
+  for (double x : v) s.mean += x;
+  s.mean /= s.n;
+  if (s.n > 1) {
+    for (double x : v) s.sd += (x - s.mean) * (x - s.mean);
+    s.sd = std::sqrt(s.sd / (s.n - 1));
+  }
+  return s;
+}
+std::string format_stat(const Stat& s) {
+  if (!s.n) return "–";
+  if (s.n == 1) return format_number(s.mean);
+  return format_number(s.mean) + " ± " + format_number(s.sd);
+}
+
+// The finished cells' values of `metric`, among the cells `in` selects.
+template <class Select>
+std::vector<double> values_where(const Experiment& exp, const Done& done, const std::string& metric, Select in) {
+  std::vector<double> v;
+  for (size_t i = 0; i < exp.cells.size(); i++)
+    if (done[i] && in(exp.cells[i]))
+      if (const auto x = metric_value(*done[i], metric); x && std::isfinite(*x)) v.push_back(*x);
+  return v;
+}
+
+// The seed key of a train experiment: `train.seed` when the grid gives it more than one value.
+constexpr const char* kSeedKey = "train.seed";
+bool has_seeds(const Experiment& exp) {
+  if (std::find(exp.grid_keys.begin(), exp.grid_keys.end(), kSeedKey) == exp.grid_keys.end()) return false;
+  std::vector<std::string> seen;
+  for (const auto& c : exp.cells)
+    if (const std::string v = value_of(c, kSeedKey); std::find(seen.begin(), seen.end(), v) == seen.end())
+      seen.push_back(v);
+  return seen.size() > 1;
+}
+
+// The cells grouped by every grid key but the seed: each group's key values, in the order the
+// groups first appear.
+std::vector<std::vector<std::string>> seed_groups(const Experiment& exp, std::vector<std::string>& keys) {
+  keys.clear();
+  for (const auto& k : exp.grid_keys)
+    if (k != kSeedKey) keys.push_back(k);
+  std::vector<std::vector<std::string>> groups;
+  for (const auto& c : exp.cells) {
+    std::vector<std::string> g;
+    for (const auto& k : keys) g.push_back(value_of(c, k));
+    if (std::find(groups.begin(), groups.end(), g) == groups.end()) groups.push_back(g);
+  }
+  return groups;
+}
+
+// results.md's "over seeds" table (mean ± sd of every column over the seeds of each setting) and
+// results_seeds.csv (the same, as <column>_mean, <column>_sd, with the count n).
+std::string md_over_seeds(const Experiment& exp, const std::vector<std::string>& cols, const Done& done,
+                          const std::string& out_dir) {
+  std::vector<std::string> keys;
+  const auto groups = seed_groups(exp, keys);
+  std::string md = fmt::format("\n## Over seeds\n\nEach entry is the mean ± the sample standard deviation over the "
+                               "finished cells of that setting, one per `{}`; n counts them.\n\n",
+                               kSeedKey);
+  std::vector<std::string> head, rule, chead;
+  for (const auto& k : keys) head.push_back(md_field(k)), rule.push_back("---"), chead.push_back(csv_field(k));
+  head.push_back("n"), rule.push_back("---:"), chead.push_back("n");
+  for (const auto& m : cols) {
+    head.push_back(md_field(m)), rule.push_back("---:");
+    chead.push_back(csv_field(m + "_mean")), chead.push_back(csv_field(m + "_sd"));
+  }
+  md += fmt::format("| {} |\n|{}|\n", fmt::join(head, " | "), fmt::join(rule, "|"));
+  std::string csv = fmt::format("{}\n", fmt::join(chead, ","));
+  for (const auto& g : groups) {
+    auto in = [&](const ExperimentCell& c) {
+      for (size_t j = 0; j < keys.size(); j++)
+        if (value_of(c, keys[j]) != g[j]) return false;
+      return true;
+    };
+    int n = 0;
+    for (size_t i = 0; i < exp.cells.size(); i++) n += done[i] && in(exp.cells[i]);
+    if (!n) continue;
+    std::vector<std::string> f, cf;
+    for (const auto& v : g) f.push_back(md_field(v.empty() ? "(base)" : v)), cf.push_back(csv_field(v));
+    f.push_back(std::to_string(n)), cf.push_back(std::to_string(n));
+    for (const auto& m : cols) {
+      const Stat st = stat_of(values_where(exp, done, m, in));
+      f.push_back(format_stat(st));
+      cf.push_back(st.n ? csv_number(st.mean) : ""), cf.push_back(st.n > 1 ? csv_number(st.sd) : "");
+    }
+    md += fmt::format("| {} |\n", fmt::join(f, " | "));
+    csv += fmt::format("{}\n", fmt::join(cf, ","));
+  }
+  write_file_atomic((fs::path(out_dir) / "results_seeds.csv").string(), csv);
+  return md;
+}
+
+// `table:`: the value column by rows and cols; cells sharing an entry (seeds, other grid keys)
+// give their mean ± sample standard deviation.
 std::string md_pivot(const Experiment& exp, const Done& done) {
   const ExperimentTable& t = *exp.table;
   std::vector<std::string> rows, colv;
@@ -192,19 +294,17 @@ std::string md_pivot(const Experiment& exp, const Done& done) {
   for (const auto& r : rows) {
     std::vector<std::string> f{md_field(r.empty() ? "(base)" : r)};
     for (const auto& k : colv) {
-      double sum = 0.0;
-      int n = 0;
-      for (size_t i = 0; i < exp.cells.size(); i++) {
-        if (!done[i] || value_of(exp.cells[i], t.rows) != r || value_of(exp.cells[i], t.cols) != k) continue;
-        if (const auto v = metric_value(*done[i], t.value)) sum += *v, n++;
-      }
-      max_n = std::max(max_n, n);
-      f.push_back(n ? format_number(sum / n) : "–");
+      const Stat st = stat_of(values_where(exp, done, t.value, [&](const ExperimentCell& c) {
+        return value_of(c, t.rows) == r && value_of(c, t.cols) == k;
+      }));
+      max_n = std::max(max_n, st.n);
+      f.push_back(format_stat(st));
     }
     md += fmt::format("| {} |\n", fmt::join(f, " | "));
   }
   if (max_n > 1)
-    md += fmt::format("\nEach entry is the mean over the finished cells that share its row and column (up to {}).\n",
+    md += fmt::format("\nEach entry is the mean ± the sample standard deviation over the finished cells that share "
+                      "its row and column (up to {}).\n",
                       max_n);
   return md;
 }
@@ -249,6 +349,7 @@ std::string results_md(const Experiment& exp, const std::vector<std::string>& co
                       fmt::join(given, " "), exp.file);
   }
   md += md_cells(exp, cols, done);
+  if (has_seeds(exp)) md += md_over_seeds(exp, cols, done, out_dir);
   if (exp.table) md += md_pivot(exp, done);
   if (exp.summary) md += md_summary(exp, done, out_dir);
   if (!exp.plots.empty()) {

@@ -229,6 +229,62 @@ metrics: [greedy_token_acc, loss@10, mirror_weight]
   CHECK(slurp(out + "/cells/bottleneck=false/metrics.jsonl") != metrics0);
 }
 
+TEST_CASE("experiment results: a train.seed grid key gives mean ± sd over seeds, in results.md and results_seeds.csv") {
+  const std::string dir = fresh_dir("seeds");
+  const std::string path = write_experiment(dir, R"(experiment: seeds
+base: base.yaml
+grid: {model.bottleneck: [false, true], data.n_symbols: [6], train.seed: [1, 2, 3]}
+metrics: [loss]
+table: {rows: model.bottleneck, cols: data.n_symbols, value: loss}
+)");
+  const std::string out = dir + "/out";
+  const Experiment exp = load_experiment(path);
+  REQUIRE(exp.cells.size() == 6);
+  // done.json written by hand: losses 1, 2, 4 (bottleneck false) and 3, 3 with the third cell unfinished
+  const double loss[6] = {1.0, 2.0, 4.0, 3.0, 3.0, -1.0};
+  for (size_t i = 0; i < 6; i++) {
+    if (loss[i] < 0) continue;
+    const std::string cd = out + "/cells/" + exp.cells[i].name;
+    fs::create_directories(cd);
+    const nlohmann::json j = {{"config", exp.cells[i].identity}, {"steps", 20}, {"seconds", 1.0},
+                              {"val", nlohmann::json::array({{{"step", 20}, {"loss", loss[i]}}})}};
+    spit(cd + "/done.json", j.dump());
+  }
+  CHECK(write_results(exp, out) == 5);
+  const std::string md = slurp(out + "/results.md");
+  // mean 7/3, sd sqrt(((1-7/3)² + (2-7/3)² + (4-7/3)²) / 2) = sqrt(7/3) = 1.5275
+  CHECK(md.find("## Over seeds") != std::string::npos);
+  CHECK(md.find("| model.bottleneck | data.n_symbols | n | loss | seconds |") != std::string::npos);
+  CHECK(md.find("| false | 6 | 3 | 2.3333 ± 1.5275 | 1 ± 0 |") != std::string::npos);
+  CHECK(md.find("| true | 6 | 2 | 3 ± 0 | 1 ± 0 |") != std::string::npos);
+  // the pivot shows the same statistics
+  CHECK(md.find("| false | 2.3333 ± 1.5275 |") != std::string::npos);
+  std::stringstream csv(slurp(out + "/results_seeds.csv"));
+  std::vector<std::string> rows;
+  for (std::string l; std::getline(csv, l);) rows.push_back(l);
+  REQUIRE(rows.size() == 3);
+  CHECK(rows[0] == "model.bottleneck,data.n_symbols,n,loss_mean,loss_sd,seconds_mean,seconds_sd");
+  std::vector<std::string> f;
+  std::stringstream r1(rows[1]);
+  for (std::string x; std::getline(r1, x, ',');) f.push_back(x);
+  REQUIRE(f.size() == 7);
+  CHECK(f[0] == "false");
+  CHECK(f[2] == "3");
+  CHECK(std::stod(f[3]) == doctest::Approx(7.0 / 3.0).epsilon(1e-12));
+  CHECK(std::stod(f[4]) == doctest::Approx(std::sqrt(7.0 / 3.0)).epsilon(1e-12));
+  CHECK(rows[2] == "true,6,2,3,0,1,0");
+  // one seed: no "Over seeds" section
+  const std::string p1 = write_experiment(dir, R"(experiment: one
+base: base.yaml
+grid: {model.bottleneck: [false, true], train.seed: [1]}
+metrics: [loss]
+)");
+  const std::string out1 = dir + "/out1";
+  write_results(load_experiment(p1), out1);
+  CHECK(slurp(out1 + "/results.md").find("## Over seeds") == std::string::npos);
+  CHECK_FALSE(fs::exists(out1 + "/results_seeds.csv"));
+}
+
 TEST_CASE("mirror_weight_of: head-averaged weight on source position L-1-t, over every output position") {
   // B = 2 examples (L = 3 and L = 2, source padded to Tk = 3), H = 2 heads, Tq = 3
   const int B = 2, H = 2, Tq = 3, Tk = 3;
