@@ -182,6 +182,10 @@ const std::vector<Field>& schema() {
     v.push_back(omitted(bool_field("data.shared_vocab", [](Config& c) -> auto& { return c.data.shared_vocab; },
                                    "parallel: one vocabulary for both sides; false = source and target tokens get "
                                    "disjoint ids (decoding never emits a source id; docs/tasks.md).")));
+    v.push_back(omitted(str_field("data.filler", [](Config& c) -> auto& { return c.data.filler; }, {"zero", "random"},
+                                  "mqar: what the positions outside the pairs and the queries hold: `zero`, the "
+                                  "filler id 0 (`_`), or `random`, uniform ids 1..n_symbols-1, keys and values "
+                                  "included (MQAR with random filler tokens, E7; docs/tasks.md).")));
     // train
     v.push_back(int_field("train.steps", [](Config& c) -> auto& { return c.train.steps; }, 0, INT32_MAX,
                           "Optimizer steps."));
@@ -432,6 +436,8 @@ void validate(const Config& c, const std::string& origin, const Locations& loc) 
         "`attnlab tokenizer train FILE --vocab-size N -o tok.json`");
   if (!c.data.shared_vocab && c.data.task != "parallel")
     bad("data.shared_vocab", "false is for data.task parallel (a source and a target side); remove the key");
+  if (c.data.filler != "zero" && c.data.task != "mqar")
+    bad("data.filler", "random is for data.task mqar (the other tasks' filler is fixed); remove the key");
   if (c.data.min_len > c.data.max_len)
     bad("data.min_len", fmt::format("expected at most data.max_len ({}), got {}", c.data.max_len, c.data.min_len));
   if (c.train.batch_size % c.train.grad_accum != 0)

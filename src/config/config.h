@@ -80,6 +80,7 @@ struct DataConfig {
   std::string tokenizer = "chars";      // text, parallel: chars | bpe
   std::string tokenizer_file;           // bpe: the `tokenizers` JSON file (attnlab tokenizer train)
   bool shared_vocab = true;             // parallel: false = disjoint source and target ids
+  std::string filler = "zero";          // mqar: zero | random (uniform ids outside the pairs and queries)
 };
 
 struct TrainConfig {

@@ -21,6 +21,7 @@ TaskOptions task_options(const Config& cfg) {
   o.val_fraction = cfg.data.val_fraction;
   o.n_val = cfg.data.n_val;
   o.n_pairs = cfg.data.n_pairs;
+  o.random_filler = cfg.data.filler == "random";
   o.n_digits = cfg.data.n_digits;
   o.path = cfg.data.path;
   o.src_path = cfg.data.src_path;
@@ -60,6 +61,7 @@ std::string describe_data_config(const Config& cfg) {
       if (d.tokenizer == "bpe") opts.push_back(fmt::format("tokenizer bpe {}", d.tokenizer_file));
       if (!d.shared_vocab) opts.push_back("separate source and target vocabularies");
     }
+    if (d.filler != "zero") opts.push_back(fmt::format("filler {}", d.filler));
     if (d.batch_tokens > 0) opts.push_back(fmt::format("batch_tokens {}", d.batch_tokens));
     const std::map<std::string, int> value = {{"n_symbols", d.n_symbols}, {"min_len", d.min_len},
                                               {"max_len", d.max_len},     {"n_pairs", d.n_pairs},

@@ -5,7 +5,10 @@
 //           n/2..n-1 ("v{n/2}".."v{n-1}"). The sequence opens with n_pairs (key value) pairs
 //           (distinct keys, distinct values), then filler; each key is queried once at a position
 //           drawn uniformly without replacement from the filler part (queries may be adjacent).
-//           labels[i] = the value of the key at query position i; -1 elsewhere.
+//           labels[i] = the value of the key at query position i; -1 elsewhere. With
+//           random_filler (data.filler random) every position that is neither a pair nor a query
+//           holds a uniform id in 1..n-1 instead ("MQAR with random filler tokens"), so keys and
+//           values also occur as noise; the pairs and queries are drawn as without it.
 //   needle  the pairs are scattered among random filler tokens and ONE key is queried at the last
 //           position ("MQAR with random filler tokens", needle in a haystack). Vocabulary:
 //           filler 0..n/2-1 ("f0".."f{n/2-1}"), keys n/2..n/2+n/4-1 ("k.."), values the rest
@@ -71,14 +74,19 @@ class Mqar : public TaskGen {
       ex.input[size_t(q)] = k;
       ex.labels[size_t(q)] = v;
     }
+    if (o_.random_filler)
+      for (int j = 2 * p_; j < L_; ++j)
+        if (ex.labels[size_t(j)] < 0) ex.input[size_t(j)] = 1 + int(rng.below(uint64_t(n - 1)));
   }
   uint64_t space() const override {
     const int n = o_.n_symbols;
-    return sat_from_double(falling(n_keys_, p_) * falling(n - n / 2, p_) * falling(L_ - 2 * p_, p_));
+    const double noise = o_.random_filler ? std::pow(double(n - 1), double(L_ - 3 * p_)) : 1.0;
+    return sat_from_double(falling(n_keys_, p_) * falling(n - n / 2, p_) * falling(L_ - 2 * p_, p_) * noise);
   }
   std::string describe() const override {
-    return fmt::format("vocabulary {} (filler 0, keys 1..{}, values {}..{}), {} pairs, length {}", o_.n_symbols,
-                       n_keys_, o_.n_symbols / 2, o_.n_symbols - 1, p_, L_);
+    return fmt::format("vocabulary {} ({}, keys 1..{}, values {}..{}), {} pairs, length {}", o_.n_symbols,
+                       o_.random_filler ? fmt::format("random filler 1..{}", o_.n_symbols - 1) : "filler 0", n_keys_,
+                       o_.n_symbols / 2, o_.n_symbols - 1, p_, L_);
   }
 
  private:

@@ -36,6 +36,7 @@ struct TaskOptions {
   double val_fraction = 0.1;     // share of the input space for val (and as much again for test)
   int n_val = 256;               // size of the fixed val set and of the fixed test set
   int n_pairs = 4;               // mqar / needle
+  bool random_filler = false;    // mqar: uniform ids 1..n-1 instead of filler 0 (data.filler random)
   int n_digits = 3;              // addition
   std::string path;              // parallel: one TSV file, source<TAB>target per line
   std::string src_path, tgt_path;  // parallel: or two files, one sentence per line

@@ -100,9 +100,11 @@ struct RecallMass {
   double answer_share = 0.0, noise_share = 0.0;  // the same over rows divided by Σ_j |w_j|
   int queries = 0;                   // queries with an answer position
 };
-// w [B,H,T,T] self-attention weights; inputs[b], labels[b] of length ≤ T (label -1: no query).
+// w [B,H,T,T] self-attention weights; inputs[b], labels[b] of length ≤ T (label -1: no query);
+// is_filler(b, j): position j of example b is noise.
 RecallMass recall_mass_of(const float* w, int B, int H, int T, const std::vector<std::vector<int>>& inputs,
-                          const std::vector<std::vector<int>>& labels, const std::function<bool(int)>& is_filler);
+                          const std::vector<std::vector<int>>& labels,
+                          const std::function<bool(int b, int j)>& is_filler);
 
 // The measurements the experiment asks for, from a checkpoint (null where one does not apply).
 struct Measurements {

@@ -74,7 +74,8 @@ double mirror_weight_of(const float* w, int B, int H, int Tq, int Tk, const std:
 }
 
 RecallMass recall_mass_of(const float* w, int B, int H, int T, const std::vector<std::vector<int>>& inputs,
-                          const std::vector<std::vector<int>>& labels, const std::function<bool(int)>& is_filler) {
+                          const std::vector<std::vector<int>>& labels,
+                          const std::function<bool(int b, int j)>& is_filler) {
   ATTNLAB_CHECK(int(inputs.size()) == B && int(labels.size()) == B);
   RecallMass r;
   for (int b = 0; b < B; b++) {
@@ -93,7 +94,7 @@ RecallMass recall_mass_of(const float* w, int B, int H, int T, const std::vector
         double row_noise = 0.0, l1 = 0.0;
         for (int j = 0; j < n; j++) {
           l1 += std::fabs(double(row[j]));
-          if (is_filler(in[size_t(j)])) row_noise += row[j];
+          if (is_filler(b, j)) row_noise += row[j];
         }
         a += row[ans];
         noise += row_noise;
@@ -241,15 +242,19 @@ void measure_recall(Model& model, const TaskDataset& task, ModelConfig::Kind mod
   const auto layers = slot_layers(model, slot);
   const int n_sym = task.options().n_symbols;
   const bool mqar = task.name() == "mqar";
-  // filler tokens: mqar "_" (id 0); needle f0..f{n/2-1} (ids below n/2), task_recall.cpp
-  const std::function<bool(int)> is_filler = [&](int id) { return mqar ? id == 0 : id < n_sym / 2; };
+  // the noise (task_recall.cpp): mqar, every position after the pairs that is not a query (filler
+  // 0, or random ids with data.filler random); needle, the filler tokens f0..f{n/2-1} (ids below n/2)
+  std::vector<std::vector<int>> inputs, labels;
+  const int n_pairs = task.options().n_pairs;
+  const std::function<bool(int, int)> is_filler = [&](int b, int j) {
+    return mqar ? j >= 2 * n_pairs && labels[size_t(b)][size_t(j)] < 0 : inputs[size_t(b)][size_t(j)] < n_sym / 2;
+  };
   Batch batch;
   batch.B = B;
   for (int b = 0; b < B; b++) batch.T = std::max(batch.T, int(val[size_t(b)].input.size()));
   batch.x.assign(size_t(B) * batch.T, task.pad_id());
   batch.y.assign(size_t(B) * batch.T, -1);
   batch.x_len.assign(size_t(B), 0);
-  std::vector<std::vector<int>> inputs, labels;
   for (int b = 0; b < B; b++) {
     const TaskExample& ex = val[size_t(b)];
     std::copy(ex.input.begin(), ex.input.end(), batch.x.begin() + size_t(b) * batch.T);

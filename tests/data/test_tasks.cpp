@@ -421,6 +421,46 @@ TEST_CASE("tasks: labels and answers are right (recomputed independently)") {
   }
 }
 
+TEST_CASE("tasks: mqar with random filler keeps the pairs and queries, and fills the rest with uniform ids 1..n-1") {
+  TaskOptions o = opts("mqar");
+  o.random_filler = true;
+  const TaskDataset plain(opts("mqar"), "decoder", 4096), noisy(o, "decoder", 4096);
+  const int n = o.n_symbols, p = o.n_pairs;
+  std::vector<int> count(size_t(n), 0);
+  int filler_positions = 0;
+  for (const auto& ex : noisy.eval_set(Split::val)) {
+    REQUIRE(int(ex.input.size()) == o.max_len);
+    int queries = 0;
+    for (int j = 0; j < o.max_len; ++j) {
+      const int id = ex.input[size_t(j)], lab = ex.labels[size_t(j)];
+      if (j < 2 * p) {
+        CHECK(lab == -1);
+        CHECK((j % 2 == 0 ? (id >= 1 && id < n / 2) : (id >= n / 2 && id < n)));
+      } else if (lab >= 0) {
+        queries++;
+        bool found = false;  // the query is a pair key and its label that key's value
+        for (int i = 0; i < p; ++i) found |= ex.input[size_t(2 * i)] == id && ex.input[size_t(2 * i + 1)] == lab;
+        CHECK(found);
+      } else {
+        CHECK((id >= 1 && id < n));  // never the zero filler
+        count[size_t(id)]++;
+        filler_positions++;
+      }
+    }
+    CHECK(queries == p);
+  }
+  REQUIRE(filler_positions == 64 * (o.max_len - 3 * p));
+  // uniform over 1..n-1: each id's count within 5 standard deviations of its expectation
+  const double e = double(filler_positions) / (n - 1), sd = std::sqrt(e * (1.0 - 1.0 / (n - 1)));
+  CHECK(count[0] == 0);
+  for (int id = 1; id < n; ++id) CHECK(std::fabs(count[size_t(id)] - e) < 5 * sd);
+  // the plain task: zeros there
+  for (const auto& ex : plain.eval_set(Split::val))
+    for (int j = 2 * p; j < o.max_len; ++j)
+      if (ex.labels[size_t(j)] < 0) CHECK(ex.input[size_t(j)] == 0);
+  CHECK(noisy.describe().find("random filler 1..63") != std::string::npos);
+}
+
 TEST_CASE("tasks: distributions (lengths, date formats, parentheses classes)") {
   Rng rng(3);
   {

@@ -325,7 +325,7 @@ TEST_CASE("recall_mass_of: weight on the value of the queried pair vs the mass o
   at(1, 6, 1) = 0.3f;  // another pair's value: not noise
   // rows of other positions must be ignored
   for (int j = 0; j < T; j++) at(0, 2, j) = 1.0f;
-  auto filler = [](int id) { return id == 0; };
+  auto filler = [&](int, int j) { return in[size_t(j)] == 0; };
   RecallMass r = recall_mass_of(w.data(), 1, H, T, {in}, {lab}, filler);
   CHECK(r.queries == 1);
   CHECK(r.answer == doctest::Approx((0.8 + 0.2) / 2));
