@@ -219,7 +219,7 @@ def build_classes():
             self.rope_base = float(opts["rope_base"]) if positions == "rope" else None
             self.alibi = alibi_slopes(H) if positions == "alibi" else None
             self.keep_weights = False
-            self.weights = None
+            self.weights = self.scores = None  # kept by forward when keep_weights: [B, H, Tq, Tk]
 
         def bias_mask(self, Tq, Tk, key_keep, dtype):
             """Additive mask [B or 1, H or 1, Tq, Tk] (None when plain causal / no mask does)."""
@@ -252,9 +252,10 @@ def build_classes():
             if Hkv != H:  # query head h reads key/value head h / (H / Hkv)
                 k, v = k.repeat_interleave(H // Hkv, dim=1), v.repeat_interleave(H // Hkv, dim=1)
             mask = self.bias_mask(Tq, Tk, key_keep, q.dtype)
-            if self.keep_weights:  # the weights themselves, for comparing attention maps
-                w = torch.softmax(q @ k.transpose(-1, -2) * self.scale + mask, dim=-1)
-                self.weights = w.detach()
+            if self.keep_weights:  # the weights themselves (and the logits), for comparing attention maps
+                s = q @ k.transpose(-1, -2) * self.scale + mask
+                w = torch.softmax(s, dim=-1)
+                self.scores, self.weights = s.detach(), w.detach()
                 o = w @ v
             elif mask is None:
                 o = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal, scale=self.scale)
