@@ -68,6 +68,7 @@ struct AttentionSpec {
   AttnImpl impl = AttnImpl::automatic;  // scaled_dot_product family: naive | flash | auto
   AttnDevice device = AttnDevice::cpu;  // where a tiled kernel runs (model.device)
   InitScheme init = InitScheme::gpt2;   // the projections' initialisation (model.init)
+  float init_std = 0.02f;               // gpt2: the projections' weight std (model.init_std)
 };
 
 // Initialises a linear layer y = x Wᵀ + b with W [out, fan_in] and the optional bias b [out]

@@ -26,10 +26,11 @@ Projections::Projections(const AttentionSpec& spec, int kv_width, ParamStore& st
     b_o = store.add(n + ".b_o", {C}, ParamKind::bias);
   }
   const InitScheme s = spec.init;
-  init_linear(w_q, b_q, C, s, rng, 0.02f);
-  init_linear(w_k, b_k, C, s, rng, 0.02f);
-  init_linear(w_v, b_v, C, s, rng, 0.02f);
-  init_linear(w_o, b_o, C, s, rng, 0.02f / std::sqrt(2.0f * float(std::max(1, spec.n_layers))));
+  const float sd = spec.init_std;
+  init_linear(w_q, b_q, C, s, rng, sd);
+  init_linear(w_k, b_k, C, s, rng, sd);
+  init_linear(w_v, b_v, C, s, rng, sd);
+  init_linear(w_o, b_o, C, s, rng, sd / std::sqrt(2.0f * float(std::max(1, spec.n_layers))));
 }
 
 void Projections::qkv(std::vector<float>& Q, std::vector<float>& K, std::vector<float>& V, const float* x_q,

@@ -72,6 +72,10 @@ const std::vector<Field>& schema() {
                            "N(0, 0.02²), layernorms (1, 0), and the score parameters of bahdanau and luong and "
                            "differential's λ vectors keep "
                            "their papers' initialisation (docs/attention.md)."));
+    v.push_back(omitted(dbl_field("model.init_std", [](Config& c) -> auto& { return c.model.init_std; }, 0.0, 1.0,
+                                  true, "model.init gpt2: the standard deviation of the linear layers' weights "
+                                  "(the residual projections get init_std/√(2·n_layers)); 0.02 is GPT-2's. "
+                                  "Embeddings stay N(0, 0.02²); torch_default does not read it (E6b varies it).")));
     v.push_back(dbl_field("model.dropout", [](Config& c) -> auto& { return c.model.dropout; }, 0.0, 0.99,
                           false, "Dropout on embeddings and on each residual branch (training only)."));
     v.push_back(enum_field("model.norm", [](Config& c) -> auto& { return c.model.norm; },
@@ -436,6 +440,8 @@ void validate(const Config& c, const std::string& origin, const Locations& loc) 
         "`attnlab tokenizer train FILE --vocab-size N -o tok.json`");
   if (!c.data.shared_vocab && c.data.task != "parallel")
     bad("data.shared_vocab", "false is for data.task parallel (a source and a target side); remove the key");
+  if (c.model.init_std != 0.02 && c.model.init != ModelConfig::Init::gpt2)
+    bad("model.init_std", "is read by model.init gpt2 only (torch_default's bounds follow from fan_in); remove the key");
   if (c.data.filler != "zero" && c.data.task != "mqar")
     bad("data.filler", "random is for data.task mqar (the other tasks' filler is fixed); remove the key");
   if (c.data.min_len > c.data.max_len)

@@ -51,6 +51,7 @@ struct ModelConfig {
   bool head_bias = false;               // a bias on the output head (tied or not)
   bool bias = true;
   Init init = Init::gpt2;               // how the linear layers start
+  double init_std = 0.02;               // gpt2: the linear weights' standard deviation
   double dropout = 0.0;                 // residual and embedding dropout
   Norm norm = Norm::pre;                // layernorm placement
   bool share_embeddings = true;         // encoder_decoder: one token embedding for both stacks

@@ -109,6 +109,7 @@ AttentionSpec slot_spec(const ModelConfig& m, const std::string& slot, int layer
   s.impl = spec_impl(a.impl);
   s.device = spec_device(m.device);
   s.init = m.init == ModelConfig::Init::torch_default ? InitScheme::torch_default : InitScheme::gpt2;
+  s.init_std = float(m.init_std);
   // the registry's shorthands fix the mask
   auto it = attention_registry().find(s.type);
   if (it != attention_registry().end() && it->second.info.force_causal >= 0) s.causal = it->second.info.force_causal == 1;

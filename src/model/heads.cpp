@@ -44,12 +44,12 @@ void LMHead::backward(float* dh, const float* dlogits) {
 
 // ---------------------------------------------------------------- ClassifierHead
 
-ClassifierHead::ClassifierHead(const std::string& pool, int n_classes, int C, InitScheme init, ParamStore& store,
-                               Rng& rng)
+ClassifierHead::ClassifierHead(const std::string& pool, int n_classes, int C, InitScheme init, float init_std,
+                               ParamStore& store, Rng& rng)
     : first_(pool == "first"), K_(n_classes), C_(C) {
   w_ = store.add("cls_head.w", {K_, C}, ParamKind::weight);
   b_ = store.add("cls_head.b", {K_}, ParamKind::bias);
-  init_linear(w_, b_, C, init, rng, 0.02f);
+  init_linear(w_, b_, C, init, rng, init_std);
 }
 
 const float* ClassifierHead::forward(const float* h, int B, int T, const int* len) {

@@ -55,7 +55,8 @@ class ClassifierHead final : public Head {
  public:
   // registers cls_head.w and cls_head.b, initialised by init_linear under `init` (gpt2: N(0, 0.02),
   // 0); pool: "first" | "mean"
-  ClassifierHead(const std::string& pool, int n_classes, int C, InitScheme init, ParamStore& store, Rng& rng);
+  ClassifierHead(const std::string& pool, int n_classes, int C, InitScheme init, float init_std, ParamStore& store,
+                 Rng& rng);
   const float* forward(const float* h, int B, int T, const int* len) override;
   void backward(float* dh, const float* dlogits) override;
   int rows() const override { return B_; }

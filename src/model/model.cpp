@@ -44,14 +44,14 @@ Model::Model(const ModelConfig& cfg, int vocab_size, uint64_t seed, int n_classe
   }
   const InitScheme init = cfg_.init == ModelConfig::Init::torch_default ? InitScheme::torch_default : InitScheme::gpt2;
   if (K_ > 0) {
-    head_ = std::make_unique<ClassifierHead>(cfg_.pool, K_, C, init, store_, rng);
+    head_ = std::make_unique<ClassifierHead>(cfg_.pool, K_, C, init, float(cfg_.init_std), store_, rng);
   } else {
     // an untied head is a linear layer (init_linear); a tied one reuses the embedding, and its
     // bias alone (model.head_bias) starts under the scheme
     Param* w = cfg_.tie_embeddings ? tok : store_.add("head.w", {V_, C}, ParamKind::weight);
     Param* b = cfg_.head_bias ? store_.add("head.b", {V_}, ParamKind::bias) : nullptr;
     if (!cfg_.tie_embeddings) {
-      init_linear(w, b, C, init, rng, 0.02f);
+      init_linear(w, b, C, init, rng, float(cfg_.init_std));
     } else if (b && init == InitScheme::torch_default) {
       const float bound = 1.0f / std::sqrt(float(C));
       for (auto& x : b->w) x = bound * (2.0f * rng.uniform() - 1.0f);

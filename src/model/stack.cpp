@@ -17,7 +17,7 @@ Stack::Stack(const ModelConfig& cfg, const std::string& prefix, const std::strin
       post_(cfg.norm == ModelConfig::Norm::post),
       exact_gelu_(cfg.activation == ModelConfig::Activation::gelu) {
   const int C = C_, F = F_;
-  const float resid_std = 0.02f / std::sqrt(2.0f * float(cfg.n_layers));
+  const float resid_std = float(cfg.init_std) / std::sqrt(2.0f * float(cfg.n_layers));
   const InitScheme scheme = cfg.init == ModelConfig::Init::torch_default ? InitScheme::torch_default : InitScheme::gpt2;
   auto norm = [&](Sub& s, const std::string& name) {
     s.ln_w = store.add(name + ".w", {C}, ParamKind::norm);
@@ -45,7 +45,7 @@ Stack::Stack(const ModelConfig& cfg, const std::string& prefix, const std::strin
     norm(s, p + ".ln2");
     s.fc_w = store.add(p + ".mlp.fc.w", {F, C}, ParamKind::weight);
     s.fc_b = cfg.bias ? store.add(p + ".mlp.fc.b", {F}, ParamKind::bias) : nullptr;
-    init_linear(s.fc_w, s.fc_b, C, scheme, rng, 0.02f);
+    init_linear(s.fc_w, s.fc_b, C, scheme, rng, float(cfg.init_std));
     s.proj_w = store.add(p + ".mlp.proj.w", {C, F}, ParamKind::weight);
     s.proj_b = cfg.bias ? store.add(p + ".mlp.proj.b", {C}, ParamKind::bias) : nullptr;
     init_linear(s.proj_w, s.proj_b, F, scheme, rng, resid_std);

@@ -83,7 +83,7 @@ TEST_CASE("config: the resolved dump loads back to the same config") {
   const Config c = load_config_text(
       "model: {d_model: 96, n_heads: 3}\ntrain: {lr: 0.002, seed: 7, grad_accum: 2}\n" + kText, "cfg.yaml",
       {"data.task=parallel", "data.src_path=s.txt", "data.tgt_path=t.txt", "data.batch_tokens=64",
-       "data.shared_vocab=false"});
+       "data.shared_vocab=false", "model.init_std=0.03"});
   const std::string all = dump_config(c);
   CHECK(dump_config(load_config_text(all, "dump")) == all);
   for (const auto& k : config_keys())
@@ -95,6 +95,9 @@ TEST_CASE("config: the resolved dump loads back to the same config") {
   CHECK(mqar.find("filler: \"random\"") != std::string::npos);
   CHECK(dump_config(load_config_text(mqar, "dump")) == mqar);
   CHECK(error_of(kText, {"data.filler=random"}).find("data.filler") != std::string::npos);
+  // model.init_std: gpt2's alone
+  CHECK(dumped.find("init_std:") == std::string::npos);
+  CHECK(error_of(kText, {"model.init=torch_default", "model.init_std=0.05"}).find("model.init_std") != std::string::npos);
 }
 
 TEST_CASE("config: the shipped configs are valid") {

@@ -57,10 +57,11 @@ int fan_in_of(const Model& model, const Param& p) {
   return 0;
 }
 
-void check_scheme(const std::string& kind, const std::string& init) {
-  const ModelConfig mc = config(kind, init);
+void check_scheme(const std::string& kind, const std::string& init, double init_std = 0.02) {
+  ModelConfig mc = config(kind, init);
+  mc.init_std = init_std;
   Model model(mc, 97, 5, kind == "encoder" ? 0 : 0);
-  const double resid = 0.02 / std::sqrt(2.0 * mc.n_layers);
+  const double resid = init_std / std::sqrt(2.0 * mc.n_layers);
   int weights = 0, biases = 0;
   for (const auto& p : model.params().all()) {
     const Stats s = stats_of(p);
@@ -85,8 +86,8 @@ void check_scheme(const std::string& kind, const std::string& init) {
         continue;
       }
       const bool into_residual = ends_with(p.name, ".w_o") || ends_with(p.name, ".mlp.proj.w");
-      CHECK(std::fabs(s.mean) < 4.0 * (into_residual ? resid : 0.02) / std::sqrt(double(p.numel())));  // 4 s.e.
-      CHECK(s.sd == doctest::Approx(into_residual ? resid : 0.02).epsilon(0.06));
+      CHECK(std::fabs(s.mean) < 4.0 * (into_residual ? resid : init_std) / std::sqrt(double(p.numel())));  // 4 s.e.
+      CHECK(s.sd == doctest::Approx(into_residual ? resid : init_std).epsilon(0.06));
       weights++;
     } else {
       // U(−a, a), a = 1/√fan_in: within the bounds, std a/√3, mean 0, and reaching near both ends
@@ -112,6 +113,11 @@ void check_scheme(const std::string& kind, const std::string& init) {
 TEST_CASE("model.init gpt2: weights N(0, 0.02), residual projections N(0, 0.02/√(2L)), biases 0") {
   check_scheme("decoder", "gpt2");
   check_scheme("encoder_decoder", "gpt2");
+}
+
+TEST_CASE("model.init_std scales gpt2's weights (residual projections init_std/√(2L)); embeddings stay N(0, 0.02)") {
+  check_scheme("decoder", "gpt2", 0.07);
+  check_scheme("encoder_decoder", "gpt2", 0.005);
 }
 
 TEST_CASE("model.init torch_default: weights and biases U(±1/√fan_in), embeddings N(0, 0.02)") {
