@@ -15,6 +15,10 @@ at a random later position; data.filler random as the checkpoint's config says).
   prev       layer 0, the weight a value position 2i+1 puts on its key at 2i (the previous token)
   lookup     last layer, the weight a query position puts on the value position 2i+1 of its key
              (where layer 0 has copied the key to)
+  prev_next  layer 0, the weight position 2i+2 puts on the value at 2i+1 (the shifted circuit's copy)
+  next       last layer, the weight a query puts on position 2i+2, just after its pair: the
+             shifted circuit, in which layer 0 copies each value into the next position (the next
+             pair's key, or the first filler after the last pair) and layer 1 matches the key there
   std_L<l>   the attention-logit scale of layer l: the standard deviation over the visible keys of
              q.k/sqrt(d) in each row, averaged over rows (first 2 rows left out) and sequences
   gap        last layer at the query rows: the logit of the right value position minus the largest
@@ -72,9 +76,11 @@ def measure(ckpt, examples):
     acc = float((logits[rows, qpos].argmax(-1) == labels).mean())
     w0 = mods[0].weights.numpy()[:, 0]  # head 0: E6's model has one head
     prev = float(w0[rows, vpos, vpos - 1].mean())
+    prev_next = float(w0[rows, vpos + 1, vpos].mean())
     wl = mods[-1].weights.numpy()[:, 0]
     lookup = float(wl[rows, qpos, vpos].mean())
-    out = {"acc": acc, "prev": prev, "lookup": lookup}
+    nxt = float(wl[rows, qpos, vpos + 1].mean())  # vpos + 1 <= 2 n_pairs < length
+    out = {"acc": acc, "prev": prev, "prev_next": prev_next, "lookup": lookup, "next": nxt}
     for layer, a in enumerate(mods):
         s = a.scores.numpy()[:, 0].astype(np.float64)  # [B, T, T], -inf above the diagonal
         fin = np.isfinite(s)
@@ -127,8 +133,8 @@ def main():
             m = measure(c, ex)
             row = {"run": name, "step": 0 if c in a.init else step_of(c), **m}
             table.append(row)
-            print(f"{name:>14} step {row['step']:5d}  acc {m['acc']:.3f}  prev {m['prev']:.3f}  "
-                  f"lookup {m['lookup']:.3f}  " + "  ".join(f"{k} {v:.2f}" for k, v in m.items() if k.startswith("std"))
+            print(f"{name:>14} step {row['step']:5d}  acc {m['acc']:.3f}  prev {m['prev']:.3f}  prev_next {m['prev_next']:.3f}  "
+                  f"lookup {m['lookup']:.3f}  next {m['next']:.3f}  " + "  ".join(f"{k} {v:.2f}" for k, v in m.items() if k.startswith("std"))
                   + f"  gap {m['gap']:+.2f}", flush=True)
     if a.csv:
         with open(a.csv, "w", newline="") as f:
@@ -139,7 +145,7 @@ def main():
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        keys = ["acc", "prev", "lookup"] + [k for k in table[0] if k.startswith("std_")]
+        keys = ["acc", "prev", "lookup", "next"] + [k for k in table[0] if k.startswith("std_")]
         fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3.0))
         for name in dict.fromkeys(r["run"] for r in table):
             rows = [r for r in table if r["run"] == name]
