@@ -9,7 +9,8 @@
 #   torch (CPU use)      scripts/torch_model.py, scripts/import_nanogpt.py and their tests
 # The tests and scripts run .venv/bin/python.
 #   scripts/setup.sh            everything above
-#   scripts/setup.sh --fuzz     also what scripts/fuzz.sh needs (clang 14 and its libFuzzer)
+#   scripts/setup.sh --fuzz     also what scripts/fuzz.sh and the clang sanitizer build need (clang 14,
+#                               its libFuzzer and OpenMP runtime)
 #   scripts/setup.sh --no-torch everything but torch (about 2.2 GB and a minute to install)
 #   scripts/setup.sh --torch-only  torch alone, into an existing .venv (scripts/test.sh runs it
 #                               in the background while the build compiles)
@@ -21,7 +22,7 @@ want_torch=1
 only_torch=0
 for arg in "$@"; do
   case "$arg" in
-    --fuzz) extra=(clang-14 libfuzzer-14-dev libclang-rt-14-dev) ;;
+    --fuzz) extra=(clang-14 libfuzzer-14-dev libclang-rt-14-dev libomp-14-dev) ;;  # libomp: clang's -fopenmp
     --no-torch) want_torch=0 ;;
     --torch-only) only_torch=1 ;;
     *) echo "setup: unknown option $arg (expected --fuzz, --no-torch, --torch-only)" >&2; exit 2 ;;
