@@ -38,6 +38,7 @@ packages=(
   doctest-dev                   # unit tests
   nlohmann-json3-dev            # safetensors headers, metrics.jsonl
   libopenblas-openmp-dev        # GEMMs (the OpenMP build: shares our thread pool)
+  libdnnl-dev                   # oneDNN: runs the blocks of large GEMMs (docs/architecture.md, GEMM)
   libopenmpi-dev openmpi-bin    # data-parallel training: mpirun -np N attnlab train (docs/distributed.md)
   python3-numpy                 # tests read checkpoints and .npy dumps with NumPy
   python3-matplotlib            # the plot scripts under /usr/bin/python3 too (the venv has its own)

@@ -7,6 +7,7 @@
 #include "core/comm.h"
 #include "core/console.h"
 #include "core/error.h"
+#include "core/gemm.h"
 
 int main(int argc, char** argv) {
   // under mpirun -np N (N > 1): MPI from here to the end of main (core/comm.h)
@@ -45,6 +46,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
+    attnlab::gemm_select_from_env();
     for (auto* sub : app.get_subcommands()) {
       if (!runs.count(sub)) continue;
       // train and bench are the commands that run as one job of several processes

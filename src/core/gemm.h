@@ -3,8 +3,11 @@
 //   C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C
 //
 // op(X) = X or X^T. lda/ldb/ldc are row strides (elements) of the stored
-// matrices. With ATTNLAB_HAVE_CBLAS the call goes to OpenBLAS (OpenMP build,
-// so its threads are ours); otherwise to Eigen's product kernels.
+// matrices. With ATTNLAB_HAVE_CBLAS attnlab cuts the product into blocks that
+// depend on the shape only and runs each as one single-threaded call of oneDNN's
+// sgemm (ATTNLAB_HAVE_ONEDNN; ATTNLAB_GEMM=openblas picks OpenBLAS instead) or
+// OpenBLAS (OpenMP build, so its threads are ours); a few rows go to matrix-vector
+// products or attnlab's own AVX-512 kernel. Without either: Eigen's product kernels.
 #pragma once
 
 namespace attnlab {
@@ -12,7 +15,12 @@ namespace attnlab {
 void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
            const float* B, int ldb, float beta, float* C, int ldc);
 
-// Which kernel sgemm uses ("openblas-openmp" or "eigen"), for logs and benchmarks.
+// Which libraries sgemm uses ("onednn + openblas-openmp", "openblas-openmp" or "eigen"), for
+// logs and benchmarks.
 const char* gemm_backend();
+
+// Reads ATTNLAB_GEMM (openblas, onednn or unset) and throws UserError for anything else; main()
+// calls it first, so that a bad value is an error message and not a failure inside a kernel.
+void gemm_select_from_env();
 
 }  // namespace attnlab

@@ -1,5 +1,6 @@
 // sgemm against a double-precision reference: every transpose combination, padded leading
-// dimensions, alpha/beta, and the few-row path (M ≤ 4) that decoding takes; and the same bits for
+// dimensions, alpha/beta, and the few-row paths that decoding takes (M ≤ 4 by matrix-vector
+// products; 2 ≤ M ≤ 16 times a [N,K] weight by attnlab's own AVX-512 kernel); and the same bits for
 // any thread count (src/core/gemm.cpp owns the partition of a product among threads).
 #include <doctest/doctest.h>
 
@@ -17,7 +18,7 @@ using namespace attnlab;
 
 TEST_CASE("sgemm: matches a double reference for every transpose, shape and few-row case") {
   Rng rng(5);
-  for (int M : {1, 2, 4, 5, 17})
+  for (int M : {1, 2, 4, 5, 8, 13, 16, 17})
     for (int ta = 0; ta < 2; ta++)
       for (int tb = 0; tb < 2; tb++) {
         const int N = 23, K = 19, pad = 3;
@@ -69,11 +70,13 @@ std::vector<float> product_on(int threads, bool ta, bool tb, int M, int N, int K
 // give the same bits, on every kernel (CI runs this file under the native and the Haswell kernel).
 // The shapes cover one block (small), row blocks (M ≥ N), column blocks (N > M), long sums (the
 // weight gradients' K = B·T, where even the SkylakeX kernels split differently by thread count),
-// sizes that are no multiple of 16, and the few-row matrix-vector path.
+// sizes that are no multiple of 16, and the few-row paths (matrix-vector, and the AVX-512 kernel
+// for 2..16 rows times a [N,K] matrix, whose blocks of N must not change an element's bits).
 TEST_CASE("sgemm: the same bits for 1, 2, 3 and 4 threads, every transpose, blocked and unblocked shapes") {
   struct Shape { int M, N, K; };
   const Shape shapes[] = {{17, 23, 19},   {260, 64, 64},  {130, 130, 16}, {1000, 384, 96},
-                          {96, 1000, 128}, {384, 384, 1000}, {4, 1536, 384}, {1, 3000, 200}, {3, 200, 3000}};
+                          {96, 1000, 128}, {384, 384, 1000}, {4, 1536, 384}, {1, 3000, 200}, {3, 200, 3000},
+                          {8, 1152, 384}, {16, 1536, 384}, {13, 385, 1539}};
   Rng rng(11);
   int blocked_cases = 0;
   for (const Shape& s : shapes)

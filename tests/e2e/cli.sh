@@ -25,6 +25,16 @@ set -e
 grep -q "unknown key 'model.n_head'" <<<"$out" || fail "unknown --set key message: $out"
 [ ! -e "$tmp/x" ] || fail "a rejected config must not create a run directory"
 
+# the GEMM library is chosen by ATTNLAB_GEMM (src/core/gemm.cpp): anything but openblas or onednn is
+# refused before any work, with exit 2 and the variable named
+set +e
+out=$(ATTNLAB_GEMM=mkl "$bin" config check "$src/configs/tasks/reverse_decoder.yaml" 2>&1); rc=$?
+set -e
+[ "$rc" -eq 2 ] || fail "bad ATTNLAB_GEMM exit code $rc"
+grep -q "error: ATTNLAB_GEMM='mkl' is not a GEMM library" <<<"$out" || fail "bad ATTNLAB_GEMM message: $out"
+ATTNLAB_GEMM=openblas "$bin" config check "$src/configs/tasks/reverse_decoder.yaml" >/dev/null ||
+  fail "ATTNLAB_GEMM=openblas is accepted"
+
 set +e
 "$bin" sample "$tmp/missing.safetensors" >/dev/null 2>"$tmp/err"; rc=$?
 set -e
