@@ -1,19 +1,26 @@
 #!/usr/bin/env bash
 # W3 side by side: attnlab's causal attention module, naive (`causal --impl naive`) and tiled
-# (`flash`), and PyTorch's naive attention, forward + backward, batch 1, 8 heads × 64, in turn
-# ROUNDS times (alternating, so drift on a shared machine hits both). attnlab's module includes
-# the Q/K/V/O projections, so it is compared with PyTorch's `layer` form (the same projections);
-# PyTorch's `core` form (q, k, v given) is what the W3 peer figures of docs/performance.md time,
-# and is compared with attnlab's time minus its projections' (proj ms, the same GEMMs timed
-# alone). Prints the medians per length and the ratios.
+# (`flash`), and PyTorch's attention, naive and F.scaled_dot_product_attention (sdpa), forward +
+# backward, batch 1, 8 heads × 64, in turn ROUNDS times (alternating, so drift on a shared
+# machine hits both). attnlab's module includes the Q/K/V/O projections, so it is compared with
+# PyTorch's layer forms (the same projections; `layer` naive, `layer-sdpa`); PyTorch's core forms
+# (q, k, v given; `core` naive, what the W3 peer figures of docs/performance.md time, and `sdpa`)
+# are compared with attnlab's time minus its projections' (proj ms, the same GEMMs timed alone).
+# For each length the faster PyTorch form of each pair (by median over the rounds) is the peer.
+# Prints the medians per length, every PyTorch form's ms and MB, and the ratios.
 #   scripts/bench/w3_compare.sh [ROUNDS] [LENGTHS] [REPEATS]
+# PYTHON: the interpreter with torch, by default the repository's .venv/bin/python when there
+# is one, else /usr/bin/python3.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rounds=${1:-3}
 lengths=${2:-256,1024,2048,4096}
 repeats=${3:-3}
 bin=build/attnlab
-python=${PYTHON:-/usr/bin/python3}  # the interpreter with torch (a venv: docs/performance.md)
+if [ -n "${PYTHON:-}" ]; then python=$PYTHON
+elif [ -x .venv/bin/python ]; then python=.venv/bin/python
+else python=/usr/bin/python3
+fi
 [ -x "$bin" ] || scripts/build.sh --target attnlab >/dev/null
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -22,10 +29,10 @@ for r in $(seq 1 "$rounds"); do
   "$bin" bench attention --types causal,flash --impl naive --lengths "$lengths" --backward --repeats "$repeats" --threads 2 \
     --csv "$tmp/a$r.csv" >/dev/null
   echo "round $r: PyTorch" >&2
-  "$python" scripts/bench/w3_pytorch.py --lengths "$lengths" --form both --repeats "$repeats" --threads 2 \
+  "$python" scripts/bench/w3_pytorch.py --lengths "$lengths" --form all --repeats "$repeats" --threads 2 \
     --csv "$tmp/p$r.csv" >/dev/null
 done
-/usr/bin/python3 - "$tmp" "$rounds" <<'PY'
+"$python" - "$tmp" "$rounds" <<'PY'
 import csv, statistics, sys
 tmp, rounds = sys.argv[1], int(sys.argv[2])
 a, p = {}, {}
@@ -37,21 +44,41 @@ for r in range(1, rounds + 1):
         p.setdefault((row["form"], int(row["n"])), []).append(row)
 med = lambda rows, k: statistics.median(float(x[k]) for x in rows)
 print(f"medians over {rounds} round(s), forward + backward, 2 threads\n")
-print("| attnlab type | n | attnlab ms | attnlab proj ms | attnlab MB | PyTorch layer ms | PyTorch layer MB | "
-      "PyTorch core ms | PyTorch core MB | layer: PyTorch / attnlab | core: PyTorch / (attnlab − proj) | "
-      "memory: PyTorch core / (attnlab) |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+print("PyTorch per length (peer: the faster form of each pair)\n")
+print("| n | core ms | core MB | sdpa ms | sdpa MB | core peer | layer ms | layer MB | layer-sdpa ms | layer-sdpa MB | "
+      "layer peer |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
+peer = {}  # (pair, n) -> (form, ms, MB)
+for n in sorted({n for _, n in p}):
+    cells = []
+    for pair in (("core", "sdpa"), ("layer", "layer-sdpa")):
+        got = {}  # form -> (ms, MB)
+        for f in pair:
+            if (f, n) in p:
+                got[f] = med(p[(f, n)], "ms_median"), med(p[(f, n)], "peak_extra_mb")
+                cells.append(f"{got[f][0]:.1f} | {got[f][1]:.0f}")
+            else:
+                cells.append("– | –")
+        if got:
+            f = min(got, key=lambda f: got[f][0])
+            peer[(pair[0], n)] = (f, *got[f])
+        cells.append(f if got else "–")
+    print(f"| {n} | " + " | ".join(cells) + " |")
+print("\n| attnlab type | n | attnlab ms | attnlab proj ms | attnlab MB | PyTorch layer peer | ms | MB | "
+      "PyTorch core peer | ms | MB | layer: PyTorch / attnlab | core: PyTorch / (attnlab − proj) | "
+      "memory: PyTorch core peer / attnlab |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for t, n in sorted(a, key=lambda k: (k[0] != "causal", k[1])):
     rows = a[(t, n)]
     am, ap, amb = med(rows, "ms_median"), med(rows, "proj_ms"), med(rows, "peak_extra_mb")
-    if ("layer", n) not in p:
-        print(f"| {t} | {n} | {am:.1f} | {ap:.1f} | {amb:.0f} | – | – | – | – | – | – | – |")
+    if ("layer", n) not in peer or ("core", n) not in peer:
+        print(f"| {t} | {n} | {am:.1f} | {ap:.1f} | {amb:.0f} | – | – | – | – | – | – | – | – | – |")
         continue
-    lm, lmb = med(p[("layer", n)], "ms_median"), med(p[("layer", n)], "peak_extra_mb")
-    cm, cmb = med(p[("core", n)], "ms_median"), med(p[("core", n)], "peak_extra_mb")
+    lf, lm, lmb = peer[("layer", n)]
+    cf, cm, cmb = peer[("core", n)]
     core = f"{cm / (am - ap):.2f} x" if am > ap else "n/a"
-    mem = f"{cmb / amb:.0f} x" if amb > 0 else "n/a"
-    print(f"| {t} | {n} | {am:.1f} | {ap:.1f} | {amb:.0f} | {lm:.1f} | {lmb:.0f} | {cm:.1f} | {cmb:.0f} | "
+    mem = f"{cmb / amb:.1f} x" if amb > 0 else "n/a"
+    print(f"| {t} | {n} | {am:.1f} | {ap:.1f} | {amb:.0f} | {lf} | {lm:.1f} | {lmb:.0f} | {cf} | {cm:.1f} | {cmb:.0f} | "
           f"{lm / am:.2f} x | {core} | {mem} |")
-print("\nratios > 1: attnlab faster")
+print("\nratios > 1: attnlab faster (memory: attnlab smaller)")
 PY
