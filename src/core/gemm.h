@@ -4,10 +4,10 @@
 //
 // op(X) = X or X^T. lda/ldb/ldc are row strides (elements) of the stored
 // matrices. With ATTNLAB_HAVE_CBLAS attnlab cuts the product into blocks that
-// depend on the shape only and runs each as one single-threaded call of oneDNN's
-// sgemm (ATTNLAB_HAVE_ONEDNN; ATTNLAB_GEMM=openblas picks OpenBLAS instead) or
-// OpenBLAS (OpenMP build, so its threads are ours); a few rows go to matrix-vector
-// products or attnlab's own AVX-512 kernel. Without either: Eigen's product kernels.
+// depend on the shape only and runs each as one single-threaded call of OpenBLAS
+// (OpenMP build, so its threads are ours) or, with ATTNLAB_GEMM=onednn where built
+// in, oneDNN's sgemm; a few rows go to matrix-vector products or attnlab's own
+// AVX-512 kernel. Without OpenBLAS: Eigen's product kernels.
 #pragma once
 
 namespace attnlab {
@@ -19,7 +19,8 @@ void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const f
 // logs and benchmarks.
 const char* gemm_backend();
 
-// Reads ATTNLAB_GEMM (openblas, onednn or unset) and throws UserError for anything else; main()
+// Reads ATTNLAB_GEMM (unset or openblas: OpenBLAS; onednn) and throws UserError for anything else
+// (or for onednn in a build without it); main()
 // calls it first, so that a bad value is an error message and not a failure inside a kernel.
 void gemm_select_from_env();
 
