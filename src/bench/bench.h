@@ -120,6 +120,11 @@ struct GenerateBenchMode {
 struct GenerateBench {
   std::vector<GenerateBenchMode> modes;
   double kv_cache_mb = -1.0;     // nominal K and V buffers of every layer; < 0 = not a KV cache
+  // Memory traffic of one cached step (the bound at small batch): every parameter once, plus the
+  // K and V cached so far, averaged over the generation's steps (0 without a KV cache); and the
+  // machine's read bandwidth measured over a buffer of the same size (< 0: not measured)
+  double step_read_mb = 0.0;
+  double read_gbps = -1.0;
 };
 GenerateBench bench_generate(Model& model, const GenerateBenchOptions& o);
 

@@ -7,6 +7,8 @@
 // the same steps over B rows here (generate() decodes one sequence).
 // tokens/s = B·tokens / (wall time of one whole generation, median of the repeats), after an untimed
 // warm-up generation of min(tokens, 8) tokens; peak extra RSS: the growth during the first timed one.
+#include <omp.h>
+
 #include <algorithm>
 #include <chrono>
 
@@ -52,6 +54,34 @@ void generate_rows(Model& model, const std::vector<int>& prompt, int B, int P, i
       rows_T = 1;
     }
   }
+}
+
+// GB/s of reading `bytes` with the current OpenMP threads: the median of 7 passes summing a buffer
+// of that size (after one untimed pass that also faults it in). A buffer the size of a decoding
+// step's reads is the ceiling for that step: on a machine whose caches hold it this measures the
+// cache's bandwidth, otherwise DRAM's.
+double read_bandwidth_gbps(double bytes) {
+  constexpr size_t kLanes = 64;  // independent partial sums, so that the adds are not one chain
+  const size_t chunks = std::max<size_t>(size_t(bytes / sizeof(float)) / kLanes, 1024), n = chunks * kLanes;
+  std::vector<float> buf(n, 1.0f);
+  std::vector<double> secs;
+  volatile float sink = 0.0f;
+  for (int r = 0; r < 8; r++) {
+    const auto t0 = std::chrono::steady_clock::now();
+    float s = 0.0f;
+#pragma omp parallel reduction(+ : s)
+    {
+      float acc[kLanes] = {};
+#pragma omp for schedule(static)
+      for (size_t c = 0; c < chunks; c++)
+        for (size_t j = 0; j < kLanes; j++) acc[j] += buf[c * kLanes + j];
+      for (float a : acc) s += a;
+    }
+    sink = sink + s;
+    if (r > 0) secs.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(secs.begin(), secs.end());
+  return double(n) * sizeof(float) / secs[secs.size() / 2] / 1e9;
 }
 
 }  // namespace
@@ -116,6 +146,11 @@ GenerateBench bench_generate(Model& model, const GenerateBenchOptions& o) {
     if (!model.has_cache())
       user_error("attention type '{}' has no incremental cache: run with --no-cache", type);
     run_mode(true);
+    // step t (1-based, after the prompt's P positions) reads K and V of P + t − 1 positions
+    const double kv_pos = res.kv_cache_mb >= 0 ? o.prompt_len + (o.tokens - 1) / 2.0 : 0.0;
+    const double kv_per_pos_mb = res.kv_cache_mb >= 0 ? res.kv_cache_mb / block : 0.0;
+    res.step_read_mb = double(model.params().count()) * sizeof(float) / (1024.0 * 1024.0) + kv_pos * kv_per_pos_mb;
+    res.read_gbps = read_bandwidth_gbps(res.step_read_mb * 1024.0 * 1024.0);
   }
   if (o.run_no_cache) run_mode(false);
   return res;

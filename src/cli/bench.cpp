@@ -133,6 +133,12 @@ Run add_bench_generate(CLI::App& bench) {
     if (r.kv_cache_mb >= 0)
       fmt::print("KV cache           {:.2f} MB (K and V, {} layers × batch {} × {} positions, fp32)\n", r.kv_cache_mb,
                  mc.n_layers, g.batch, mc.block_size);
+    if (r.read_gbps > 0) {  // the cached step's memory traffic against the machine's read bandwidth
+      const double gbps = r.step_read_mb * 1024.0 * 1024.0 / (r.modes[0].ms_per_token * 1e-3) / 1e9;
+      fmt::print("memory             {:.2f} MB read per cached step (weights once, K/V averaged over the steps): "
+                 "{:.1f} GB/s = {:.0f}% of the {:.1f} GB/s measured reading a buffer of that size\n",
+                 r.step_read_mb, gbps, 100.0 * gbps / r.read_gbps, r.read_gbps);
+    }
     if (r.modes.size() == 2)
       fmt::print("speed-up           cache / no-cache = {:.1f}x\n", r.modes[0].tokens_per_s / r.modes[1].tokens_per_s);
     return 0;

@@ -74,6 +74,19 @@ grep -Eq '^speed-up +cache / no-cache = [0-9.]+x$' "$tmp/g.out" || fail "speed-u
 grep -q '^decode  *batch 3, prompt 4 token(s), 8 new tokens' "$tmp/g3.out" || fail "batch line: $(cat "$tmp/g3.out")"
 grep -Eq '^cache +[0-9.]+ tokens/s' "$tmp/g3.out" || fail "batch 3 cache line"
 ! grep -q '^no-cache' "$tmp/g3.out" || fail "--cache-only ran the no-cache path"
+# the memory line: MB read per cached step = the weights + K/V of the average cached length
+# (prompt + (tokens − 1)/2 positions, each KV-cache-MB / block_size 32); both runs must imply the
+# same weight bytes
+mem_re='^memory +([0-9.]+) MB read per cached step .*: [0-9.]+ GB/s = [0-9]+% of the [0-9.]+ GB/s measured'
+for f in g g3; do grep -Eq "$mem_re" "$tmp/$f.out" || fail "memory line ($f): $(cat "$tmp/$f.out")"; done
+w1=$(awk '/^memory/ {r=$2} /^KV cache/ {k=$3} END {printf "%.4f", r - (1 + 15 / 2) * k / 32}' "$tmp/g.out")
+w3=$(awk '/^memory/ {r=$2} /^KV cache/ {k=$3} END {printf "%.4f", r - (4 + 7 / 2) * k / 32}' "$tmp/g3.out")
+awk -v a="$w1" -v b="$w3" 'BEGIN { d = a - b; exit !(a > 0 && d < 0.011 && d > -0.011) }' ||
+  fail "memory lines imply different weight sizes: $w1 vs $w3 MB"
+# and those are the parameters in fp32 (the model line rounds the count to 0.01 M)
+mp=$(awk '/^model/ {print $2}' "$tmp/g.out")
+awk -v w="$w1" -v p="$mp" 'BEGIN { d = w - p * 4e6 / 1048576; exit !(d < 0.03 && d > -0.03) }' ||
+  fail "memory line: weights $w1 MB, but the model has $mp M parameters"
 "$bin" train "$cfg" --run-dir "$tmp/run" --set train.steps=1 --set train.eval_interval=1 --set data.n_val=4 \
   --set train.threads=1 > /dev/null
 ck=$(ls "$tmp"/run/checkpoints/step_*.safetensors | grep -v state | head -1)
