@@ -16,7 +16,7 @@ fp32, CPU, batch 1 (or --batch), 256 new tokens from a 1-token prompt, sampled a
   both      cache and no-cache (the old default); all (the default): all three
 
     /usr/bin/python3 scripts/bench/w2_pytorch.py [--tokens 256] [--prompt-len 1] [--batch 1]
-        [--repeats 3] [--threads 2] [--mode all|both|cache|prealloc|no-cache] [--check]
+        [--repeats 3] [--threads 2] [--mode all|both|cached|cache|prealloc|no-cache] [--check]
 
 Prints tokens/s (batch · tokens / median wall time of one whole generation) and ms/token per mode,
 in the same layout as `attnlab bench generate`. Every mode samples with the same seed; when cache
@@ -142,7 +142,7 @@ def main():
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--mode", choices=["all", "both", "cache", "prealloc", "no-cache"], default="all")
+    ap.add_argument("--mode", choices=["all", "both", "cached", "cache", "prealloc", "no-cache"], default="all")
     ap.add_argument("--check", action="store_true",
                     help="assert that cache and prealloc sample the same tokens, whatever --mode")
     a = ap.parse_args()
@@ -156,7 +156,8 @@ def main():
     print(f"pytorch {torch.__version__} | threads {torch.get_num_threads()} | {n / 1e6:.2f} M parameters")
     print(f"decode             batch {a.batch}, prompt {a.prompt_len} token(s), {a.tokens} new tokens, "
           f"temperature 1, {a.repeats} repeat(s)")
-    modes = {"all": ["cache", "prealloc", "no-cache"], "both": ["cache", "no-cache"]}.get(a.mode, [a.mode])
+    modes = {"all": ["cache", "prealloc", "no-cache"], "both": ["cache", "no-cache"],
+             "cached": ["cache", "prealloc"]}.get(a.mode, [a.mode])
     rate, seqs = {}, {}
     with torch.no_grad():
         if a.check and not {"cache", "prealloc"} <= set(modes):
