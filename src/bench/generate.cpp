@@ -7,8 +7,6 @@
 // the same steps over B rows here (generate() decodes one sequence).
 // tokens/s = B·tokens / (wall time of one whole generation, median of the repeats), after an untimed
 // warm-up generation of min(tokens, 8) tokens; peak extra RSS: the growth during the first timed one.
-#include <omp.h>
-
 #include <algorithm>
 #include <chrono>
 
@@ -80,8 +78,7 @@ double read_bandwidth_gbps(double bytes) {
     sink = sink + s;
     if (r > 0) secs.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
-  std::sort(secs.begin(), secs.end());
-  return double(n) * sizeof(float) / secs[secs.size() / 2] / 1e9;
+  return double(n) * sizeof(float) / median(secs) / 1e9;
 }
 
 }  // namespace

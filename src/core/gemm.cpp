@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
-#include <string>
 
 #include <cblas.h>
 #ifdef ATTNLAB_HAVE_ONEDNN
@@ -33,8 +32,8 @@ namespace attnlab {
 // so 1 and 2 threads disagree on most products; with the SkylakeX kernels long sums (K = 1000)
 // disagree between 1 and 2 threads as well.
 // So attnlab owns the partition. C is cut into blocks along its longer side, at boundaries that
-// depend only on (M, N, K); every block is one single-threaded OpenBLAS call (the OpenMP build of
-// OpenBLAS runs single-threaded inside an active parallel region, and with 1 thread anyway); and
+// depend only on (M, N, K); every block is one single-threaded OpenBLAS (or oneDNN) call (the OpenMP
+// builds run single-threaded inside an active parallel region, and with 1 thread anyway); and
 // the blocks are spread over attnlab's OpenMP threads. No element's sum is split, and each element
 // is computed by the same kernel call on the same block for any thread count.
 //
@@ -56,7 +55,7 @@ long block_len(long side, long work, long block_work) {
   return round_up((side + nb - 1) / nb, 16);
 }
 
-// Runs f(lo, hi) over [0, side) in blocks of `len`, each block a single-threaded OpenBLAS call: in
+// Runs f(lo, hi) over [0, side) in blocks of `len`, each block a single-threaded library call: in
 // parallel when called outside a parallel region with several threads, in order otherwise.
 template <class F>
 void for_blocks(long side, long len, F&& f) {
