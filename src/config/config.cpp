@@ -251,6 +251,11 @@ const std::vector<Field>& schema() {
                            "Seed for initialisation, data order and dropout."));
     v.push_back(int_field("train.threads", [](Config& c) -> auto& { return c.train.threads; }, 0, 4096,
                           "OpenMP threads; 0 = all available. Losses are reproducible for a fixed count."));
+    v.push_back(str_field("train.precision", [](Config& c) -> auto& { return c.train.precision; }, {"fp32", "bf16"},
+                          "Matrix products in training and its evaluations: `fp32`, or `bf16`: every GEMM's "
+                          "inputs rounded to bfloat16 and multiplied by AMX or AVX512-BF16 instructions, with "
+                          "fp32 sums, weights, gradients and optimizer state (docs/architecture.md). A CPU with "
+                          "neither instruction set trains in fp32 and says so at the start."));
     v.push_back(str_field("train.on_nan", [](Config& c) -> auto& { return c.train.on_nan; }, {"stop", "skip"},
                           "A NaN/Inf loss or gradient: `stop` with an error naming the step (the last good "
                           "checkpoint stays), or `skip` the step's update."));

@@ -106,6 +106,7 @@ struct TrainConfig {
   int keep_checkpoints = 3;
   int64_t seed = 1337;
   int threads = 0;                      // 0 = all available
+  std::string precision = "fp32";       // fp32 | bf16: the inputs of the GEMMs (train/precision.h)
   std::string on_nan = "stop";          // stop | skip: what a NaN/Inf loss or gradient does
   bool attention_maps = true;           // attention_history.jsonl and TensorBoard images at each evaluation
 };

@@ -1,6 +1,7 @@
 #include "core/gemm.h"
 
 #include "core/error.h"
+#include "core/gemm_bf16.h"
 
 #ifdef ATTNLAB_HAVE_CBLAS
 #include <omp.h>
@@ -204,6 +205,10 @@ void rows_nt(int M, long n0, long n1, int K, float alpha, const float* A, int ld
 void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
            const float* B, int ldb, float beta, float* C, int ldc) {
   if (M <= 0 || N <= 0) return;
+  if (const Bf16Kernel k = gemm_bf16_kernel(); k != Bf16Kernel::none) {  // train.precision: bf16
+    bf16_gemm(k, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
 #if defined(__AVX512F__)
   if (M <= kSmallRows && M > 1 && trans_b && !trans_a) {
     const long len = block_len(N, long(N) * K, kGemvBlockWork);
@@ -260,6 +265,11 @@ using Map = Eigen::Map<RowMat, 0, Stride>;
 
 void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
            const float* B, int ldb, float beta, float* C, int ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (const Bf16Kernel k = gemm_bf16_kernel(); k != Bf16Kernel::none) {  // train.precision: bf16
+    bf16_gemm(k, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
   Map c(C, M, N, Stride(ldc));
   if (beta == 0.0f) c.setZero();
   else if (beta != 1.0f) c *= beta;

@@ -33,6 +33,8 @@ constexpr ResumeKey kResumeKeys[] = {
      [](const TrainConfig& f, TrainConfig& t) { t.checkpoint_interval = f.checkpoint_interval; }},
     {"train.keep_checkpoints", [](const TrainConfig& f, TrainConfig& t) { t.keep_checkpoints = f.keep_checkpoints; }},
     {"train.on_nan", [](const TrainConfig& f, TrainConfig& t) { t.on_nan = f.on_nan; }},
+    // rounding only: the weights and the optimizer state stay fp32 either way
+    {"train.precision", [](const TrainConfig& f, TrainConfig& t) { t.precision = f.precision; }},
     {"train.attention_maps", [](const TrainConfig& f, TrainConfig& t) { t.attention_maps = f.attention_maps; }},
     // the state file does not depend on it: the same batches and the same update, summed in another order
     {"train.grad_accum", [](const TrainConfig& f, TrainConfig& t) { t.grad_accum = f.grad_accum; }},

@@ -27,6 +27,7 @@
 #include "train/resume.h"
 #include "train/run_dir.h"
 #include "train/run_state.h"
+#include "train/precision.h"
 #include "train/tensorboard.h"
 
 namespace fs = std::filesystem;
@@ -99,6 +100,7 @@ class Run {
   long tokens_since_log_ = 0;         // since the last train log line
   double tokens_run_ = 0.0;           // padded tokens of this run's batches (data.batch_tokens varies them)
   EvalReport final_eval_;             // the evaluation at the last step
+  PrecisionChoice precision_;         // train.precision on this machine (build() decides)
 };
 
 // A new run: refuses a directory that holds an earlier run, or with opts.overwrite clears it.
@@ -239,6 +241,7 @@ void Run::check_ranks_agree() {
 }
 
 void Run::build(uint64_t seed, const Tokenizer* tokenizer) {
+  precision_ = choose_precision(cfg_.train);  // a bad ATTNLAB_BF16_KERNEL: an error before anything is written
   data_ = make_training_data(cfg_, tokenizer);  // the checks `attnlab config check` also makes
   T_ = data_->row_length(cfg_.model.block_size);
   S_ = data_->source_length();
@@ -260,6 +263,7 @@ void Run::open_console() {
   const std::string procs =
       R > 1 ? fmt::format("{} processes × {} thread{}", R, th, th == 1 ? "" : "s") : fmt::format("{} threads", th);
   con_->line(fmt::format("attnlab {} | {} | {} | gemm: {}", ATTNLAB_VERSION, cfg_.source, procs, gemm_backend()));
+  if (!precision_.warning.empty()) con_->line("warning: " + precision_.warning);
   con_->line(fmt::format("data: {}", data_->describe()));
   con_->line(fmt::format("model: {} | {}, d_model {}, {} heads, positions {} | attention {} | {:.2f} M parameters",
                          option_name(cfg_.model.kind), layers_summary(cfg_.model), cfg_.model.d_model,
@@ -270,18 +274,19 @@ void Run::open_console() {
   const std::string rows = tokens > 0 ? fmt::format("batches within {} padded tokens (data.batch_tokens) of rows up "
                                                     "to {} tokens", tokens, T_)
                                       : fmt::format("{} sequences × {} tokens", cfg_.train.batch_size, T_);
-  con_->line(fmt::format("train: {} steps × {}{}{} | run dir {}", cfg_.train.steps, rows,
+  con_->line(fmt::format("train: {} steps × {}{}{} | precision {} | run dir {}", cfg_.train.steps, rows,
                          S_ > 0 ? fmt::format(" (source {})", S_) : "",
                          M > 1 ? fmt::format(" | {} micro-batches of {}{}", M,
                                              tokens > 0 ? "equal rows" : fmt::format("{}", cfg_.train.batch_size / M),
                                              R > 1 ? fmt::format(", {} per process", M / R) : "")
                                : "",
-                         dir_));
+                         precision_.summary, dir_));
 }
 
 TrainSummary Run::loop() {
   const TrainConfig& tc = cfg_.train;
   if (tc.threads > 0) omp_set_num_threads(tc.threads);
+  const GemmBf16Scope products(precision_.kernel);  // bf16 GEMM inputs for train.precision: bf16
   // ranks > 0 keep quiet: rank 0 speaks for the job
   const StopSignals signals(opts_.handle_signals, comm_.root() ? kInterruptNote : "", comm_.root() ? kAbortNote : "");
   start_step_ = st_.step;

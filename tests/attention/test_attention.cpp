@@ -19,6 +19,7 @@
 
 #include "attention/attention.h"
 #include "core/error.h"
+#include "core/gemm_bf16.h"
 #include "core/npy.h"
 #include "core/param.h"
 #include "core/rng.h"
@@ -74,13 +75,27 @@ using namespace attnlab::test;
 // mutation to the bound (a real bug -- a wrong mask, scale, head mapping or a missing gradient
 // term -- is O(0.1) relative, two orders above a 1e-3 mutation).
 constexpr double kUnitRoundoff = 5.9604644775390625e-08;  // 2^-24, float32 unit roundoff
+constexpr double kBf16UnitRoundoff = 0.00390625;  // 2^-8, bfloat16 unit roundoff (8 significant bits)
 constexpr double kModelC = 3.0;
 constexpr double kMutation = 1e-3;
 
 // Every case directory under tests/fixtures/attention is checked here, whatever its variant:
 // meta.json names the type and options, the module's parameters come from <name>.npy and the
 // references are out, dx_q, dx_kv (cross-attention) and grad_<name> for every parameter.
-TEST_CASE("attention fixtures: forward/backward match PyTorch fp64 references, every variant") {
+namespace {
+// bf16 = none: the float32 check. Otherwise every GEMM takes bf16 inputs, as in train.precision:
+// bf16 with kernel `bf16`, and the bound is the same first-order model with bf16's unit roundoff
+// u = 2^-8 in place of 2^-24 for every rounding. That over-states the error (only the GEMMs'
+// inputs are rounded to bf16; everything else is float32), and it covers them: a product term
+// a·b of rounded inputs is off by at most 2u|a·b|, and the model allots kModelC·sqrt(n)·u·Σ|t|
+// to a sum of n terms, at least 2u·Σ|t| for every n >= 1; their errors then travel through the
+// same derivatives. With a bound 2^16 times looser, the mutation check is skipped, and instead
+// at least one tensor must be farther from the reference than the float32 bound allows (or bf16
+// was not in effect).
+void check_fixtures(Bf16Kernel bf16) {
+  const GemmBf16Scope products(bf16);
+  const double u = bf16 == Bf16Kernel::none ? kUnitRoundoff : kBf16UnitRoundoff;
+  int beyond_fp32 = 0;  // tensors whose error exceeds the float32 bound
   const fs::path root = fs::path(ATTNLAB_FIXTURE_DIR) / "attention";
   REQUIRE_MESSAGE(fs::is_directory(root), "missing " << root.string()
                                                      << " (run scripts/make_attention_fixtures.py)");
@@ -175,7 +190,8 @@ TEST_CASE("attention fixtures: forward/backward match PyTorch fp64 references, e
       const double torch_err = meta.at("torch_fp32_err").at(tname).get<double>();
       const double coef = meta.at("fp32_err_model").at("coef").at(tname).get<double>();
       const double ref_max = max_abs(ref.data);
-      const double bound = kModelC * kUnitRoundoff * coef;
+      const double bound = kModelC * u * coef;
+      beyond_fp32 += err > kModelC * kUnitRoundoff * coef;
       summary += fmt::format("{:<26} {:<14} {:>10.3e} {:>10.3e} {:>10.3e} {:>6.3f} {:>8.3g} {:>9.2e}\n",
                              name, tname, err, torch_err, bound, err / bound, ref_max,
                              bound / std::max(ref_max, 1e-300));
@@ -188,7 +204,7 @@ TEST_CASE("attention fixtures: forward/backward match PyTorch fp64 references, e
                                               "({} u x coef {}; torch fp32 error {:.3e})",
                                               name, tname, err, bound, kModelC, coef, torch_err));
       // sensitivity: the same comparison against a reference moved by kMutation of its scale
-      if (ref_max > bound) {
+      if (bf16 == Bf16Kernel::none && ref_max > bound) {
         std::vector<double> moved = ref.data;
         const size_t at = size_t(std::max_element(moved.begin(), moved.end(),
                                                   [](double x, double y) { return std::abs(x) < std::abs(y); }) -
@@ -207,7 +223,7 @@ TEST_CASE("attention fixtures: forward/backward match PyTorch fp64 references, e
           worst_rel_bound = bound / ref_max;
           loosest_at = name + " " + tname;
         }
-      } else {
+      } else if (ref_max <= bound) {
         ++zero_tensors;
       }
     }
@@ -219,7 +235,30 @@ TEST_CASE("attention fixtures: forward/backward match PyTorch fp64 references, e
       "{:.2f} ({}); {} tensors are 0 within rounding (max|ref| <= bound) and not mutated",
       worst_ratio, worst_at, worst_torch_ratio, worst_rel_bound, loosest_at, mutated, kMutation,
       min_mutation_margin, mutation_at, zero_tensors);
+  if (bf16 != Bf16Kernel::none) {
+    summary += fmt::format("\nbf16 GEMM inputs ({} kernel): {} tensors are farther from the reference than the "
+                           "float32 bound", bf16_kernel_name(bf16), beyond_fp32);
+    CHECK_MESSAGE(beyond_fp32 > 0, "no tensor moved beyond the float32 bound: bf16 products not in effect?");
+  }
   MESSAGE(summary);
+}
+}  // namespace
+
+TEST_CASE("attention fixtures: forward/backward match PyTorch fp64 references, every variant") {
+  check_fixtures(Bf16Kernel::none);
+}
+
+// train.precision: bf16: every variant's forward and backward (every input and parameter
+// gradient) within the bf16 error model, with each bf16 kernel this machine has
+TEST_CASE("attention fixtures in bf16: every variant within the bf16 error model, each kernel") {
+  bool any = false;
+  for (Bf16Kernel k : {Bf16Kernel::amx, Bf16Kernel::avx512bf16}) {
+    if (!bf16_kernel_supported(k)) continue;
+    any = true;
+    INFO("bf16 kernel " << std::string(bf16_kernel_name(k)));
+    check_fixtures(k);
+  }
+  if (!any) MESSAGE("SKIPPED: this machine has no bf16 kernel (AMX-BF16 or AVX512-BF16)");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -35,6 +35,21 @@ grep -q "error: ATTNLAB_GEMM='mkl' is not a GEMM library" <<<"$out" || fail "bad
 ATTNLAB_GEMM=openblas "$bin" config check "$src/configs/tasks/reverse_decoder.yaml" >/dev/null ||
   fail "ATTNLAB_GEMM=openblas is accepted"
 
+# train.precision takes fp32 or bf16; ATTNLAB_BF16_KERNEL, read when bf16 is asked for, names a
+# kernel (amx, avx512bf16, none) or is refused with exit 2 before any step
+set +e
+out=$("$bin" train "$src/configs/tasks/reverse_decoder.yaml" --run-dir "$tmp/p" --set train.precision=fp16 2>&1); rc=$?
+set -e
+[ "$rc" -eq 2 ] || fail "train.precision=fp16 exit code $rc"
+grep -q "train.precision" <<<"$out" && grep -q "bf16" <<<"$out" || fail "train.precision=fp16 message: $out"
+set +e
+out=$(ATTNLAB_BF16_KERNEL=tensorcores "$bin" train "$src/configs/tasks/reverse_decoder.yaml" --run-dir "$tmp/p2" \
+  --set train.precision=bf16 --set train.steps=2 2>&1); rc=$?
+set -e
+[ "$rc" -eq 2 ] || fail "bad ATTNLAB_BF16_KERNEL exit code $rc"
+grep -q "ATTNLAB_BF16_KERNEL='tensorcores' is not a bf16 kernel" <<<"$out" || fail "bad ATTNLAB_BF16_KERNEL message: $out"
+[ ! -e "$tmp/p2/checkpoints" ] || fail "a refused bf16 kernel must not train"
+
 set +e
 "$bin" sample "$tmp/missing.safetensors" >/dev/null 2>"$tmp/err"; rc=$?
 set -e

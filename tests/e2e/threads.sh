@@ -63,4 +63,29 @@ done
 check luong_concat_gqa "$dec" --set model.attention.type=luong --set model.attention.score=concat --set model.attention.n_kv_heads=1
 check rope_dropout "$dec" --set model.positions=rope --set model.dropout=0.1 --set model.attention.dropout=0.1
 check encoder_decoder "$src/configs/default.yaml" --set model.dropout=0.1 --set train.batch_size=16
+# train.precision: bf16 (src/core/gemm_bf16.cpp): the same bits for any thread count as well, with
+# each bf16 kernel the machine has, and other numbers than fp32's. Without a kernel (here forced by
+# ATTNLAB_BF16_KERNEL=none, as on a CPU that has neither) the run says so and trains in fp32: it
+# must equal the fp32 run bit for bit.
+"$bin" train "$dec" --run-dir "$tmp/fp32-ref" "${common[@]}" --set train.threads=2 > "$tmp/fp32-ref.out" 2>&1 ||
+  fail "fp32 reference run: $(tail -3 "$tmp/fp32-ref.out")"
+fp32=$(digest "$tmp/fp32-ref")
+ATTNLAB_BF16_KERNEL=none "$bin" train "$dec" --run-dir "$tmp/bf16-none" "${common[@]}" --set train.threads=2 \
+  --set train.precision=bf16 > "$tmp/bf16-none.out" 2>&1 || fail "bf16 run without a kernel: $(tail -3 "$tmp/bf16-none.out")"
+grep -q "warning: train.precision: bf16 needs a CPU with" "$tmp/bf16-none/train.log" ||
+  fail "bf16 without a kernel: the log does not say so: $(head -4 "$tmp/bf16-none/train.log")"
+grep -q "warning: train.precision: bf16 needs a CPU with" "$tmp/bf16-none.out" ||
+  fail "bf16 without a kernel: the console does not say so"
+[ "$(digest "$tmp/bf16-none")" = "$fp32" ] || fail "bf16 without a kernel: not fp32's run, bit for bit"
+echo "ok   bf16 without a kernel: the run says so and equals fp32's"
+"$bin" train "$dec" --run-dir "$tmp/bf16-probe" "${common[@]}" --set train.threads=2 --set train.precision=bf16 \
+  > "$tmp/bf16-probe.out" 2>&1 || fail "bf16 run: $(tail -3 "$tmp/bf16-probe.out")"
+kernels=$(grep -o "precision bf16 GEMM inputs ([a-z0-9]* kernel)" "$tmp/bf16-probe/train.log" | grep -o "([a-z0-9]*" | tr -d '(' || true)
+[ "$kernels" = amx ] && kernels="amx avx512bf16"  # a CPU with AMX has AVX512-BF16 too
+[ -n "$kernels" ] || echo "note: this machine has no bf16 kernel (AMX-BF16 or AVX512-BF16); bf16 runs were fp32"
+for k in $kernels; do
+  ATTNLAB_BF16_KERNEL=$k check "bf16-$k" "$dec" --set train.precision=bf16
+  grep -q "($k kernel)" "$tmp/bf16-$k-1/train.log" || fail "bf16-$k: the log does not name the $k kernel"
+  [ "$(digest "$tmp/bf16-$k-1")" != "$fp32" ] || fail "bf16-$k: the same numbers as fp32 (bf16 not in effect?)"
+done
 echo "kernel: OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-<native>}"

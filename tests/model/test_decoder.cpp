@@ -2,10 +2,14 @@
 // differences, causality of the logits, determinism.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <string>
+#include <vector>
 
 #include "config/config.h"
 #include "core/error.h"
+#include "core/gemm_bf16.h"
 #include "model/model.h"
 #include "model/generate.h"
 #include "model_checks.h"
@@ -52,6 +56,77 @@ TEST_CASE("decoder: finite-difference gradients of every parameter (learned posi
 
 TEST_CASE("decoder: gradients with sinusoidal positions, untied head, GQA and label smoothing") {
   check_model_gradients(tiny("sinusoidal", false, 1), 0.1f);
+}
+
+// train.precision: bf16 through the whole network (embeddings, attention, MLP, tied head, loss):
+// the loss and every parameter's gradient against float32's. Each GEMM's inputs are rounded
+// to bf16 (u = 2^-8): a product term moves by at most 2u of itself, and with random-sign data
+// the terms' errors add in quadrature, so one GEMM moves its result by about u relative. The
+// gradient of a parameter passes through at most G = 28 GEMMs here (2 layers x (q/k/v and
+// output projections, two attention products, two MLP layers) forward and back, and the head);
+// if their errors added in quadrature it would move by about sqrt(G)·u. The bound is
+// 3·2u·sqrt(G) = 0.12 relative (Frobenius norm per tensor): rounding cannot reach it, a wrong
+// packing or a missing term (relative errors of order 1) cannot stay below it, and at least one
+// tensor must move by more than float32 rounding could (1e-5), or bf16 was not in effect. (b_k
+// is measured against w_k's gradient: its own is 0 up to rounding.)
+TEST_CASE("decoder in bf16: the loss and every gradient within the bf16 error estimate of float32's, each kernel") {
+  ModelConfig mc = tiny();
+  mc.d_model = 32;
+  mc.n_heads = 4;
+  mc.d_ff = 64;
+  mc.block_size = 16;
+  const int V = 20, B = 4, T = 16;
+  std::vector<std::string> names;
+  auto run = [&](Bf16Kernel k) {
+    const GemmBf16Scope products(k);
+    Model model(mc, V, 42);
+    Rng rng(7);
+    test::perturb(model, rng, 0.05f);
+    std::vector<int> ids(B * T), tg(B * T);
+    for (auto& i : ids) i = int(rng.below(V));
+    for (auto& t : tg) t = int(rng.below(V));
+    model.params().zero_grad();
+    const float loss = model.forward(ids.data(), tg.data(), B, T, true, &rng);
+    model.backward();
+    std::vector<std::vector<float>> g{{loss}};
+    for (auto& p : model.params().all()) g.push_back(p.g);
+    if (names.empty()) {
+      names.push_back("loss");
+      for (auto& p : model.params().all()) names.push_back(p.name);
+    }
+    return g;
+  };
+  const auto ref = run(Bf16Kernel::none);
+  const double bound = 3 * 2 * 0x1p-8 * std::sqrt(28.0);
+  bool any = false;
+  for (Bf16Kernel k : {Bf16Kernel::amx, Bf16Kernel::avx512bf16}) {
+    if (!bf16_kernel_supported(k)) continue;
+    any = true;
+    const auto got = run(k);
+    REQUIRE(got.size() == ref.size());
+    double worst = 0, largest = 0;
+    for (size_t t = 0; t < ref.size(); t++) {
+      double d2 = 0, r2 = 0;
+      for (size_t i = 0; i < ref[t].size(); i++) d2 += (double(got[t][i]) - ref[t][i]) * (double(got[t][i]) - ref[t][i]);
+      // b_k's gradient is 0 in exact arithmetic (the softmax ignores the per-row shift q·b_k), and
+      // what both runs compute is rounding: it is measured against the scale of w_k's gradient
+      std::string scale_of = names[t];
+      if (const size_t at = scale_of.rfind("attn.b_k"); at != std::string::npos && at + 8 == scale_of.size())
+        scale_of.replace(at, 8, "attn.w_k");
+      const size_t st = size_t(std::find(names.begin(), names.end(), scale_of) - names.begin());
+      REQUIRE(st < ref.size());
+      for (float r : ref[st]) r2 += double(r) * r;
+      const double rel = std::sqrt(d2 / std::max(r2, 1e-300));
+      INFO("kernel " << std::string(bf16_kernel_name(k)) << ", " << names[t] << ": " << rel);
+      CHECK(rel <= bound);
+      worst = std::max(worst, rel);
+      largest = std::max(largest, rel);
+    }
+    CHECK(largest > 1e-5);
+    MESSAGE("bf16 (" << std::string(bf16_kernel_name(k)) << "): worst relative gradient error " << worst
+                     << " (bound " << bound << ", u = 2^-8 = 0.0039)");
+  }
+  if (!any) MESSAGE("SKIPPED: this machine has no bf16 kernel (AMX-BF16 or AVX512-BF16)");
 }
 
 TEST_CASE("decoder: logits at position i do not depend on tokens after i") {

@@ -1,0 +1,70 @@
+// bf16 products for train.precision: bf16 (docs/architecture.md, "bf16 mixed precision").
+//
+//   C[M,N] = alpha · bf16(op(A)) · bf16(op(B)) + beta · C        (fp32 C, fp32 accumulation)
+//
+// bf16(x) rounds an fp32 value to bfloat16 (8 significant bits) to nearest, ties to even. The
+// inputs are rounded while they are packed into tiles; the products and their sums are fp32, so
+// only the inputs lose precision. Two kernels share the packed layout:
+//   amx         Intel AMX (TDPBF16PS, 16x16 fp32 tiles), Sapphire Rapids and later;
+//   avx512bf16  AVX512-BF16 (VDPBF16PS), e.g. AMD Zen 4, Intel Cooper Lake.
+// Each element of C is one sequence of pair products summed along K in order, whatever the tile,
+// block or thread that computes it: the bits depend on the shape and the kernel only, not on the
+// thread count. The two kernels may differ in the last bits (the instructions round differently
+// inside a pair).
+//
+// While bf16 is on (gemm_set_bf16), sgemm (core/gemm.h) sends every product here; attnlab's own
+// fp32 kernels (flash attention, the few-row decoding kernel is not reached) are not affected.
+#pragma once
+#include <cstdint>
+
+namespace attnlab {
+
+enum class Bf16Kernel { none, avx512bf16, amx };
+
+const char* bf16_kernel_name(Bf16Kernel k);
+
+// The fastest kernel this CPU and OS offer (AMX needs the kernel's permission to use the tile
+// state, asked for once), or the one ATTNLAB_BF16_KERNEL names (amx | avx512bf16 | none, the last
+// as on a CPU without either): a kernel the machine lacks is a UserError. none when there is neither.
+Bf16Kernel bf16_kernel_best();
+// Whether this machine can run kernel k (asks for AMX permission when k is amx).
+bool bf16_kernel_supported(Bf16Kernel k);
+
+// The kernel sgemm uses from now on: none = fp32 products; k must be supported. Not thread-safe:
+// set it between runs (the trainer does, for train.precision: bf16).
+void gemm_set_bf16_kernel(Bf16Kernel k);
+// The kernel sgemm uses now (none = fp32).
+Bf16Kernel gemm_bf16_kernel();
+
+// The bf16 product with kernel k (not none); same arguments as sgemm.
+void bf16_gemm(Bf16Kernel k, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A,
+               int lda, const float* B, int ldb, float beta, float* C, int ldc);
+
+// fp32 -> bf16 bits, to nearest, ties to even (NaN stays NaN); and back (exact).
+inline uint16_t to_bf16(float x) {
+  uint32_t u;
+  __builtin_memcpy(&u, &x, 4);
+  if ((u & 0x7F800000u) == 0x7F800000u && (u & 0x007FFFFFu)) return uint16_t((u >> 16) | 0x40);  // quiet NaN
+  u += 0x7FFFu + ((u >> 16) & 1u);
+  return uint16_t(u >> 16);
+}
+inline float from_bf16(uint16_t h) {
+  const uint32_t u = uint32_t(h) << 16;
+  float x;
+  __builtin_memcpy(&x, &u, 4);
+  return x;
+}
+
+// sgemm uses kernel k for the scope's life, then the one before.
+class GemmBf16Scope {
+ public:
+  explicit GemmBf16Scope(Bf16Kernel k) : prev_(gemm_bf16_kernel()) { gemm_set_bf16_kernel(k); }
+  ~GemmBf16Scope() { gemm_set_bf16_kernel(prev_); }
+  GemmBf16Scope(const GemmBf16Scope&) = delete;
+  GemmBf16Scope& operator=(const GemmBf16Scope&) = delete;
+
+ private:
+  Bf16Kernel prev_;
+};
+
+}  // namespace attnlab
