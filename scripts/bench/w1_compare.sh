@@ -11,6 +11,9 @@
 # $ATTNLAB_DATA_DIR, or in the repository's data/ when that variable is unset (get it with
 # scripts/get_data.sh tinyshakespeare). PyTorch trains on random tokens and needs no corpus.
 # STEPS, WARMUP: timed and warm-up steps per run (default 10 and 2; the warm-up absorbs compile time).
+# PRECISION=bf16: attnlab trains with train.precision: bf16, and once more in fp32 each round (for
+# the bf16 / fp32 ratio), and the PyTorch forms default to the bf16 ones (autocast,
+# autocast-compile: torch.autocast("cpu", dtype=torch.bfloat16)).
 # PYTHON: the interpreter with torch, by default the repository's .venv/bin/python when there
 # is one, else /usr/bin/python3.
 set -euo pipefail
@@ -22,7 +25,11 @@ fi
 cd "$(dirname "$0")/../.."
 rounds=${1:-3}
 corpus=${2:-$data_dir/tinyshakespeare.txt}
-forms=${3:-${FORMS:-all}}
+precision=${PRECISION:-fp32}
+case "$precision" in fp32|bf16) ;; *) echo "error: PRECISION='$precision': use fp32 or bf16" >&2; exit 2 ;; esac
+default_forms=all
+[ "$precision" = bf16 ] && default_forms=autocast,autocast-compile
+forms=${3:-${FORMS:-$default_forms}}
 steps=${STEPS:-10} warmup=${WARMUP:-2}
 [ "$forms" = all ] && forms=written,sdpa,compile,fused
 IFS=, read -r -a fl <<<"$forms"
@@ -37,19 +44,30 @@ else python=/usr/bin/python3
 fi
 [ -x "$bin" ] || scripts/build.sh --target attnlab >/dev/null
 declare -A p  # p[form]: that form's ms/step per round, space-separated
-a=()
+a=() a32=()  # attnlab's ms/step per round (a32: fp32, with PRECISION=bf16)
+bench() {
+  "$bin" bench train configs/bench/gpt_char_small.yaml --set "data.path=$corpus" --set "train.precision=$1" \
+    --steps "$steps" --warmup "$warmup" | awk '/^ms\/step/ {print $3}'
+}
 med() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-printf '| round | attnlab ms/step | attnlab tokens/s |'
+[ "$precision" = bf16 ] && printf '| round | attnlab fp32 ms/step |' || printf '| round |'
+printf ' attnlab %s ms/step | attnlab tokens/s |' "$precision"
 for f in "${fl[@]}"; do printf ' PyTorch %s ms/step |' "$f"; done
 printf ' PyTorch fastest | its tokens/s |\n|---|---|---|'
+[ "$precision" = bf16 ] && printf -- '---|'
 for f in "${fl[@]}"; do printf -- '---|'; done
 printf -- '---|---|\n'
 for r in $(seq 1 "$rounds"); do
-  am=$("$bin" bench train configs/bench/gpt_char_small.yaml --set "data.path=$corpus" --steps "$steps" --warmup "$warmup" |
-       awk '/^ms\/step/ {print $3}')
+  row=$(printf '| %d |' "$r")
+  if [ "$precision" = bf16 ]; then
+    am32=$(bench fp32)
+    a32+=("$am32")
+    row+=$(printf ' %.1f |' "$am32")
+  fi
+  am=$(bench "$precision")
   out=$("$python" scripts/bench/w1_pytorch.py --threads 2 --steps "$steps" --warmup "$warmup" --form "$forms")
   a+=("$am")
-  row=$(printf '| %d | %.1f | %.0f |' "$r" "$am" "$(awk -v a="$am" 'BEGIN { print 2048000 / a }')")
+  row+=$(printf ' %.1f | %.0f |' "$am" "$(awk -v a="$am" 'BEGIN { print 2048000 / a }')")
   bf='' bm=''
   for f in "${fl[@]}"; do
     if [ "${#fl[@]}" -eq 1 ]; then  # one form: the plain layout
@@ -87,4 +105,8 @@ for f in "${fl[@]}"; do
   m=$(med ${p[$f]})
   awk -v f="$f" -v m="$m" -v b="$bm" -v a="$am" 'BEGIN { printf "| %s | %.1f | %.0f | %.2f | %.2f x |\n", f, m, 2048000 / m, m / b, m / a }'
 done
-awk -v a="$am" -v p="$bm" -v f="$bf" 'BEGIN { printf "\nmedian: attnlab %.1f ms/step, PyTorch (fastest form: %s) %.1f ms/step: attnlab tokens/s = %.2f x PyTorch\n", a, f, p, p / a }'
+awk -v a="$am" -v p="$bm" -v f="$bf" -v pr="$precision" 'BEGIN { printf "\nmedian: attnlab %s %.1f ms/step, PyTorch (fastest form: %s) %.1f ms/step: attnlab tokens/s = %.2f x PyTorch\n", pr, a, f, p, p / a }'
+if [ "$precision" = bf16 ]; then
+  a32m=$(med "${a32[@]}")
+  awk -v a="$am" -v b="$a32m" 'BEGIN { printf "median: attnlab bf16 %.1f ms/step, attnlab fp32 %.1f ms/step: bf16 tokens/s = %.2f x fp32\n", a, b, b / a }'
+fi

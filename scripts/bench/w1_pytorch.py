@@ -11,11 +11,15 @@ The PyTorch 2.x forms, chosen by --form (the model, data and seed are the same i
   compile  the sdpa model under torch.compile (default mode); the warm-up steps (at least 1)
            absorb the compile time, which is printed
   fused    the sdpa model with torch.optim.AdamW(fused=True)
-  all      every form above, each in a fresh subprocess, one after the other; a comma list
+  autocast the fused form with the forward and the loss under
+           torch.autocast("cpu", dtype=torch.bfloat16): bf16 mixed precision, the peer of
+           attnlab's train.precision: bf16 (fp32 weights and optimizer)
+  autocast-compile  the autocast form under torch.compile
+  all      every fp32 form above (written, sdpa, compile, fused), each in a fresh subprocess, one after the other; a comma list
            (e.g. sdpa,fused) runs just those forms the same way
 
     /usr/bin/python3 scripts/bench/w1_pytorch.py [--threads 2] [--steps 10] [--warmup 2]
-        [--form written|sdpa|compile|fused|all|FORM,FORM,...]
+        [--form written|sdpa|compile|fused|autocast|autocast-compile|all|FORM,FORM,...]
 
 One form prints the versions, the median ms/step (`ms/step            median X  (min, max)`) and
 tokens/s over the timed steps. Several forms print one line per form,
@@ -35,7 +39,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-FORMS = ["written", "sdpa", "compile", "fused"]
+FORMS = ["written", "sdpa", "compile", "fused"]  # fp32: what --form all runs
+BF16_FORMS = ["autocast", "autocast-compile"]
 
 
 class Block(nn.Module):
@@ -103,12 +108,15 @@ def run_one(form, args):
     model = GPT(sdpa=form != "written")  # the same initial weights in every form (same seed, same order)
     n = sum(p.numel() for p in model.parameters())
     try:
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1, **({"fused": True} if form == "fused" else {}))
+        fused = form in ("fused", "autocast", "autocast-compile")
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1, **({"fused": True} if fused else {}))
     except (RuntimeError, ValueError) as e:
         unavailable(form, e)
     step_model = model
     warmup = args.warmup
-    if form == "compile":
+    compiled = form in ("compile", "autocast-compile")
+    bf16 = form in BF16_FORMS
+    if compiled:
         warmup = max(1, warmup)  # the first call compiles: never time it
         try:
             step_model = torch.compile(model)
@@ -121,12 +129,16 @@ def run_one(form, args):
         t0 = time.perf_counter()
         try:
             opt.zero_grad(set_to_none=True)
-            loss = step_model(idx, tgt)
+            if bf16:
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    loss = step_model(idx, tgt)
+            else:
+                loss = step_model(idx, tgt)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
         except Exception as e:  # noqa: BLE001
-            if s == 0 and form in ("compile", "fused"):  # compile errors (no C compiler, ...) surface here
+            if s == 0 and form != "written" and form != "sdpa":  # compile errors (no C compiler, ...) surface here
                 unavailable(form, e)
             raise
         dt = time.perf_counter() - t0
@@ -136,7 +148,7 @@ def run_one(form, args):
             times.append(dt * 1e3)
     med = statistics.median(times)
     print(f"pytorch {torch.__version__} | threads {torch.get_num_threads()} | {n / 1e6:.2f} M parameters | form {form}")
-    if form == "compile":
+    if compiled:
         print(f"first step         {first:.1f} ms (compiles; warm-up, not timed)")
     print(f"ms/step            median {med:.1f}  (min {min(times):.1f}, max {max(times):.1f})")
     print(f"tokens/s           {B * T / (med / 1e3):.0f}")
@@ -185,13 +197,14 @@ def main():
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--form", default="written",
-                    help=f"{', '.join(FORMS)}, all, or a comma list of forms (default written)")
+                    help=f"{', '.join(FORMS + BF16_FORMS)}, all (the fp32 forms), or a comma list of forms "
+                    "(default written)")
     args = ap.parse_args()
     forms = []
     for f in args.form.split(","):
         for g in (FORMS if f == "all" else [f]):
-            if g not in FORMS:
-                ap.error(f"--form: unknown form {g!r} (choose from {', '.join(FORMS)}, all)")
+            if g not in FORMS + BF16_FORMS:
+                ap.error(f"--form: unknown form {g!r} (choose from {', '.join(FORMS + BF16_FORMS)}, all)")
             if g not in forms:
                 forms.append(g)
     if len(forms) == 1 and args.form != "all":

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "core/gemm_bf16.h"
 #include "train/checkpoint.h"
 
 namespace attnlab {
@@ -25,6 +26,8 @@ struct TrainBench {
   double gemm_peak_gflops = 0.0;    // measured sgemm 1024³ with the same threads
   size_t params = 0;
   long peak_rss_kb = 0;
+  std::string precision;            // train.precision on this machine (train/precision.h)
+  std::string precision_warning;    // non-empty: bf16 asked for, not available
   // under mpirun -np N (bench_train's figures are then rank 0's; its tokens/s counts the global batch)
   int processes = 1;
   double allreduce_mb_per_step = 0.0;  // gradient bytes each rank sums with the others per step
@@ -45,6 +48,23 @@ long rss_hwm_kb();
 // Hands freed heap memory back to the OS (malloc_trim) and resets the high-water mark to the
 // current RSS (writes "5" to /proc/self/clear_refs). Returns false if the kernel refused.
 bool reset_rss_hwm();
+
+// ---- bench gemm: one layer's training products, fp32 and each bf16 kernel ----
+struct GemmBenchOptions {
+  int rows = 2048, d_model = 384, d_ff = 1536;  // W1: batch 8 x context 256 rows
+  int repeats = 9, warmup = 2;
+  uint64_t seed = 1;
+  std::function<void()> on_call;  // optional: after each call, outside the timing
+};
+struct GemmBenchRow {
+  std::string name;  // e.g. "fc1 dW"
+  bool trans_a = false, trans_b = false;
+  int M = 0, N = 0, K = 0;
+  double gflop = 0.0;
+  std::vector<Bf16Kernel> paths;   // none = fp32 (sgemm's library), then each bf16 kernel here
+  std::vector<double> median_ms;   // per path
+};
+std::vector<GemmBenchRow> bench_gemm(const GemmBenchOptions& o);
 
 // ---- bench attention (W3) ----
 struct AttentionBenchOptions {

@@ -16,6 +16,7 @@
 #include "model/model.h"
 #include "train/grad_accum.h"
 #include "train/optimizer.h"
+#include "train/precision.h"
 
 namespace attnlab {
 
@@ -88,23 +89,29 @@ TrainBench bench_train(const Config& cfg, int steps, int warmup, const std::func
   const int T = data->row_length(cfg.model.block_size) + data->source_length();
   Model model(cfg.model, data->tokenizer().size(), uint64_t(cfg.train.seed), data->n_classes());
   AdamW opt(model.params(), cfg.train);
-  Rng rng(uint64_t(cfg.train.seed)), drop(1);
-  Batch batch;
-  GradAccumulator accum;  // train.grad_accum micro-batches per step, as the trainer runs them
-  r.params = model.params().count();
-  for (int s = 0; s < warmup + steps; s++) {
-    data->next_batch(batch, B, cfg.model.block_size, Split::train, rng);
-    comm.reset_counters();
-    const auto t0 = Clock::now();
-    accum.run(model, batch, cfg.train.grad_accum, drop, 0.0f);  // zeroes the gradients first
-    opt.step(float(cfg.train.lr), clip_scale(grad_norm(model.params()), cfg.train.grad_clip));
-    const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-    if (s >= warmup) {
-      r.step_ms.push_back(ms);
-      r.comm_ms.push_back(comm.allreduce_seconds * 1e3);
-      r.allreduce_mb_per_step = comm.allreduce_bytes / 1e6;
+  const PrecisionChoice precision = choose_precision(cfg.train);
+  r.precision = precision.summary;
+  r.precision_warning = precision.warning;
+  {
+    const GemmBf16Scope products(precision.kernel);  // the steps only: the sgemm probe below stays fp32
+    Rng rng(uint64_t(cfg.train.seed)), drop(1);
+    Batch batch;
+    GradAccumulator accum;  // train.grad_accum micro-batches per step, as the trainer runs them
+    r.params = model.params().count();
+    for (int s = 0; s < warmup + steps; s++) {
+      data->next_batch(batch, B, cfg.model.block_size, Split::train, rng);
+      comm.reset_counters();
+      const auto t0 = Clock::now();
+      accum.run(model, batch, cfg.train.grad_accum, drop, 0.0f);  // zeroes the gradients first
+      opt.step(float(cfg.train.lr), clip_scale(grad_norm(model.params()), cfg.train.grad_clip));
+      const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+      if (s >= warmup) {
+        r.step_ms.push_back(ms);
+        r.comm_ms.push_back(comm.allreduce_seconds * 1e3);
+        r.allreduce_mb_per_step = comm.allreduce_bytes / 1e6;
+      }
+      if (on_step) on_step();
     }
-    if (on_step) on_step();
   }
   r.median_ms = median(r.step_ms);
   r.median_comm_ms = median(r.comm_ms);

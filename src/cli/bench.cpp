@@ -146,6 +146,69 @@ Run add_bench_generate(CLI::App& bench) {
 }
 
 // `attnlab bench attention` (W3)
+// `bench gemm`: one layer's training products (W1's shapes by default) with sgemm's fp32 path and
+// each bf16 kernel of the machine (train.precision: bf16), side by side in one process.
+Run add_bench_gemm(CLI::App& bench) {
+  struct Opts {
+    GemmBenchOptions g;
+    int threads = 0;
+    bool quiet = false;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* sub = bench.add_subcommand(
+      "gemm", "Time one transformer layer's training products in fp32 and with each bf16 kernel (ms, GFLOP/s)");
+  sub->add_option("--rows", o->g.rows, "Rows of the activations (batch x context)")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--d-model", o->g.d_model, "Model width")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--d-ff", o->g.d_ff, "MLP width")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--repeats", o->g.repeats, "Timed calls per product and path (median)")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--warmup", o->g.warmup, "Untimed calls first")->check(CLI::NonNegativeNumber)->capture_default_str();
+  sub->add_option("--threads", o->threads, "OpenMP threads (0 = all)")->check(CLI::NonNegativeNumber);
+  sub->add_flag("--quiet", o->quiet, "No progress line on stderr");
+  return [o]() {
+    if (o->threads > 0) omp_set_num_threads(o->threads);
+    int paths = 1;
+    std::string kernels;
+    for (Bf16Kernel k : {Bf16Kernel::amx, Bf16Kernel::avx512bf16})
+      if (bf16_kernel_supported(k)) {
+        paths++;
+        kernels += std::string(kernels.empty() ? "" : ", ") + bf16_kernel_name(k);
+      }
+    ProgressMeter meter("bench gemm", 12L * paths * (o->g.warmup + o->g.repeats), "calls", o->quiet);
+    o->g.on_call = [&meter] { meter.tick(); };
+    const std::vector<GemmBenchRow> rows = bench_gemm(o->g);
+    meter.done();
+    fmt::print("bench gemm | rows {}, d_model {}, d_ff {} | fp32: {} | bf16 kernels: {} | threads {}\n", o->g.rows,
+               o->g.d_model, o->g.d_ff, gemm_backend(), kernels.empty() ? "none on this machine" : kernels,
+               omp_get_max_threads());
+    std::string head = fmt::format("{:<8} {:>6} {:>6} {:>6} {:>5}", "product", "M", "N", "K", "op");
+    for (Bf16Kernel k : rows.front().paths) {
+      const std::string n = k == Bf16Kernel::none ? "fp32" : bf16_kernel_name(k);
+      head += fmt::format(" {:>14} {:>10}", n + " ms", "GFLOP/s");
+    }
+    fmt::print("{}\n", head);
+    std::vector<double> total(rows.front().paths.size(), 0.0);
+    double gflop = 0.0;
+    for (const GemmBenchRow& r : rows) {
+      std::string line = fmt::format("{:<8} {:>6} {:>6} {:>6} {:>5}", r.name, r.M, r.N, r.K,
+                                     fmt::format("{}{}", r.trans_a ? "AT" : "A", r.trans_b ? "BT" : "B"));
+      for (size_t i = 0; i < r.paths.size(); i++) {
+        line += fmt::format(" {:>14.3f} {:>10.1f}", r.median_ms[i], r.gflop / (r.median_ms[i] / 1e3));
+        total[i] += r.median_ms[i];
+      }
+      gflop += r.gflop;
+      fmt::print("{}\n", line);
+    }
+    std::string line = fmt::format("{:<8} {:>6} {:>6} {:>6} {:>5}", "total", "", "", "", "");
+    for (size_t i = 0; i < total.size(); i++) line += fmt::format(" {:>14.3f} {:>10.1f}", total[i], gflop / (total[i] / 1e3));
+    fmt::print("{}\n", line);
+    for (size_t i = 1; i < total.size(); i++)
+      fmt::print("{} / fp32: {:.2f}x the speed\n", bf16_kernel_name(rows.front().paths[i]), total[0] / total[i]);
+    return 0;
+  };
+}
+
 Run add_bench_attention(CLI::App& bench) {
   struct Opts {
     AttentionBenchOptions a;
@@ -283,6 +346,8 @@ Run add_bench(CLI::App& app) {
                  r.processes, r.threads, r.threads == 1 ? "" : "s");
     else
       fmt::print("threads            {}\n", r.threads);
+    if (!r.precision_warning.empty()) fmt::print("warning: {}\n", r.precision_warning);
+    fmt::print("precision          {}\n", r.precision);
     fmt::print("parameters         {:.2f} M\n", double(r.params) / 1e6);
     fmt::print("steps              {} timed after {} warm-up\n", r.steps, r.warmup);
     fmt::print("ms/step            median {:.1f}  (min {:.1f}, max {:.1f})\n", r.median_ms, r.step_ms.front(),
@@ -305,11 +370,13 @@ Run add_bench(CLI::App& app) {
   };
   Run gen = add_bench_generate(*sub);
   Run att = add_bench_attention(*sub);
-  return [sub, tr, run_train, gen, att]() {
+  Run gemm = add_bench_gemm(*sub);
+  return [sub, tr, run_train, gen, att, gemm]() {
     if (sub->got_subcommand(tr)) return run_train();
     if (Comm::world().size() > 1)
       throw CollectiveError("under mpirun only `bench train` runs; the other benchmarks run in one process");
     if (sub->got_subcommand("generate")) return gen();
+    if (sub->got_subcommand("gemm")) return gemm();
     return att();
   };
 }

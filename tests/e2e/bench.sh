@@ -9,6 +9,25 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
+# ---- bench gemm: 12 products, fp32 and each bf16 kernel the machine has ----
+"$bin" bench gemm --rows 40 --d-model 16 --d-ff 24 --repeats 2 --warmup 1 --threads 1 --quiet > "$tmp/g.out"
+grep -Eq '^bench gemm \| rows 40, d_model 16, d_ff 24 \| fp32: [a-z+ -]+ \| bf16 kernels: .* \| threads 1$' "$tmp/g.out" ||
+  fail "bench gemm first line: $(head -1 "$tmp/g.out")"
+paths=$(sed -n 2p "$tmp/g.out" | grep -o ' ms ' | wc -l)  # one "X ms" column per path
+grep -q "bf16 kernels: none" "$tmp/g.out" && want=1 || want=$((1 + $(head -1 "$tmp/g.out" | grep -o 'amx\|avx512bf16' | wc -l)))
+[ "$paths" -eq "$want" ] || fail "bench gemm: $paths paths, expected $want: $(sed -n 2p "$tmp/g.out")"
+# W1's layer: q/k/v (3d), output (d), MLP (d_ff) products, forward, dx and dW
+for row in "qkv fwd +40 +48 +16 +ABT" "fc2 fwd +40 +16 +24 +ABT" "qkv dx +40 +16 +48 +AB" "fc1 dW +24 +16 +40 +ATB"; do
+  grep -Eq "^$row( +[0-9]+\.[0-9]+){$((2 * paths))}$" "$tmp/g.out" || fail "bench gemm row '$row': $(cat "$tmp/g.out")"
+done
+[ "$(grep -cE '^(qkv|out|fc1|fc2) (fwd|dx|dW) ' "$tmp/g.out")" -eq 12 ] || fail "bench gemm: not 12 products"
+grep -Eq "^total( +[0-9]+\.[0-9]+){$((2 * paths))}$" "$tmp/g.out" || fail "bench gemm total: $(cat "$tmp/g.out")"
+[ "$(grep -c ' / fp32: ' "$tmp/g.out")" -eq $((paths - 1)) ] || fail "bench gemm ratio lines"
+set +e
+"$bin" bench gemm --rows 0 > /dev/null 2> "$tmp/g.err"; rc=$?
+set -e
+[ "$rc" -ne 0 ] && grep -q "rows" "$tmp/g.err" || fail "bench gemm --rows 0: exit $rc, $(cat "$tmp/g.err")"
+
 # ---- bench attention ----
 "$bin" bench attention --types causal,linear --lengths 16,32 --heads 2 --head-dim 8 --backward --repeats 2 \
   --threads 1 --csv "$tmp/a.csv" > "$tmp/a.out"
