@@ -50,6 +50,7 @@ long rss_hwm_kb();
 bool reset_rss_hwm();
 
 // ---- bench gemm: one layer's training products, fp32 and each bf16 kernel ----
+constexpr int kGemmBenchProducts = 12;  // q/k/v, output, fc1, fc2: forward, dx and dW each
 struct GemmBenchOptions {
   int rows = 2048, d_model = 384, d_ff = 1536;  // W1: batch 8 x context 256 rows
   int repeats = 9, warmup = 2;

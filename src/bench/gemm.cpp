@@ -15,14 +15,13 @@ std::vector<GemmBenchRow> bench_gemm(const GemmBenchOptions& o) {
   // and its weight gradient dW = dyᵀ·x, for the fused q/k/v projection, the output projection and
   // the two MLP layers
   struct Shape { const char* name; bool ta, tb; int M, N, K; };
-  const Shape shapes[] = {
+  const Shape shapes[kGemmBenchProducts] = {
       {"qkv fwd", false, true, R, 3 * d, d},  {"out fwd", false, true, R, d, d},    {"fc1 fwd", false, true, R, F, d},
       {"fc2 fwd", false, true, R, d, F},      {"qkv dx", false, false, R, d, 3 * d}, {"out dx", false, false, R, d, d},
       {"fc1 dx", false, false, R, d, F},      {"fc2 dx", false, false, R, F, d},     {"qkv dW", true, false, 3 * d, d, R},
       {"out dW", true, false, d, d, R},       {"fc1 dW", true, false, F, d, R},      {"fc2 dW", true, false, d, F, R}};
-  std::vector<Bf16Kernel> paths = {Bf16Kernel::none};
-  for (Bf16Kernel k : {Bf16Kernel::amx, Bf16Kernel::avx512bf16})
-    if (bf16_kernel_supported(k)) paths.push_back(k);
+  std::vector<Bf16Kernel> paths = bf16_kernels_supported();
+  paths.insert(paths.begin(), Bf16Kernel::none);
   Rng rng(o.seed);
   std::vector<GemmBenchRow> rows;
   for (const Shape& s : shapes) {

@@ -145,7 +145,6 @@ Run add_bench_generate(CLI::App& bench) {
   };
 }
 
-// `attnlab bench attention` (W3)
 // `bench gemm`: one layer's training products (W1's shapes by default) with sgemm's fp32 path and
 // each bf16 kernel of the machine (train.precision: bf16), side by side in one process.
 Run add_bench_gemm(CLI::App& bench) {
@@ -168,14 +167,10 @@ Run add_bench_gemm(CLI::App& bench) {
   sub->add_flag("--quiet", o->quiet, "No progress line on stderr");
   return [o]() {
     if (o->threads > 0) omp_set_num_threads(o->threads);
-    int paths = 1;
     std::string kernels;
-    for (Bf16Kernel k : {Bf16Kernel::amx, Bf16Kernel::avx512bf16})
-      if (bf16_kernel_supported(k)) {
-        paths++;
-        kernels += std::string(kernels.empty() ? "" : ", ") + bf16_kernel_name(k);
-      }
-    ProgressMeter meter("bench gemm", 12L * paths * (o->g.warmup + o->g.repeats), "calls", o->quiet);
+    for (Bf16Kernel k : bf16_kernels_supported()) kernels += std::string(kernels.empty() ? "" : ", ") + bf16_kernel_name(k);
+    const long paths = 1 + long(bf16_kernels_supported().size());
+    ProgressMeter meter("bench gemm", kGemmBenchProducts * paths * (o->g.warmup + o->g.repeats), "calls", o->quiet);
     o->g.on_call = [&meter] { meter.tick(); };
     const std::vector<GemmBenchRow> rows = bench_gemm(o->g);
     meter.done();
@@ -209,6 +204,7 @@ Run add_bench_gemm(CLI::App& bench) {
   };
 }
 
+// `attnlab bench attention` (W3)
 Run add_bench_attention(CLI::App& bench) {
   struct Opts {
     AttentionBenchOptions a;

@@ -202,13 +202,9 @@ void rows_nt(int M, long n0, long n1, int K, float alpha, const float* A, int ld
 #endif
 }  // namespace
 
-void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
-           const float* B, int ldb, float beta, float* C, int ldc) {
-  if (M <= 0 || N <= 0) return;
-  if (const Bf16Kernel k = gemm_bf16_kernel(); k != Bf16Kernel::none) {  // train.precision: bf16
-    bf16_gemm(k, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    return;
-  }
+namespace {
+void sgemm_fp32(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
+                const float* B, int ldb, float beta, float* C, int ldc) {
 #if defined(__AVX512F__)
   if (M <= kSmallRows && M > 1 && trans_b && !trans_a) {
     const long len = block_len(N, long(N) * K, kGemvBlockWork);
@@ -254,6 +250,8 @@ void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const f
   }
 }
 
+}  // namespace
+
 void gemm_select_from_env() { (void)blocks_by_onednn(); }
 
 const char* gemm_backend() { return blocks_by_onednn() ? "onednn + openblas-openmp" : "openblas-openmp"; }
@@ -263,13 +261,9 @@ using Stride = Eigen::OuterStride<>;
 using CMap = Eigen::Map<const RowMat, 0, Stride>;
 using Map = Eigen::Map<RowMat, 0, Stride>;
 
-void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
-           const float* B, int ldb, float beta, float* C, int ldc) {
-  if (M <= 0 || N <= 0) return;
-  if (const Bf16Kernel k = gemm_bf16_kernel(); k != Bf16Kernel::none) {  // train.precision: bf16
-    bf16_gemm(k, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    return;
-  }
+namespace {
+void sgemm_fp32(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
+                const float* B, int ldb, float beta, float* C, int ldc) {
   Map c(C, M, N, Stride(ldc));
   if (beta == 0.0f) c.setZero();
   else if (beta != 1.0f) c *= beta;
@@ -281,6 +275,8 @@ void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const f
   else if (!trans_a && trans_b) c.noalias() += alpha * a * b.transpose();
   else c.noalias() += alpha * a.transpose() * b.transpose();
 }
+}  // namespace
+
 void gemm_select_from_env() {
   const char* v = std::getenv("ATTNLAB_GEMM");
   if (v && *v) user_error("ATTNLAB_GEMM='{}': this attnlab was built without OpenBLAS and oneDNN (GEMMs via Eigen)", v);
@@ -288,5 +284,14 @@ void gemm_select_from_env() {
 
 const char* gemm_backend() { return "eigen"; }
 #endif
+
+void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
+           const float* B, int ldb, float beta, float* C, int ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (const Bf16Kernel k = gemm_bf16_kernel(); k != Bf16Kernel::none)  // train.precision: bf16
+    bf16_gemm(k, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  else
+    sgemm_fp32(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
 
 }  // namespace attnlab

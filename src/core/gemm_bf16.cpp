@@ -63,6 +63,13 @@ bool bf16_kernel_supported(Bf16Kernel k) {
   return k == Bf16Kernel::none;
 }
 
+std::vector<Bf16Kernel> bf16_kernels_supported() {
+  std::vector<Bf16Kernel> ks;
+  for (Bf16Kernel k : {Bf16Kernel::amx, Bf16Kernel::avx512bf16})
+    if (bf16_kernel_supported(k)) ks.push_back(k);
+  return ks;
+}
+
 Bf16Kernel bf16_kernel_best() {
   const char* v = std::getenv("ATTNLAB_BF16_KERNEL");
   if (v && *v) {
@@ -75,9 +82,8 @@ Bf16Kernel bf16_kernel_best() {
       user_error("ATTNLAB_BF16_KERNEL={}: this machine cannot run it (CPU flags, or the OS refused AMX)", v);
     return k;
   }
-  if (bf16_kernel_supported(Bf16Kernel::amx)) return Bf16Kernel::amx;
-  if (bf16_kernel_supported(Bf16Kernel::avx512bf16)) return Bf16Kernel::avx512bf16;
-  return Bf16Kernel::none;
+  const std::vector<Bf16Kernel> ks = bf16_kernels_supported();
+  return ks.empty() ? Bf16Kernel::none : ks.front();
 }
 
 void gemm_set_bf16_kernel(Bf16Kernel k) {

@@ -12,10 +12,12 @@
 // thread count. The two kernels may differ in the last bits (the instructions round differently
 // inside a pair).
 //
-// While bf16 is on (gemm_set_bf16), sgemm (core/gemm.h) sends every product here; attnlab's own
-// fp32 kernels (flash attention, the few-row decoding kernel is not reached) are not affected.
+// While a kernel is set (gemm_set_bf16_kernel, GemmBf16Scope), sgemm (core/gemm.h) sends every
+// product here, few rows included; attnlab's own fp32 kernels outside sgemm (flash attention) are
+// not affected.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 namespace attnlab {
 
@@ -29,6 +31,8 @@ const char* bf16_kernel_name(Bf16Kernel k);
 Bf16Kernel bf16_kernel_best();
 // Whether this machine can run kernel k (asks for AMX permission when k is amx).
 bool bf16_kernel_supported(Bf16Kernel k);
+// The bf16 kernels this machine can run, fastest first (empty: none).
+std::vector<Bf16Kernel> bf16_kernels_supported();
 
 // The kernel sgemm uses from now on: none = fp32 products; k must be supported. Not thread-safe:
 // set it between runs (the trainer does, for train.precision: bf16).

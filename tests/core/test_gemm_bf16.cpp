@@ -29,10 +29,10 @@ float from_bits(uint32_t u) {
 }
 
 std::vector<Bf16Kernel> kernels_here() {
-  std::vector<Bf16Kernel> ks;
+  const std::vector<Bf16Kernel> ks = bf16_kernels_supported();
   for (Bf16Kernel k : {Bf16Kernel::amx, Bf16Kernel::avx512bf16})
-    if (bf16_kernel_supported(k)) ks.push_back(k);
-    else MESSAGE("bf16 kernel " << std::string(bf16_kernel_name(k)) << " not supported on this machine: its cases are skipped");
+    if (std::find(ks.begin(), ks.end(), k) == ks.end())
+      MESSAGE("bf16 kernel " << std::string(bf16_kernel_name(k)) << " not supported on this machine: its cases are skipped");
   return ks;
 }
 
