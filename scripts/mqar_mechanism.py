@@ -3,7 +3,8 @@
 
   .venv/bin/python scripts/mqar_mechanism.py RUN_DIR [RUN_DIR ...] [--init CKPT ...] [--csv F] [--plot F.png]
 
-RUN_DIR is an `attnlab train` run of data.task mqar (a decoder of the scaled_dot_product family)
+RUN_DIR is an `attnlab train` run of data.task mqar (a decoder of the scaled_dot_product family,
+or of differential attention)
 saved with train.checkpoint_interval; every RUN_DIR/checkpoints/step_*.safetensors is read with
 scripts/torch_model.py (an independent PyTorch forward of the checkpoint). --init adds checkpoints
 saved before the first step (`--set train.steps=0`, same seed), one per RUN_DIR in order.
@@ -19,8 +20,11 @@ at a random later position; data.filler random as the checkpoint's config says).
   next       last layer, the weight a query puts on position 2i+2, just after its pair: the
              shifted circuit, in which layer 0 copies each value into the next position (the next
              pair's key, or the first filler after the last pair) and layer 1 matches the key there
-  std_L<l>   the attention-logit scale of layer l: the standard deviation over the visible keys of
+  std_L<l>   the attention-logit scale of layer l (differential: of its first map): the standard deviation over the visible keys of
              q.k/sqrt(d) in each row, averaged over rows (first 2 rows left out) and sequences
+  lam_L<l>   differential only: layer l's λ (the weight of the second map)
+  rms_L<l>   differential only: the RMS of layer l's head output (A1 − λA2)V before the headwise
+             norm, averaged over rows (first 2 left out); rms_q the same at the last layer's query rows
   gap        last layer at the query rows: the logit of the right value position minus the largest
              other logit (positive once the lookup picks it)
 """
@@ -89,6 +93,12 @@ def measure(ckpt, examples):
         mean = s0.sum(-1) / n
         var = (np.where(fin, (s0 - mean[..., None]) ** 2, 0.0)).sum(-1) / n
         out[f"std_L{layer}"] = float(np.sqrt(var)[:, 2:].mean())
+    for layer, a in enumerate(mods):
+        if getattr(a, "lam", None) is not None:  # differential: λ, and the output's scale before the norm
+            out[f"lam_L{layer}"] = a.lam
+            out[f"rms_L{layer}"] = float(a.pre_rms.numpy()[:, 0, 2:].mean())
+    if getattr(mods[-1], "pre_rms", None) is not None:
+        out["rms_q"] = float(mods[-1].pre_rms.numpy()[:, 0][rows, qpos].mean())
     s = mods[-1].scores.numpy()[:, 0].astype(np.float64)
     sq = s[rows, qpos]  # [B, P, T]
     right = sq[rows, np.arange(qpos.shape[1])[None, :], vpos]
@@ -97,6 +107,8 @@ def measure(ckpt, examples):
     out["gap"] = float((right - other.max(-1)).mean())
     for a in mods:
         a.keep_weights, a.weights, a.scores = False, None, None
+        if hasattr(a, "lam"):
+            a.lam = a.pre_rms = None
     return out
 
 
@@ -134,7 +146,8 @@ def main():
             row = {"run": name, "step": 0 if c in a.init else step_of(c), **m}
             table.append(row)
             print(f"{name:>14} step {row['step']:5d}  acc {m['acc']:.3f}  prev {m['prev']:.3f}  prev_next {m['prev_next']:.3f}  "
-                  f"lookup {m['lookup']:.3f}  next {m['next']:.3f}  " + "  ".join(f"{k} {v:.2f}" for k, v in m.items() if k.startswith("std"))
+                  f"lookup {m['lookup']:.3f}  next {m['next']:.3f}  "
+                  + "  ".join(f"{k} {v:.3f}" for k, v in m.items() if k.startswith(("std", "lam", "rms")))
                   + f"  gap {m['gap']:+.2f}", flush=True)
     if a.csv:
         with open(a.csv, "w", newline="") as f:
@@ -145,7 +158,7 @@ def main():
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        keys = ["acc", "prev", "lookup", "next"] + [k for k in table[0] if k.startswith("std_")]
+        keys = ["acc", "prev", "lookup", "next"] + [k for k in table[0] if k.startswith(("std_", "lam_", "rms_"))]
         fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3.0))
         for name in dict.fromkeys(r["run"] for r in table):
             rows = [r for r in table if r["run"] == name]

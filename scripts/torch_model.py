@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""An attnlab checkpoint as a torch.nn.Module, for the scaled_dot_product attention family.
+"""An attnlab checkpoint as a torch.nn.Module, for the scaled_dot_product family and differential.
 
     .venv/bin/python scripts/torch_model.py CKPT --input TEXT          # logits shape, next token
     .venv/bin/python scripts/torch_model.py CKPT --dump DIR [--tol T]  # compare with `attnlab inspect --dump`
@@ -17,8 +17,10 @@ embedding scale, RoPE on interleaved pairs, ALiBi, none), pre/post norm, mlp on/
 tied/untied/shared embeddings, n_kv_heads (GQA/MQA), scale, window, and both GELU forms
 (model.activation). Its state_dict keys are the checkpoint's tensor names, so loading is
 load_state_dict(strict=True). Attention runs through F.scaled_dot_product_attention, with an
-additive mask where a window, ALiBi or key padding needs one. Other attention types (bahdanau,
-luong, linear, differential) are refused with an error.
+additive mask where a window, ALiBi or key padding needs one. Differential self-attention (Ye et
+al. 2024: two maps per head, λ, the headwise RMSNorm or diff_norm false) is written out from
+docs/attention.md. Other attention types (bahdanau, luong, linear, differential in the
+cross-attention slot) are refused with an error.
 """
 import argparse
 import json
@@ -263,15 +265,79 @@ def build_classes():
                 o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
             return F.linear(o.transpose(1, 2).reshape(B, Tq, H * D), self.w_o, self.b_o)
 
+    class DiffAttention(Attention):
+        """Differential attention (Ye et al. 2024; docs/attention.md): H heads, each two softmax maps
+        over d = C/(2H)-wide halves of its q and k ([Q1 | Q2] per head), out (A1 − λ A2) V with V
+        2d wide, then (unless diff_norm is false) RMSNorm (ε 1e-5, weight norm_w, shared by the
+        heads) times (1 − λ_init). λ = exp(λ_q1·λ_k1) − exp(λ_q2·λ_k2) + λ_init, one per layer,
+        λ_init = 0.8 − 0.6 exp(−0.3 l). With keep_weights, `weights` is A1 − λ A2 (what attnlab's
+        attention_weights() returns), `scores` map 1's logits, and `lam` and `pre_rms` (the RMS
+        of each head's output row before the norm, [B, H, Tq]) are kept as well."""
+
+        def __init__(self, C, H, opts, bias, causal, positions, layer_index):
+            super().__init__(C, H, opts, bias, causal, positions)
+            if self.alibi is not None:
+                raise CheckpointError("differential attention does not take positions: alibi")
+            d = C // (2 * H)
+            self.d = d
+            self.scale = 1.0 / math.sqrt(d) if opts["scale"] == "inv_sqrt_dk" else self.scale
+            self.lambda_q1, self.lambda_k1, self.lambda_q2, self.lambda_k2 = (param(d) for _ in range(4))
+            self.norm = _bool(opts.get("diff_norm", "true"))
+            if self.norm:
+                self.norm_w = param(2 * d)
+            self.lambda_init = 0.8 - 0.6 * math.exp(-0.3 * layer_index)
+            self.lam = self.pre_rms = None
+
+        def lam_value(self):
+            return (torch.exp(torch.dot(self.lambda_q1, self.lambda_k1))
+                    - torch.exp(torch.dot(self.lambda_q2, self.lambda_k2)) + self.lambda_init)
+
+        def forward(self, xq, xkv, key_keep=None):
+            B, Tq, _ = xq.shape
+            Tk = xkv.shape[1]
+            H, Hkv, d = self.H, self.Hkv, self.d
+            q = F.linear(xq, self.w_q, self.b_q).view(B, Tq, H, 2, d).permute(3, 0, 2, 1, 4)   # [2,B,H,Tq,d]
+            k = F.linear(xkv, self.w_k, self.b_k).view(B, Tk, Hkv, 2, d).permute(3, 0, 2, 1, 4)
+            v = F.linear(xkv, self.w_v, self.b_v).view(B, Tk, Hkv, 2 * d).transpose(1, 2)        # [B,Hkv,Tk,2d]
+            if self.rope_base is not None:
+                q, k = rope(q, self.rope_base), rope(k, self.rope_base)
+            if Hkv != H:
+                k, v = k.repeat_interleave(H // Hkv, dim=2), v.repeat_interleave(H // Hkv, dim=1)
+            p = torch.arange(Tq)[:, None] + (Tk - Tq)
+            r = torch.arange(Tk)[None, :]
+            allowed = torch.ones(Tq, Tk, dtype=torch.bool)
+            if self.causal:
+                allowed &= r <= p
+            if self.window:
+                allowed &= (p - r < self.window) if self.causal else ((p - r).abs() < self.window)
+            allowed = allowed[None, None]
+            if key_keep is not None:
+                allowed = allowed & key_keep[:, None, None, :]
+            s = [(q[c] @ k[c].transpose(-1, -2) * self.scale).masked_fill(~allowed, float("-inf")) for c in range(2)]
+            a = [torch.nan_to_num(torch.softmax(x, dim=-1)) for x in s]  # a row with no visible key: zeros
+            lam = self.lam_value()
+            w = a[0] - lam * a[1]
+            o = w @ v                                                                          # [B,H,Tq,2d]
+            rms = torch.sqrt(o.pow(2).mean(-1) + 1e-5)
+            if self.keep_weights:
+                self.scores, self.weights = s[0].detach(), w.detach()
+                self.lam, self.pre_rms = float(lam), rms.detach()
+            if self.norm:
+                o = o / rms[..., None] * self.norm_w * (1.0 - self.lambda_init)
+            return F.linear(o.transpose(1, 2).reshape(B, Tq, H * 2 * d), self.w_o, self.b_o)
+
     class Block(nn.Module):
         """Residual sublayers: attn (ln1), xattn (lnx, when cross), mlp (ln2, when mlp)."""
 
-        def __init__(self, m, self_opts, cross_opts, causal, positions):
+        def __init__(self, m, self_opts, cross_opts, causal, positions, layer_index=0):
             super().__init__()
             C, H, bias = int(m["d_model"]), int(m["n_heads"]), _bool(m["bias"])
             self.post = m["norm"] == "post"
             self.ln1 = Norm(C)
-            self.attn = Attention(C, H, self_opts, bias, causal, positions)
+            if self_opts["type"] == "differential":
+                self.attn = DiffAttention(C, H, self_opts, bias, causal, positions, layer_index)
+            else:
+                self.attn = Attention(C, H, self_opts, bias, causal, positions)
             if cross_opts is not None:
                 self.lnx = Norm(C)
                 self.xattn = Attention(C, H, cross_opts, bias, False, "none")
@@ -306,7 +372,7 @@ def build_classes():
         if learned:
             holder.pos_emb = param(T, C)
         holder.blocks = nn.ModuleList(
-            Block(m, slot_opts, cross_opts, causal, m["positions"]) for _ in range(n_layers))
+            Block(m, slot_opts, cross_opts, causal, m["positions"], i) for i in range(n_layers))
         if m["norm"] == "pre":
             holder.lnf = Norm(C)
 
@@ -428,10 +494,11 @@ def load_model(path, dtype="float32"):
             continue
         a, b = slot.split(".")
         t = m[a][b]["type"]
-        if t not in SDP_FAMILY:
+        if t not in SDP_FAMILY and not (t == "differential" and b == "self_attention"):
             raise CheckpointError(
                 f"{path}: model.{slot}.type is '{t}'; scripts/torch_model.py builds the scaled_dot_product "
-                f"family only ({', '.join(SDP_FAMILY)}), not bahdanau, luong, linear or differential")
+                f"family ({', '.join(SDP_FAMILY)}) and differential self-attention, not bahdanau, luong or "
+                f"linear, nor differential cross-attention")
     model = build_classes()(info)
     state = {k: torch.from_numpy(v) for k, v in tensors.items()}
     missing, unexpected = model.load_state_dict(state, strict=False)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/torch_model.py (attnlab checkpoints as torch.nn.Modules) reproduces `attnlab inspect
 # --dump` logits and attention maps for every model kind and position scheme of the
-# scaled_dot_product family (tests/python/test_torch_model.py). Needs torch in .venv
+# scaled_dot_product family, and for differential self-attention (tests/python/test_torch_model.py). Needs torch in .venv
 # (scripts/setup.sh) or ATTNLAB_PYTHON; exits 77 (skipped) without it, a failure under CI
 # (tests/e2e/lib/venv.sh). Args: ATTNLAB_BINARY SOURCE_DIR
 set -euo pipefail

@@ -11,8 +11,8 @@ in float32 (unit roundoff 6e-8) with different summation orders (OpenBLAS / Eige
 attnlab's SIMD tanh; through 2 layers of width ≤ 48 that leaves differences of at most ~4e-7
 relative (what the runs show), so 1e-5 has a factor of 25 of headroom. A wrong convention costs
 more: the case list ends with checks that the same comparison FAILS when the module uses GELU's
-tanh form on an exact-GELU model (the subtlest error: at most ~5e-4 per activation) or drops
-RoPE. (scripts/torch_model.py's own default, 1e-4, is looser for deeper and wider models.)
+tanh form on an exact-GELU model (the subtlest error: at most ~5e-4 per activation), drops
+RoPE, or gives a differential model layer 0's λ_init in every layer. (scripts/torch_model.py's own default, 1e-4, is looser for deeper and wider models.)
 
 Usage: test_torch_model.py ATTNLAB_BINARY SOURCE_DIR CORPUS   (run with .venv/bin/python)
 """
@@ -56,6 +56,13 @@ CASES = [
     ("decoder torch_default init, untied head with bias", *dec,
      ["model.init=torch_default", "model.tie_embeddings=false", "model.head_bias=true"], PROMPT),
     ("decoder tied head with bias", *dec, ["model.head_bias=true", "model.init=torch_default"], PROMPT),
+    ("decoder differential", *dec, ["model.attention.type=differential"], PROMPT),
+    ("decoder differential, no norm, GQA, rope", *dec,
+     ["model.attention.type=differential", "model.attention.diff_norm=false", "model.attention.n_kv_heads=2",
+      "model.positions=rope", "model.attention.rope_base=100"], PROMPT),
+    ("decoder differential, window 5, 2 heads", *dec,
+     ["model.attention.type=differential", "model.n_heads=2", "model.attention.window=5",
+      "model.init=torch_default"], PROMPT),
     ("encoder (MLM) alibi, window 4", *enc, ["model.positions=alibi", "model.attention.window=4"], PROMPT),
     ("encoder classifier, rope, mean pool", "parity_encoder", TASK,
      ["model.positions=rope", "model.pool=mean"], "0110101"),
@@ -124,6 +131,14 @@ def main():
     print(f"{'ok  ' if worst > TOL else 'FAIL'} negative control: without RoPE the maps differ by {worst:.2e}")
     if worst <= TOL:
         failures.append("rope negative control")
+
+    model, info, dump = kept["decoder differential"]
+    for blk in model.blocks:
+        blk.attn.lambda_init = 0.2  # layer 0's λ_init everywhere: the per-layer schedule dropped
+    rel, worst, _, _ = measure(model, info, dump)
+    print(f"{'ok  ' if worst > TOL else 'FAIL'} negative control: one λ_init for every layer, the maps differ by {worst:.2e}")
+    if worst <= TOL:
+        failures.append("differential lambda_init negative control")
 
     # Outside the family: a clear error, exit 2.
     rd = os.path.join(tmp, "lin")
