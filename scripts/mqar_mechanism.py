@@ -20,8 +20,9 @@ at a random later position; data.filler random as the checkpoint's config says).
   next       last layer, the weight a query puts on position 2i+2, just after its pair: the
              shifted circuit, in which layer 0 copies each value into the next position (the next
              pair's key, or the first filler after the last pair) and layer 1 matches the key there
-  std_L<l>   the attention-logit scale of layer l (differential: of its first map): the standard deviation over the visible keys of
-             q.k/sqrt(d) in each row, averaged over rows (first 2 rows left out) and sequences
+  std_L<l>   the attention-logit scale of layer l (differential: of its first map): the standard
+             deviation over the visible keys of q.k/sqrt(d) in each row, averaged over rows (first 2
+             rows left out) and sequences
   lam_L<l>   differential only: layer l's λ (the weight of the second map)
   rms_L<l>   differential only: the RMS of layer l's head output (A1 − λA2)V before the headwise
              norm, averaged over rows (first 2 left out); rms_q the same at the last layer's query rows
@@ -95,10 +96,11 @@ def measure(ckpt, examples):
         out[f"std_L{layer}"] = float(np.sqrt(var)[:, 2:].mean())
     for layer, a in enumerate(mods):
         if getattr(a, "lam", None) is not None:  # differential: λ, and the output's scale before the norm
+            rms = a.pre_rms.numpy()[:, 0]
             out[f"lam_L{layer}"] = a.lam
-            out[f"rms_L{layer}"] = float(a.pre_rms.numpy()[:, 0, 2:].mean())
-    if getattr(mods[-1], "pre_rms", None) is not None:
-        out["rms_q"] = float(mods[-1].pre_rms.numpy()[:, 0][rows, qpos].mean())
+            out[f"rms_L{layer}"] = float(rms[:, 2:].mean())
+            if layer == len(mods) - 1:
+                out["rms_q"] = float(rms[rows, qpos].mean())
     s = mods[-1].scores.numpy()[:, 0].astype(np.float64)
     sq = s[rows, qpos]  # [B, P, T]
     right = sq[rows, np.arange(qpos.shape[1])[None, :], vpos]

@@ -223,10 +223,8 @@ def build_classes():
             self.keep_weights = False
             self.weights = self.scores = None  # kept by forward when keep_weights: [B, H, Tq, Tk]
 
-        def bias_mask(self, Tq, Tk, key_keep, dtype):
-            """Additive mask [B or 1, H or 1, Tq, Tk] (None when plain causal / no mask does)."""
-            if not (self.window or self.alibi or key_keep is not None or self.keep_weights):
-                return None
+        def allowed(self, Tq, Tk):
+            """([Tq, Tk] bool: query i may see key r, p − r) with query i at position p = i + Tk − Tq."""
             p = torch.arange(Tq)[:, None] + (Tk - Tq)
             r = torch.arange(Tk)[None, :]
             allowed = torch.ones(Tq, Tk, dtype=torch.bool)
@@ -234,10 +232,17 @@ def build_classes():
                 allowed &= r <= p
             if self.window:
                 allowed &= (p - r < self.window) if self.causal else ((p - r).abs() < self.window)
+            return allowed, p - r
+
+        def bias_mask(self, Tq, Tk, key_keep, dtype):
+            """Additive mask [B or 1, H or 1, Tq, Tk] (None when plain causal / no mask does)."""
+            if not (self.window or self.alibi or key_keep is not None or self.keep_weights):
+                return None
+            allowed, dist = self.allowed(Tq, Tk)
             m = torch.zeros(1, 1, Tq, Tk, dtype=dtype).masked_fill(~allowed, float("-inf"))
             if self.alibi:
                 slopes = torch.tensor(self.alibi, dtype=dtype)[:, None, None]
-                m = m - slopes * (p - r).abs().to(dtype)[None]  # [1, H, Tq, Tk]; = −m(p−r) where causal
+                m = m - slopes * dist.abs().to(dtype)[None]  # [1, H, Tq, Tk]; = −m(p−r) where causal
             if key_keep is not None:
                 m = m.masked_fill(~key_keep[:, None, None, :], float("-inf"))
             return m
@@ -303,14 +308,7 @@ def build_classes():
                 q, k = rope(q, self.rope_base), rope(k, self.rope_base)
             if Hkv != H:
                 k, v = k.repeat_interleave(H // Hkv, dim=2), v.repeat_interleave(H // Hkv, dim=1)
-            p = torch.arange(Tq)[:, None] + (Tk - Tq)
-            r = torch.arange(Tk)[None, :]
-            allowed = torch.ones(Tq, Tk, dtype=torch.bool)
-            if self.causal:
-                allowed &= r <= p
-            if self.window:
-                allowed &= (p - r < self.window) if self.causal else ((p - r).abs() < self.window)
-            allowed = allowed[None, None]
+            allowed = self.allowed(Tq, Tk)[0][None, None]
             if key_keep is not None:
                 allowed = allowed & key_keep[:, None, None, :]
             s = [(q[c] @ k[c].transpose(-1, -2) * self.scale).masked_fill(~allowed, float("-inf")) for c in range(2)]

@@ -12,7 +12,8 @@ attnlab's SIMD tanh; through 2 layers of width ≤ 48 that leaves differences of
 relative (what the runs show), so 1e-5 has a factor of 25 of headroom. A wrong convention costs
 more: the case list ends with checks that the same comparison FAILS when the module uses GELU's
 tanh form on an exact-GELU model (the subtlest error: at most ~5e-4 per activation), drops
-RoPE, or gives a differential model layer 0's λ_init in every layer. (scripts/torch_model.py's own default, 1e-4, is looser for deeper and wider models.)
+RoPE, or gives a differential model layer 0's λ_init in every layer. (scripts/torch_model.py's
+own default, 1e-4, is looser for deeper and wider models.)
 
 Usage: test_torch_model.py ATTNLAB_BINARY SOURCE_DIR CORPUS   (run with .venv/bin/python)
 """
