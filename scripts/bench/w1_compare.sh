@@ -38,11 +38,7 @@ IFS=, read -r -a fl <<<"$forms"
   exit 2
 }
 bin=build/attnlab
-if [ -n "${PYTHON:-}" ]; then python=$PYTHON
-elif [ -x .venv/bin/python ]; then python=.venv/bin/python
-else python=/usr/bin/python3
-fi
-[ -x "$bin" ] || scripts/build.sh --target attnlab >/dev/null
+. scripts/bench/common.sh  # python, and $bin built if missing
 declare -A p  # p[form]: that form's ms/step per round, space-separated
 a=() a32=()  # attnlab's ms/step per round (a32: fp32, with PRECISION=bf16)
 bench() {

@@ -17,11 +17,7 @@ tokens=${2:-256}
 repeats=${3:-1}
 batch=${4:-1}
 bin=build/attnlab
-if [ -n "${PYTHON:-}" ]; then python=$PYTHON
-elif [ -x .venv/bin/python ]; then python=.venv/bin/python
-else python=/usr/bin/python3
-fi
-[ -x "$bin" ] || scripts/build.sh --target attnlab >/dev/null
+. scripts/bench/common.sh  # python, and $bin built if missing
 abatch=$batch
 if ! "$bin" bench generate --help | grep -q -- '--batch'; then
   echo "note: this attnlab's bench generate has no --batch: attnlab runs batch 1, PyTorch batch $batch" >&2

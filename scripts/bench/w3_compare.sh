@@ -17,11 +17,7 @@ rounds=${1:-3}
 lengths=${2:-256,1024,2048,4096}
 repeats=${3:-3}
 bin=build/attnlab
-if [ -n "${PYTHON:-}" ]; then python=$PYTHON
-elif [ -x .venv/bin/python ]; then python=.venv/bin/python
-else python=/usr/bin/python3
-fi
-[ -x "$bin" ] || scripts/build.sh --target attnlab >/dev/null
+. scripts/bench/common.sh  # python, and $bin built if missing
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 for r in $(seq 1 "$rounds"); do

@@ -2,7 +2,7 @@
 // Tq×Tk score matrix (Dao et al. 2022, "FlashAttention: Fast and Memory-Efficient Exact
 // Attention with IO-Awareness"). From FlashAttention-2 (Dao 2023) come the forward's loop order
 // and the backward's D_i = rowsum(dO ∘ O); the backward's work split is attnlab's own: no atomic
-// adds for dQ, but one task per output (FlashBackward below), so results are bitwise the same
+// adds for dQ, but one task per output (FlashSchedule below), so results are bitwise the same
 // for any thread count. These are free functions over plain buffers (head-major or token-major),
 // so that another backend (CUDA) can stand in for them behind the same signature.
 //
@@ -21,12 +21,13 @@
 // Tiles: blocks of kFlashBlockQ queries against blocks of kFlashBlockK keys. The forward keeps,
 // per query row, the running max m and sum l of exp(S − m) and rescales the output accumulator
 // by exp(m_old − m_new) when the max grows (the online softmax); tiles outside every row's band
-// (above the causal diagonal, outside the window) are skipped. Memory: O((Tq + Tk)·D) per
-// (b, h) plus a few tiles per thread; no buffer is Tq×Tk.
+// (above the causal diagonal, outside the window) are skipped. Memory: besides the outputs, the
+// fused schedule needs one (b, kv head)'s keys and a few tiles per thread, O(Tk·D) a thread; the
+// split schedule packs every (b, kv head)'s keys, O(B·Hkv·Tk·D); no buffer is Tq×Tk.
 //
-// Determinism: every output element is computed by one task in a fixed order (forward: one
-// task per (b, h, query block); backward: see FlashBackward — both schedules sum every element
-// in the same order), so results are bitwise the same for any thread count and schedule.
+// Determinism: every output element is computed by one task in a fixed order (see
+// FlashSchedule; both schedules sum every element in the same order), so results are bitwise
+// the same for any thread count and schedule.
 #pragma once
 #include <cstddef>
 #include <vector>
@@ -41,13 +42,18 @@ namespace attnlab {
 constexpr int kFlashBlockQ = 64;
 constexpr int kFlashBlockK = 64;
 
-// How the backward is scheduled. Both give bitwise the same results (every sum runs in the same
-// order); auto picks by the thread count, the others are for tests.
-//   fused  one task per (b, kv head): each key block once, dK/dV/dQ from the same recomputed P
-//          (5 tile products per tile); balanced when B·Hkv is a multiple of the threads or large.
-//   split  dK/dV per (b, kv head, key block), then dQ per (b, h, query block), P recomputed in
-//          each (7 tile products per tile), for few (b, kv head) pairs on many threads.
-enum class FlashBackward { automatic, fused, split };
+// How the work is split over threads. Both give bitwise the same results (every sum runs in the
+// same order); automatic takes fused when B·Hkv is a multiple of the threads or at least 8 per
+// thread (then every task costs the same), else split; the others are for tests.
+//   fused  one task per (b, kv head). Forward: the task packs that pair's Kᵀ (and padded V) into
+//          the thread's own tiles, then runs the group's query blocks. Backward: each key block
+//          once, its Kᵀ, Vᵀ transposed into the thread's tiles, dK/dV/dQ from the same recomputed P
+//          (5 tile products per tile); dQ accumulates in dq itself (or a per-thread buffer
+//          when D is not a multiple of 16).
+//   split  every pair's keys packed up front. Forward: one task per (b, h, query block).
+//          Backward: dK/dV per (b, kv head, key block), then dQ per (b, h, query block), P
+//          recomputed in each (7 tile products per tile). For few (b, kv head) pairs on many threads.
+enum class FlashSchedule { automatic, fused, split };
 
 struct FlashOptions {
   float scale = 1.0f;                         // s
@@ -55,7 +61,7 @@ struct FlashOptions {
   int window = 0;                             // 0 = off
   const unsigned char* key_keep = nullptr;    // [B,Tk], 1 = attend; null = every key valid
   const float* alibi_slopes = nullptr;        // [Hq] slopes m_h, or null (no ALiBi)
-  FlashBackward backward = FlashBackward::automatic;
+  FlashSchedule schedule = FlashSchedule::automatic;
 };
 
 // Shapes and layouts. With ldq = 0 (ldk = 0) q, out, dout, dq (k, v, dk, dv) are head-major,

@@ -26,11 +26,6 @@
 #include "ops/ops.h"
 #include "bench/bench.h"
 
-#include <cmath>
-#include <memory>
-
-#include "attention/flash.h"
-
 namespace attnlab {
 
 using Clock = std::chrono::steady_clock;
@@ -107,6 +102,13 @@ double attention_buffer_bytes(const AttentionBenchOptions& o, const std::string&
   if (sdp || type == "luong" || type == "bahdanau") fwd = H, bwd = Hkv;     // P; dS
   else if (type == "differential") fwd = 3.0 * H, bwd = 3.0 * Hkv;         // A₁, A₂, A₁ − λA₂; dS
   return 4.0 * nn * (fwd + (o.backward ? bwd : 0.0));
+}
+
+double core_flops(const AttentionBenchOptions& o, const std::string& type, int n) {
+  const auto& info = attention_registry().at(type).info;
+  const bool causal = info.force_causal >= 0 ? info.force_causal == 1 : o.causal;
+  const double fwd = (causal ? 2.0 : 4.0) * o.batch * o.heads * double(n) * n * o.head_dim;
+  return o.backward ? 3.5 * fwd : fwd;
 }
 
 void check_attention_bench(const AttentionBenchOptions& o) {
@@ -191,10 +193,7 @@ std::vector<AttentionBenchRow> bench_attention(const AttentionBenchOptions& o,
       r.type = type;
       r.n = n;
       r.est_mb = attention_buffer_bytes(o, type, n) / (1024.0 * 1024.0);
-      // the module: attention_flops; the core alone: the two n×n products, 4·B·H·n²·D forward, twice
-      // that backward
-      r.gflop = o.core ? 4.0 * o.batch * o.heads * double(n) * n * o.head_dim * (o.backward ? 3.0 : 1.0) / 1e9
-                       : attention_flops(o, n) / 1e9;
+      r.gflop = o.core ? core_flops(o, type, n) / 1e9 : attention_flops(o, n) / 1e9;
       if (r.est_mb > o.max_mem_gb * 1024.0) {
         r.skipped = true;
         r.note = fmt::format("needs about {:.0f} MB of n×n buffers > --max-mem-gb {}", r.est_mb, o.max_mem_gb);

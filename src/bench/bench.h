@@ -4,6 +4,8 @@
 //              (bench_generate.cpp)
 //   attention  one attention module, forward (+ backward), per type and length      W3
 //              (bench_attention.cpp)
+//   gemm       one layer's training products, fp32 and each bf16 kernel (gemm.cpp)
+//   peak       the FP32 multiply-add ceiling of the cores (peak.cpp)
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -48,6 +50,17 @@ long rss_hwm_kb();
 // Hands freed heap memory back to the OS (malloc_trim) and resets the high-water mark to the
 // current RSS (writes "5" to /proc/self/clear_refs). Returns false if the kernel refused.
 bool reset_rss_hwm();
+
+// ---- bench peak: the FP32 multiply-add ceiling (peak.cpp) ----
+struct PeakIsa {
+  const char* name;  // "AVX-512 FMA", "AVX2 FMA" or "SSE multiply + add"
+  int lanes;         // floats per vector
+  bool fma;
+};
+PeakIsa peak_isa();  // the widest float vectors this CPU runs
+// FP32 GFLOP/s of `threads` threads each running `iters` rounds of 24 independent vector FMA
+// chains (registers only; one FMA = 2 FLOP). One call; take the median of several.
+double fma_peak_gflops(int threads, long iters);
 
 // ---- bench gemm: one layer's training products, fp32 and each bf16 kernel ----
 constexpr int kGemmBenchProducts = 12;  // q/k/v, output, fc1, fc2: forward, dx and dW each
@@ -100,6 +113,11 @@ struct AttentionBenchRow {
 // n×n products counted in full (4·B·H·n²·D forward, twice that backward, as W1 counts them)
 // plus the projections (2·B·n·C·(2C + 2·Ckv) forward, twice that backward).
 double attention_flops(const AttentionBenchOptions& o, int n);
+// FLOPs of one call of the tiled kernel alone (--core), as FlashAttention's papers count them: the
+// forward's two n×n products, 4·B·H·n²·D, halved when causal (only the tiles on or below the
+// diagonal are computed, so the peak fraction counts only that half); with the backward 3.5× that
+// (its five products: S recomputed, dP, dV, dK, dQ).
+double core_flops(const AttentionBenchOptions& o, const std::string& type, int n);
 // Estimated bytes of the n×n buffers a type keeps (per docs/performance.md).
 double attention_buffer_bytes(const AttentionBenchOptions& o, const std::string& type, int n);
 // Checks the options (types known, shapes valid) before anything runs: UserError otherwise.

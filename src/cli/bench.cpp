@@ -1,3 +1,4 @@
+#include <chrono>
 #include <fmt/format.h>
 
 #include <omp.h>
@@ -204,6 +205,45 @@ Run add_bench_gemm(CLI::App& bench) {
   };
 }
 
+// `attnlab bench peak`: the FP32 multiply-add ceiling at 1 thread and at --threads
+Run add_bench_peak(CLI::App& bench) {
+  struct Opts {
+    int threads = 0, repeats = 7;
+    double seconds = 0.25;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* sub = bench.add_subcommand(
+      "peak", "Measure the cores' FP32 multiply-add peak (GFLOP/s), the ceiling kernels are quoted against");
+  sub->add_option("--threads", o->threads, "Threads of the second row (0 = all)")->check(CLI::NonNegativeNumber);
+  sub->add_option("--repeats", o->repeats, "Timed runs per row (median)")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--seconds", o->seconds, "About how long each run lasts")
+      ->check(CLI::Range(0.01, 10.0))
+      ->capture_default_str();
+  return [o]() {
+    const int threads = o->threads > 0 ? o->threads : omp_get_max_threads();
+    const PeakIsa isa = peak_isa();
+    // calibrate: how many rounds take about --seconds on one thread
+    const long probe = 200000;
+    const auto t0 = std::chrono::steady_clock::now();
+    fma_peak_gflops(1, probe);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const long iters = std::max(probe, long(double(probe) * o->seconds / std::max(s, 1e-6)));
+    fmt::print("bench peak | {} ({} floats a vector), 24 independent chains a thread, registers only | "
+               "median of {}\n",
+               isa.name, isa.lanes, o->repeats);
+    fmt::print("{:>8} {:>10} {:>12}\n", "threads", "GFLOP/s", "per thread");
+    std::vector<int> rows{1};
+    if (threads > 1) rows.push_back(threads);
+    for (int t : rows) {
+      std::vector<double> g;
+      for (int r = 0; r < o->repeats; r++) g.push_back(fma_peak_gflops(t, iters));
+      const double m = median(g);
+      fmt::print("{:>8} {:>10.1f} {:>12.1f}\n", t, m, m / t);
+    }
+    return 0;
+  };
+}
+
 // `attnlab bench attention` (W3)
 Run add_bench_attention(CLI::App& bench) {
   struct Opts {
@@ -278,7 +318,8 @@ Run add_bench_attention(CLI::App& bench) {
                "after {} warm-up\n",
                a.batch, a.heads, kvh, a.head_dim, a.heads * a.head_dim, a.backward ? "forward + backward" : "forward",
                a.impl, a.repeats, a.warmup);
-    fmt::print("{}\n\n", a.core ? "the flash kernel alone on head-major q, k, v (no projections)"
+    fmt::print("{}\n\n", a.core ? "the flash kernel alone on head-major q, k, v (no projections); GFLOP: the products "
+                                   "it computes (causal: the lower half), backward 2.5x the forward"
                                  : "times include the Q/K/V/O projections; proj ms = those GEMMs alone");
     fmt::print("{:<20} {:>6} {:>6} {:>10} {:>10} {:>9} {:>9} {:>9} {:>14}\n", "type", "mask", "n", "ms median",
                "ms min", "proj ms", "GFLOP", "GFLOP/s", "peak extra MB");
@@ -367,12 +408,14 @@ Run add_bench(CLI::App& app) {
   Run gen = add_bench_generate(*sub);
   Run att = add_bench_attention(*sub);
   Run gemm = add_bench_gemm(*sub);
-  return [sub, tr, run_train, gen, att, gemm]() {
+  Run peak = add_bench_peak(*sub);
+  return [sub, tr, run_train, gen, att, gemm, peak]() {
     if (sub->got_subcommand(tr)) return run_train();
     if (Comm::world().size() > 1)
       throw CollectiveError("under mpirun only `bench train` runs; the other benchmarks run in one process");
     if (sub->got_subcommand("generate")) return gen();
     if (sub->got_subcommand("gemm")) return gemm();
+    if (sub->got_subcommand("peak")) return peak();
     return att();
   };
 }

@@ -403,10 +403,10 @@ TEST_CASE("flash: bitwise identical results for 1 and 2 threads") {
 }
 
 // The kernel alone: token-major buffers ([B, T, ld], what the module passes) against head-major
-// copies of the same values, and the fused against the split backward schedule. Both pairs must
+// copies of the same values, and the fused against the split schedule, forward and backward. All must
 // agree bit for bit (same arithmetic in the same order); a wrong stride or a missed tile shows
 // up as a difference of order 1.
-TEST_CASE("flash kernel: token-major layout and both backward schedules equal head-major, bitwise") {
+TEST_CASE("flash kernel: token-major layout and both schedules equal head-major, bitwise") {
   struct K {
     int B, Hq, Hkv, Tq, Tk, D;
     bool causal;
@@ -459,9 +459,17 @@ TEST_CASE("flash kernel: token-major layout and both backward schedules equal he
     CHECK(heads(ot, c.Hq, c.Tq, ldq) == oh);
     CHECK(lt == lh);
     CHECK(ot[size_t(ldq) - 1] == 7.0f);
+    for (FlashSchedule mode : {FlashSchedule::split, FlashSchedule::fused}) {
+      FlashOptions om = o;
+      om.schedule = mode;
+      std::vector<float> o2(qh.size(), 3.0f), l2(lh.size(), 3.0f);
+      flash_forward(o2.data(), l2.data(), qh.data(), kh.data(), vh.data(), hm, om, ws);
+      CHECK(o2 == oh);
+      CHECK(l2 == lh);
+    }
 
-    for (FlashBackward mode : {FlashBackward::split, FlashBackward::fused}) {
-      o.backward = mode;
+    for (FlashSchedule mode : {FlashSchedule::split, FlashSchedule::fused}) {
+      o.schedule = mode;
       std::vector<float> dqh(qh.size()), dkh(kh.size()), dvh(vh.size());
       flash_backward(dqh.data(), dkh.data(), dvh.data(), doh.data(), qh.data(), kh.data(), vh.data(), oh.data(),
                      lh.data(), hm, o, ws);
@@ -472,7 +480,7 @@ TEST_CASE("flash kernel: token-major layout and both backward schedules equal he
       CHECK(heads(dk, c.Hkv, c.Tk, ldk) == dkh);
       CHECK(heads(dv, c.Hkv, c.Tk, ldk) == dvh);
       static std::vector<float> ref_dq, ref_dk, ref_dv;  // the split schedule's, for the fused one
-      if (mode == FlashBackward::split) {
+      if (mode == FlashSchedule::split) {
         ref_dq = dqh, ref_dk = dkh, ref_dv = dvh;
         CHECK(max_abs_f(dqh) > 0.0);
       } else {

@@ -49,6 +49,25 @@ awk -F, 'NR > 1 && !(NF == 19 && $4 == 1 && $5 == 2 && $6 == 8 && $7 == 2 && $8 
 awk -F, '$1 == "causal" && $3 == 16 { n++; v = $15 } END { exit !(n == 1 && v == "0.000147") }' "$tmp/a.csv" ||
   fail "gflop column"
 
+# --core: the flash kernel alone; FLOPs as FlashAttention counts them, the causal half only:
+# 3.5·2·B·H·n²·D = 3.5·2·1·2·32²·16 = 229376 causal, twice that without the mask
+for mask in causal no-causal; do
+  "$bin" bench attention --types flash --core --lengths 32 --heads 2 --head-dim 16 --backward --repeats 1 \
+    --threads 1 --$mask --quiet --csv "$tmp/c_$mask.csv" > "$tmp/c_$mask.out"
+  grep -q 'the flash kernel alone' "$tmp/c_$mask.out" || fail "--core header: $(cat "$tmp/c_$mask.out")"
+done
+awk -F, 'NR == 2 { exit !($1 == "flash" && $15 == "0.000229" && $14 == "0.000" && $19 == "ok") }' "$tmp/c_causal.csv" ||
+  fail "--core causal csv: $(cat "$tmp/c_causal.csv")"
+awk -F, 'NR == 2 { exit !($15 == "0.000459") }' "$tmp/c_no-causal.csv" || fail "--core no-causal gflop: $(cat "$tmp/c_no-causal.csv")"
+
+# ---- bench peak: a row for 1 thread and one for --threads; per thread = total / threads; a
+# figure no CPU core reaches (> 1000 GFLOP/s a thread) would mean the loop was optimised away
+"$bin" bench peak --threads 2 --repeats 1 --seconds 0.02 > "$tmp/p.out"
+grep -Eq '^bench peak \| (AVX-512 FMA|AVX2 FMA|SSE multiply \+ add) \([0-9]+ floats a vector\)' "$tmp/p.out" ||
+  fail "bench peak header: $(cat "$tmp/p.out")"
+awk '$1 ~ /^[12]$/ && NF == 3 { n++; if (!($2 > 0.5 && $3 > 0.5 && $3 < 1000 && ($2 / $1 - $3) ^ 2 < 0.01)) bad = 1 }
+     END { exit !(n == 2 && !bad) }' "$tmp/p.out" || fail "bench peak rows: $(cat "$tmp/p.out")"
+
 # forward only, no mask, a budget that skips the longer length
 "$bin" bench attention --types scaled_dot_product --lengths 8,64 --heads 2 --head-dim 4 --no-causal --repeats 1 \
   --threads 1 --max-mem-gb 0.00001 --csv "$tmp/s.csv" > "$tmp/s.out"
@@ -71,6 +90,11 @@ expect_error "unknown attention type 'nope' \(known: .*causal.*\)" bench attenti
 expect_error "--lengths: expected positive" bench attention --types causal --lengths 16,0
 expect_error "n_heads" bench attention --types causal --lengths 16 --heads 3 --head-dim 8 --kv-heads 2
 expect_error "--impl: expected naive, flash or auto" bench attention --types causal --lengths 16 --impl fast
+expect_error "--core times the tiled kernel alone" bench attention --types linear --core --lengths 16
+set +e
+"$bin" bench peak --seconds 0 > /dev/null 2> "$tmp/p.err"; rc=$?
+set -e
+[ "$rc" -eq 2 ] && grep -q "seconds" "$tmp/p.err" || fail "bench peak --seconds 0: exit $rc, $(cat "$tmp/p.err")"
 expect_error "cannot write" bench attention --types causal --lengths 16 --csv "$tmp/no/such/dir/a.csv"
 [ ! -e "$tmp/no" ] || fail "a failed run must not create files"
 set +e
