@@ -28,18 +28,20 @@ void flash_forward(float* out, float* lse, const float* q, const float* k, const
   const Layout lq(Hq, Tq, D, sh.ldq), lk(Hkv, Tk, D, sh.ldk);
   const bool par = double(B) * Hq * Tq * Tk * D >= kParallelMinWork;
   const int threads = par ? omp_get_max_threads() : 1;
-  // Kᵀ [D, Tk'] and V [Tk', D'] of a (b, kv head). When D and Tk are already multiples of 16, V is
-  // read in place (no padded copy). Fused (FlashSchedule), each task packs the pair it works on
-  // into its thread's tiles (O(Tk·D) a thread); split, all pairs are packed up front into the
-  // workspace (O(B·Hkv·Tk·D)) and the tasks are query blocks.
-  const bool v_in_place = D == Dp && Tk == Tkp;
+  // Kᵀ in panels (pack_panels) and V as rows [Tk', D'] of a (b, kv head). V is read in place when
+  // its rows are already contiguous and need no padding (head-major, D and Tk multiples of 16);
+  // otherwise it is packed, and so is each query block of a token-major Q (rows H·D floats apart
+  // land in few L1 sets, as flash_tiles.h says of Kᵀ). Fused (FlashSchedule), each task packs
+  // the pair it works on into its thread's tiles (O(Tk·D) a thread); split, all pairs are packed
+  // up front into the workspace (O(B·Hkv·Tk·D)) and the tasks are query blocks.
+  const bool v_in_place = D == Dp && Tk == Tkp && lk.rs == size_t(D), q_in_place = lq.rs == size_t(D);
   const bool per_pair = opt.schedule == FlashSchedule::fused ||
                         (opt.schedule == FlashSchedule::automatic && by_pairs(B * Hkv, threads));
-  const size_t kt_floats = size_t(D) * Tkp, vp_floats = v_in_place ? 0 : size_t(Tkp) * Dp;
+  const size_t kt_floats = panel_floats(Tk, D), vp_floats = v_in_place ? 0 : size_t(Tkp) * Dp;
   const size_t vs = v_in_place ? lk.rs : size_t(Dp);  // row stride of V as read
   auto pack_pair = [&](float* kto, float* vo, int bg) {
     const size_t src = lk.at(bg / Hkv, bg % Hkv);
-    pack_transposed(kto, k + src, lk.rs, Tk, D, Tkp);
+    pack_panels(kto, k + src, lk.rs, Tk, D);
     if (v_in_place) return;
     pack_rows(vo, v + src, lk.rs, Tk, D, Dp);
     std::fill(vo + size_t(Tk) * Dp, vo + size_t(Tkp) * Dp, 0.0f);
@@ -53,7 +55,9 @@ void flash_forward(float* out, float* lse, const float* q, const float* k, const
     for (int bg = 0; bg < B * Hkv; bg++)
       pack_pair(kt + size_t(bg) * kt_floats, vpack ? vpack + size_t(bg) * vp_floats : nullptr, bg);
   }
-  const size_t tile_floats = size_t(BQ) * BK + size_t(BQ) * Dp + 2 * BQ;
+  // a thread's tiles: S [BQ, BK], acc [BQ, Dp], the running max and sum [2, BQ], the query block
+  // [BQ, D] when Q is packed; then (fused) the pair's Kᵀ panels and V rows
+  const size_t tile_floats = size_t(BQ) * BK + size_t(BQ) * Dp + 2 * BQ + size_t(BQ) * D;
   ensure_thread_tiles(ws, tile_floats + (per_pair ? kt_floats + vp_floats : 0));
   const int nqb = (Tq + BQ - 1) / BQ;
 
@@ -63,6 +67,12 @@ void flash_forward(float* out, float* lse, const float* q, const float* k, const
     const int i0 = qb * BQ, mr = std::min(BQ, Tq - i0);
     const TileCtx t = tile_ctx(opt, Tq, Tk, b, h);
     const float* Q = q + lq.at(b, h) + size_t(i0) * lq.rs;
+    size_t qs = lq.rs;
+    if (!q_in_place) {
+      float* qt = lrow + BQ;
+      pack_rows(qt, Q, lq.rs, mr, D, D);
+      Q = qt, qs = D;
+    }
     std::fill(acc, acc + size_t(mr) * Dp, 0.0f);
     std::fill(mrow, mrow + mr, kNegInf);
     std::fill(lrow, lrow + mr, 0.0f);
@@ -70,7 +80,7 @@ void flash_forward(float* out, float* lse, const float* q, const float* k, const
     for (int j0 = kr.lo / BK * BK; j0 < kr.hi; j0 += BK) {
       const int nc = std::min(BK, Tk - j0), ncp = round16(nc);
       // S = Q Kᵀ for this tile (scale and mask below)
-      tile_gemm(mr, ncp, D, Q, lq.rs, 1, KT + j0, Tkp, S, BK, false);
+      tile_gemm(mr, ncp, D, Q, qs, 1, KT + size_t(j0) * D, BK, S, BK, false);
       const bool full = tile_full(t, i0, mr, j0, nc, ncp);
       for (int r = 0; r < mr; r++) {
         float* s = S + size_t(r) * BK;
@@ -116,7 +126,7 @@ void flash_forward(float* out, float* lse, const float* q, const float* k, const
     float* mrow = acc + size_t(BQ) * Dp;                       // running max per row
     float* lrow = mrow + BQ;                                   // running Σ exp(s − m)
     if (per_pair) {
-      float* kto = S + tile_floats;  // [D, Tkp] Kᵀ of the pair, then V padded [Tkp, Dp] if needed
+      float* kto = S + tile_floats;  // the pair's Kᵀ panels, then its V rows [Tkp, Dp] if packed
       float* vo = kto + kt_floats;
 #pragma omp for schedule(static, 1)
       for (int bg = 0; bg < B * Hkv; bg++) {

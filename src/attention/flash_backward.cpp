@@ -35,8 +35,8 @@ void zero_grads(float* dq, float* dk, float* dv, const FlashShape& sh, const Lay
   }
 }
 
-// Kᵀ and Vᵀ of every (b, kv head) as [D, Tkp] unless kt, vt are null (packed per key block by
-// the fused backward); and K as padded rows [Tkp, Dp] into kpack unless it is null (K read in place).
+// Kᵀ and Vᵀ of every (b, kv head) in panels (pack_panels) unless kt, vt are null (packed per key
+// block by the fused backward); and K as padded rows [Tkp, Dp] into kpack unless it is null.
 void pack_keys(float* kt, float* vt, float* kpack, const float* k, const float* v, const FlashShape& sh,
                const Layout& lk, int Dp, int Tkp, bool par) {
   const int Hkv = sh.Hkv, Tk = sh.Tk, D = sh.D;
@@ -44,8 +44,8 @@ void pack_keys(float* kt, float* vt, float* kpack, const float* k, const float* 
   for (int bg = 0; bg < sh.B * Hkv; bg++) {
     const size_t src = lk.at(bg / Hkv, bg % Hkv);
     if (kt) {
-      pack_transposed(kt + size_t(bg) * D * Tkp, k + src, lk.rs, Tk, D, Tkp);
-      pack_transposed(vt + size_t(bg) * D * Tkp, v + src, lk.rs, Tk, D, Tkp);
+      pack_panels(kt + size_t(bg) * panel_floats(Tk, D), k + src, lk.rs, Tk, D);
+      pack_panels(vt + size_t(bg) * panel_floats(Tk, D), v + src, lk.rs, Tk, D);
     }
     if (!kpack) continue;
     float* ko = kpack + size_t(bg) * Tkp * Dp;
@@ -100,26 +100,30 @@ class Backward {
     const int threads = par ? omp_get_max_threads() : 1;
     fused = opt.schedule == FlashSchedule::fused ||
             (opt.schedule == FlashSchedule::automatic && by_pairs(B * Hkv, threads));
-    // Rows of K, Q and dO are read in place when no padding is needed (D, and for K also Tk,
-    // multiples of 16); otherwise padded copies are made. Kᵀ and Vᵀ [D, Tk'] (for S = Q Kᵀ and
-    // dP = dO Vᵀ): fused, each task transposes one key block at a time into its own tiles
-    // (O(BK·D) a thread); split, every (b, kv head) is transposed up front.
-    rows_in_place = D == Dp;
-    k_in_place = D == Dp && Tk == Tkp;
-    kt = fused ? nullptr : grow(ws.kt, size_t(B) * Hkv * D * Tkp);
-    vt = fused ? nullptr : grow(ws.vt, size_t(B) * Hkv * D * Tkp);
-    kpack = k_in_place ? nullptr : grow(ws.kp, size_t(B) * Hkv * Tkp * Dp);
-    qpack = rows_in_place ? nullptr : grow(ws.qp, size_t(B) * Hq * Tq * Dp);
-    dopack = rows_in_place ? nullptr : grow(ws.dop, size_t(B) * Hq * Tq * Dp);
+    // Rows of K, Q and dO are read in place when they are contiguous (head-major) and need no
+    // padding (D, and for K also Tk, multiples of 16); otherwise they are packed: fused, by each
+    // task into its thread's tiles, one key block of K (and one block of Q and dO per tile) at a
+    // time; split, into padded copies of the whole call. Kᵀ and Vᵀ (for S = Q Kᵀ and dP = dO Vᵀ)
+    // in panels of BK keys: fused, each task transposes the key block it is on; split, every
+    // (b, kv head) up front.
+    rows_in_place = D == Dp && lq.rs == size_t(D);
+    k_in_place = D == Dp && Tk == Tkp && lk.rs == size_t(D);
+    kt = fused ? nullptr : grow(ws.kt, size_t(B) * Hkv * panel_floats(Tk, D));
+    vt = fused ? nullptr : grow(ws.vt, size_t(B) * Hkv * panel_floats(Tk, D));
+    kpack = k_in_place || fused ? nullptr : grow(ws.kp, size_t(B) * Hkv * Tkp * Dp);
+    qpack = rows_in_place || fused ? nullptr : grow(ws.qp, size_t(B) * Hq * Tq * Dp);
+    dopack = rows_in_place || fused ? nullptr : grow(ws.dop, size_t(B) * Hq * Tq * Dp);
     delta = grow(ws.delta, size_t(B) * Hq * Tq);
     pack_keys(kt, vt, kpack, k, v, sh, lk, Dp, Tkp, par);
     ks = k_in_place ? lk.rs : size_t(Dp);
-    qs = rows_in_place ? lq.rs : size_t(Dp);
+    qs = rows_in_place ? lq.rs : size_t(Dp);  // Q and dO rows as read, in place or packed
     pack_rows_and_delta(qpack, dopack, delta, q, dout, out, sh, lq, Dp, par, ws);  // D_i = rowsum(dO ∘ O)
     // Fused, dQ of the task's heads accumulates in dq itself when its rows need no padding (scaled
     // in place at the end), else in a [group, Tq, Dp] buffer of the thread's.
-    dq_floats = fused && !rows_in_place ? size_t(group) * Tq * Dp : 0;
-    kvt_floats = fused ? 2 * size_t(D) * BK : 0;  // the key block's Kᵀ and Vᵀ
+    dq_in_place = D == Dp;
+    dq_floats = fused && !dq_in_place ? size_t(group) * Tq * Dp : 0;
+    // fused: the key block's Kᵀ and Vᵀ [2, D, BK], its K rows [BK, Dp] and a Q and dO block [2, BQ, Dp]
+    kvt_floats = fused ? 2 * size_t(D) * BK + size_t(BK) * Dp + 2 * size_t(BQ) * Dp : 0;
     ensure_thread_tiles(ws, tile_floats() + kvt_floats + dq_floats);
   }
 
@@ -152,7 +156,7 @@ class Backward {
   const FlashOptions& opt_;
   const int B, Hq, Hkv, Tq, Tk, D, group, Dp, Tkp, nqb, nkb;
   const Layout lq, lk;
-  bool par = false, fused = false, rows_in_place = false, k_in_place = false;
+  bool par = false, fused = false, rows_in_place = false, k_in_place = false, dq_in_place = false;
   float *kt = nullptr, *vt = nullptr, *kpack = nullptr, *qpack = nullptr, *dopack = nullptr, *delta = nullptr;
   size_t ks = 0, qs = 0, dq_floats = 0, kvt_floats = 0;
 
@@ -171,15 +175,15 @@ class Backward {
   }
 
   // P and dS = P ∘ (dP − D) of the tile (queries i0.., keys j0..) of head h: P in P, dS in dS.
-  // KT, VT: Kᵀ and Vᵀ [D, ·] (row stride ldt) from the tile's first key on.
+  // KT, VT: the key block's Kᵀ and Vᵀ panels [D, BK]; Qb, dOb: the query block's rows (stride rs).
   void tile_grads(float* P, float* dS, int b, int h, int i0, int mr, int j0, int nc, int ncp, const float* KT,
-                  const float* VT, size_t ldt) const {
+                  const float* VT, const float* Qb, const float* dOb, size_t rs) const {
     const TileCtx t = tile_ctx(opt_, Tq, Tk, b, h);
     const size_t bh = size_t(b) * Hq + h;
-    tile_gemm(mr, ncp, D, qrows(b, h) + i0 * qs, qs, 1, KT, ldt, P, BK, false);
+    tile_gemm(mr, ncp, D, Qb, rs, 1, KT, BK, P, BK, false);
     probs_from_lse(P, mr, ncp, nc, i0, j0, lse_ + bh * Tq + i0, t, tile_full(t, i0, mr, j0, nc, ncp));
     // dP = dO Vᵀ, then dS = P ∘ (dP − D_i) in place
-    tile_gemm(mr, ncp, D, dorows(b, h) + i0 * qs, qs, 1, VT, ldt, dS, BK, false);
+    tile_gemm(mr, ncp, D, dOb, rs, 1, VT, BK, dS, BK, false);
     const float* Di = delta + bh * Tq + i0;
     for (int r = 0; r < mr; r++) {
       float* ds = dS + size_t(r) * BK;
@@ -191,37 +195,56 @@ class Backward {
 
   // dK_g, dV_g of key block kb, summed over the group's heads and the query blocks that see the
   // keys (in that order), written out scaled; with dQ non-null also dQ_h += dS K for every tile
-  // (dQ_h at dQ + (h − g·group)·dq_hs, row stride dq_rs). kvt: null = Kᵀ, Vᵀ packed up front,
-  // else [2, D, BK] of the thread's, where this block's are transposed first.
-  void key_block(float* P, float* kvt, float* dQ, size_t dq_hs, size_t dq_rs, int b, int g, int kb) const {
+  // (dQ_h at dQ + (h − g·group)·dq_hs, row stride dq_rs). pk: null = the split schedule (Kᵀ, Vᵀ
+  // and the rows packed up front), else the thread's [kvt_floats], where this block's Kᵀ and Vᵀ
+  // (and K rows, Q and dO blocks when they are not read in place) are packed as they are needed.
+  void key_block(float* P, float* pk, float* dQ, size_t dq_hs, size_t dq_rs, int b, int g, int kb) const {
     float* dS = P + size_t(BQ) * BK;
     float* dK = dS + size_t(BQ) * BK;
     float* dV = dK + size_t(std::max(BQ, BK)) * Dp;
     const int j0 = kb * BK, nc = std::min(BK, Tk - j0), ncp = round16(nc);
     std::fill(dK, dK + size_t(ncp) * Dp, 0.0f);
     std::fill(dV, dV + size_t(ncp) * Dp, 0.0f);
-    const float* Kb = krows(b, g) + size_t(j0) * ks;
-    const float *KT, *VT;
-    size_t ldt;
-    if (kvt) {
+    const float *KT, *VT, *Kb = nullptr;
+    size_t kbs = ks;  // row stride of Kb
+    float *qt = nullptr, *dot = nullptr;  // the packed Q and dO block (fused, rows not in place)
+    if (pk) {
       const size_t src = lk.at(b, g) + size_t(j0) * lk.rs;
-      pack_transposed(kvt, k_ + src, lk.rs, nc, D, BK);
-      pack_transposed(kvt + size_t(D) * BK, v_ + src, lk.rs, nc, D, BK);
-      KT = kvt, VT = kvt + size_t(D) * BK, ldt = BK;
+      float* kr = pk + 2 * size_t(D) * BK;
+      pack_transposed(pk, k_ + src, lk.rs, nc, D, BK);
+      pack_transposed(pk + size_t(D) * BK, v_ + src, lk.rs, nc, D, BK);
+      KT = pk, VT = pk + size_t(D) * BK;
+      if (!k_in_place) {  // K rows [ncp, Dp], padded rows zero (their dS is 0, but 0·garbage may not be)
+        pack_rows(kr, k_ + src, lk.rs, nc, D, Dp);
+        std::fill(kr + size_t(nc) * Dp, kr + size_t(ncp) * Dp, 0.0f);
+        Kb = kr, kbs = Dp;
+      }
+      if (k_in_place) Kb = krows(b, g) + size_t(j0) * ks;
+      if (!rows_in_place) qt = kr + size_t(BK) * Dp, dot = qt + size_t(BQ) * Dp;
     } else {
-      KT = kt + (size_t(b) * Hkv + g) * D * Tkp + j0, VT = vt + (size_t(b) * Hkv + g) * D * Tkp + j0, ldt = Tkp;
+      KT = kt + (size_t(b) * Hkv + g) * panel_floats(Tk, D) + size_t(j0) * D;
+      VT = vt + (size_t(b) * Hkv + g) * panel_floats(Tk, D) + size_t(j0) * D;
+      Kb = krows(b, g) + size_t(j0) * ks;
     }
     for (int h = g * group; h < (g + 1) * group; h++)
       for (int qb = 0; qb < nqb; qb++) {
         const int i0 = qb * BQ, mr = std::min(BQ, Tq - i0);
         const KeyBand kr = block_keys(tile_ctx(opt_, Tq, Tk, b, h), i0, mr);
         if (kr.hi <= j0 || kr.lo >= j0 + nc) continue;  // no query of the block sees these keys
-        tile_grads(P, dS, b, h, i0, mr, j0, nc, ncp, KT, VT, ldt);
+        const float *Qb = qt, *dOb = dot;
+        size_t rs = Dp;
+        if (qt) {
+          pack_rows(qt, q_ + lq.at(b, h) + size_t(i0) * lq.rs, lq.rs, mr, D, Dp);
+          pack_rows(dot, dout_ + lq.at(b, h) + size_t(i0) * lq.rs, lq.rs, mr, D, Dp);
+        } else {
+          Qb = qrows(b, h) + i0 * qs, dOb = dorows(b, h) + i0 * qs, rs = qs;
+        }
+        tile_grads(P, dS, b, h, i0, mr, j0, nc, ncp, KT, VT, Qb, dOb, rs);
         // dV += Pᵀ dO ;  dK += dSᵀ Q   (A read transposed: A(c, r) = P[r, c])
-        tile_gemm(ncp, Dp, mr, P, 1, BK, dorows(b, h) + i0 * qs, qs, dV, Dp, true);
-        tile_gemm(ncp, Dp, mr, dS, 1, BK, qrows(b, h) + i0 * qs, qs, dK, Dp, true);
+        tile_gemm(ncp, Dp, mr, P, 1, BK, dOb, rs, dV, Dp, true);
+        tile_gemm(ncp, Dp, mr, dS, 1, BK, Qb, rs, dK, Dp, true);
         // dQ += dS K
-        if (dQ) tile_gemm(mr, Dp, ncp, dS, BK, 1, Kb, ks, dQ + size_t(h - g * group) * dq_hs + i0 * dq_rs, dq_rs, true);
+        if (dQ) tile_gemm(mr, Dp, ncp, dS, BK, 1, Kb, kbs, dQ + size_t(h - g * group) * dq_hs + i0 * dq_rs, dq_rs, true);
       }
     for (int c = 0; c < nc; c++) {
       float* dko = dk_ + lk.at(b, g) + size_t(j0 + c) * lk.rs;
@@ -244,7 +267,7 @@ class Backward {
   // over the key blocks in increasing order, as the split schedule sums it
   void fused_pair(float* P, int b, int g) const {
     float* kvt = P + tile_floats();
-    if (rows_in_place) {
+    if (dq_in_place) {
       scale_rows(dq_, lq, b, g * group, group, Tq, D, 0.0f);
       for (int kb = 0; kb < nkb; kb++) key_block(P, kvt, dq_ + lq.at(b, g * group), lq.sh, lq.rs, b, g, kb);
       scale_rows(dq_, lq, b, g * group, group, Tq, D, opt_.scale);
@@ -267,7 +290,9 @@ class Backward {
     for (int j0 = kr.lo / BK * BK; j0 < kr.hi; j0 += BK) {
       const int nc = std::min(BK, Tk - j0), ncp = round16(nc);
       const size_t bg = size_t(b) * Hkv + g;
-      tile_grads(P, dS, b, h, i0, mr, j0, nc, ncp, kt + bg * D * Tkp + j0, vt + bg * D * Tkp + j0, Tkp);
+      const size_t pan = bg * panel_floats(Tk, D) + size_t(j0) * D;
+      tile_grads(P, dS, b, h, i0, mr, j0, nc, ncp, kt + pan, vt + pan, qrows(b, h) + i0 * qs, dorows(b, h) + i0 * qs,
+                 qs);
       tile_gemm(mr, Dp, ncp, dS, BK, 1, K + size_t(j0) * ks, ks, dQ, Dp, true);  // dQ += dS K
     }
     write_dq(dQ, b, h, i0, mr);

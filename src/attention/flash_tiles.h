@@ -217,6 +217,19 @@ inline void pack_transposed(float* dst, const float* src, size_t rs, int rows, i
   }
 }
 
+// Kᵀ of src [T, D] (row stride rs) in panels of kFlashBlockK keys: the panel of keys j0 ..
+// j0 + BK − 1 (j0 a multiple of BK) is [D, BK] at dst + j0·D, zero columns past T. A tile product
+// reads one panel as a contiguous block (16 KB at D = 64). Read as one [D, T] matrix instead, its
+// D rows lie T floats apart, a multiple of 4 KB for T a multiple of 1024: every row then falls
+// into the same few L1 sets, and the panel was fetched from L2 on every pass.
+inline size_t panel_floats(int T, int D) {
+  return size_t((T + kFlashBlockK - 1) / kFlashBlockK) * kFlashBlockK * D;
+}
+inline void pack_panels(float* dst, const float* src, size_t rs, int T, int D) {
+  for (int j0 = 0; j0 < T; j0 += kFlashBlockK)
+    pack_transposed(dst + size_t(j0) * D, src + size_t(j0) * rs, rs, std::min(kFlashBlockK, T - j0), D, kFlashBlockK);
+}
+
 // Where the rows of (b, h) start, and their stride, in a head-major or token-major buffer
 // (FlashShape's ldq / ldk).
 struct Layout {
