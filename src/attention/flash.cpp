@@ -82,17 +82,26 @@ void flash_forward(float* out, float* lse, const float* q, const float* k, const
       // S = Q Kᵀ for this tile (scale and mask below)
       tile_gemm(mr, ncp, D, Q, qs, 1, KT + size_t(j0) * D, BK, S, BK, false);
       const bool full = tile_full(t, i0, mr, j0, nc, ncp);
+      // the rows' maxima first, then their exps: each pass is a run of independent rows the
+      // core overlaps, where one row at a time chained a max, an exp and a sum (same arithmetic)
+      float mxs[BQ];
       for (int r = 0; r < mr; r++) {
         float* s = S + size_t(r) * BK;
         mask_row(s, ncp, nc, j0, i0 + r + t.off, t, full);
-        const float mx = row_max(s, ncp);
+        mxs[r] = row_max(s, ncp);
+      }
+      for (int r = 0; r < mr; r++) {
+        float* s = S + size_t(r) * BK;
+        const float mx = mxs[r];
         if (mx == kNegInf) {  // nothing visible in this tile: P row = 0
           std::fill(s, s + ncp, 0.0f);
           continue;
         }
         // online softmax: rescale what was accumulated under the old max
         const float m_new = std::max(mrow[r], mx);
-        const float alpha = std::exp(mrow[r] - m_new);  // 0 on the first visible tile
+        // 0 on the first visible tile; exactly exp(0) = 1 while the max holds (most tiles), so
+        // the call is skipped there
+        const float alpha = m_new == mrow[r] ? 1.0f : std::exp(mrow[r] - m_new);
         lrow[r] = lrow[r] * alpha + exp_row(s, ncp, m_new);
         if (alpha != 1.0f) {
           float* o = acc + size_t(r) * Dp;

@@ -35,10 +35,18 @@ inline float hsum(v16 x) {
   for (int i = 0; i < 16; i++) s += x[i];
   return s;
 }
+// The max as a tree (halves, quarters, pairs, lanes): 4 shuffles and 4 maxes instead of a chain of
+// 15. The max of the same values is the same in any order, so results do not change.
 inline float hmax(v16 x) {
-  float m = x[0];
-  for (int i = 1; i < 16; i++) m = std::max(m, x[i]);
-  return m;
+  x = x > __builtin_shufflevector(x, x, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7)
+          ? x : __builtin_shufflevector(x, x, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
+  const v16 q = __builtin_shufflevector(x, x, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+  x = x > q ? x : q;
+  const v16 p = __builtin_shufflevector(x, x, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+  x = x > p ? x : p;
+  const v16 l = __builtin_shufflevector(x, x, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+  x = x > l ? x : l;
+  return x[0];
 }
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
