@@ -10,14 +10,17 @@ using namespace flash_tiles;
 
 namespace {
 
-// Rows [0, T) of heads h0 .. h0 + nh − 1 of batch row b in x (layout l), D floats each, ← c · row
-// (c = 0 writes zeros, whatever was there).
+// Rows [0, T) of heads h0 .. h0 + nh − 1 of batch row b in x (layout l), D floats each: set to 0,
+// or multiplied by c.
+void zero_rows(float* x, const Layout& l, int b, int h0, int nh, int T, int D) {
+  for (int h = h0; h < h0 + nh; h++)
+    for (int i = 0; i < T; i++) std::fill_n(x + l.at(b, h) + size_t(i) * l.rs, D, 0.0f);
+}
 void scale_rows(float* x, const Layout& l, int b, int h0, int nh, int T, int D, float c) {
   for (int h = h0; h < h0 + nh; h++)
     for (int i = 0; i < T; i++) {
       float* row = x + l.at(b, h) + size_t(i) * l.rs;
-      if (c == 0.0f) std::fill_n(row, D, 0.0f);
-      else for (int d = 0; d < D; d++) row[d] *= c;
+      for (int d = 0; d < D; d++) row[d] *= c;
     }
 }
 
@@ -268,7 +271,7 @@ class Backward {
   void fused_pair(float* P, int b, int g) const {
     float* kvt = P + tile_floats();
     if (dq_in_place) {
-      scale_rows(dq_, lq, b, g * group, group, Tq, D, 0.0f);
+      zero_rows(dq_, lq, b, g * group, group, Tq, D);
       for (int kb = 0; kb < nkb; kb++) key_block(P, kvt, dq_ + lq.at(b, g * group), lq.sh, lq.rs, b, g, kb);
       scale_rows(dq_, lq, b, g * group, group, Tq, D, opt_.scale);
     } else {
