@@ -55,12 +55,13 @@ bool reset_rss_hwm();
 struct PeakIsa {
   const char* name;  // "AVX-512 FMA", "AVX2 FMA" or "SSE multiply + add"
   int lanes;         // floats per vector
-  bool fma;
 };
 PeakIsa peak_isa();  // the widest float vectors this CPU runs
 // FP32 GFLOP/s of `threads` threads each running `iters` rounds of 24 independent vector FMA
 // chains (registers only; one FMA = 2 FLOP). One call; take the median of several.
 double fma_peak_gflops(int threads, long iters);
+// The rounds that take about `seconds` on one thread (timed by one short call).
+long fma_peak_iters(double seconds);
 
 // ---- bench gemm: one layer's training products, fp32 and each bf16 kernel ----
 constexpr int kGemmBenchProducts = 12;  // q/k/v, output, fc1, fc2: forward, dx and dW each

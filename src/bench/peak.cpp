@@ -9,6 +9,7 @@
 // turn subnormal. One FMA counts as 2 FLOP.
 #include <omp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <vector>
@@ -52,9 +53,9 @@ __attribute__((noinline)) float chains128(long iters) {  // no FMA: a multiply a
 
 PeakIsa peak_isa() {
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return {"AVX-512 FMA", 16, true};
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return {"AVX2 FMA", 8, true};
-  return {"SSE multiply + add", 4, false};
+  if (__builtin_cpu_supports("avx512f")) return {"AVX-512 FMA", 16};
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return {"AVX2 FMA", 8};
+  return {"SSE multiply + add", 4};
 }
 
 double fma_peak_gflops(int threads, long iters) {
@@ -72,6 +73,13 @@ double fma_peak_gflops(int threads, long iters) {
   volatile float keep = 0.0f;
   for (float v : sink) keep = keep + v;
   return double(threads) * double(iters) * kChains * isa.lanes * 2.0 / s / 1e9;
+}
+
+long fma_peak_iters(double seconds) {
+  const long probe = 200000;
+  const double gflops = fma_peak_gflops(1, probe);
+  const double probe_s = double(probe) * kChains * peak_isa().lanes * 2.0 / (gflops * 1e9);
+  return std::max(probe, long(double(probe) * seconds / std::max(probe_s, 1e-6)));
 }
 
 }  // namespace attnlab

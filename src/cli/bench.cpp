@@ -1,4 +1,3 @@
-#include <chrono>
 #include <fmt/format.h>
 
 #include <omp.h>
@@ -222,12 +221,7 @@ Run add_bench_peak(CLI::App& bench) {
   return [o]() {
     const int threads = o->threads > 0 ? o->threads : omp_get_max_threads();
     const PeakIsa isa = peak_isa();
-    // calibrate: how many rounds take about --seconds on one thread
-    const long probe = 200000;
-    const auto t0 = std::chrono::steady_clock::now();
-    fma_peak_gflops(1, probe);
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const long iters = std::max(probe, long(double(probe) * o->seconds / std::max(s, 1e-6)));
+    const long iters = fma_peak_iters(o->seconds);
     fmt::print("bench peak | {} ({} floats a vector), 24 independent chains a thread, registers only | "
                "median of {}\n",
                isa.name, isa.lanes, o->repeats);
