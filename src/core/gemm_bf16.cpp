@@ -6,6 +6,7 @@
 #include <cstring>
 #include <vector>
 
+#include "core/aligned.h"
 #include "core/error.h"
 
 #if defined(__x86_64__)
@@ -172,7 +173,9 @@ ATTNLAB_BF16_FN void pack_tile(const float* x, int ld, bool k_contig, int R, int
     }
   }
   if (k_contig == b_layout) transpose16(v);  // v holds the other orientation
-  for (int i = 0; i < 16; i++) _mm512_storeu_si512(out + i * 32, v[i]);
+  // A full-mask store: GCC turned the plain stores of v into a call of memcpy (v sits in memory
+  // for the transpose), which cost more than the 16 stores it stands for
+  for (int i = 0; i < 16; i++) _mm512_mask_storeu_epi32(out + i * 32, 0xFFFF, v[i]);
 }
 
 // C[m0.., n0..] (a 32x32 unit, clipped to M, N) = alpha * acc + beta * C
@@ -199,35 +202,46 @@ struct alignas(64) TileConfig {
   uint8_t rows[16] = {};
 };
 
-// One 32x32 unit with AMX: tiles 0-3 accumulate C, 4-5 hold A, 6-7 hold B.
+// One 32x32 unit of C (row stride ldc) with AMX: tiles 0-3 accumulate C (loaded from C when
+// accumulating, else zeroed), 4-5 hold A, 6-7 hold B. prefetch: the next K step's tiles into L1
+// while these multiply (bf16_gemm's operands stream from L2; a fused kernel's sit in L1).
 ATTNLAB_BF16_FN void unit_amx(const uint16_t* a0, const uint16_t* a1, const uint16_t* b0, const uint16_t* b1, int KT,
-                              float* acc) {
-  _tile_zero(0);
-  _tile_zero(1);
-  _tile_zero(2);
-  _tile_zero(3);
+                              float* C, size_t ldc, bool accumulate, bool prefetch) {
+  const size_t stride = ldc * sizeof(float);
+  float* c2 = C + 16 * ldc;
+  __asm__ volatile("" ::: "memory");  // the tile loads read C and the tiles behind the compiler's back
+  if (accumulate) {
+    _tile_loadd(0, C, stride);
+    _tile_loadd(1, C + 16, stride);
+    _tile_loadd(2, c2, stride);
+    _tile_loadd(3, c2 + 16, stride);
+  } else {
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+  }
   for (int kt = 0; kt < KT; kt++) {
     const size_t off = size_t(kt) * kTileElems;
     _tile_loadd(4, a0 + off, 64);
     _tile_loadd(5, a1 + off, 64);
     _tile_loadd(6, b0 + off, 64);
     _tile_loadd(7, b1 + off, 64);
-    // the next K step's B tiles (and A's, which leave L1 when K is long) into L1 while these
-    // multiply: the tile loads wait on L2 otherwise
-    for (int l = 0; l < 16; l++) {
-      _mm_prefetch(reinterpret_cast<const char*>(b0 + off + kTileElems + l * 32), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(b1 + off + kTileElems + l * 32), _MM_HINT_T0);
-    }
+    if (prefetch)  // B's next tiles (and A's, which leave L1 when K is long): the loads wait on L2 otherwise
+      for (int l = 0; l < 16; l++) {
+        _mm_prefetch(reinterpret_cast<const char*>(b0 + off + kTileElems + l * 32), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(b1 + off + kTileElems + l * 32), _MM_HINT_T0);
+      }
     _tile_dpbf16ps(0, 4, 6);
     _tile_dpbf16ps(1, 4, 7);
     _tile_dpbf16ps(2, 5, 6);
     _tile_dpbf16ps(3, 5, 7);
   }
-  _tile_stored(0, acc, 128);
-  _tile_stored(1, acc + 16, 128);
-  _tile_stored(2, acc + 16 * 32, 128);
-  _tile_stored(3, acc + 16 * 32 + 16, 128);
-  __asm__ volatile("" ::: "memory");  // the tile stores write acc behind the compiler's back
+  _tile_stored(0, C, stride);
+  _tile_stored(1, C + 16, stride);
+  _tile_stored(2, c2, stride);
+  _tile_stored(3, c2 + 16, stride);
+  __asm__ volatile("" ::: "memory");  // the tile stores write C behind the compiler's back
 }
 
 // One 32x32 unit with AVX512-BF16, 8 rows x 32 columns at a time: per pair p, two B lines and a
@@ -261,9 +275,10 @@ ATTNLAB_BF16_FN void unit_avx512(const uint16_t* a0, const uint16_t* a1, const u
 }
 
 // The units [u0, u1) of C (row-major over units of 32x32), with one kernel.
-ATTNLAB_BF16_FN void run_units(bool amx, const uint16_t* ap, const uint16_t* bp, int M, int N, int KT, long u0, long u1,
-               float alpha, float beta, float* C, int ldc) {
-  const int NU = (N + 31) / 32;
+// by_cols: the units in column-major order (all rows of one B panel, then the next), else row-major.
+ATTNLAB_BF16_FN void run_units(bool amx, const uint16_t* ap, const uint16_t* bp, int M, int N, int KT, bool by_cols,
+                               long u0, long u1, float alpha, float beta, float* C, int ldc) {
+  const int MU = (M + 31) / 32, NU = (N + 31) / 32;
   alignas(64) float acc[32 * 32];
   TileConfig cfg;
   if (amx) {
@@ -271,20 +286,34 @@ ATTNLAB_BF16_FN void run_units(bool amx, const uint16_t* ap, const uint16_t* bp,
       cfg.rows[t] = 16;
       cfg.colsb[t] = 64;
     }
+    __asm__ volatile("" : : "r"(&cfg) : "memory");  // keep the stores above (see Bf16TileScope)
     _tile_loadconfig(&cfg);
   }
   const size_t panel = size_t(KT) * kTileElems;  // one tile row (16 rows) of A or B, all of K
   for (long u = u0; u < u1; u++) {
-    const int mu = int(u / NU), nu = int(u % NU);
+    const int mu = by_cols ? int(u % MU) : int(u / NU), nu = by_cols ? int(u / MU) : int(u % NU);
     const uint16_t* a0 = ap + size_t(2 * mu) * panel;
     const uint16_t* b0 = bp + size_t(2 * nu) * panel;
     __asm__ volatile("" ::: "memory");  // the tile loads read the packed buffers behind the compiler's back
-    if (amx) unit_amx(a0, a0 + panel, b0, b0 + panel, KT, acc);
+    if (amx) unit_amx(a0, a0 + panel, b0, b0 + panel, KT, acc, 32, false, true);
     else unit_avx512(a0, a0 + panel, b0, b0 + panel, KT, acc);
     const int m0 = mu * 32, n0 = nu * 32;
     write_unit(acc, imin(32, M - m0), imin(32, N - n0), alpha, beta, C + size_t(m0) * ldc + n0, ldc);
   }
   if (amx) _tile_release();
+}
+
+// The same unit with AVX512-BF16: unit_avx512 into a scratch block, then added to (or stored in) C.
+ATTNLAB_BF16_FN void unit_avx512_inplace(const uint16_t* a0, const uint16_t* a1, const uint16_t* b0,
+                                         const uint16_t* b1, int KT, float* C, size_t ldc, bool accumulate) {
+  alignas(64) float acc[32 * 32];
+  unit_avx512(a0, a1, b0, b1, KT, acc);
+  for (int i = 0; i < 32; i++)
+    for (int h = 0; h < 2; h++) {
+      float* c = C + size_t(i) * ldc + 16 * h;
+      const __m512 x = _mm512_load_ps(acc + i * 32 + 16 * h);
+      _mm512_storeu_ps(c, accumulate ? _mm512_add_ps(_mm512_loadu_ps(c), x) : x);
+    }
 }
 }  // namespace
 
@@ -303,10 +332,17 @@ void bf16_gemm(Bf16Kernel k, bool trans_a, bool trans_b, int M, int N, int K, fl
   const int KT = (K + 31) / 32;
   const size_t a_elems = size_t((M + 31) / 32 * 2) * KT * kTileElems;
   const size_t b_elems = size_t((N + 31) / 32 * 2) * KT * kTileElems;
-  thread_local std::vector<uint16_t> abuf, bbuf;  // grown, never shrunk: no allocation per call
+  // grown, never shrunk: no allocation per call; on cache lines (core/aligned.h: a tile row that
+  // straddles two lines loads several times slower)
+  thread_local aligned_vector<uint16_t> abuf, bbuf;
   if (abuf.size() < a_elems) abuf.resize(a_elems);
   if (bbuf.size() < b_elems) bbuf.resize(b_elems);
   const bool amx = k == Bf16Kernel::amx;
+  // A thread walks its units keeping one operand's panel in cache while the other's stream past:
+  // the smaller packed operand is the one streamed (it stays in L2 across the sweeps), the larger
+  // is read once. Row-major sweeps all of B per row of A: a 6 MB B (the MLP's weight gradient,
+  // K = 2048) came from L3 once per 32 rows of A.
+  const bool by_cols = b_elems > a_elems;
   const long units = long((M + 31) / 32) * ((N + 31) / 32);
   uint16_t* ap = abuf.data();
   uint16_t* bp = bbuf.data();
@@ -324,7 +360,7 @@ void bf16_gemm(Bf16Kernel k, bool trans_a, bool trans_b, int M, int N, int K, fl
   // inside one of attnlab's parallel loops (attention heads), or small: this thread does it all
   if (omp_in_parallel() || omp_get_max_threads() == 1 || units == 1) {
     for (long i = 0; i < tiles; i++) pack(i);
-    run_units(amx, ap, bp, M, N, KT, 0, units, alpha, beta, C, ldc);
+    run_units(amx, ap, bp, M, N, KT, by_cols, 0, units, alpha, beta, C, ldc);
     return;
   }
 #pragma omp parallel
@@ -335,14 +371,60 @@ void bf16_gemm(Bf16Kernel k, bool trans_a, bool trans_b, int M, int N, int K, fl
     // its rows of A in cache across the columns
     const long nt = omp_get_num_threads(), t = omp_get_thread_num();
     const long u0 = units * t / nt, u1 = units * (t + 1) / nt;
-    if (u1 > u0) run_units(amx, ap, bp, M, N, KT, u0, u1, alpha, beta, C, ldc);
+    if (u1 > u0) run_units(amx, ap, bp, M, N, KT, by_cols, u0, u1, alpha, beta, C, ldc);
   }
+}
+
+void bf16_tiles_pack(const float* x, int ld, bool k_contig, int R, int K, int RT, int KT, bool b_layout,
+                     uint16_t* out) {
+  for (int t = 0; t < RT; t++)
+    for (int kt = 0; kt < KT; kt++)
+      pack_tile(x, ld, k_contig, R, K, t * 16, kt * 32, b_layout, out + (size_t(t) * KT + kt) * kTileElems);
+}
+
+void bf16_tiles_product(Bf16Kernel k, const uint16_t* a, size_t a_ts, const uint16_t* b, size_t b_ts, int MT,
+                        int NT, int KT, float* C, size_t ldc, bool accumulate) {
+  const bool amx = k == Bf16Kernel::amx;
+  for (int mt = 0; mt < MT; mt += 2)
+    for (int nt = 0; nt < NT; nt += 2) {
+      const uint16_t* a0 = a + size_t(mt) * a_ts;
+      const uint16_t* b0 = b + size_t(nt) * b_ts;
+      float* c = C + size_t(mt) * 16 * ldc + size_t(nt) * 16;
+      if (amx) unit_amx(a0, a0 + a_ts, b0, b0 + b_ts, KT, c, ldc, accumulate, false);
+      else unit_avx512_inplace(a0, a0 + a_ts, b0, b0 + b_ts, KT, c, ldc, accumulate);
+    }
+}
+
+ATTNLAB_BF16_FN Bf16TileScope::Bf16TileScope(Bf16Kernel k) : amx_(k == Bf16Kernel::amx) {
+  if (!amx_) return;
+  TileConfig cfg;
+  for (int t = 0; t < 8; t++) {
+    cfg.rows[t] = 16;
+    cfg.colsb[t] = 64;
+  }
+  // GCC does not see the instruction read cfg through the pointer, and drops the stores above
+  // (found by a crash: an all-zero configuration); the barrier keeps them
+  __asm__ volatile("" : : "r"(&cfg) : "memory");
+  _tile_loadconfig(&cfg);
+}
+
+ATTNLAB_BF16_FN Bf16TileScope::~Bf16TileScope() {
+  if (amx_) _tile_release();
 }
 #else
 void bf16_gemm(Bf16Kernel, bool, bool, int, int, int, float, const float*, int, const float*, int, float, float*,
                int) {
   user_error("bf16 products need an x86-64 CPU with AVX512-BF16 or AMX");
 }
+void bf16_tiles_pack(const float*, int, bool, int, int, int, int, bool, uint16_t*) {
+  user_error("bf16 products need an x86-64 CPU with AVX512-BF16 or AMX");
+}
+void bf16_tiles_product(Bf16Kernel, const uint16_t*, size_t, const uint16_t*, size_t, int, int, int, float*, size_t,
+                        bool) {
+  user_error("bf16 products need an x86-64 CPU with AVX512-BF16 or AMX");
+}
+Bf16TileScope::Bf16TileScope(Bf16Kernel) : amx_(false) {}
+Bf16TileScope::~Bf16TileScope() = default;
 #endif
 
 }  // namespace attnlab

@@ -44,6 +44,39 @@ Bf16Kernel gemm_bf16_kernel();
 void bf16_gemm(Bf16Kernel k, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A,
                int lda, const float* B, int ldb, float beta, float* C, int ldc);
 
+// ---- Tiles, for kernels that fuse their own products (the bf16 flash kernel) ------------------
+// The packed layout of bf16_gemm: a tile is 16 rows x 32 values along K, bf16, as 16 lines of 16
+// (even k, odd k) pairs; an A tile holds 16 rows of op(A), a B tile 16 columns of op(B) in AMX's
+// "VNNI" order (line p = the pair (2p, 2p + 1) of K for each of the 16 columns). Values outside
+// the matrix are packed as zeros.
+constexpr int kBf16TileElems = 512;
+
+// Packs the logical matrix X [R, K] -- X(r, k) = x[r·ld + k] when k_contig, else x[k·ld + r] --
+// as RT x KT tiles, tile (t, kt) (rows 16t.., K values 32kt..) at out + (t·KT + kt)·512: A tiles
+// (rows of X as rows of A), or with b_layout B tiles (rows of X as columns of B). Rounds to bf16.
+void bf16_tiles_pack(const float* x, int ld, bool k_contig, int R, int K, int RT, int KT, bool b_layout,
+                     uint16_t* out);
+
+// C [16·MT, 16·NT] (row stride ldc) (+)= A·B over KT tiles of K, with kernel k (amx or avx512bf16):
+// A row-tile t, K tile kt at a + t·a_ts + kt·512 (likewise B column-tile t at b + t·b_ts + kt·512).
+// MT and NT even. Each element sums its pairs in order along K (the bits do not depend on the
+// caller's blocking). With k = amx the calling thread must hold a Bf16TileScope.
+void bf16_tiles_product(Bf16Kernel k, const uint16_t* a, size_t a_ts, const uint16_t* b, size_t b_ts, int MT,
+                        int NT, int KT, float* C, size_t ldc, bool accumulate);
+
+// AMX: configures this thread's tile registers for bf16_tiles_product and releases them at the
+// end of the scope (no-op for the other kernels). bf16_gemm configures and releases its own.
+class Bf16TileScope {
+ public:
+  explicit Bf16TileScope(Bf16Kernel k);
+  ~Bf16TileScope();
+  Bf16TileScope(const Bf16TileScope&) = delete;
+  Bf16TileScope& operator=(const Bf16TileScope&) = delete;
+
+ private:
+  [[maybe_unused]] bool amx_;
+};
+
 // fp32 -> bf16 bits, to nearest, ties to even (NaN stays NaN); and back (exact).
 inline uint16_t to_bf16(float x) {
   uint32_t u;
