@@ -25,6 +25,7 @@ void flash_forward(float* out, float* lse, const float* q, const float* k, const
   const int group = Hq / Hkv, Dp = round16(D), Tkp = round16(Tk);
   constexpr int BQ = kFlashBlockQ, BK = kFlashBlockK;
   if (Tq == 0) return;
+  if (opt.bf16 != Bf16Kernel::none) return forward_bf16(out, lse, q, k, v, sh, opt, ws);
   const Layout lq(Hq, Tq, D, sh.ldq), lk(Hkv, Tk, D, sh.ldk);
   const bool par = double(B) * Hq * Tq * Tk * D >= kParallelMinWork;
   const int threads = par ? omp_get_max_threads() : 1;
@@ -81,51 +82,12 @@ void flash_forward(float* out, float* lse, const float* q, const float* k, const
       const int nc = std::min(BK, Tk - j0), ncp = round16(nc);
       // S = Q Kᵀ for this tile (scale and mask below)
       tile_gemm(mr, ncp, D, Q, qs, 1, KT + size_t(j0) * D, BK, S, BK, false);
-      const bool full = tile_full(t, i0, mr, j0, nc, ncp);
-      // the rows' maxima first, then their exps: each pass is a run of independent rows the
-      // core overlaps, where one row at a time chained a max, an exp and a sum (same arithmetic)
-      float mxs[BQ];
-      for (int r = 0; r < mr; r++) {
-        float* s = S + size_t(r) * BK;
-        mask_row(s, ncp, nc, j0, i0 + r + t.off, t, full);
-        mxs[r] = row_max(s, ncp);
-      }
-      for (int r = 0; r < mr; r++) {
-        float* s = S + size_t(r) * BK;
-        const float mx = mxs[r];
-        if (mx == kNegInf) {  // nothing visible in this tile: P row = 0
-          std::fill(s, s + ncp, 0.0f);
-          continue;
-        }
-        // online softmax: rescale what was accumulated under the old max
-        const float m_new = std::max(mrow[r], mx);
-        // 0 on the first visible tile; exactly exp(0) = 1 while the max holds (most tiles), so
-        // the call is skipped there
-        const float alpha = m_new == mrow[r] ? 1.0f : std::exp(mrow[r] - m_new);
-        lrow[r] = lrow[r] * alpha + exp_row(s, ncp, m_new);
-        if (alpha != 1.0f) {
-          float* o = acc + size_t(r) * Dp;
-          for (int d = 0; d < Dp; d += 16) st(o + d, ld(o + d) * alpha);
-        }
-        mrow[r] = m_new;
-      }
+      online_softmax(S, acc, Dp, mrow, lrow, mr, ncp, nc, i0, j0, t);
       // O += P V
       tile_gemm(mr, Dp, ncp, S, BK, 1, V + size_t(j0) * vs, vs, acc, Dp, true);
     }
-    float* O = out + lq.at(b, h) + size_t(i0) * lq.rs;
-    float* L = lse + (size_t(b) * Hq + h) * Tq + i0;
-    for (int r = 0; r < mr; r++) {
-      float* o = O + size_t(r) * lq.rs;
-      if (lrow[r] == 0.0f) {  // the row sees no key
-        std::fill(o, o + D, 0.0f);
-        L[r] = kNegInf;
-        continue;
-      }
-      const float inv = 1.0f / lrow[r];
-      const float* a = acc + size_t(r) * Dp;
-      for (int d = 0; d < D; d++) o[d] = a[d] * inv;
-      L[r] = mrow[r] + std::log(lrow[r]);
-    }
+    finish_rows(out + lq.at(b, h) + size_t(i0) * lq.rs, lq.rs, lse + (size_t(b) * Hq + h) * Tq + i0, acc, Dp, mrow,
+                lrow, mr, D);
   };
 
 #pragma omp parallel if (par)

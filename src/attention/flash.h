@@ -30,7 +30,11 @@
 // the same for any thread count and schedule.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <vector>
+
+#include "core/aligned.h"
+#include "core/gemm_bf16.h"
 
 namespace attnlab {
 
@@ -62,6 +66,10 @@ struct FlashOptions {
   const unsigned char* key_keep = nullptr;    // [B,Tk], 1 = attend; null = every key valid
   const float* alibi_slopes = nullptr;        // [Hq] slopes m_h, or null (no ALiBi)
   FlashSchedule schedule = FlashSchedule::automatic;
+  // none: fp32 tile products. amx or avx512bf16 (train.precision: bf16, which sets it from
+  // gemm_bf16_kernel()): every tile product takes bf16 inputs with fp32 accumulation
+  // (flash_bf16.cpp, docs/attention.md); the schedule is then always one task per (b, kv head).
+  Bf16Kernel bf16 = Bf16Kernel::none;
 };
 
 // Shapes and layouts. With ldq = 0 (ldk = 0) q, out, dout, dq (k, v, dk, dv) are head-major,
@@ -77,7 +85,9 @@ struct FlashShape {
 // multiple of 16 columns, and per-thread tiles); grows to the largest call, O((Tq+Tk)·D·B·H).
 struct FlashWorkspace {
   std::vector<float> kt, vt, kp, vp, qp, dop, delta;
-  std::vector<std::vector<float>> thread_tiles;
+  // per thread, on cache lines (core/aligned.h): the bf16 kernel's tile loads and stores need it
+  std::vector<aligned_vector<float>> thread_tiles;
+  std::vector<aligned_vector<uint16_t>> thread_bf16;  // the bf16 kernel's packed tiles
 };
 
 // q [B,Hq,Tq,D], k, v [B,Hkv,Tk,D]  ->  out [B,Hq,Tq,D], lse [B,Hq,Tq] (−inf for empty rows)

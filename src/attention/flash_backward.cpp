@@ -57,9 +57,11 @@ void pack_keys(float* kt, float* vt, float* kpack, const float* k, const float* 
   }
 }
 
+}  // namespace
+
 // Q and dO as padded rows into qpack, dopack (unless null: read in place), and D_i = rowsum(dO ∘ O)
 // into delta [B,Hq,Tq].
-void pack_rows_and_delta(float* qpack, float* dopack, float* delta, const float* q, const float* dout,
+void flash_tiles::pack_rows_and_delta(float* qpack, float* dopack, float* delta, const float* q, const float* dout,
                          const float* out, const FlashShape& sh, const Layout& lq, int Dp, bool par,
                          FlashWorkspace& ws) {
   const int Hq = sh.Hq, Tq = sh.Tq, D = sh.D;
@@ -90,6 +92,8 @@ void pack_rows_and_delta(float* qpack, float* dopack, float* delta, const float*
     }
   }
 }
+
+namespace {
 
 // One backward call: its shapes, buffers and schedule, and the tile steps its tasks run.
 class Backward {
@@ -249,14 +253,7 @@ class Backward {
         // dQ += dS K
         if (dQ) tile_gemm(mr, Dp, ncp, dS, BK, 1, Kb, kbs, dQ + size_t(h - g * group) * dq_hs + i0 * dq_rs, dq_rs, true);
       }
-    for (int c = 0; c < nc; c++) {
-      float* dko = dk_ + lk.at(b, g) + size_t(j0 + c) * lk.rs;
-      float* dvo = dv_ + lk.at(b, g) + size_t(j0 + c) * lk.rs;
-      for (int d = 0; d < D; d++) {
-        dko[d] = opt_.scale * dK[size_t(c) * Dp + d];
-        dvo[d] = dV[size_t(c) * Dp + d];
-      }
-    }
+    write_key_grads(dk_, dv_, lk, b, g, j0, nc, D, Dp, opt_.scale, dK, dV);
   }
 
   // dQ rows [i0, i0 + mr) of head h ← s · dQ (row stride Dp)
@@ -309,6 +306,7 @@ void flash_backward(float* dq, float* dk, float* dv, const float* dout, const fl
                     const FlashOptions& opt, FlashWorkspace& ws) {
   if (sh.Tq == 0 || sh.Tk == 0)
     return zero_grads(dq, dk, dv, sh, Layout(sh.Hq, sh.Tq, sh.D, sh.ldq), Layout(sh.Hkv, sh.Tk, sh.D, sh.ldk));
+  if (opt.bf16 != Bf16Kernel::none) return backward_bf16(dq, dk, dv, dout, q, k, v, out, lse, sh, opt, ws);
   Backward pass(dq, dk, dv, dout, q, k, v, out, lse, sh, opt, ws);
   pass.run(ws);
 }

@@ -208,6 +208,60 @@ inline float exp_row(float* s, int ncp, float c) {
   return hsum(sum);
 }
 
+// One forward tile step's softmax: the scores S [mr, ncp] (row stride kFlashBlockK) of queries
+// i0.. against keys j0.. become P = exp(S − m') in place, where m' is each row's running max
+// updated by the tile; the running sums l and the accumulated outputs acc [mr, Dp] are rescaled by
+// exp(m − m') where the max grew (the online softmax). A row that sees nothing in the tile gets
+// P = 0. The rows' maxima come first, then their exps: each pass is a run of independent rows the
+// core overlaps, where one row at a time chained a max, an exp and a sum (same arithmetic).
+inline void online_softmax(float* S, float* acc, int Dp, float* mrow, float* lrow, int mr, int ncp, int nc, int i0,
+                           int j0, const TileCtx& t) {
+  constexpr int BK = kFlashBlockK;
+  const bool full = tile_full(t, i0, mr, j0, nc, ncp);
+  float mxs[kFlashBlockQ];
+  for (int r = 0; r < mr; r++) {
+    float* s = S + size_t(r) * BK;
+    mask_row(s, ncp, nc, j0, i0 + r + t.off, t, full);
+    mxs[r] = row_max(s, ncp);
+  }
+  for (int r = 0; r < mr; r++) {
+    float* s = S + size_t(r) * BK;
+    const float mx = mxs[r];
+    if (mx == kNegInf) {  // nothing visible in this tile: P row = 0
+      std::fill(s, s + ncp, 0.0f);
+      continue;
+    }
+    const float m_new = std::max(mrow[r], mx);
+    // 0 on the first visible tile; exactly exp(0) = 1 while the max holds (most tiles), so the
+    // call is skipped there
+    const float alpha = m_new == mrow[r] ? 1.0f : std::exp(mrow[r] - m_new);
+    lrow[r] = lrow[r] * alpha + exp_row(s, ncp, m_new);
+    if (alpha != 1.0f) {
+      float* o = acc + size_t(r) * Dp;
+      for (int d = 0; d < Dp; d += 16) st(o + d, ld(o + d) * alpha);
+    }
+    mrow[r] = m_new;
+  }
+}
+
+// The end of a query block's forward: O rows [mr, D] (row stride rs) = acc / l, and the
+// log-sum-exp L = m + log l (a row that saw no key: O = 0, L = −inf).
+inline void finish_rows(float* O, size_t rs, float* L, const float* acc, int Dp, const float* mrow, const float* lrow,
+                        int mr, int D) {
+  for (int r = 0; r < mr; r++) {
+    float* o = O + size_t(r) * rs;
+    if (lrow[r] == 0.0f) {  // the row sees no key
+      std::fill(o, o + D, 0.0f);
+      L[r] = kNegInf;
+      continue;
+    }
+    const float inv = 1.0f / lrow[r];
+    const float* a = acc + size_t(r) * Dp;
+    for (int d = 0; d < D; d++) o[d] = a[d] * inv;
+    L[r] = mrow[r] + std::log(lrow[r]);
+  }
+}
+
 // Packs src [rows, D] (row stride rs) as dst [rows, Dp] (zero columns D..Dp).
 inline void pack_rows(float* dst, const float* src, size_t rs, int rows, int D, int Dp) {
   for (int r = 0; r < rows; r++) {
@@ -263,11 +317,32 @@ inline void probs_from_lse(float* P, int mr, int ncp, int nc, int i0, int j0, co
   }
 }
 
+// A key block's gradients out: dk rows j0 .. j0 + nc − 1 of (b, g) = scale · dK, dv's = dV (both
+// [nc, Dp] in the thread's tiles; layout lk).
+inline void write_key_grads(float* dk, float* dv, const Layout& lk, int b, int g, int j0, int nc, int D, int Dp,
+                            float scale, const float* dK, const float* dV) {
+  for (int c = 0; c < nc; c++) {
+    float* dko = dk + lk.at(b, g) + size_t(j0 + c) * lk.rs;
+    float* dvo = dv + lk.at(b, g) + size_t(j0 + c) * lk.rs;
+    for (int d = 0; d < D; d++) {
+      dko[d] = scale * dK[size_t(c) * Dp + d];
+      dvo[d] = dV[size_t(c) * Dp + d];
+    }
+  }
+}
+
 inline void ensure_thread_tiles(FlashWorkspace& ws, size_t floats) {
   const int nt = omp_get_max_threads();
   if (int(ws.thread_tiles.size()) < nt) ws.thread_tiles.resize(nt);
   for (auto& t : ws.thread_tiles)
     if (t.size() < floats) t.resize(floats);
+}
+
+inline void ensure_thread_bf16(FlashWorkspace& ws, size_t elems) {
+  const int nt = omp_get_max_threads();
+  if (int(ws.thread_bf16.size()) < nt) ws.thread_bf16.resize(nt);
+  for (auto& t : ws.thread_bf16)
+    if (t.size() < elems) t.resize(elems);
 }
 
 // Below this many multiply-adds a call runs on one thread: tiny calls (decoding steps, tests,
@@ -280,6 +355,19 @@ inline T* grow(std::vector<T>& v, size_t n) {
   if (v.size() < n) v.resize(n);
   return v.data();
 }
+
+// Q and dO as padded rows [T, Dp] into qpack, dopack (unless null: read in place), and D_i =
+// rowsum(dO ∘ O) into delta [B,Hq,Tq] (flash_backward.cpp).
+void pack_rows_and_delta(float* qpack, float* dopack, float* delta, const float* q, const float* dout,
+                         const float* out, const FlashShape& sh, const Layout& lq, int Dp, bool par,
+                         FlashWorkspace& ws);
+
+// The bf16 kernels (flash_bf16.cpp), taken by flash_forward / flash_backward when opt.bf16 is set.
+void forward_bf16(float* out, float* lse, const float* q, const float* k, const float* v, const FlashShape& sh,
+                  const FlashOptions& opt, FlashWorkspace& ws);
+void backward_bf16(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                   const float* v, const float* out, const float* lse, const FlashShape& sh, const FlashOptions& opt,
+                   FlashWorkspace& ws);
 
 // FlashSchedule::automatic: one task per (b, kv head) (fused) keeps every thread busy when the
 // pairs split evenly over the threads or are many; otherwise the work is split finer.

@@ -10,6 +10,7 @@
 #include "attention/positions.h"
 #include "core/error.h"
 #include "core/gemm.h"
+#include "core/gemm_bf16.h"
 #include "cuda/cuda_attention.h"
 #include "ops/attention_core.h"
 
@@ -90,6 +91,7 @@ FlashOptions ScaledDotProductAttention::flash_options() const {
   o.window = spec_.window;
   o.key_keep = has_keep_ ? keep_.data() : nullptr;
   o.alibi_slopes = alibi_ ? slopes_.data() : nullptr;
+  o.bf16 = gemm_bf16_kernel();  // train.precision: bf16 takes the kernel's products in bf16 too
   return o;
 }
 

@@ -144,6 +144,7 @@ void bench_flash_core(const AttentionBenchOptions& o, const std::string& type, i
   FlashOptions fo;
   fo.scale = 1.0f / std::sqrt(float(D));
   fo.causal = info.force_causal >= 0 ? info.force_causal == 1 : o.causal;
+  fo.bf16 = o.bf16;
   const FlashShape shape{B, H, Hkv, n, n, D};
   const size_t nq = size_t(B) * H * n * D, nkv = size_t(B) * Hkv * n * D;
   Rng rng(o.seed);
@@ -180,6 +181,7 @@ void bench_flash_core(const AttentionBenchOptions& o, const std::string& type, i
 std::vector<AttentionBenchRow> bench_attention(const AttentionBenchOptions& o,
                                                const std::function<void(const AttentionBenchRow&)>& on_row) {
   check_attention_bench(o);
+  const GemmBf16Scope products(o.bf16);  // the modules' GEMMs (and their flash kernels) in bf16 too
   const int C = o.heads * o.head_dim;
   // start the OpenMP threads before any memory is measured
   {

@@ -93,6 +93,7 @@ struct AttentionBenchOptions {
   int repeats = 5, warmup = 1;      // timed calls; untimed calls before (≥ 1: the first measures memory)
   double max_mem_gb = 8.0;          // skip a (type, n) whose estimated buffers exceed this
   uint64_t seed = 1;
+  Bf16Kernel bf16 = Bf16Kernel::none;  // --dtype bf16: products on bf16 inputs with this kernel (GEMMs and flash)
   std::function<void()> on_call;   // optional: after each call (warm-up and timed), outside the timing
 };
 

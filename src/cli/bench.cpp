@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/gemm.h"
+#include "core/gemm_bf16.h"
 #include "cuda/cuda_attention.h"
 #include "data/factory.h"
 #include "experiment/decode.h"
@@ -276,7 +277,9 @@ Run add_bench_attention(CLI::App& bench) {
                   "already on the device, --types ignored)")
       ->check(CLI::IsMember({"cpu", "cuda"}))
       ->capture_default_str();
-  sub->add_option("--dtype", o->dtype, "cuda: f32 or bf16 inputs (fp32 accumulation)")
+  sub->add_option("--dtype", o->dtype,
+                  "f32, or bf16 inputs to every product with fp32 accumulation (cpu: as train.precision: bf16, "
+                  "with the best bf16 kernel, ATTNLAB_BF16_KERNEL to choose)")
       ->check(CLI::IsMember({"f32", "bf16"}))
       ->capture_default_str();
   sub->add_flag("--quiet", o->quiet, "No progress line on stderr");
@@ -305,9 +308,16 @@ Run add_bench_attention(CLI::App& bench) {
     }
     AttentionBenchOptions a = o->a;
     check_attention_bench(a);
+    if (o->dtype == "bf16") {
+      a.bf16 = bf16_kernel_best();
+      if (a.bf16 == Bf16Kernel::none)
+        user_error("--dtype bf16 needs a CPU with AMX-BF16 or AVX512-BF16 (this one has neither)");
+    }
     const int kvh = a.kv_heads > 0 ? a.kv_heads : a.heads;
     if (!o->csv.empty()) write_file_atomic(o->csv, attention_bench_csv(a, {}));  // fail early if unwritable
-    fmt::print("bench attention | gemm: {} | threads {}\n", gemm_backend(), omp_get_max_threads());
+    fmt::print("bench attention | gemm: {} | threads {} | {}\n", gemm_backend(), omp_get_max_threads(),
+               a.bf16 == Bf16Kernel::none ? std::string("fp32")
+                                          : fmt::format("bf16 inputs ({} kernel)", bf16_kernel_name(a.bf16)));
     fmt::print("shape: batch {}, {} heads ({} kv) × {} = d_model {}, self-attention, {}, impl {}; {} repeat(s) "
                "after {} warm-up\n",
                a.batch, a.heads, kvh, a.head_dim, a.heads * a.head_dim, a.backward ? "forward + backward" : "forward",

@@ -13,8 +13,9 @@
 // inside a pair).
 //
 // While a kernel is set (gemm_set_bf16_kernel, GemmBf16Scope), sgemm (core/gemm.h) sends every
-// product here, few rows included; attnlab's own fp32 kernels outside sgemm (flash attention) are
-// not affected.
+// product here, few rows included. Kernels outside sgemm are not switched by it: the flash
+// attention module reads gemm_bf16_kernel() and passes it to its kernel (FlashOptions::bf16),
+// which then runs its tile products through the tile interface below.
 #pragma once
 #include <cstdint>
 #include <vector>

@@ -92,10 +92,13 @@ namespace {
 // same derivatives. With a bound 2^16 times looser, the mutation check is skipped, and instead
 // at least one tensor must be farther from the reference than the float32 bound allows (or bf16
 // was not in effect).
-void check_fixtures(Bf16Kernel bf16) {
+// impl flash: only the scaled_dot_product cases, every one through the flash kernel (in bf16, its
+// tile products take bf16 inputs: flash_bf16.cpp), whatever their length.
+void check_fixtures(Bf16Kernel bf16, AttnImpl impl = AttnImpl::automatic) {
   const GemmBf16Scope products(bf16);
   const double u = bf16 == Bf16Kernel::none ? kUnitRoundoff : kBf16UnitRoundoff;
   int beyond_fp32 = 0;  // tensors whose error exceeds the float32 bound
+  int ran = 0;          // cases checked
   const fs::path root = fs::path(ATTNLAB_FIXTURE_DIR) / "attention";
   REQUIRE_MESSAGE(fs::is_directory(root), "missing " << root.string()
                                                      << " (run scripts/make_attention_fixtures.py)");
@@ -131,6 +134,9 @@ void check_fixtures(Bf16Kernel bf16) {
     AttentionSpec spec = make_spec(C, H, Hkv, meta.at("causal").get<bool>(), meta.at("scale").get<std::string>());
     spec.bias = meta.at("bias").get<bool>();
     spec.type = meta.value("type", std::string("scaled_dot_product"));
+    if (impl == AttnImpl::flash && spec.type != "scaled_dot_product") continue;
+    spec.impl = impl;
+    ++ran;
     spec.window = meta.value("window", 0);
     spec.positions = attn_positions(meta.value("positions", std::string("none")));
     spec.rope_base = meta.value("rope_base", 10000.0f);
@@ -235,6 +241,7 @@ void check_fixtures(Bf16Kernel bf16) {
       "{:.2f} ({}); {} tensors are 0 within rounding (max|ref| <= bound) and not mutated",
       worst_ratio, worst_at, worst_torch_ratio, worst_rel_bound, loosest_at, mutated, kMutation,
       min_mutation_margin, mutation_at, zero_tensors);
+  REQUIRE_MESSAGE(ran >= 8, "only " << ran << " fixture cases ran");
   if (bf16 != Bf16Kernel::none) {
     summary += fmt::format("\nbf16 GEMM inputs ({} kernel): {} tensors are farther from the reference than the "
                            "float32 bound", bf16_kernel_name(bf16), beyond_fp32);
@@ -257,6 +264,17 @@ TEST_CASE("attention fixtures in bf16: every variant within the bf16 error model
     check_fixtures(k);
   }
   if (kernels.empty()) MESSAGE("SKIPPED: this machine has no bf16 kernel (AMX-BF16 or AVX512-BF16)");
+}
+
+// The scaled_dot_product cases through the flash kernel: fp32 within the float32 model (with its
+// mutation check), and with each bf16 kernel (the kernel's own bf16 tile products) within the
+// bf16 one
+TEST_CASE("attention fixtures through the flash kernel: fp32 and each bf16 kernel within their error models") {
+  check_fixtures(Bf16Kernel::none, AttnImpl::flash);
+  for (Bf16Kernel k : bf16_kernels_supported()) {
+    INFO("bf16 kernel " << std::string(bf16_kernel_name(k)));
+    check_fixtures(k, AttnImpl::flash);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
