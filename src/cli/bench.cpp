@@ -311,7 +311,8 @@ Run add_bench_attention(CLI::App& bench) {
     if (o->dtype == "bf16") {
       a.bf16 = bf16_kernel_best();
       if (a.bf16 == Bf16Kernel::none)
-        user_error("--dtype bf16 needs a CPU with AMX-BF16 or AVX512-BF16 (this one has neither)");
+        user_error("--dtype bf16 needs a CPU with AMX-BF16 or AVX512-BF16 (this one has neither, or "
+                   "ATTNLAB_BF16_KERNEL=none says to act as if)");
     }
     const int kvh = a.kv_heads > 0 ? a.kv_heads : a.heads;
     if (!o->csv.empty()) write_file_atomic(o->csv, attention_bench_csv(a, {}));  // fail early if unwritable

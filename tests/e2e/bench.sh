@@ -58,6 +58,30 @@ for mask in causal no-causal; do
 done
 awk -F, 'NR == 2 { exit !($1 == "flash" && $15 == "0.000229" && $14 == "0.000" && $19 == "ok") }' "$tmp/c_causal.csv" ||
   fail "--core causal csv: $(cat "$tmp/c_causal.csv")"
+# --dtype bf16 on the CPU: the header names the kernel (the machine's best), or, where there is
+# none, a clear error
+set +e
+"$bin" bench attention --types flash --core --lengths 32 --heads 2 --head-dim 16 --backward --repeats 1 \
+  --threads 1 --quiet --dtype bf16 > "$tmp/c_bf16.out" 2> "$tmp/c_bf16.err"; rc=$?
+set -e
+if grep -q "bf16 kernels: none" "$tmp/g.out" || [ "${ATTNLAB_BF16_KERNEL:-}" = none ]; then
+  [ "$rc" -eq 2 ] && grep -q "needs a CPU with AMX-BF16 or AVX512-BF16" "$tmp/c_bf16.err" ||
+    fail "--dtype bf16 without a bf16 kernel: exit $rc, $(cat "$tmp/c_bf16.err")"
+else
+  [ "$rc" -eq 0 ] || fail "--dtype bf16: exit $rc, $(cat "$tmp/c_bf16.err")"
+  grep -Eq '^bench attention \| gemm: .* \| threads 1 \| bf16 inputs \((amx|avx512bf16) kernel\)$' "$tmp/c_bf16.out" ||
+    fail "--dtype bf16 header: $(head -1 "$tmp/c_bf16.out")"
+  grep -Eq '^flash +causal +32( +[0-9]+\.[0-9]+){6}$' "$tmp/c_bf16.out" || fail "--dtype bf16 row: $(cat "$tmp/c_bf16.out")"
+fi
+# as on a CPU without either: the same clear error, exit 2
+set +e
+ATTNLAB_BF16_KERNEL=none "$bin" bench attention --types flash --core --lengths 32 --dtype bf16 --quiet \
+  > /dev/null 2> "$tmp/c_none.err"; rc=$?
+set -e
+[ "$rc" -eq 2 ] && grep -q "^error: --dtype bf16 needs a CPU with AMX-BF16 or AVX512-BF16" "$tmp/c_none.err" ||
+  fail "--dtype bf16 with ATTNLAB_BF16_KERNEL=none: exit $rc, $(cat "$tmp/c_none.err")"
+grep -Eq '^bench attention \| gemm: .* \| threads 1 \| fp32$' "$tmp/c_causal.out" ||
+  fail "fp32 header: $(head -1 "$tmp/c_causal.out")"
 awk -F, 'NR == 2 { exit !($15 == "0.000459") }' "$tmp/c_no-causal.csv" || fail "--core no-causal gflop: $(cat "$tmp/c_no-causal.csv")"
 
 # ---- bench peak: a row for 1 thread and one for --threads; per thread = total / threads; a
