@@ -123,7 +123,7 @@ class BackwardBf16 {
   // bf16: the key block's Kᵀ, Vᵀ (B tiles over D) and K (B tiles over keys); Pᵀ, dSᵀ and dS as A
   // tiles; then every query block of the group's heads, Q and dO as A tiles and as B tiles,
   // packed once per task and read by every key block
-  size_t elems() const { return 5 * op_elems() + size_t(group) * nqb * 4 * op_elems(); }
+  size_t elems() const { return 5 * op_elems() + size_t(group) * nqb * 4 * q_elems(); }
 
   void pair(float* f, uint16_t* e, int b, int g) const {
     float* dQ = f + 2 * size_t(BQ) * BK + 2 * size_t(BK) * Dp;
@@ -134,11 +134,11 @@ class BackwardBf16 {
         const int i0 = qb * BQ, mr = std::min(BQ, Tq - i0);
         const float* Qr = q_ + lq.at(b, h) + size_t(i0) * lq.rs;
         const float* dOr = dout_ + lq.at(b, h) + size_t(i0) * lq.rs;
-        uint16_t* at = qd + (size_t(h - g * group) * nqb + qb) * 4 * op_elems();
-        as_a(Qr, lq.rs, mr, D, at);                      // S = Q Kᵀ
-        as_a(dOr, lq.rs, mr, D, at + op_elems());        // dP = dO Vᵀ
-        as_b(Qr, lq.rs, mr, D, at + 2 * op_elems());     // dK += dSᵀ Q
-        as_b(dOr, lq.rs, mr, D, at + 3 * op_elems());    // dV += Pᵀ dO
+        uint16_t* at = qd + (size_t(h - g * group) * nqb + qb) * 4 * q_elems();
+        as_a(Qr, lq.rs, mr, D, at);                    // S = Q Kᵀ
+        as_a(dOr, lq.rs, mr, D, at + q_elems());       // dP = dO Vᵀ
+        as_b(Qr, lq.rs, mr, D, at + 2 * q_elems());    // dK += dSᵀ Q
+        as_b(dOr, lq.rs, mr, D, at + 3 * q_elems());   // dV += Pᵀ dO
       }
     for (int kb = 0; kb < nkb; kb++) key_block(f, e, dQ, b, g, kb);
     const size_t hs = size_t(nqb) * BQ * Dp;
@@ -161,6 +161,9 @@ class BackwardBf16 {
   size_t dq_floats() const { return size_t(group) * nqb * BQ * Dp; }
   // room for one operand's tiles: a [64, Dp] or [64, 64] block, as A or B tiles
   size_t op_elems() const { return size_t(BQ / 16) * KD * 2 * kTE; }
+  // a query block [BQ, Dp] of Q or dO: BQ/16 row tiles of KD (as A) or Dp/16 column tiles of
+  // BQ/32 (as B), the same count
+  size_t q_elems() const { return size_t(BQ / 16) * KD * kTE; }
 
   // dK, dV of key block kb summed over the group's heads and the query blocks that see it, and
   // dQ (row stride Dp, head after head) += dS K of every tile
@@ -185,8 +188,9 @@ class BackwardBf16 {
         const int i0 = qb * BQ, mr = std::min(BQ, Tq - i0), KQ = r32(mr) / 32;
         const KeyBand kr = block_keys(t, i0, mr);
         if (kr.hi <= j0 || kr.lo >= j0 + nc) continue;  // no query of the block sees these keys
-        const uint16_t* qA = e + 5 * te + (size_t(h - g * group) * nqb + qb) * 4 * te;
-        const uint16_t *dA = qA + te, *qB = qA + 2 * te, *dB = qA + 3 * te;
+        const size_t qe = q_elems();
+        const uint16_t* qA = e + 5 * te + (size_t(h - g * group) * nqb + qb) * 4 * qe;
+        const uint16_t *dA = qA + qe, *qB = qA + 2 * qe, *dB = qA + 3 * qe;
         prod(kk, qA, mr, kT, size_t(KD) * kTE, ncp, KD, P, BK, false);
         probs_from_lse(P, mr, ncp, nc, i0, j0, lse_ + bh * Tq + i0, t, tile_full(t, i0, mr, j0, nc, ncp));
         prod(kk, dA, mr, vT, size_t(KD) * kTE, ncp, KD, dS, BK, false);  // dP, then dS = P ∘ (dP − D_i)
