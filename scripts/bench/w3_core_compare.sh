@@ -7,12 +7,16 @@
 # memory ratios, and each side's GFLOP/s as a fraction of the peak, counting the FLOPs as
 # `bench attention --core` does (the causal half; backward 2.5× the forward).
 #   scripts/bench/w3_core_compare.sh [ROUNDS] [LENGTHS] [REPEATS]
+# DTYPE=bf16: both sides on bf16 inputs (attnlab `--dtype bf16`, its bf16 kernel; PyTorch SDPA on
+# bf16 tensors); the fraction of the peak is then still of the FP32 peak.
 # PYTHON: the interpreter with torch (default: .venv/bin/python when there is one).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rounds=${1:-3}
 lengths=${2:-1024,2048,4096,8192,16384}
 repeats=${3:-3}
+dtype=${DTYPE:-f32}
+case "$dtype" in f32|bf16) ;; *) echo "error: DTYPE='$dtype': use f32 or bf16" >&2; exit 2 ;; esac
 bin=build/attnlab
 . scripts/bench/common.sh  # python, and $bin built if missing
 tmp=$(mktemp -d)
@@ -22,14 +26,14 @@ for r in $(seq 1 "$rounds"); do
   "$bin" bench peak --threads 2 | awk '$1 == 2 {print $2}' > "$tmp/peak$r"
   echo "round $r: attnlab" >&2
   "$bin" bench attention --types flash --core --lengths "$lengths" --backward --repeats "$repeats" --threads 2 \
-    --quiet --csv "$tmp/a$r.csv" >/dev/null
+    --dtype "$dtype" --quiet --csv "$tmp/a$r.csv" >/dev/null
   echo "round $r: PyTorch" >&2
   "$python" scripts/bench/w3_pytorch.py --lengths "$lengths" --form sdpa --repeats "$repeats" --threads 2 \
-    --csv "$tmp/p$r.csv" >/dev/null
+    --dtype "$dtype" --csv "$tmp/p$r.csv" >/dev/null
 done
-"$python" - "$tmp" "$rounds" <<'PY'
+"$python" - "$tmp" "$rounds" "$dtype" <<'PY'
 import csv, statistics, sys
-tmp, rounds = sys.argv[1], int(sys.argv[2])
+tmp, rounds, dtype = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 a, p, peaks = {}, {}, []
 for r in range(1, rounds + 1):
     peaks.append(float(open(f"{tmp}/peak{r}").read()))
@@ -40,7 +44,7 @@ for r in range(1, rounds + 1):
         p.setdefault(int(row["n"]), []).append(row)
 med = lambda rows, k: statistics.median(float(x[k]) for x in rows)
 peak = statistics.median(peaks)
-print(f"medians over {rounds} round(s); causal, forward + backward, 2 threads; FP32 peak {peak:.1f} GFLOP/s "
+print(f"medians over {rounds} round(s); {dtype} inputs; causal, forward + backward, 2 threads; FP32 peak {peak:.1f} GFLOP/s "
       f"(bench peak, rounds: {', '.join(f'{x:.1f}' for x in peaks)})\n")
 print("| n | flash kernel ms | MB | SDPA ms | MB | speed: SDPA / flash | memory: flash / SDPA | GFLOP | "
       "flash GFLOP/s | of peak | SDPA GFLOP/s | of peak |")

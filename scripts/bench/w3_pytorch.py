@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """W3 of docs/performance.md in PyTorch: one causal attention layer, forward + backward,
-batch 1, 8 heads, head dim 64, fp32, CPU; naive (materialised n×n scores) or
+batch 1, 8 heads, head dim 64, fp32 (or bf16: --dtype), CPU; naive (materialised n×n scores) or
 F.scaled_dot_product_attention.
 
 The forms, chosen by --form:
@@ -15,7 +15,7 @@ The forms, chosen by --form:
   all         (default) each length in all four forms; or a comma list of forms
 
     /usr/bin/python3 scripts/bench/w3_pytorch.py [--lengths 256,1024] [--form all] [--no-backward]
-        [--repeats 3] [--warmup 1] [--threads 2] [--csv FILE]
+        [--repeats 3] [--warmup 1] [--threads 2] [--dtype f32|bf16] [--csv FILE]
 
 Peak extra memory as attnlab measures it: after the inputs are made (and touched), freed heap
 is handed back (malloc_trim) and the RSS high-water mark reset (/proc/self/clear_refs "5");
@@ -83,8 +83,9 @@ def bench(form, n, a):
     B, H, D = a.batch, a.heads, a.head_dim
     g = torch.Generator().manual_seed(1)
     if form in ("core", "sdpa"):
-        q, k, v = (torch.randn(B, H, n, D, generator=g).requires_grad_(a.backward) for _ in range(3))
-        dout = torch.randn(B, H, n, D, generator=g)
+        q, k, v = (torch.randn(B, H, n, D, generator=g).to(a.torch_dtype).requires_grad_(a.backward)
+                   for _ in range(3))
+        dout = torch.randn(B, H, n, D, generator=g).to(a.torch_dtype)
         fn = core_sdpa if form == "sdpa" else core
 
         def call():
@@ -93,9 +94,9 @@ def bench(form, n, a):
                 out.backward(dout)
                 q.grad = k.grad = v.grad = None
     else:
-        layer = Layer(H, D, a.causal, sdpa=form == "layer-sdpa")
-        x = torch.randn(B, n, H * D, generator=g).requires_grad_(a.backward)
-        dout = torch.randn(B, n, H * D, generator=g)
+        layer = Layer(H, D, a.causal, sdpa=form == "layer-sdpa").to(a.torch_dtype)
+        x = torch.randn(B, n, H * D, generator=g).to(a.torch_dtype).requires_grad_(a.backward)
+        dout = torch.randn(B, n, H * D, generator=g).to(a.torch_dtype)
 
         def call():
             out = layer(x)
@@ -135,9 +136,12 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--dtype", choices=["f32", "bf16"], default="f32",
+                    help="f32, or bf16 q, k, v, dout (and layer weights): PyTorch's own bf16 kernels")
     ap.add_argument("--csv")
     a = ap.parse_args()
     a.warmup = max(1, a.warmup)
+    a.torch_dtype = torch.bfloat16 if a.dtype == "bf16" else torch.float32
     torch.set_num_threads(a.threads)
     forms = []
     for f in a.form.split(","):
@@ -147,7 +151,7 @@ def main():
             if g not in forms:
                 forms.append(g)
     print(f"pytorch {torch.__version__} | threads {torch.get_num_threads()} | batch {a.batch}, {a.heads} heads × "
-          f"{a.head_dim}, {'causal' if a.causal else 'no mask'}, {'forward + backward' if a.backward else 'forward'}, "
+          f"{a.head_dim}, {a.dtype}, {'causal' if a.causal else 'no mask'}, {'forward + backward' if a.backward else 'forward'}, "
           f"core/layer naive, sdpa/layer-sdpa F.scaled_dot_product_attention; {a.repeats} repeat(s) after "
           f"{a.warmup} warm-up\n")
     print(f"{'form':<10} {'n':>6} {'ms median':>10} {'ms min':>10} {'GFLOP':>9} {'GFLOP/s':>9} {'peak extra MB':>14}")
