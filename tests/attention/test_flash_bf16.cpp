@@ -158,6 +158,7 @@ const Case kCases[] = {
     {1, 3, 1, 96, 96, 40, true, 33, false, true, false},    // MQA, window, ALiBi
     {2, 2, 2, 64, 64, 64, true, 0, false, false, false},    // whole tiles
     {1, 2, 1, 33, 200, 16, true, 0, true, false, false},    // queries at the end of a longer prefix
+    {1, 2, 2, 80, 80, 128, true, 0, false, false, false},   // wide heads: four K tiles along D
 };
 
 }  // namespace
