@@ -87,5 +87,7 @@ for k in $kernels; do
   ATTNLAB_BF16_KERNEL=$k check "bf16-$k" "$dec" --set train.precision=bf16
   grep -q "($k kernel)" "$tmp/bf16-$k-1/train.log" || fail "bf16-$k: the log does not name the $k kernel"
   [ "$(digest "$tmp/bf16-$k-1")" != "$fp32" ] || fail "bf16-$k: the same numbers as fp32 (bf16 not in effect?)"
+  # the flash kernel's bf16 tiles (src/attention/flash_bf16.cpp) in a whole training run
+  ATTNLAB_BF16_KERNEL=$k check "bf16-flash-$k" "$dec" --set train.precision=bf16 --set model.attention.type=flash
 done
 echo "kernel: OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-<native>}"
