@@ -120,9 +120,9 @@ class BackwardBf16 {
 
   // per thread, fp32: P, dS [BQ, BK], dK, dV [BK, Dp], dQ of the group's heads [group, nqb·BQ, Dp]
   size_t floats() const { return 2 * size_t(BQ) * BK + 2 * size_t(BK) * Dp + dq_floats(); }
-  // bf16: the key block's Kᵀ, Vᵀ (B tiles over D) and K (B tiles over keys); Pᵀ, dSᵀ and dS as A
-  // tiles; then every query block of the group's heads, Q and dO as A tiles and as B tiles,
-  // packed once per task and read by every key block
+  // bf16: the key block's Kᵀ, Vᵀ (B tiles over D) and K (B tiles over keys); Pᵀ then dSᵀ (one
+  // buffer, in turn) and dS as A tiles; then every query block of the group's heads, Q and dO as
+  // A tiles and as B tiles, packed once per task and read by every key block
   size_t elems() const { return 5 * op_elems() + size_t(group) * nqb * 4 * q_elems(); }
 
   void pair(float* f, uint16_t* e, int b, int g) const {
