@@ -115,7 +115,7 @@ class BackwardBf16 {
   BackwardBf16(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k, const float* v,
                const float* lse, const float* delta, const FlashShape& sh, const FlashOptions& opt)
       : dq_(dq), dk_(dk), dv_(dv), dout_(dout), q_(q), k_(k), v_(v), lse_(lse), delta_(delta), opt_(opt), kk(opt.bf16),
-        B(sh.B), Hq(sh.Hq), Hkv(sh.Hkv), Tq(sh.Tq), Tk(sh.Tk), D(sh.D), group(Hq / Hkv), Dp(r32(D)), KD(Dp / 32),
+        Hq(sh.Hq), Hkv(sh.Hkv), Tq(sh.Tq), Tk(sh.Tk), D(sh.D), group(Hq / Hkv), Dp(r32(D)), KD(Dp / 32),
         nqb((Tq + BQ - 1) / BQ), nkb((Tk + BK - 1) / BK), lq(Hq, Tq, D, sh.ldq), lk(Hkv, Tk, D, sh.ldk) {}
 
   // per thread, fp32: P, dS [BQ, BK], dK, dV [BK, Dp], dQ of the group's heads [group, nqb·BQ, Dp]
@@ -155,7 +155,7 @@ class BackwardBf16 {
   const float *dout_, *q_, *k_, *v_, *lse_, *delta_;
   const FlashOptions& opt_;
   const Bf16Kernel kk;
-  const int B, Hq, Hkv, Tq, Tk, D, group, Dp, KD, nqb, nkb;
+  const int Hq, Hkv, Tq, Tk, D, group, Dp, KD, nqb, nkb;
   const Layout lq, lk;
 
   size_t dq_floats() const { return size_t(group) * nqb * BQ * Dp; }

@@ -17,6 +17,7 @@
 // attention module reads gemm_bf16_kernel() and passes it to its kernel (FlashOptions::bf16),
 // which then runs its tile products through the tile interface below.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
