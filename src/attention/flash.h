@@ -66,8 +66,8 @@ struct FlashOptions {
   const unsigned char* key_keep = nullptr;    // [B,Tk], 1 = attend; null = every key valid
   const float* alibi_slopes = nullptr;        // [Hq] slopes m_h, or null (no ALiBi)
   FlashSchedule schedule = FlashSchedule::automatic;
-  // none: fp32 tile products. amx or avx512bf16 (train.precision: bf16, which sets it from
-  // gemm_bf16_kernel()): every tile product takes bf16 inputs with fp32 accumulation
+  // none: fp32 tile products. amx or avx512bf16 (the module passes gemm_bf16_kernel(), which
+  // train.precision: bf16 sets): every tile product takes bf16 inputs with fp32 accumulation
   // (flash_bf16.cpp, docs/attention.md); the schedule is then always one task per (b, kv head).
   Bf16Kernel bf16 = Bf16Kernel::none;
 };

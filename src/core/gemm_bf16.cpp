@@ -280,15 +280,7 @@ ATTNLAB_BF16_FN void run_units(bool amx, const uint16_t* ap, const uint16_t* bp,
                                long u0, long u1, float alpha, float beta, float* C, int ldc) {
   const int MU = (M + 31) / 32, NU = (N + 31) / 32;
   alignas(64) float acc[32 * 32];
-  TileConfig cfg;
-  if (amx) {
-    for (int t = 0; t < 8; t++) {
-      cfg.rows[t] = 16;
-      cfg.colsb[t] = 64;
-    }
-    __asm__ volatile("" : : "r"(&cfg) : "memory");  // keep the stores above (see Bf16TileScope)
-    _tile_loadconfig(&cfg);
-  }
+  const Bf16TileScope tiles(amx ? Bf16Kernel::amx : Bf16Kernel::none);  // AMX: configured, released at the end
   const size_t panel = size_t(KT) * kTileElems;  // one tile row (16 rows) of A or B, all of K
   for (long u = u0; u < u1; u++) {
     const int mu = by_cols ? int(u % MU) : int(u / NU), nu = by_cols ? int(u / MU) : int(u % NU);
@@ -300,7 +292,6 @@ ATTNLAB_BF16_FN void run_units(bool amx, const uint16_t* ap, const uint16_t* bp,
     const int m0 = mu * 32, n0 = nu * 32;
     write_unit(acc, imin(32, M - m0), imin(32, N - n0), alpha, beta, C + size_t(m0) * ldc + n0, ldc);
   }
-  if (amx) _tile_release();
 }
 
 // The same unit with AVX512-BF16: unit_avx512 into a scratch block, then added to (or stored in) C.

@@ -66,8 +66,8 @@ void bf16_tiles_pack(const float* x, int ld, bool k_contig, int R, int K, int RT
 void bf16_tiles_product(Bf16Kernel k, const uint16_t* a, size_t a_ts, const uint16_t* b, size_t b_ts, int MT,
                         int NT, int KT, float* C, size_t ldc, bool accumulate);
 
-// AMX: configures this thread's tile registers for bf16_tiles_product and releases them at the
-// end of the scope (no-op for the other kernels). bf16_gemm configures and releases its own.
+// AMX: configures this thread's tile registers (16 rows x 64 bytes, all eight) and releases them
+// at the end of the scope (no-op for the other kernels); bf16_gemm's threads hold one too.
 class Bf16TileScope {
  public:
   explicit Bf16TileScope(Bf16Kernel k);
